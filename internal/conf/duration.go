@@ -1,0 +1,58 @@
+package conf
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// ParseDuration parses Go duration syntax plus a leading whole number of days:
+// "25d", "1d12h", "90s". Negative durations are refused.
+func ParseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, fmt.Errorf("empty duration")
+	}
+	var days time.Duration
+	if i := strings.IndexByte(s, 'd'); i >= 0 {
+		n, err := strconv.ParseUint(s[:i], 10, 16)
+		if err != nil {
+			return 0, fmt.Errorf("invalid duration %q: days must be a whole number, as in 25d or 1d12h", s)
+		}
+		days = time.Duration(n) * 24 * time.Hour
+		s = s[i+1:]
+		if s == "" {
+			return days, nil
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("invalid duration %q: use a number with a unit (ms, s, m, h, d), as in 30s or 25d", s)
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("invalid duration %q: must not be negative", s)
+	}
+	return days + d, nil
+}
+
+// Duration is a time.Duration that decodes from YAML with ParseDuration.
+type Duration time.Duration
+
+// UnmarshalYAML implements yaml.Unmarshaler. A value that does not parse
+// decodes as 0: CheckKeys reports it with its field, and decoding goes on
+// so that every other problem of the file is found too.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	*d = 0
+	if n.Kind == yaml.ScalarNode {
+		if v, err := ParseDuration(n.Value); err == nil {
+			*d = Duration(v)
+		}
+	}
+	return nil
+}
+
+// Std returns the value as a time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }

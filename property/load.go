@@ -1,0 +1,69 @@
+package property
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// maxFileSize bounds one property file; a larger one is refused unread.
+const maxFileSize = 1 << 20
+
+// LoadDir parses every *.yaml file of dir and builds a Table (see Build).
+// It fails only when dir itself cannot be read: then the caller keeps the
+// table it has.
+func LoadDir(dir string, prev *Table, opts Options) (*Table, error) {
+	files, err := ListDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	loaded := make([]Loaded, 0, len(files))
+	for _, f := range files {
+		loaded = append(loaded, LoadFile(f))
+	}
+	return Build(loaded, prev, opts), nil
+}
+
+// ListDir returns the property files of dir, sorted: names ending in .yaml
+// that do not start with a dot (editors' swap and backup files are skipped).
+func ListDir(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("properties_dir: %w", err)
+	}
+	var out []string
+	for _, e := range ents {
+		n := e.Name()
+		if !IsPropertyFile(n) || e.IsDir() {
+			continue
+		}
+		out = append(out, filepath.Join(dir, n))
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// IsPropertyFile reports whether a file name is one LoadDir reads.
+func IsPropertyFile(name string) bool {
+	name = filepath.Base(name)
+	return strings.HasSuffix(name, ".yaml") && !strings.HasPrefix(name, ".")
+}
+
+// LoadFile reads and parses one property file.
+func LoadFile(path string) Loaded {
+	st, err := os.Stat(path)
+	if err == nil && st.Size() > maxFileSize {
+		err = fmt.Errorf("%s is %d bytes; a property file may be at most %d", path, st.Size(), maxFileSize)
+	}
+	var data []byte
+	if err == nil {
+		data, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return Loaded{File: path, Errors: []error{err}}
+	}
+	p, errs := Parse(path, data)
+	return Loaded{File: path, Property: p, Errors: errs}
+}

@@ -1,0 +1,22 @@
+// Package store keeps the node's state in an embedded bbolt file
+// (<data_dir>/edge.db, mode 0600). It knows buckets and bytes, not what a
+// certificate means: the tls package owns the encoding of what it stores.
+//
+// Schema version 1. Buckets are created once, when the file is opened:
+//
+//	meta
+//	  schema_version          → "1"
+//	certificates
+//	  <id>                    → JSON certificate record (tls.Certificate)
+//	certificate_names
+//	  <name>                  → <id>
+//	certificate_versions
+//	  <id>/<version:%010d>    → JSON version (PEM chain and PEM private key)
+//	events                    (operator interface: recent events)
+//	  <seq:%020d>             → JSON event
+//	acme                      (ACME: account, challenge tokens, locks)
+//	  <certmagic storage key> → bytes
+//
+// Every method runs in one transaction. Values handed out are copies, valid
+// after the transaction ends.
+package store

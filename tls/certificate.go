@@ -1,0 +1,91 @@
+package tls
+
+import (
+	"time"
+)
+
+// Types of certificate.
+const (
+	TypeServer = "server" // served to clients; may renew automatically
+	TypeCA     = "ca"     // a trust anchor; never renewed
+)
+
+// Renewal automation settings.
+const (
+	AutoRenewACME = "acme"
+	AutoRenewNone = "none"
+)
+
+// Statuses (SPEC §6).
+const (
+	StatusPending = "pending" // no CA-issued certificate yet; a bootstrap may be serving
+	StatusActive  = "active"  // a valid certificate is serving
+	StatusFailed  = "failed"  // no valid certificate; the last attempt failed
+	StatusExpired = "expired"
+)
+
+// Sources of a version.
+const (
+	SourceSelfSigned = "self_signed"
+	SourceUpload     = "upload"
+	SourceACME       = "acme"
+)
+
+// Certificate is the record of one named certificate: its metadata and the
+// facts of its current version. It is what the admin API shows, less the
+// properties using it, which come from the property table.
+type Certificate struct {
+	ID           string    `json:"id"`
+	Name         string    `json:"name"`
+	Type         string    `json:"type"`
+	AutoRenew    string    `json:"auto_renew"`
+	Status       string    `json:"status"`
+	StatusDetail string    `json:"status_detail"`
+	SubjectNames []string  `json:"subject_names"`
+	Issuer       string    `json:"issuer"`
+	NotBefore    time.Time `json:"not_before"`
+	NotAfter     time.Time `json:"not_after"`
+	Challenge    string    `json:"challenge,omitempty"`
+	Authority    string    `json:"authority,omitempty"`
+	Version      int       `json:"version"`
+	Source       string    `json:"source"`
+	CommonName   string    `json:"common_name,omitempty"`
+	AltNames     []string  `json:"alternative_names,omitempty"`
+	Renewal      Renewal   `json:"renewal"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+}
+
+// Renewal is the renewal state of a certificate.
+type Renewal struct {
+	State         string     `json:"state"`
+	RenewAt       *time.Time `json:"renew_at"`
+	NextAttemptAt *time.Time `json:"next_attempt_at"`
+	Attempts      int        `json:"attempts"`
+	LastAttemptAt *time.Time `json:"last_attempt_at"`
+	LastError     string     `json:"last_error"`
+	ARIWindow     *Window    `json:"ari_window"`
+}
+
+// Window is an ACME Renewal Information window.
+type Window struct {
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+}
+
+// Version is one stored issue of a certificate: the PEM chain (leaf first)
+// and its private key.
+type Version struct {
+	Version      int       `json:"version"`
+	CertPEM      string    `json:"certificate_pem"`
+	KeyPEM       string    `json:"private_key_pem,omitempty"`
+	SubjectNames []string  `json:"subject_names"`
+	Issuer       string    `json:"issuer"`
+	NotBefore    time.Time `json:"not_before"`
+	NotAfter     time.Time `json:"not_after"`
+	Source       string    `json:"source"`
+	CreatedAt    time.Time `json:"created_at"`
+}
+
+// KeepVersions is how many versions of a certificate are kept at least.
+const KeepVersions = 10

@@ -1,0 +1,322 @@
+package tls
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/edge-cdn/edge/store"
+)
+
+// Errors of the certificate repository.
+var (
+	ErrNotFound = errors.New("certificate not found")
+	ErrExists   = errors.New("a certificate with that name already exists")
+)
+
+// Certs stores certificate records and their versions. It is safe for
+// concurrent use; every method is one store transaction.
+type Certs struct {
+	st  store.Store
+	now func() time.Time
+
+	mu       sync.Mutex
+	onChange []func(id string)
+}
+
+// NewCerts returns a repository over st.
+func NewCerts(st store.Store) *Certs { return &Certs{st: st, now: time.Now} }
+
+// OnChange registers fn to be called, after the write commits, with the id
+// of every certificate created, changed or deleted.
+func (c *Certs) OnChange(fn func(id string)) {
+	c.mu.Lock()
+	c.onChange = append(c.onChange, fn)
+	c.mu.Unlock()
+}
+
+func (c *Certs) changed(id string) {
+	c.mu.Lock()
+	fns := c.onChange
+	c.mu.Unlock()
+	for _, fn := range fns {
+		fn(id)
+	}
+}
+
+func newID() string {
+	var b [10]byte
+	_, _ = rand.Read(b[:])
+	return "crt_" + hex.EncodeToString(b[:])
+}
+
+func versionKey(id string, v int) string { return fmt.Sprintf("%s/%010d", id, v) }
+
+// Create stores a new certificate with v as its version 1. rec's ID,
+// Version, dates and the facts of v are filled in; rec is updated in place.
+func (c *Certs) Create(ctx context.Context, rec *Certificate, v Version) error {
+	now := c.now().UTC()
+	rec.ID = newID()
+	rec.CreatedAt, rec.UpdatedAt = now, now
+	err := c.st.Update(ctx, func(tx store.Tx) error {
+		if _, err := tx.Get(store.CertificateNames, rec.Name); err == nil {
+			return fmt.Errorf("certificate %q: %w", rec.Name, ErrExists)
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		v.Version = 1
+		applyVersion(rec, &v)
+		if err := putJSON(tx, store.CertificateVersions, versionKey(rec.ID, 1), &v); err != nil {
+			return err
+		}
+		if err := tx.Put(store.CertificateNames, rec.Name, []byte(rec.ID)); err != nil {
+			return err
+		}
+		return putJSON(tx, store.Certificates, rec.ID, rec)
+	})
+	if err != nil {
+		return err
+	}
+	c.changed(rec.ID)
+	return nil
+}
+
+func applyVersion(rec *Certificate, v *Version) {
+	rec.Version = v.Version
+	rec.SubjectNames = v.SubjectNames
+	rec.Issuer = v.Issuer
+	rec.NotBefore, rec.NotAfter = v.NotBefore, v.NotAfter
+	rec.Source = v.Source
+}
+
+// AddVersion stores v as the next version of the certificate and makes it
+// current; update, if not nil, changes the record in the same transaction.
+// Versions beyond the newest KeepVersions are pruned. It returns the record
+// as stored.
+func (c *Certs) AddVersion(ctx context.Context, idOrName string, v Version, update func(*Certificate)) (*Certificate, error) {
+	var rec *Certificate
+	err := c.st.Update(ctx, func(tx store.Tx) error {
+		var err error
+		if rec, err = get(tx, idOrName); err != nil {
+			return err
+		}
+		v.Version = rec.Version + 1
+		applyVersion(rec, &v)
+		if update != nil {
+			update(rec)
+		}
+		rec.UpdatedAt = c.now().UTC()
+		if err := putJSON(tx, store.CertificateVersions, versionKey(rec.ID, v.Version), &v); err != nil {
+			return err
+		}
+		if old := v.Version - KeepVersions; old >= 1 {
+			if err := tx.Delete(store.CertificateVersions, versionKey(rec.ID, old)); err != nil {
+				return err
+			}
+		}
+		return putJSON(tx, store.Certificates, rec.ID, rec)
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.changed(rec.ID)
+	return rec, nil
+}
+
+// Update changes a certificate's record (not its versions) with fn. An error
+// from fn aborts the change and is returned.
+func (c *Certs) Update(ctx context.Context, idOrName string, fn func(*Certificate) error) (*Certificate, error) {
+	var rec *Certificate
+	err := c.st.Update(ctx, func(tx store.Tx) error {
+		var err error
+		if rec, err = get(tx, idOrName); err != nil {
+			return err
+		}
+		id, name := rec.ID, rec.Name
+		if err := fn(rec); err != nil {
+			return err
+		}
+		rec.ID, rec.Name = id, name
+		rec.UpdatedAt = c.now().UTC()
+		return putJSON(tx, store.Certificates, rec.ID, rec)
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.changed(rec.ID)
+	return rec, nil
+}
+
+// Get returns the certificate with that id, or else that name.
+func (c *Certs) Get(ctx context.Context, idOrName string) (*Certificate, error) {
+	var rec *Certificate
+	err := c.st.View(ctx, func(tx store.Tx) error {
+		var err error
+		rec, err = get(tx, idOrName)
+		return err
+	})
+	return rec, err
+}
+
+func get(tx store.Tx, idOrName string) (*Certificate, error) {
+	b, err := tx.Get(store.Certificates, idOrName)
+	if errors.Is(err, store.ErrNotFound) {
+		var id []byte
+		if id, err = tx.Get(store.CertificateNames, idOrName); err == nil {
+			b, err = tx.Get(store.Certificates, string(id))
+		}
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("certificate %q: %w", idOrName, ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	rec := new(Certificate)
+	if err := json.Unmarshal(b, rec); err != nil {
+		return nil, fmt.Errorf("certificate %q: stored record is corrupt: %w", idOrName, err)
+	}
+	return rec, nil
+}
+
+// List returns every certificate, in id order.
+func (c *Certs) List(ctx context.Context) ([]*Certificate, error) {
+	var out []*Certificate
+	err := c.st.View(ctx, func(tx store.Tx) error {
+		return tx.ForEach(store.Certificates, "", func(k string, v []byte) error {
+			rec := new(Certificate)
+			if err := json.Unmarshal(v, rec); err != nil {
+				return fmt.Errorf("certificate %s: stored record is corrupt: %w", k, err)
+			}
+			out = append(out, rec)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// Current returns the certificate and its current version, key included.
+func (c *Certs) Current(ctx context.Context, idOrName string) (*Certificate, *Version, error) {
+	var rec *Certificate
+	var v *Version
+	err := c.st.View(ctx, func(tx store.Tx) error {
+		var err error
+		if rec, err = get(tx, idOrName); err != nil {
+			return err
+		}
+		v, err = getVersion(tx, rec.ID, rec.Version)
+		return err
+	})
+	return rec, v, err
+}
+
+func getVersion(tx store.Tx, id string, n int) (*Version, error) {
+	b, err := tx.Get(store.CertificateVersions, versionKey(id, n))
+	if err != nil {
+		return nil, fmt.Errorf("certificate %s version %d: %w", id, n, err)
+	}
+	v := new(Version)
+	if err := json.Unmarshal(b, v); err != nil {
+		return nil, fmt.Errorf("certificate %s version %d: stored version is corrupt: %w", id, n, err)
+	}
+	return v, nil
+}
+
+// Versions returns the kept versions of a certificate, oldest first, without
+// their private keys.
+func (c *Certs) Versions(ctx context.Context, idOrName string) ([]Version, error) {
+	var out []Version
+	err := c.st.View(ctx, func(tx store.Tx) error {
+		rec, err := get(tx, idOrName)
+		if err != nil {
+			return err
+		}
+		return tx.ForEach(store.CertificateVersions, rec.ID+"/", func(k string, b []byte) error {
+			var v Version
+			if err := json.Unmarshal(b, &v); err != nil {
+				return fmt.Errorf("%s: stored version is corrupt: %w", k, err)
+			}
+			v.KeyPEM = ""
+			out = append(out, v)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// Delete removes a certificate and all its versions.
+func (c *Certs) Delete(ctx context.Context, idOrName string) error {
+	var id string
+	err := c.st.Update(ctx, func(tx store.Tx) error {
+		rec, err := get(tx, idOrName)
+		if err != nil {
+			return err
+		}
+		id = rec.ID
+		var keys []string
+		if err := tx.ForEach(store.CertificateVersions, rec.ID+"/", func(k string, _ []byte) error {
+			keys = append(keys, k)
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := tx.Delete(store.CertificateVersions, k); err != nil {
+				return err
+			}
+		}
+		if err := tx.Delete(store.CertificateNames, rec.Name); err != nil {
+			return err
+		}
+		return tx.Delete(store.Certificates, rec.ID)
+	})
+	if err != nil {
+		return err
+	}
+	c.changed(id)
+	return nil
+}
+
+// each calls fn with every certificate and its current version, in one
+// read transaction.
+func (c *Certs) each(ctx context.Context, fn func(*Certificate, *Version) error) error {
+	return c.st.View(ctx, func(tx store.Tx) error {
+		return tx.ForEach(store.Certificates, "", func(k string, b []byte) error {
+			rec := new(Certificate)
+			if err := json.Unmarshal(b, rec); err != nil {
+				return fmt.Errorf("certificate %s: stored record is corrupt: %w", k, err)
+			}
+			v, err := getVersion(tx, rec.ID, rec.Version)
+			if err != nil {
+				return err
+			}
+			return fn(rec, v)
+		})
+	})
+}
+
+func putJSON(tx store.Tx, bucket, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return tx.Put(bucket, key, b)
+}
+
+// Types returns the type of every certificate by name.
+func (c *Certs) Types(ctx context.Context) (map[string]string, error) {
+	list, err := c.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(list))
+	for _, rec := range list {
+		out[rec.Name] = rec.Type
+	}
+	return out, nil
+}

@@ -1,0 +1,17 @@
+// Package tls owns the node's certificates: their records and versions in the
+// store (Certs), self-signed bootstrap certificates, and the choice of a
+// certificate for each TLS handshake (Manager).
+//
+// Handshake lookup, in order, with no lock and no allocation:
+//  1. the SNI is normalised (property.Normalize; already-canonical names are
+//     used as they are);
+//  2. the property table maps it to a property: exact name, then a wildcard
+//     for its first label; the property names its certificate;
+//  3. the certificate snapshot maps that name to the parsed current version.
+//
+// An unknown SNI, a missing SNI or a property without a certificate fails the
+// handshake with the unrecognized_name alert. Both the property table and the
+// certificate snapshot are immutable values behind atomic pointers: a reload
+// or a new certificate version swaps one pointer and the next handshake uses
+// it.
+package tls
