@@ -25,7 +25,8 @@ type origin struct {
 	property  string
 	weight    int
 	url       *url.URL
-	transport *http.Transport
+	transport *http.Transport   // owns the connection pool
+	rt        http.RoundTripper // sends requests: transport, or a test's
 	rest      time.Duration
 	log       *zap.Logger
 	obs       Observer
@@ -50,6 +51,7 @@ func newOrigin(s *Server, p *property.Property, o property.Origin) *origin {
 		log: s.log.With(zap.String("property", p.Name), zap.String("origin", o.URL.String())),
 	}
 	org.transport = newTransport(p, o, org.log)
+	org.rt = org.transport
 	if hc := p.HealthCheck; hc != nil {
 		go org.checkLoop(hc, p.OriginHost)
 	}
@@ -156,7 +158,7 @@ func (o *origin) check(hc *property.HealthCheck, host string) {
 	}
 	req.Header.Set("User-Agent", "edge-health-check")
 	ok := false
-	resp, err := o.transport.RoundTrip(req)
+	resp, err := o.rt.RoundTrip(req)
 	if err == nil {
 		resp.Body.Close()
 		ok = resp.StatusCode < 400

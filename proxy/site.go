@@ -167,7 +167,7 @@ func (st *site) RoundTrip(out *http.Request) (*http.Response, error) {
 			r.Body = io.NopCloser(req.body)
 		}
 		start := time.Now()
-		resp, err := o.transport.RoundTrip(&r)
+		resp, err := o.rt.RoundTrip(&r)
 		if obs := st.s.cfg.Observer; obs != nil {
 			obs.OriginRequest(st.prop.Name, o.name, err, time.Since(start))
 		}
