@@ -56,6 +56,11 @@ const usage = `usage: edge <command> [flags]
 commands:
   serve    [--config FILE]   run the node in the foreground
   validate [--config FILE]   check the config and every property file
+  cert ...                   certificates of the running node (edge cert list|show|request|
+                             upload|self-signed|versions|auto-renew|renew|delete)
+  property list|show         properties of the running node
+  events                     recent events of the running node
+  backup FILE                save a consistent copy of the running node's store
   version                    print the version
   help                       print this text
 
@@ -85,6 +90,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		return validate(file, stdout)
+	case "cert", "property", "events", "backup":
+		return runCLI(ctx, cmd, rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "edge", version)
 		return nil

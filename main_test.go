@@ -292,7 +292,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 	time.Sleep(200 * time.Millisecond)
 	writeFiles(t, n.props, map[string]string{"r.yaml": "hostnames: [r.example]\norigins: []\n"}) // bad
-	waitLog(`"msg":"property rejected"`, 1)
+	waitLog(`"type":"property.rejected"`, 1)
 	time.Sleep(200 * time.Millisecond)
 	writeFiles(t, n.props, map[string]string{"r.yaml": good(v2)}) // good again, new origin
 	waitLog(`"msg":"properties loaded"`, 3)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -11,36 +12,23 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
-	"github.com/edge-cdn/edge/property"
+	"github.com/edge-cdn/edge/admin"
+	"github.com/edge-cdn/edge/events"
+	"github.com/edge-cdn/edge/metrics"
 	"github.com/edge-cdn/edge/proxy"
 	"github.com/edge-cdn/edge/store"
 	edgetls "github.com/edge-cdn/edge/tls"
-	"github.com/fsnotify/fsnotify"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
-
-// node is one running edge: its store, certificates, properties and
-// listeners, wired together.
-type node struct {
-	cfg    *Config
-	log    *zap.Logger
-	store  *store.Bolt
-	certs  *edgetls.Certs
-	tls    *edgetls.Manager
-	proxy  *proxy.Server
-	table  atomic.Pointer[property.Table]
-	reload chan struct{}
-}
 
 // readyFunc, when a context carries one, is told the bound addresses once
 // the node serves (tests use it to learn the ports the OS picked).
 type readyFunc func(addrs listenAddrs)
 
-type listenAddrs struct{ HTTP, HTTPS string }
+type listenAddrs struct{ HTTP, HTTPS, Admin string }
 
 type readyKey struct{}
 
@@ -68,17 +56,21 @@ func serve(ctx context.Context, file string, stderr io.Writer) error {
 	}
 
 	// Listeners first, so that a busy port fails at once.
-	httpLn, err := net.Listen("tcp", cfg.Listen.HTTP)
-	if err != nil {
-		return fmt.Errorf("listen.http %s: %w", cfg.Listen.HTTP, err)
+	var lns [3]net.Listener
+	for i, l := range []struct{ key, addr string }{{"listen.http", cfg.Listen.HTTP}, {"listen.https", cfg.Listen.HTTPS}, {"listen.admin", cfg.Listen.Admin}} {
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", l.key, l.addr, err)
+		}
+		defer ln.Close()
+		lns[i] = ln
 	}
-	defer httpLn.Close()
-	httpsLn, err := net.Listen("tcp", cfg.Listen.HTTPS)
-	if err != nil {
-		return fmt.Errorf("listen.https %s: %w", cfg.Listen.HTTPS, err)
-	}
-	defer httpsLn.Close()
+	httpLn, httpsLn, adminLn := lns[0], lns[1], lns[2]
 
+	token, err := adminToken(cfg.Admin.TokenFile)
+	if err != nil {
+		return err
+	}
 	st, err := store.OpenBolt(filepath.Join(cfg.DataDir, "edge.db"))
 	if err != nil {
 		return err
@@ -88,41 +80,61 @@ func serve(ctx context.Context, file string, stderr io.Writer) error {
 	n := &node{cfg: cfg, log: log, store: st, reload: make(chan struct{}, 1)}
 	n.certs = edgetls.NewCerts(st)
 	n.tls = edgetls.NewManager(n.certs, log.Named("tls"))
+	n.metrics = metrics.New(n.tls.Each)
+	n.tls.OnHandshake = n.metrics.Handshake
 	if err := n.tls.Load(ctx); err != nil {
 		return err
 	}
+	if n.events, err = events.Open(ctx, st, events.Options{Node: cfg.Node.Name, Logger: log.Named("events")}); err != nil {
+		return fmt.Errorf("events: %w", err)
+	}
+	stopWebhooks := n.events.StartWebhooks(webhooks(cfg.Notify.Webhooks), events.DeliveryOptions{
+		UserAgent: "edge/" + version, OnDelivery: n.metrics.WebhookDelivery,
+	})
+	defer stopWebhooks()
 	n.proxy = proxy.New(proxy.Config{
 		Logger:    log,
 		NodeName:  cfg.Node.Name,
 		AccessLog: cfg.Log.Access,
 		HTTPSPort: cfg.httpsRedirectPort(httpsLn.Addr().(*net.TCPAddr).Port),
+		Observer:  n.metrics,
 	})
 	defer n.proxy.Close()
 	if err := n.loadProperties(ctx); err != nil {
 		return err
 	}
 
-	httpSrv := n.httpServer(n.proxy.HTTPHandler())
-	httpsSrv := n.httpServer(n.proxy.HTTPSHandler())
+	var listening atomic.Bool
+	servers := []*http.Server{
+		n.httpServer(n.proxy.HTTPHandler()),
+		n.httpServer(n.proxy.HTTPSHandler()),
+		n.httpServer(admin.Handler(admin.Config{
+			Token: token, Certs: n.certs, Properties: n.table.Load, Events: n.events,
+			Metrics: n.metrics.Handler(), Backup: st.WriteTo, OriginHealth: n.proxy.OriginHealth,
+			Logger: log.Named("admin"), Ready: n.readiness(&listening),
+		})),
+	}
+	httpsSrv := servers[1]
 	httpsSrv.TLSConfig = n.tls.ServerConfig()
 	httpsSrv.Protocols = new(http.Protocols)
 	httpsSrv.Protocols.SetHTTP1(true)
 	httpsSrv.Protocols.SetHTTP2(true)
 
-	serveErr := make(chan error, 2)
-	go func() { serveErr <- httpSrv.Serve(httpLn) }()
+	serveErr := make(chan error, len(servers))
+	go func() { serveErr <- servers[0].Serve(httpLn) }()
 	go func() { serveErr <- httpsSrv.ServeTLS(httpsLn, "", "") }()
+	go func() { serveErr <- servers[2].Serve(adminLn) }()
+	listening.Store(true)
 
-	watcher := n.watchProperties()
-	if watcher != nil {
-		defer watcher.Close()
+	if w := n.watchProperties(); w != nil {
+		defer w.Close()
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	addrs := listenAddrs{HTTP: httpLn.Addr().String(), HTTPS: httpsLn.Addr().String()}
-	log.Info("edge serving", zap.String("http", addrs.HTTP), zap.String("https", addrs.HTTPS),
+	addrs := listenAddrs{HTTP: httpLn.Addr().String(), HTTPS: httpsLn.Addr().String(), Admin: adminLn.Addr().String()}
+	log.Info("edge serving", zap.String("http", addrs.HTTP), zap.String("https", addrs.HTTPS), zap.String("admin", addrs.Admin),
 		zap.Int("properties", len(n.table.Load().Properties())), zap.String("version", version))
 	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
 	if fn, ok := ctx.Value(readyKey{}).(readyFunc); ok {
@@ -147,17 +159,20 @@ loop:
 	}
 
 	_, _ = daemon.SdNotify(false, daemon.SdNotifyStopping)
+	listening.Store(false)
 	log.Info("shutting down", zap.Duration("grace", cfg.Limits.ShutdownTimeout.Std()))
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Limits.ShutdownTimeout.Std())
 	defer cancel()
-	shutdown := make(chan error, 2)
-	go func() { shutdown <- httpSrv.Shutdown(sctx) }()
-	go func() { shutdown <- httpsSrv.Shutdown(sctx) }()
-	for range 2 {
+	shutdown := make(chan error, len(servers))
+	for _, s := range servers {
+		go func() { shutdown <- s.Shutdown(sctx) }()
+	}
+	for range servers {
 		if err := <-shutdown; err != nil {
 			log.Warn("requests still in flight at the end of the grace period were cut", zap.Error(err))
-			httpSrv.Close()
-			httpsSrv.Close()
+			for _, s := range servers {
+				s.Close()
+			}
 		}
 	}
 	log.Info("stopped")
@@ -177,106 +192,25 @@ func (n *node) httpServer(h http.Handler) *http.Server {
 	}
 }
 
-// loadProperties loads the properties at start; an unreadable directory is
-// fatal here, while a bad file only is rejected.
-func (n *node) loadProperties(ctx context.Context) error {
-	t, err := property.LoadDir(n.cfg.PropertiesDir, nil, n.propertyOptions(ctx))
-	if err != nil {
-		return err
-	}
-	n.apply(ctx, t)
-	return nil
-}
-
-// reloadProperties rebuilds the table; on any error the last good table
-// keeps serving.
-func (n *node) reloadProperties(ctx context.Context) {
-	t, err := property.LoadDir(n.cfg.PropertiesDir, n.table.Load(), n.propertyOptions(ctx))
-	if err != nil {
-		n.log.Error("property reload failed; the last good properties keep serving", zap.Error(err))
-		return
-	}
-	n.apply(ctx, t)
-}
-
-func (n *node) propertyOptions(ctx context.Context) property.Options {
-	return property.Options{
-		MaxNamesPerCertificate: n.cfg.maxNamesPerOrder(),
-		CertificateType: func(name string) (string, bool) {
-			c, err := n.certs.Get(ctx, name)
-			if err != nil {
-				return "", false
-			}
-			return c.Type, true
-		},
-	}
-}
-
-// apply makes t the serving table: bootstrap certificates first, so that
-// every property with a certificate name can complete a handshake, then the
-// handshake index and the proxy.
-func (n *node) apply(ctx context.Context, t *property.Table) {
-	for _, r := range t.Rejected() {
-		fields := []zap.Field{zap.String("file", r.File), zap.Errors("errors", r.Errors)}
-		if r.Serving != nil {
-			fields = append(fields, zap.String("property", r.Serving.Name), zap.Bool("last_good_version_serving", true))
+// readiness reports /readyz's checks: store open, properties loaded,
+// listeners up.
+func (n *node) readiness(listening *atomic.Bool) func(ctx context.Context) map[string]error {
+	return func(ctx context.Context) map[string]error {
+		checks := map[string]error{"store": n.store.View(ctx, func(store.Tx) error { return nil }), "properties": nil, "listeners": nil}
+		if n.table.Load() == nil {
+			checks["properties"] = errors.New("not loaded yet")
 		}
-		n.log.Warn("property rejected", fields...)
+		if !listening.Load() {
+			checks["listeners"] = errors.New("not accepting")
+		}
+		return checks
 	}
-	made, err := n.certs.Bootstrap(ctx, t)
-	for _, c := range made {
-		n.log.Info("self-signed bootstrap certificate created", zap.String("certificate", c.Name),
-			zap.Strings("names", c.SubjectNames), zap.String("auto_renew", c.AutoRenew))
-	}
-	if err != nil {
-		n.log.Error("bootstrap certificates", zap.Error(err))
-	}
-	n.tls.SetProperties(t)
-	n.proxy.Update(t)
-	n.table.Store(t)
-	n.log.Info("properties loaded", zap.Int("properties", len(t.Properties())), zap.Int("rejected", len(t.Rejected())))
 }
 
-// watchProperties asks for a reload when a file of properties_dir changes,
-// after a short quiet time so that an editor's save is one reload.
-func (n *node) watchProperties() *fsnotify.Watcher {
-	w, err := fsnotify.NewWatcher()
-	if err == nil {
-		err = w.Add(n.cfg.PropertiesDir)
+func webhooks(in []WebhookConfig) []events.Webhook {
+	out := make([]events.Webhook, len(in))
+	for i, w := range in {
+		out[i] = events.Webhook{URL: w.URL, Secret: w.Secret, Events: w.Events}
 	}
-	if err != nil {
-		n.log.Warn("cannot watch properties_dir; reload with SIGHUP", zap.Error(err))
-		if w != nil {
-			w.Close()
-		}
-		return nil
-	}
-	go func() {
-		const quiet = 200 * time.Millisecond
-		timer := time.NewTimer(time.Hour)
-		timer.Stop()
-		for {
-			select {
-			case ev, ok := <-w.Events:
-				if !ok {
-					timer.Stop()
-					return
-				}
-				if property.IsPropertyFile(ev.Name) {
-					timer.Reset(quiet)
-				}
-			case err, ok := <-w.Errors:
-				if !ok {
-					return
-				}
-				n.log.Warn("watching properties_dir", zap.Error(err))
-			case <-timer.C:
-				select {
-				case n.reload <- struct{}{}:
-				default:
-				}
-			}
-		}
-	}()
-	return w
+	return out
 }

@@ -83,3 +83,7 @@ const (
 	DefaultHealthInterval        = 10 * time.Second
 	DefaultHealthTimeout         = 2 * time.Second
 )
+
+// Digest identifies the content of the file the property came from: equal
+// digests mean an unchanged file.
+func (p *Property) Digest() string { return p.digest }

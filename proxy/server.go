@@ -261,3 +261,19 @@ func (r *request) propertyName() string {
 	}
 	return r.prop.Name
 }
+
+// OriginHealth reports whether each origin of a property is healthy now,
+// by URL. File origins are not listed.
+func (s *Server) OriginHealth(property string) map[string]bool {
+	rt := s.routes.Load()
+	p := rt.table.ByName(property)
+	if p == nil || rt.sites[p] == nil {
+		return nil
+	}
+	now := time.Now().UnixNano()
+	out := map[string]bool{}
+	for _, o := range rt.sites[p].origins {
+		out[o.name] = o.healthy(now)
+	}
+	return out
+}

@@ -6,6 +6,7 @@
 //
 //	meta
 //	  schema_version          → "1"
+//	  webhook_cursor/<hash>   → seq of the last event delivered to a webhook
 //	certificates
 //	  <id>                    → JSON certificate record (tls.Certificate)
 //	certificate_names

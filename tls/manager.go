@@ -3,6 +3,7 @@ package tls
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"maps"
@@ -178,5 +179,14 @@ func (m *Manager) ServerConfig() *tls.Config {
 		},
 		NextProtos:     []string{"h2", "http/1.1"},
 		GetCertificate: m.GetCertificate,
+	}
+}
+
+// Each calls fn with the name and leaf of every served certificate.
+func (m *Manager) Each(fn func(name string, leaf *x509.Certificate)) {
+	for name, e := range m.snap.Load().byName {
+		if e.cert.Leaf != nil {
+			fn(name, e.cert.Leaf)
+		}
 	}
 }

@@ -1,0 +1,317 @@
+package admin
+
+import (
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/edge-cdn/edge/internal/conf"
+	"github.com/edge-cdn/edge/property"
+	edgetls "github.com/edge-cdn/edge/tls"
+)
+
+// CertificateView is a certificate as the API shows it (SPEC §6): the
+// stored record, its effective status and the properties that use it.
+type CertificateView struct {
+	edgetls.Certificate
+	Properties []string `json:"properties"`
+}
+
+// usersOf maps each certificate name to the properties naming it.
+func (a *api) usersOf() map[string][]string {
+	out := map[string][]string{}
+	if a.c.Properties == nil {
+		return out
+	}
+	for _, p := range a.c.Properties().Properties() {
+		if c := p.TLS.Certificate; c != "" {
+			out[c] = append(out[c], p.Name)
+		}
+	}
+	return out
+}
+
+// View returns what the API shows of c.
+func View(c *edgetls.Certificate, users []string, now time.Time) CertificateView {
+	v := CertificateView{Certificate: *c, Properties: users}
+	if v.Properties == nil {
+		v.Properties = []string{}
+	}
+	if v.Status == edgetls.StatusActive && !v.NotAfter.IsZero() && now.After(v.NotAfter) {
+		v.Status = edgetls.StatusExpired
+		v.StatusDetail = "the certificate expired on " + v.NotAfter.Format(time.RFC3339)
+	}
+	return v
+}
+
+func (a *api) listCertificates(w http.ResponseWriter, r *http.Request) {
+	list, err := a.c.Certs.List(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	users, now := a.usersOf(), a.c.Now()
+	out := make([]CertificateView, 0, len(list))
+	for _, c := range list {
+		v := View(c, users[c.Name], now)
+		if s := q.Get("status"); s != "" && v.Status != s {
+			continue
+		}
+		if s := q.Get("auto_renew"); s != "" && v.AutoRenew != s {
+			continue
+		}
+		if s := q.Get("type"); s != "" && v.Type != s {
+			continue
+		}
+		out = append(out, v)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	writeJSON(w, http.StatusOK, map[string]any{"certificates": out})
+}
+
+func (a *api) getCertificate(w http.ResponseWriter, r *http.Request) {
+	c, err := a.c.Certs.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, View(c, a.usersOf()[c.Name], a.c.Now()))
+}
+
+type createBody struct {
+	Name           string   `json:"name"`
+	CertificatePEM string   `json:"certificate_pem"`
+	PrivateKeyPEM  string   `json:"private_key_pem"`
+	Type           string   `json:"type"`
+	AutoRenew      string   `json:"auto_renew"`
+	SelfSigned     bool     `json:"self_signed"`
+	Hostnames      []string `json:"hostnames"`
+	ValidFor       string   `json:"valid_for"`
+}
+
+func inputErr(field, format string, args ...any) error {
+	return &edgetls.InputError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+func checkName(name string) error {
+	if name == "" {
+		return inputErr("name", "required")
+	}
+	if !property.NamePattern.MatchString(name) {
+		return inputErr("name", "%q must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", name)
+	}
+	return nil
+}
+
+func checkAutoRenew(v *string, typ string) error {
+	switch *v {
+	case "":
+		*v = edgetls.AutoRenewNone
+	case edgetls.AutoRenewNone:
+	case edgetls.AutoRenewACME:
+		if typ == edgetls.TypeCA {
+			return inputErr("auto_renew", "only server certificates renew; a CA certificate cannot use acme")
+		}
+	default:
+		return inputErr("auto_renew", "%q: use acme or none", *v)
+	}
+	return nil
+}
+
+func (a *api) createCertificate(w http.ResponseWriter, r *http.Request) {
+	var b createBody
+	if err := decode(r, &b); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	rec, v, err := a.newCertificate(&b)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if err := a.c.Certs.Create(r.Context(), rec, v); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, View(rec, a.usersOf()[rec.Name], a.c.Now()))
+}
+
+// newCertificate checks a create body and builds the record and version.
+func (a *api) newCertificate(b *createBody) (*edgetls.Certificate, edgetls.Version, error) {
+	var v edgetls.Version
+	if err := checkName(b.Name); err != nil {
+		return nil, v, err
+	}
+	if b.Type == "" {
+		b.Type = edgetls.TypeServer
+	}
+	if b.Type != edgetls.TypeServer && b.Type != edgetls.TypeCA {
+		return nil, v, inputErr("type", "%q: use server or ca", b.Type)
+	}
+	if err := checkAutoRenew(&b.AutoRenew, b.Type); err != nil {
+		return nil, v, err
+	}
+	rec := &edgetls.Certificate{Name: b.Name, Type: b.Type, AutoRenew: b.AutoRenew, Status: edgetls.StatusActive,
+		Renewal: edgetls.Renewal{State: "none"}}
+	now := a.c.Now()
+	var err error
+	if b.SelfSigned {
+		if v, err = selfSigned(b, now); err != nil {
+			return nil, v, err
+		}
+	} else {
+		if len(b.Hostnames) > 0 || b.ValidFor != "" {
+			return nil, v, inputErr("hostnames", "hostnames and valid_for go with self_signed: true")
+		}
+		if v, err = edgetls.ParseUpload(b.CertificatePEM, b.PrivateKeyPEM, b.Type, now); err != nil {
+			return nil, v, err
+		}
+	}
+	if b.AutoRenew == edgetls.AutoRenewACME {
+		rec.Challenge, rec.Authority = "http", "lets_encrypt"
+		rec.Renewal.State = "scheduled"
+		if len(v.SubjectNames) > 0 {
+			rec.CommonName, rec.AltNames = v.SubjectNames[0], v.SubjectNames[1:]
+		}
+		if b.SelfSigned {
+			rec.Status = edgetls.StatusPending
+			rec.StatusDetail = "serving a self-signed certificate until the CA issues one"
+		}
+	}
+	return rec, v, nil
+}
+
+func selfSigned(b *createBody, now time.Time) (edgetls.Version, error) {
+	var v edgetls.Version
+	if b.Type != edgetls.TypeServer {
+		return v, inputErr("type", "self-signed certificates are of type server")
+	}
+	if b.CertificatePEM != "" || b.PrivateKeyPEM != "" {
+		return v, inputErr("certificate_pem", "a self-signed certificate is made by the edge: send no PEM")
+	}
+	if len(b.Hostnames) == 0 {
+		return v, inputErr("hostnames", "at least one hostname is required")
+	}
+	hosts := make([]string, 0, len(b.Hostnames))
+	for i, h := range b.Hostnames {
+		n, err := property.NormalizeWildcard(h)
+		if err != nil {
+			return v, inputErr(fmt.Sprintf("hostnames[%d]", i), "%v", err)
+		}
+		if strings.HasPrefix(n, "*.") && b.AutoRenew == edgetls.AutoRenewACME {
+			return v, inputErr(fmt.Sprintf("hostnames[%d]", i), "wildcard %q cannot renew by ACME HTTP-01", n)
+		}
+		hosts = append(hosts, n)
+	}
+	validFor := 90 * 24 * time.Hour
+	if b.ValidFor != "" {
+		d, err := conf.ParseDuration(b.ValidFor)
+		if err != nil {
+			return v, inputErr("valid_for", "%v", err)
+		}
+		if d < time.Hour || d > 825*24*time.Hour {
+			return v, inputErr("valid_for", "%s must be between 1h and 825d", b.ValidFor)
+		}
+		validFor = d
+	}
+	return edgetls.SelfSigned(hosts, validFor, now)
+}
+
+func (a *api) patchCertificate(w http.ResponseWriter, r *http.Request) {
+	var b struct {
+		AutoRenew *string `json:"auto_renew"`
+	}
+	if err := decode(r, &b); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if b.AutoRenew == nil {
+		a.fail(w, r, inputErr("auto_renew", "required: the only field that can be changed"))
+		return
+	}
+	c, err := a.c.Certs.Update(r.Context(), r.PathValue("id"), func(c *edgetls.Certificate) error {
+		if *b.AutoRenew == "" {
+			return inputErr("auto_renew", "use acme or none")
+		}
+		if err := checkAutoRenew(b.AutoRenew, c.Type); err != nil {
+			return err
+		}
+		c.AutoRenew = *b.AutoRenew
+		if c.AutoRenew == edgetls.AutoRenewACME {
+			c.Challenge, c.Authority = "http", "lets_encrypt"
+			if c.CommonName == "" && len(c.SubjectNames) > 0 {
+				c.CommonName, c.AltNames = c.SubjectNames[0], c.SubjectNames[1:]
+			}
+			c.Renewal.State = "scheduled"
+		} else {
+			c.Renewal.State = "none"
+		}
+		return nil
+	})
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, View(c, a.usersOf()[c.Name], a.c.Now()))
+}
+
+func (a *api) deleteCertificate(w http.ResponseWriter, r *http.Request) {
+	c, err := a.c.Certs.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if users := a.usersOf()[c.Name]; len(users) > 0 {
+		writeError(w, http.StatusConflict, "in_use", fmt.Sprintf("certificate %s is used by properties %s: change their tls.certificate first",
+			c.Name, strings.Join(users, ", ")))
+		return
+	}
+	if err := a.c.Certs.Delete(r.Context(), c.ID); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *api) certificateVersions(w http.ResponseWriter, r *http.Request) {
+	vs, err := a.c.Certs.Versions(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"versions": vs})
+}
+
+func (a *api) requestCertificate(w http.ResponseWriter, r *http.Request) {
+	if a.c.Issuer == nil {
+		writeError(w, http.StatusNotImplemented, "not_implemented", "ACME issuance is not available on this node")
+		return
+	}
+	var b CertRequest
+	if err := decode(r, &b); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	c, err := a.c.Issuer.Request(r.Context(), b)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, View(c, a.usersOf()[c.Name], a.c.Now()))
+}
+
+func (a *api) renewCertificate(w http.ResponseWriter, r *http.Request) {
+	if a.c.Issuer == nil {
+		writeError(w, http.StatusNotImplemented, "not_implemented", "ACME issuance is not available on this node")
+		return
+	}
+	c, err := a.c.Issuer.Renew(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, View(c, a.usersOf()[c.Name], a.c.Now()))
+}

@@ -1,0 +1,223 @@
+package admin
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/edge-cdn/edge/events"
+	"github.com/edge-cdn/edge/property"
+	edgetls "github.com/edge-cdn/edge/tls"
+	"go.uber.org/zap"
+)
+
+// Issuer runs ACME work for the API; nil answers 501.
+type Issuer interface {
+	// Request creates a certificate to be issued by ACME and returns it
+	// pending; issuance goes on in the background.
+	Request(ctx context.Context, r CertRequest) (*edgetls.Certificate, error)
+	// Renew schedules an immediate renewal.
+	Renew(ctx context.Context, idOrName string) (*edgetls.Certificate, error)
+}
+
+// CertRequest is the body of POST /api/v1/certificates/request.
+type CertRequest struct {
+	Name             string   `json:"name"`
+	Challenge        string   `json:"challenge"`
+	Authority        string   `json:"authority"`
+	CommonName       string   `json:"common_name"`
+	AlternativeNames []string `json:"alternative_names"`
+}
+
+// Config is what the API serves from.
+type Config struct {
+	Token      string
+	Certs      *edgetls.Certs
+	Properties func() *property.Table
+	Events     *events.Log
+	Issuer     Issuer
+	Metrics    http.Handler
+	// Ready returns nil when the node is ready, else why not.
+	Ready func(ctx context.Context) map[string]error
+	// Backup writes a consistent copy of the store.
+	Backup func(w io.Writer) (int64, error)
+	// OriginHealth reports the health of a property's origins by URL.
+	OriginHealth func(property string) map[string]bool
+	Logger       *zap.Logger
+	Now          func() time.Time
+}
+
+// maxBody bounds every request body; certificates with chains fit easily.
+const maxBody = 1 << 20
+
+// Handler returns the admin API.
+func Handler(c Config) http.Handler {
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	a := &api{c: c}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /readyz", a.readyz)
+	if c.Metrics != nil {
+		mux.Handle("GET /metrics", c.Metrics)
+	}
+	api := http.NewServeMux()
+	api.HandleFunc("GET /api/v1/certificates", a.listCertificates)
+	api.HandleFunc("POST /api/v1/certificates", a.createCertificate)
+	api.HandleFunc("POST /api/v1/certificates/request", a.requestCertificate)
+	api.HandleFunc("GET /api/v1/certificates/{id}", a.getCertificate)
+	api.HandleFunc("PATCH /api/v1/certificates/{id}", a.patchCertificate)
+	api.HandleFunc("DELETE /api/v1/certificates/{id}", a.deleteCertificate)
+	api.HandleFunc("POST /api/v1/certificates/{id}/renew", a.renewCertificate)
+	api.HandleFunc("GET /api/v1/certificates/{id}/versions", a.certificateVersions)
+	api.HandleFunc("GET /api/v1/properties", a.listProperties)
+	api.HandleFunc("GET /api/v1/properties/{name}", a.getProperty)
+	api.HandleFunc("GET /api/v1/events", a.listEvents)
+	api.HandleFunc("GET /api/v1/backup", a.backup)
+	api.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
+	})
+	mux.Handle("/api/", a.auth(api))
+	return mux
+}
+
+type api struct{ c Config }
+
+func (a *api) auth(next http.Handler) http.Handler {
+	want := []byte("Bearer " + a.c.Token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := []byte(r.Header.Get("Authorization"))
+		if a.c.Token == "" || subtle.ConstantTimeCompare(got, want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="edge"`)
+			writeError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token: send Authorization: Bearer <the token in admin.token_file>")
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
+	checks := map[string]string{}
+	ready := true
+	if a.c.Ready != nil {
+		for name, err := range a.c.Ready(r.Context()) {
+			checks[name] = "ok"
+			if err != nil {
+				checks[name] = err.Error()
+				ready = false
+			}
+		}
+	}
+	code := http.StatusOK
+	if !ready {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, map[string]any{"ready": ready, "checks": checks})
+}
+
+// writeJSON writes v with status code.
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// ErrorBody is the shape of every error answer.
+type ErrorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, code int, errCode, msg string) {
+	var b ErrorBody
+	b.Error.Code, b.Error.Message = errCode, msg
+	writeJSON(w, code, b)
+}
+
+// fail maps an error to its answer: input errors 400, missing 404,
+// conflicts 409, anything else 500 (logged, not shown).
+func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var ie *edgetls.InputError
+	switch {
+	case errors.As(err, &ie):
+		writeError(w, http.StatusBadRequest, "invalid", ie.Error())
+	case errors.Is(err, edgetls.ErrNotFound):
+		writeError(w, http.StatusNotFound, "not_found", err.Error())
+	case errors.Is(err, edgetls.ErrExists):
+		writeError(w, http.StatusConflict, "exists", err.Error())
+	default:
+		a.c.Logger.Error("admin API", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Error(err))
+		writeError(w, http.StatusInternalServerError, "internal", "internal error; see the node's log")
+	}
+}
+
+// decode reads a JSON body strictly into v: unknown fields, wrong types,
+// trailing data and oversized bodies are input errors naming the field.
+func decode(r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return &edgetls.InputError{Field: "Content-Type", Msg: fmt.Sprintf("%q: send application/json", ct)}
+	}
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if dec.More() {
+		return &edgetls.InputError{Field: "body", Msg: "holds more than one JSON value"}
+	}
+	return nil
+}
+
+func jsonError(err error) error {
+	var te *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &te):
+		field := te.Field
+		if field == "" {
+			field = "body"
+		}
+		return &edgetls.InputError{Field: field, Msg: fmt.Sprintf("must be %s, not %s", jsonKind(te.Type.Kind().String()), te.Value)}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return &edgetls.InputError{Field: "body", Msg: "malformed JSON: it ends before the value is complete"}
+	case errors.As(err, &se):
+		return &edgetls.InputError{Field: "body", Msg: fmt.Sprintf("malformed JSON at byte %d: %v", se.Offset, err)}
+	case errors.As(err, &mbe):
+		return &edgetls.InputError{Field: "body", Msg: fmt.Sprintf("larger than %d bytes", mbe.Limit)}
+	case errors.Is(err, io.EOF):
+		return &edgetls.InputError{Field: "body", Msg: "empty: send a JSON object"}
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return &edgetls.InputError{Field: strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`), Msg: "unknown field"}
+	}
+	return &edgetls.InputError{Field: "body", Msg: err.Error()}
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "slice":
+		return "a list"
+	case "bool":
+		return "true or false"
+	case "int", "int64", "uint64":
+		return "a number"
+	case "struct", "map":
+		return "a JSON object"
+	}
+	return "a " + k
+}

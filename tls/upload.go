@@ -1,0 +1,195 @@
+package tls
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// InputError is a problem with one field of what a user sent.
+type InputError struct {
+	Field string
+	Msg   string
+}
+
+func (e *InputError) Error() string { return e.Field + ": " + e.Msg }
+
+func inputErr(field, format string, args ...any) error {
+	return &InputError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// ParseUpload checks an uploaded certificate and returns it as a Version:
+// the PEM parses; for a server certificate the private key parses and
+// matches the leaf, and the chain is put in order, leaf first; no
+// certificate of the chain has expired. A CA certificate needs no key.
+func ParseUpload(certPEM, keyPEM string, typ string, now time.Time) (Version, error) {
+	certs, err := parseCerts(certPEM)
+	if err != nil {
+		return Version{}, err
+	}
+	var leaf *x509.Certificate
+	switch typ {
+	case TypeServer:
+		if strings.TrimSpace(keyPEM) == "" {
+			return Version{}, inputErr("private_key_pem", "a server certificate needs its private key")
+		}
+		key, err := parseKey(keyPEM)
+		if err != nil {
+			return Version{}, err
+		}
+		for _, c := range certs {
+			if publicKeyEqual(c.PublicKey, key.Public()) {
+				leaf = c
+				break
+			}
+		}
+		if leaf == nil {
+			return Version{}, inputErr("private_key_pem", "the private key matches no certificate in certificate_pem")
+		}
+		if leaf.IsCA {
+			return Version{}, inputErr("certificate_pem", "the key's certificate is a CA certificate; upload it with type ca")
+		}
+		certs, err = orderChain(leaf, certs)
+		if err != nil {
+			return Version{}, err
+		}
+	case TypeCA:
+		leaf = certs[0]
+		if !leaf.IsCA {
+			return Version{}, inputErr("type", "the certificate is not a CA certificate (no CA basic constraint); upload it with type server")
+		}
+		if keyPEM != "" {
+			return Version{}, inputErr("private_key_pem", "a CA certificate is a trust anchor: do not upload its private key")
+		}
+	default:
+		return Version{}, inputErr("type", "%q: use server or ca", typ)
+	}
+	for i, c := range certs {
+		if now.After(c.NotAfter) {
+			return Version{}, inputErr("certificate_pem", "certificate %d (%s) expired on %s", i+1, c.Subject.CommonName, c.NotAfter.UTC().Format(time.RFC3339))
+		}
+	}
+	var out bytes.Buffer
+	for _, c := range certs {
+		_ = pem.Encode(&out, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+	}
+	return Version{
+		CertPEM: out.String(), KeyPEM: strings.TrimSpace(keyPEM) + "\n",
+		SubjectNames: subjectNames(leaf), Issuer: leaf.Issuer.String(),
+		NotBefore: leaf.NotBefore.UTC(), NotAfter: leaf.NotAfter.UTC(),
+		Source: SourceUpload, CreatedAt: now.UTC(),
+	}, nil
+}
+
+func subjectNames(c *x509.Certificate) []string {
+	if len(c.DNSNames) > 0 {
+		return c.DNSNames
+	}
+	if c.Subject.CommonName != "" {
+		return []string{c.Subject.CommonName}
+	}
+	return nil
+}
+
+func parseCerts(s string) ([]*x509.Certificate, error) {
+	rest := []byte(s)
+	var certs []*x509.Certificate
+	for {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			return nil, inputErr("certificate_pem", "holds a %q PEM block; only CERTIFICATE blocks belong here", b.Type)
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, inputErr("certificate_pem", "certificate %d does not parse: %v", len(certs)+1, err)
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) == 0 {
+		return nil, inputErr("certificate_pem", "no PEM certificate found (expected -----BEGIN CERTIFICATE-----)")
+	}
+	if len(bytes.TrimSpace(rest)) > 0 {
+		return nil, inputErr("certificate_pem", "text after the last PEM block is not PEM")
+	}
+	return certs, nil
+}
+
+func parseKey(s string) (crypto.Signer, error) {
+	b, _ := pem.Decode([]byte(s))
+	if b == nil {
+		return nil, inputErr("private_key_pem", "no PEM private key found (expected -----BEGIN PRIVATE KEY-----)")
+	}
+	var key any
+	var err error
+	switch b.Type {
+	case "PRIVATE KEY":
+		key, err = x509.ParsePKCS8PrivateKey(b.Bytes)
+	case "EC PRIVATE KEY":
+		key, err = x509.ParseECPrivateKey(b.Bytes)
+	case "RSA PRIVATE KEY":
+		key, err = x509.ParsePKCS1PrivateKey(b.Bytes)
+	default:
+		return nil, inputErr("private_key_pem", "a %q PEM block is not a private key", b.Type)
+	}
+	if err != nil {
+		return nil, inputErr("private_key_pem", "does not parse: %v", err)
+	}
+	signer, ok := key.(crypto.Signer)
+	if !ok {
+		return nil, inputErr("private_key_pem", "unsupported key type %T", key)
+	}
+	return signer, nil
+}
+
+func publicKeyEqual(a, b crypto.PublicKey) bool {
+	switch k := a.(type) {
+	case *ecdsa.PublicKey:
+		return k.Equal(b)
+	case *rsa.PublicKey:
+		return k.Equal(b)
+	case ed25519.PublicKey:
+		return k.Equal(b)
+	}
+	return false
+}
+
+// orderChain returns leaf followed by its issuers in order, each checked by
+// signature. A certificate that is not on the leaf's chain is an error.
+func orderChain(leaf *x509.Certificate, certs []*x509.Certificate) ([]*x509.Certificate, error) {
+	out := []*x509.Certificate{leaf}
+	used := map[*x509.Certificate]bool{leaf: true}
+	for cur := leaf; ; {
+		var next *x509.Certificate
+		for _, c := range certs {
+			if !used[c] && bytes.Equal(cur.RawIssuer, c.RawSubject) && cur.CheckSignatureFrom(c) == nil {
+				next = c
+				break
+			}
+		}
+		if next == nil {
+			break
+		}
+		out = append(out, next)
+		used[next] = true
+		cur = next
+	}
+	if len(out) != len(certs) {
+		for i, c := range certs {
+			if !used[c] {
+				return nil, inputErr("certificate_pem", "certificate %d (%s) is not part of the leaf's issuing chain", i+1, c.Subject.String())
+			}
+		}
+	}
+	return out, nil
+}
