@@ -257,9 +257,12 @@ func TestAdminCertificates(t *testing.T) {
 	if code, _ := n.api("GET", "/api/v1/certificates/lab", nil); code != 404 {
 		t.Errorf("after delete: %d", code)
 	}
-	// ACME endpoints wait for the ACME issue.
-	if code, _ := n.api("POST", "/api/v1/certificates/shop/renew", nil); code != 501 {
-		t.Errorf("renew: %d, want 501 until ACME lands", code)
+	// Renew: any server certificate, on demand; never a CA certificate.
+	if code, body := n.api("POST", "/api/v1/certificates/shop/renew", nil); code != 202 || body["renewal"].(map[string]any)["forced"] != true {
+		t.Errorf("renew: %d %v", code, body)
+	}
+	if code, body := n.api("POST", "/api/v1/certificates/root/renew", nil); code != 400 {
+		t.Errorf("renew of a CA certificate: %d %v", code, body)
 	}
 }
 

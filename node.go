@@ -27,6 +27,7 @@ type node struct {
 	proxy   *proxy.Server
 	events  *events.Log
 	metrics *metrics.Metrics
+	renewer *edgetls.Renewer
 	table   atomic.Pointer[property.Table]
 	reload  chan struct{}
 }
@@ -91,6 +92,7 @@ func (n *node) apply(ctx context.Context, t *property.Table) {
 	n.metrics.Reload(result)
 	n.log.Info("properties loaded", zap.Int("properties", len(t.Properties())), zap.Int("rejected", len(t.Rejected())))
 	n.announce(ctx, prev, t)
+	n.renewer.Wake() // hostnames may have changed
 }
 
 // announce emits property.loaded for each new or changed property and

@@ -92,24 +92,40 @@ func serve(ctx context.Context, file string, stderr io.Writer) error {
 		UserAgent: "edge/" + version, OnDelivery: n.metrics.WebhookDelivery,
 	})
 	defer stopWebhooks()
-	n.proxy = proxy.New(proxy.Config{
+	acme, err := n.newACME(httpLn)
+	if err != nil {
+		return err
+	}
+	if acme != nil {
+		defer acme.Close()
+	}
+	n.renewer = n.newRenewer(acme)
+	pcfg := proxy.Config{
 		Logger:    log,
 		NodeName:  cfg.Node.Name,
 		AccessLog: cfg.Log.Access,
 		HTTPSPort: cfg.httpsRedirectPort(httpsLn.Addr().(*net.TCPAddr).Port),
 		Observer:  n.metrics,
-	})
+	}
+	if acme != nil {
+		pcfg.Challenge = acme
+	}
+	n.proxy = proxy.New(pcfg)
 	defer n.proxy.Close()
 	if err := n.loadProperties(ctx); err != nil {
 		return err
 	}
+	renewCtx, stopRenewals := context.WithCancel(context.WithoutCancel(ctx))
+	renewDone := make(chan struct{})
+	go func() { defer close(renewDone); n.renewer.Run(renewCtx) }()
+	defer func() { stopRenewals(); <-renewDone }()
 
 	var listening atomic.Bool
 	servers := []*http.Server{
 		n.httpServer(n.proxy.HTTPHandler()),
 		n.httpServer(n.proxy.HTTPSHandler()),
 		n.httpServer(admin.Handler(admin.Config{
-			Token: token, Certs: n.certs, Properties: n.table.Load, Events: n.events,
+			Token: token, Certs: n.certs, Properties: n.table.Load, Events: n.events, Issuer: n.renewer,
 			Metrics: n.metrics.Handler(), Backup: st.WriteTo, OriginHealth: n.proxy.OriginHealth,
 			Logger: log.Named("admin"), Ready: n.readiness(&listening),
 		})),
@@ -160,6 +176,7 @@ loop:
 
 	_, _ = daemon.SdNotify(false, daemon.SdNotifyStopping)
 	listening.Store(false)
+	stopRenewals() // an order under way is abandoned; the next start retries it
 	log.Info("shutting down", zap.Duration("grace", cfg.Limits.ShutdownTimeout.Std()))
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Limits.ShutdownTimeout.Std())
 	defer cancel()

@@ -12,12 +12,8 @@ import (
 	edgetls "github.com/edge-cdn/edge/tls"
 )
 
-// CertificateView is a certificate as the API shows it (SPEC §6): the
-// stored record, its effective status and the properties that use it.
-type CertificateView struct {
-	edgetls.Certificate
-	Properties []string `json:"properties"`
-}
+// CertificateView is a certificate as the API shows it.
+type CertificateView = edgetls.CertificateView
 
 // usersOf maps each certificate name to the properties naming it.
 func (a *api) usersOf() map[string][]string {
@@ -34,17 +30,7 @@ func (a *api) usersOf() map[string][]string {
 }
 
 // View returns what the API shows of c.
-func View(c *edgetls.Certificate, users []string, now time.Time) CertificateView {
-	v := CertificateView{Certificate: *c, Properties: users}
-	if v.Properties == nil {
-		v.Properties = []string{}
-	}
-	if v.Status == edgetls.StatusActive && !v.NotAfter.IsZero() && now.After(v.NotAfter) {
-		v.Status = edgetls.StatusExpired
-		v.StatusDetail = "the certificate expired on " + v.NotAfter.Format(time.RFC3339)
-	}
-	return v
-}
+var View = edgetls.View
 
 func (a *api) listCertificates(w http.ResponseWriter, r *http.Request) {
 	list, err := a.c.Certs.List(r.Context())

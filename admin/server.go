@@ -27,13 +27,7 @@ type Issuer interface {
 }
 
 // CertRequest is the body of POST /api/v1/certificates/request.
-type CertRequest struct {
-	Name             string   `json:"name"`
-	Challenge        string   `json:"challenge"`
-	Authority        string   `json:"authority"`
-	CommonName       string   `json:"common_name"`
-	AlternativeNames []string `json:"alternative_names"`
-}
+type CertRequest = edgetls.CertRequest
 
 // Config is what the API serves from.
 type Config struct {

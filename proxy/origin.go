@@ -52,6 +52,9 @@ func newOrigin(s *Server, p *property.Property, o property.Origin) *origin {
 	}
 	org.transport = newTransport(p, o, org.log)
 	org.rt = org.transport
+	if org.obs != nil {
+		org.obs.OriginHealth(org.property, org.name, true)
+	}
 	if hc := p.HealthCheck; hc != nil {
 		go org.checkLoop(hc, p.OriginHost)
 	}

@@ -16,11 +16,15 @@ import (
 
 // Bolt is the single-node backend: one bbolt file.
 type Bolt struct {
+	*localLocks
 	db   *bolt.DB
 	path string
 }
 
-var _ Store = (*Bolt)(nil)
+var (
+	_ Store  = (*Bolt)(nil)
+	_ Locker = (*Bolt)(nil)
+)
 
 // OpenBolt opens (creating if needed) the store file at path. A file held by
 // another process fails after a second with an error saying so, rather than
@@ -42,7 +46,7 @@ func OpenBolt(path string) (*Bolt, error) {
 		db.Close()
 		return nil, fmt.Errorf("store %s: %w", path, err)
 	}
-	b := &Bolt{db: db, path: path}
+	b := &Bolt{localLocks: newLocalLocks(), db: db, path: path}
 	if err := b.init(); err != nil {
 		db.Close()
 		return nil, err
@@ -170,5 +174,5 @@ func OpenBoltReadOnly(path string) (*Bolt, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store %s: %w", path, err)
 	}
-	return &Bolt{db: db, path: path}, nil
+	return &Bolt{localLocks: newLocalLocks(), db: db, path: path}, nil
 }

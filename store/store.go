@@ -39,5 +39,6 @@ type Tx interface {
 type Store interface {
 	View(ctx context.Context, fn func(Tx) error) error
 	Update(ctx context.Context, fn func(Tx) error) error
+	Locker
 	Close() error
 }

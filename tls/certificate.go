@@ -52,6 +52,7 @@ type Certificate struct {
 	CommonName   string    `json:"common_name,omitempty"`
 	AltNames     []string  `json:"alternative_names,omitempty"`
 	Renewal      Renewal   `json:"renewal"`
+	Notices      Notices   `json:"notices"`
 	CreatedAt    time.Time `json:"created_at"`
 	UpdatedAt    time.Time `json:"updated_at"`
 }
@@ -65,7 +66,30 @@ type Renewal struct {
 	LastAttemptAt *time.Time `json:"last_attempt_at"`
 	LastError     string     `json:"last_error"`
 	ARIWindow     *Window    `json:"ari_window"`
+	// ARISelectedAt is the random moment chosen inside ARIWindow;
+	// ARINextCheckAt is when to ask the CA again (its Retry-After).
+	ARISelectedAt  *time.Time `json:"ari_selected_at,omitempty"`
+	ARINextCheckAt *time.Time `json:"ari_next_check_at,omitempty"`
+	// Forced is set by a renew command: renew at once, whatever the
+	// schedule.
+	Forced bool   `json:"forced,omitempty"`
+	Reason string `json:"reason,omitempty"` // why it is (or was) due
 }
+
+// Notices records which version's expiry has been announced, so that each
+// announcement is made once.
+type Notices struct {
+	ExpiringVersion int `json:"expiring_version,omitempty"`
+	ExpiredVersion  int `json:"expired_version,omitempty"`
+}
+
+// Renewal states.
+const (
+	RenewalNone      = "none"      // does not renew automatically
+	RenewalScheduled = "scheduled" // waits for renew_at
+	RenewalRenewing  = "renewing"  // an attempt is under way
+	RenewalBackoff   = "backoff"   // the last attempt failed; next_attempt_at says when again
+)
 
 // Window is an ACME Renewal Information window.
 type Window struct {

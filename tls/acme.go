@@ -1,0 +1,172 @@
+package tls
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+	"github.com/edge-cdn/edge/store"
+	"go.uber.org/zap"
+)
+
+// ACMEConfig configures the ACME client.
+type ACMEConfig struct {
+	Directory        string
+	StagingDirectory string // tried first on a retry after a failure; "" never
+	Email            string
+	AgreeTOS         bool
+	CARoots          *x509.CertPool // extra roots for the ACME server; nil: system
+	Profile          string
+	// HTTPHost and HTTPPort are the node's bound HTTP listener: certmagic
+	// finds the port taken and leaves the challenges to the node's own
+	// HTTP handler, which answers them through ServeChallenge.
+	HTTPHost string
+	HTTPPort int
+	Logger   *zap.Logger
+}
+
+// ACME obtains certificates through certmagic's ACMEIssuer (acmez/v3
+// underneath) and answers HTTP-01 challenges. Accounts and challenge
+// tokens live in the store, so every node sharing it answers every token.
+type ACME struct {
+	cfg     *certmagic.Config
+	issuer  *certmagic.ACMEIssuer
+	cache   *certmagic.Cache
+	storage *acmeStorage
+	log     *zap.Logger
+	staging bool
+}
+
+// NewACME returns an ACME client over st.
+func NewACME(st store.Store, c ACMEConfig) (*ACME, error) {
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	if !c.AgreeTOS {
+		return nil, errors.New("acme.agree_tos must be true to issue certificates (read the CA's terms of service first)")
+	}
+	a := &ACME{storage: &acmeStorage{st: st, now: time.Now}, log: c.Logger, staging: c.StagingDirectory != ""}
+	// certmagic wants a cache for certificates it manages; Edge manages its
+	// own, so this one stays empty and is stopped with Close.
+	a.cache = certmagic.NewCache(certmagic.CacheOptions{
+		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return a.cfg, nil },
+		Logger:           c.Logger,
+	})
+	a.cfg = certmagic.New(a.cache, certmagic.Config{Storage: a.storage, Logger: c.Logger})
+	a.issuer = certmagic.NewACMEIssuer(a.cfg, certmagic.ACMEIssuer{
+		CA:                      c.Directory,
+		TestCA:                  c.StagingDirectory,
+		Email:                   c.Email,
+		Agreed:                  true,
+		Profile:                 c.Profile,
+		TrustedRoots:            c.CARoots,
+		DisableTLSALPNChallenge: true, // HTTP-01 only: acmez could otherwise pick TLS-ALPN
+		ListenHost:              c.HTTPHost,
+		AltHTTPPort:             c.HTTPPort,
+		CertObtainTimeout:       2 * time.Minute,
+		Logger:                  c.Logger,
+	})
+	a.cfg.Issuers = []certmagic.Issuer{a.issuer}
+	return a, nil
+}
+
+// Close stops certmagic's (empty) cache maintenance.
+func (a *ACME) Close() { a.cache.Stop() }
+
+// Issue places one ACME order for every name, with one CSR signed by key,
+// and returns the PEM chain. With staging, the order is first tried
+// against the staging directory (its certificate is thrown away), then
+// against the real one.
+func (a *ACME) Issue(ctx context.Context, names []string, key crypto.Signer, staging bool) ([]byte, error) {
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
+		Subject: pkix.Name{CommonName: names[0]}, DNSNames: names}, key)
+	if err != nil {
+		return nil, fmt.Errorf("making the CSR: %w", err)
+	}
+	csr, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		return nil, err
+	}
+	if staging && a.staging {
+		attempts := 1
+		ctx = context.WithValue(ctx, certmagic.AttemptsCtxKey, &attempts)
+	}
+	ic, err := a.issuer.Issue(ctx, csr)
+	if err != nil {
+		return nil, err
+	}
+	return ic.Certificate, nil
+}
+
+// RenewalInfo asks the CA for its ARI window for leaf, and when to ask
+// again.
+func (a *ACME) RenewalInfo(ctx context.Context, leaf *x509.Certificate) (Window, time.Time, error) {
+	ri, err := a.issuer.GetRenewalInfo(ctx, certmagic.Certificate{Certificate: tlsCertWithLeaf(leaf)})
+	if err != nil {
+		return Window{}, time.Time{}, err
+	}
+	var retry time.Time
+	if ri.RetryAfter != nil {
+		retry = *ri.RetryAfter
+	}
+	return Window{Start: ri.SuggestedWindow.Start, End: ri.SuggestedWindow.End}, retry, nil
+}
+
+// probeKey is where a preflight probe token lives in the store, so that
+// whichever node the probe reaches can answer it.
+func probeKey(token string) string { return "edge-probe/" + token }
+
+// validToken reports whether a challenge token has ACME's token syntax
+// (base64url, RFC 8555 §8.1); only such tokens are looked up.
+func validToken(t string) bool {
+	if len(t) == 0 || len(t) > 256 {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// ServeChallenge answers a preflight probe or an ACME HTTP-01 challenge for
+// any hostname with an order pending, whether or not a property uses it.
+// It implements proxy.ChallengeResponder.
+func (a *ACME) ServeChallenge(w http.ResponseWriter, r *http.Request, host, token string) bool {
+	if !validToken(token) {
+		return false
+	}
+	if v, err := a.storage.Load(r.Context(), probeKey(token)); err == nil {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write(v)
+		return true
+	}
+	return a.issuer.HandleHTTPChallenge(w, r)
+}
+
+// newProbe stores a random probe token and its answer.
+func (a *ACME) newProbe(ctx context.Context) (token, answer string, err error) {
+	var b [24]byte
+	_, _ = rand.Read(b[:])
+	token = base64.RawURLEncoding.EncodeToString(b[:12])
+	answer = base64.RawURLEncoding.EncodeToString(b[12:])
+	return token, answer, a.storage.Store(ctx, probeKey(token), []byte(answer))
+}
+
+func (a *ACME) dropProbe(ctx context.Context, token string) {
+	_ = a.storage.Delete(context.WithoutCancel(ctx), probeKey(token))
+}
+
+func hostPort(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }

@@ -1,0 +1,83 @@
+package tls
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Policy is the node's renewal policy (SPEC §6).
+type Policy struct {
+	RenewBefore time.Duration // renew with this much validity left (25d)
+}
+
+// RenewAt returns when c is due for renewal and why, as pure arithmetic:
+//   - no CA-issued certificate yet, or names that differ from wanted: due
+//     now (the zero time);
+//   - otherwise NotAfter less RenewBefore, or less a third of the lifetime
+//     (half below 10 days) when that is less, so short-lived certificates
+//     renew in time;
+//   - ariAt, the moment chosen inside the CA's ARI window, when earlier.
+func RenewAt(c *Certificate, wanted []string, ariAt time.Time, p Policy) (time.Time, string) {
+	if c.Source != SourceACME && c.Source != SourceUpload {
+		return time.Time{}, "no CA-issued certificate yet"
+	}
+	if !sameNames(c.SubjectNames, wanted) {
+		return time.Time{}, "the wanted names differ from the certificate's"
+	}
+	before := p.RenewBefore
+	life := c.NotAfter.Sub(c.NotBefore)
+	share := life / 3
+	if life < 10*24*time.Hour {
+		share = life / 2
+	}
+	if share < before {
+		before = share
+	}
+	at := c.NotAfter.Add(-before)
+	reason := fmt.Sprintf("%s or less of validity left", roundDuration(before))
+	if !ariAt.IsZero() && ariAt.Before(at) {
+		return ariAt, "the CA's renewal window (ARI) is open"
+	}
+	return at, reason
+}
+
+// sameNames compares name sets, ignoring order.
+func sameNames(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	x, y := slices.Clone(a), slices.Clone(b)
+	slices.Sort(x)
+	slices.Sort(y)
+	return slices.Equal(x, y)
+}
+
+// Backoff returns how long to wait after the attempts-th failure in a row:
+// about 1m, 10m, 100m, then daily; never more than a quarter of the
+// validity left (a minute at least), so a certificate close to expiry is
+// retried often.
+func Backoff(attempts int, notAfter, now time.Time) time.Duration {
+	var d time.Duration
+	switch {
+	case attempts <= 1:
+		d = time.Minute
+	case attempts == 2:
+		d = 10 * time.Minute
+	case attempts == 3:
+		d = 100 * time.Minute
+	default:
+		d = 24 * time.Hour
+	}
+	if left := notAfter.Sub(now); left > 0 && d > left/4 {
+		d = max(left/4, time.Minute)
+	}
+	return d
+}
+
+func roundDuration(d time.Duration) string {
+	if d >= 24*time.Hour && d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	return d.Round(time.Second).String()
+}
