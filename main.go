@@ -61,6 +61,7 @@ commands:
   property list|show         properties of the running node
   events                     recent events of the running node
   backup FILE                save a consistent copy of the running node's store
+  store migrate --to etcd|bbolt   copy the bbolt store into etcd, or back
   version                    print the version
   help                       print this text
 
@@ -90,6 +91,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		return validate(file, stdout)
+	case "store":
+		return runStore(ctx, rest, stdout, stderr)
 	case "cert", "property", "events", "backup":
 		return runCLI(ctx, cmd, rest, stdout, stderr)
 	case "version", "--version":

@@ -21,7 +21,7 @@ import (
 type node struct {
 	cfg     *Config
 	log     *zap.Logger
-	store   *store.Bolt
+	store   store.Store
 	certs   *edgetls.Certs
 	tls     *edgetls.Manager
 	proxy   *proxy.Server

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"sync/atomic"
 	"syscall"
 
@@ -51,9 +50,6 @@ func serve(ctx context.Context, file string, stderr io.Writer) error {
 	}
 	log = log.With(zap.String("node", cfg.Node.Name))
 	defer log.Sync() //nolint:errcheck // stderr sync errors are not actionable
-	if cfg.Store.Backend != "bbolt" {
-		return fmt.Errorf("store.backend %q is not supported by this build yet; use bbolt", cfg.Store.Backend)
-	}
 
 	// Listeners first, so that a busy port fails at once.
 	var lns [3]net.Listener
@@ -71,7 +67,7 @@ func serve(ctx context.Context, file string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	st, err := store.OpenBolt(filepath.Join(cfg.DataDir, "edge.db"))
+	st, err := openStore(ctx, cfg, log.Named("store"))
 	if err != nil {
 		return err
 	}
@@ -119,15 +115,21 @@ func serve(ctx context.Context, file string, stderr io.Writer) error {
 	renewDone := make(chan struct{})
 	go func() { defer close(renewDone); n.renewer.Run(renewCtx) }()
 	defer func() { stopRenewals(); <-renewDone }()
+	go n.watchCertificates(renewCtx)
 
 	var listening atomic.Bool
+	health := &storeHealth{}
+	var backup func(io.Writer) (int64, error)
+	if b, ok := st.(*store.Bolt); ok {
+		backup = b.WriteTo
+	}
 	servers := []*http.Server{
 		n.httpServer(n.proxy.HTTPHandler()),
 		n.httpServer(n.proxy.HTTPSHandler()),
 		n.httpServer(admin.Handler(admin.Config{
 			Token: token, Certs: n.certs, Properties: n.table.Load, Events: n.events, Issuer: n.renewer,
-			Metrics: n.metrics.Handler(), Backup: st.WriteTo, OriginHealth: n.proxy.OriginHealth,
-			Logger: log.Named("admin"), Ready: n.readiness(&listening),
+			Metrics: n.metrics.Handler(), Backup: backup, OriginHealth: n.proxy.OriginHealth,
+			Logger: log.Named("admin"), Ready: n.readiness(&listening), Degraded: n.degraded(health),
 		})),
 	}
 	httpsSrv := servers[1]
@@ -141,6 +143,7 @@ func serve(ctx context.Context, file string, stderr io.Writer) error {
 	go func() { serveErr <- httpsSrv.ServeTLS(httpsLn, "", "") }()
 	go func() { serveErr <- servers[2].Serve(adminLn) }()
 	listening.Store(true)
+	go n.watchStore(renewCtx, health)
 
 	if w := n.watchProperties(); w != nil {
 		defer w.Close()
@@ -209,11 +212,10 @@ func (n *node) httpServer(h http.Handler) *http.Server {
 	}
 }
 
-// readiness reports /readyz's checks: store open, properties loaded,
-// listeners up.
+// readiness reports /readyz's checks: properties loaded, listeners up.
 func (n *node) readiness(listening *atomic.Bool) func(ctx context.Context) map[string]error {
 	return func(ctx context.Context) map[string]error {
-		checks := map[string]error{"store": n.store.View(ctx, func(store.Tx) error { return nil }), "properties": nil, "listeners": nil}
+		checks := map[string]error{"properties": nil, "listeners": nil}
 		if n.table.Load() == nil {
 			checks["properties"] = errors.New("not loaded yet")
 		}
@@ -221,6 +223,20 @@ func (n *node) readiness(listening *atomic.Bool) func(ctx context.Context) map[s
 			checks["listeners"] = errors.New("not accepting")
 		}
 		return checks
+	}
+}
+
+// degraded reports what works less well without making the node unready:
+// an unreachable store (the node serves what it has; renewals pause).
+func (n *node) degraded(h *storeHealth) func(ctx context.Context) map[string]error {
+	return func(ctx context.Context) map[string]error {
+		err := h.err()
+		if err == nil {
+			if p, ok := n.store.(*store.Bolt); ok {
+				err = p.Ping(ctx)
+			}
+		}
+		return map[string]error{"store": err}
 	}
 }
 

@@ -37,8 +37,11 @@ type Config struct {
 	Events     *events.Log
 	Issuer     Issuer
 	Metrics    http.Handler
-	// Ready returns nil when the node is ready, else why not.
+	// Ready returns the checks that make the node unready when they fail.
 	Ready func(ctx context.Context) map[string]error
+	// Degraded returns the checks that, failing, leave the node ready but
+	// degraded (an unreachable store: the node serves from memory).
+	Degraded func(ctx context.Context) map[string]error
 	// Backup writes a consistent copy of the store.
 	Backup func(w io.Writer) (int64, error)
 	// OriginHealth reports the health of a property's origins by URL.
@@ -113,11 +116,21 @@ func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	degraded := map[string]string{}
+	if a.c.Degraded != nil {
+		for name, err := range a.c.Degraded(r.Context()) {
+			checks[name] = "ok"
+			if err != nil {
+				checks[name] = err.Error()
+				degraded[name] = err.Error()
+			}
+		}
+	}
 	code := http.StatusOK
 	if !ready {
 		code = http.StatusServiceUnavailable
 	}
-	writeJSON(w, code, map[string]any{"ready": ready, "checks": checks})
+	writeJSON(w, code, map[string]any{"ready": ready, "degraded": len(degraded) > 0, "checks": checks})
 }
 
 // writeJSON writes v with status code.

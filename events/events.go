@@ -24,11 +24,14 @@ const (
 	CertificateExpired  = "certificate.expired"
 	PropertyLoaded      = "property.loaded"
 	PropertyRejected    = "property.rejected"
+	// Extensions: the store (etcd) became unreachable, and reachable again.
+	StoreUnavailable = "store.unavailable"
+	StoreAvailable   = "store.available"
 )
 
 // Types lists every event type.
 var Types = []string{CertificateIssued, CertificateRenewed, CertificateFailed, CertificateExpiring,
-	CertificateExpired, PropertyLoaded, PropertyRejected}
+	CertificateExpired, PropertyLoaded, PropertyRejected, StoreUnavailable, StoreAvailable}
 
 // Event is one announcement. Certificate holds the certificate object as
 // the admin API shows it, when the event is about one.
@@ -58,11 +61,19 @@ type Log struct {
 	log  *zap.Logger
 
 	mu      sync.Mutex // serialises Emit
-	seq     uint64
+	pending []Event    // emitted while the store was unreachable
 	waiters []chan struct{}
 }
 
-// Open returns a Log over st, continuing the sequence stored there.
+// maxPending bounds the events kept in memory while the store is down.
+const maxPending = 10000
+
+// seqKey is where the newest sequence number lives (meta bucket); every
+// node of a fleet takes its numbers there, in the transaction that stores
+// the event, so numbers never collide.
+const seqKey = "event_seq"
+
+// Open returns a Log over st.
 func Open(ctx context.Context, st store.Store, opts Options) (*Log, error) {
 	if opts.Keep <= 0 {
 		opts.Keep = 1000
@@ -74,70 +85,122 @@ func Open(ctx context.Context, st store.Store, opts Options) (*Log, error) {
 		opts.Logger = zap.NewNop()
 	}
 	l := &Log{st: st, opts: opts, log: opts.Logger}
-	err := st.View(ctx, func(tx store.Tx) error {
-		return tx.ForEach(store.Events, "", func(k string, _ []byte) error {
-			n, err := strconv.ParseUint(k, 10, 64)
-			if err == nil && n > l.seq {
-				l.seq = n
-			}
-			return nil
-		})
-	})
+	_, err := l.Latest(ctx)
 	return l, err
 }
 
-func seqKey(n uint64) string { return fmt.Sprintf("%020d", n) }
+func eventKey(n uint64) string { return fmt.Sprintf("%020d", n) }
 
 // Emit stores, logs and announces ev; ID, Seq, Time and Node are set here.
+// When the store cannot be written, the event is logged and kept in memory
+// until Flush (or the next Emit) stores it: nothing is lost while the
+// process lives.
 func (l *Log) Emit(ctx context.Context, ev Event) (Event, error) {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	ev.ID = "evt_" + hex.EncodeToString(b[:])
 	ev.Time = l.opts.Now().UTC()
 	ev.Node = l.opts.Node
-	l.mu.Lock()
-	ev.Seq = l.seq + 1
-	data, err := json.Marshal(ev)
-	if err == nil {
-		err = l.st.Update(ctx, func(tx store.Tx) error {
-			if err := tx.Put(store.Events, seqKey(ev.Seq), data); err != nil {
-				return err
-			}
-			if ev.Seq > uint64(l.opts.Keep) {
-				return tx.Delete(store.Events, seqKey(ev.Seq-uint64(l.opts.Keep)))
-			}
-			return nil
-		})
-	}
-	if err == nil {
-		l.seq = ev.Seq
-	}
-	waiters := l.waiters
-	l.mu.Unlock()
 	lvl := zap.InfoLevel
-	if ev.Type == CertificateFailed || ev.Type == CertificateExpired || ev.Type == PropertyRejected {
+	if ev.Type == CertificateFailed || ev.Type == CertificateExpired || ev.Type == PropertyRejected || ev.Type == StoreUnavailable {
 		lvl = zap.WarnLevel
 	}
 	l.log.Log(lvl, "event", zap.String("type", ev.Type), zap.String("event_id", ev.ID),
 		zap.String("property", ev.Property), zap.String("detail", ev.Detail), zap.ByteString("certificate", ev.Certificate))
-	if err != nil {
-		l.log.Error("event not stored", zap.String("type", ev.Type), zap.Error(err))
-		return ev, err
+	l.mu.Lock()
+	if len(l.pending) < maxPending {
+		l.pending = append(l.pending, ev)
 	}
+	stored, err := l.flushLocked(ctx)
+	waiters := l.waiters
+	l.mu.Unlock()
+	if err != nil {
+		l.log.Warn("event kept in memory until the store answers", zap.String("type", ev.Type), zap.Error(err))
+	}
+	if len(stored) > 0 {
+		wake(waiters)
+	}
+	for _, e := range stored {
+		if e.ID == ev.ID {
+			return e, err
+		}
+	}
+	return ev, err
+}
+
+func wake(waiters []chan struct{}) {
 	for _, w := range waiters {
 		select {
 		case w <- struct{}{}:
 		default:
 		}
 	}
-	return ev, nil
 }
 
-// Latest returns the sequence number of the newest event.
-func (l *Log) Latest() uint64 {
+// Flush stores the events kept in memory while the store was unreachable.
+func (l *Log) Flush(ctx context.Context) error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.seq
+	stored, err := l.flushLocked(ctx)
+	waiters := l.waiters
+	l.mu.Unlock()
+	if len(stored) > 0 {
+		wake(waiters)
+	}
+	return err
+}
+
+// flushLocked stores the pending events in order, each with the next
+// sequence number of the store, and returns them as stored.
+func (l *Log) flushLocked(ctx context.Context) ([]Event, error) {
+	var stored []Event
+	for len(l.pending) > 0 {
+		ev := l.pending[0]
+		err := l.st.Update(ctx, func(tx store.Tx) error {
+			var seq uint64
+			if b, err := tx.Get(store.Meta, seqKey); err == nil {
+				seq, _ = strconv.ParseUint(string(b), 10, 64)
+			} else if !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			ev.Seq = seq + 1
+			data, err := json.Marshal(ev)
+			if err != nil {
+				return err
+			}
+			if err := tx.Put(store.Events, eventKey(ev.Seq), data); err != nil {
+				return err
+			}
+			if err := tx.Put(store.Meta, seqKey, []byte(strconv.FormatUint(ev.Seq, 10))); err != nil {
+				return err
+			}
+			if ev.Seq > uint64(l.opts.Keep) {
+				return tx.Delete(store.Events, eventKey(ev.Seq-uint64(l.opts.Keep)))
+			}
+			return nil
+		})
+		if err != nil {
+			return stored, err
+		}
+		stored = append(stored, ev)
+		l.pending = l.pending[1:]
+	}
+	return stored, nil
+}
+
+// Latest returns the sequence number of the newest stored event.
+func (l *Log) Latest(ctx context.Context) (uint64, error) {
+	var seq uint64
+	err := l.st.View(ctx, func(tx store.Tx) error {
+		b, err := tx.Get(store.Meta, seqKey)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err == nil {
+			seq, err = strconv.ParseUint(string(b), 10, 64)
+		}
+		return err
+	})
+	return seq, err
 }
 
 // After returns up to limit events with a sequence number above seq, oldest

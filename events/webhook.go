@@ -74,7 +74,7 @@ func (l *Log) StartWebhooks(hooks []Webhook, opts DeliveryOptions) (stop func())
 		cursor, err := w.loadCursor(ctx)
 		if err != nil {
 			w.log.Error("webhook cursor unreadable; starting at the newest event", zap.Error(err))
-			cursor = l.Latest()
+			cursor, _ = l.Latest(ctx)
 		}
 		wg.Add(1)
 		go func() {
@@ -93,9 +93,11 @@ type worker struct {
 	log  *zap.Logger
 }
 
+// cursorKey is per node and webhook: in a fleet, each node delivers the
+// events it emitted, so a webhook gets each event once, not once a node.
 func (w *worker) cursorKey() string {
 	sum := sha256.Sum256([]byte(w.hook.URL))
-	return "webhook_cursor/" + hex.EncodeToString(sum[:8])
+	return "webhook_cursor/" + w.l.opts.Node + "/" + hex.EncodeToString(sum[:8])
 }
 
 func (w *worker) wants(typ string) bool {
@@ -121,7 +123,7 @@ func (w *worker) run(ctx context.Context, cursor uint64) {
 				zap.Uint64("missed_from", cursor+1), zap.Uint64("missed_to", evs[0].Seq-1))
 		}
 		for _, ev := range evs {
-			if w.wants(ev.Type) && !w.deliver(ctx, ev) {
+			if ev.Node == w.l.opts.Node && w.wants(ev.Type) && !w.deliver(ctx, ev) {
 				return // stopped
 			}
 			cursor = ev.Seq
@@ -130,6 +132,16 @@ func (w *worker) run(ctx context.Context, cursor uint64) {
 			}
 		}
 		if len(evs) == 100 {
+			continue
+		}
+		if err != nil {
+			// The store did not answer: look again shortly.
+			select {
+			case <-ctx.Done():
+				return
+			case <-w.wake:
+			case <-time.After(2 * time.Second):
+			}
 			continue
 		}
 		select {
@@ -210,7 +222,9 @@ func (w *worker) loadCursor(ctx context.Context) (uint64, error) {
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		cursor = w.l.Latest()
+		if cursor, err = w.l.Latest(ctx); err != nil {
+			return 0, err
+		}
 		return cursor, w.saveCursor(ctx, cursor)
 	}
 	return cursor, err

@@ -27,6 +27,7 @@ type Metrics struct {
 	renewals      *prometheus.CounterVec
 	orders        *prometheus.CounterVec
 	webhooks      *prometheus.CounterVec
+	storeUp       prometheus.Gauge
 }
 
 // CertificateLister reports every served certificate's leaf, for the
@@ -57,7 +58,10 @@ func New(certs CertificateLister) *Metrics {
 		Help: "ACME orders placed, by result."}, []string{"result"})
 	m.webhooks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edge_webhook_deliveries_total",
 		Help: "Webhook delivery attempts, by result."}, []string{"result"})
-	for _, c := range []prometheus.Collector{m.requests, m.requestTime, m.originTime, m.originErrors, m.originHealthy,
+	m.storeUp = prometheus.NewGauge(prometheus.GaugeOpts{Name: "edge_store_up",
+		Help: "1 while the store (bbolt or etcd) answers, 0 while the node serves from memory."})
+	m.storeUp.Set(1)
+	for _, c := range []prometheus.Collector{m.storeUp, m.requests, m.requestTime, m.originTime, m.originErrors, m.originHealthy,
 		m.handshakes, m.reloads, m.renewals, m.orders, m.webhooks,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
@@ -140,4 +144,13 @@ func (c notAfterCollector) Collect(ch chan<- prometheus.Metric) {
 	c.list(func(name string, leaf *x509.Certificate) {
 		ch <- prometheus.MustNewConstMetric(notAfterDesc, prometheus.GaugeValue, float64(leaf.NotAfter.Unix()), name)
 	})
+}
+
+// StoreUp records whether the store answers.
+func (m *Metrics) StoreUp(up bool) {
+	if up {
+		m.storeUp.Set(1)
+	} else {
+		m.storeUp.Set(0)
+	}
 }

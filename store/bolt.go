@@ -176,3 +176,8 @@ func OpenBoltReadOnly(path string) (*Bolt, error) {
 	}
 	return &Bolt{localLocks: newLocalLocks(), db: db, path: path}, nil
 }
+
+// Ping reports whether the file is open.
+func (b *Bolt) Ping(ctx context.Context) error {
+	return b.View(ctx, func(Tx) error { return nil })
+}

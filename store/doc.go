@@ -6,7 +6,8 @@
 //
 //	meta
 //	  schema_version          → "1"
-//	  webhook_cursor/<hash>   → seq of the last event delivered to a webhook
+//	  event_seq               → seq of the newest event (taken in the same transaction)
+//	  webhook_cursor/<node>/<hash> → seq of the last event that node delivered to a webhook
 //	certificates
 //	  <id>                    → JSON certificate record (tls.Certificate)
 //	certificate_names

@@ -42,3 +42,45 @@ type Store interface {
 	Locker
 	Close() error
 }
+
+// Buckets returns the names of every bucket.
+func Buckets() []string { return append([]string(nil), buckets...) }
+
+// Copy writes every key of every bucket of from into to, in batches, and
+// returns how many it wrote. Keys only in to are left alone. Locks are not
+// copied: they belong to running nodes.
+func Copy(ctx context.Context, from, to Store) (int, error) {
+	type kv struct {
+		b, k string
+		v    []byte
+	}
+	var all []kv
+	err := from.View(ctx, func(tx Tx) error {
+		for _, b := range buckets {
+			if err := tx.ForEach(b, "", func(k string, v []byte) error {
+				all = append(all, kv{b, k, v})
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for i := 0; i < len(all); i += 100 {
+		batch := all[i:min(i+100, len(all))]
+		if err := to.Update(ctx, func(tx Tx) error {
+			for _, e := range batch {
+				if err := tx.Put(e.b, e.k, e.v); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			return i, err
+		}
+	}
+	return len(all), nil
+}
