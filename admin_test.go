@@ -427,3 +427,40 @@ func TestCLI(t *testing.T) {
 		t.Errorf("node down: %d %s", code, out)
 	}
 }
+
+func TestPprofNeedsToken(t *testing.T) {
+	n := startNode(t, "", nil)
+	if code, _ := n.api("GET", "/debug/pprof/", nil, ""); code != 401 {
+		t.Errorf("pprof without token: %d, want 401", code)
+	}
+	req, _ := http.NewRequest("GET", "http://"+n.addrs.Admin+"/debug/pprof/heap?debug=1", nil)
+	req.Header.Set("Authorization", "Bearer "+n.token())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(b), "heap profile") {
+		t.Errorf("pprof heap with token: %d %.100s", resp.StatusCode, b)
+	}
+}
+
+func TestAccessLogWhateverTheLevel(t *testing.T) {
+	o := namedOrigin(t, "o")
+	n := startNode(t, "", map[string]string{"a.yaml": fmt.Sprintf("hostnames: [a.example]\norigins: [{url: %s}]\n", o.URL)})
+	// baseConfig logs at debug; a node at warn still writes access lines.
+	n.stop()
+	cfg := strings.Replace(baseConfig, "level: debug", "level: warn", 1)
+	writeFiles(t, n.dir, map[string]string{"edge.yaml": cfg})
+	n2 := runNode(t, n.dir)
+	n2.get(n2.client(), "http://a.example/")
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(n2.log.String(), `"msg":"request"`); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no access line at log.level warn:\n%s", n2.log)
+		}
+	}
+	if strings.Contains(n2.log.String(), `"msg":"properties loaded"`) {
+		t.Error("info lines written at log.level warn")
+	}
+}

@@ -120,6 +120,7 @@ func (n *node) watchStore(ctx context.Context, h *storeHealth) {
 			if err := n.tls.Load(ctx); err != nil {
 				n.log.Warn("reloading certificates", zap.Error(err))
 			}
+			n.renewer.Rescan(ctx)
 			n.renewer.Wake()
 		}
 	}
@@ -136,10 +137,12 @@ func (n *node) watchCertificates(ctx context.Context) {
 		if err := n.tls.Refresh(ctx, id); err != nil && ctx.Err() == nil {
 			n.log.Warn("refreshing a certificate changed by another node", zap.String("certificate", id), zap.Error(err))
 		}
+		n.renewer.Changed(ctx, id)
 	}, func() {
 		if err := n.tls.Load(ctx); err != nil && ctx.Err() == nil {
 			n.log.Warn("reloading certificates after a watch gap", zap.Error(err))
 		}
+		n.renewer.Rescan(ctx)
 	})
 }
 

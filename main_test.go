@@ -210,9 +210,15 @@ func TestServeHTTPAndHTTPS(t *testing.T) {
 	if r, _ := n.get(h1, "https://shop.example/"); r.ProtoMajor != 1 || r.StatusCode != 200 {
 		t.Errorf("HTTP/1.1 over TLS: %s %d", r.Proto, r.StatusCode)
 	}
-	// An access log line per request, and the bootstrap certificates made.
-	if logs := n.log.String(); !strings.Contains(logs, `"msg":"request"`) || strings.Count(logs, "self-signed bootstrap certificate created") != 2 {
-		t.Errorf("log lacks access lines or bootstrap notes:\n%s", logs)
+	// An access log line per request (buffered: written within a second),
+	// and the bootstrap certificates made.
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(n.log.String(), `"msg":"request"`); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no access lines in the log:\n%s", n.log)
+		}
+	}
+	if logs := n.log.String(); strings.Count(logs, "self-signed bootstrap certificate created") != 2 {
+		t.Errorf("log lacks the bootstrap notes:\n%s", logs)
 	}
 }
 

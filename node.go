@@ -92,7 +92,7 @@ func (n *node) apply(ctx context.Context, t *property.Table) {
 	n.metrics.Reload(result)
 	n.log.Info("properties loaded", zap.Int("properties", len(t.Properties())), zap.Int("rejected", len(t.Rejected())))
 	n.announce(ctx, prev, t)
-	n.renewer.Wake() // hostnames may have changed
+	n.renewer.PropertiesChanged(ctx, prev, t) // hostnames may have changed
 }
 
 // announce emits property.loaded for each new or changed property and

@@ -50,6 +50,10 @@ func serve(ctx context.Context, file string, stderr io.Writer) error {
 	}
 	log = log.With(zap.String("node", cfg.Node.Name))
 	defer log.Sync() //nolint:errcheck // stderr sync errors are not actionable
+	access, stopAccess := newAccessLogger(cfg.Log, stderr)
+	defer stopAccess()
+	access = access.Named("access").With(zap.String("node", cfg.Node.Name))
+	tuneGC()
 
 	// Listeners first, so that a busy port fails at once.
 	var lns [3]net.Listener
@@ -97,11 +101,12 @@ func serve(ctx context.Context, file string, stderr io.Writer) error {
 	}
 	n.renewer = n.newRenewer(acme)
 	pcfg := proxy.Config{
-		Logger:    log,
-		NodeName:  cfg.Node.Name,
-		AccessLog: cfg.Log.Access,
-		HTTPSPort: cfg.httpsRedirectPort(httpsLn.Addr().(*net.TCPAddr).Port),
-		Observer:  n.metrics,
+		Logger:       log,
+		NodeName:     cfg.Node.Name,
+		AccessLog:    cfg.Log.Access,
+		AccessLogger: access,
+		HTTPSPort:    cfg.httpsRedirectPort(httpsLn.Addr().(*net.TCPAddr).Port),
+		Observer:     n.metrics,
 	}
 	if acme != nil {
 		pcfg.Challenge = acme

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -81,10 +82,17 @@ func Handler(c Config) http.Handler {
 	api.HandleFunc("GET /api/v1/properties/{name}", a.getProperty)
 	api.HandleFunc("GET /api/v1/events", a.listEvents)
 	api.HandleFunc("GET /api/v1/backup", a.backup)
+	// Profiling a live node (issue 6), behind the same token.
+	api.HandleFunc("GET /debug/pprof/", pprof.Index)
+	api.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	api.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	api.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	api.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	api.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
 	})
 	mux.Handle("/api/", a.auth(api))
+	mux.Handle("/debug/pprof/", a.auth(api))
 	return mux
 }
 

@@ -4,7 +4,6 @@
 package metrics
 
 import (
-	"crypto/x509"
 	"net/http"
 	"strconv"
 	"time"
@@ -30,9 +29,9 @@ type Metrics struct {
 	storeUp       prometheus.Gauge
 }
 
-// CertificateLister reports every served certificate's leaf, for the
+// CertificateLister reports every served certificate's expiry, for the
 // not-after gauge, read at scrape time so it is never stale.
-type CertificateLister func(fn func(name string, leaf *x509.Certificate))
+type CertificateLister func(fn func(name string, notAfter time.Time))
 
 // New registers the node's metrics; certs may be nil.
 func New(certs CertificateLister) *Metrics {
@@ -141,8 +140,8 @@ type notAfterCollector struct{ list CertificateLister }
 func (c notAfterCollector) Describe(ch chan<- *prometheus.Desc) { ch <- notAfterDesc }
 
 func (c notAfterCollector) Collect(ch chan<- prometheus.Metric) {
-	c.list(func(name string, leaf *x509.Certificate) {
-		ch <- prometheus.MustNewConstMetric(notAfterDesc, prometheus.GaugeValue, float64(leaf.NotAfter.Unix()), name)
+	c.list(func(name string, notAfter time.Time) {
+		ch <- prometheus.MustNewConstMetric(notAfterDesc, prometheus.GaugeValue, float64(notAfter.Unix()), name)
 	})
 }
 

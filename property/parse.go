@@ -59,9 +59,13 @@ func Parse(file string, data []byte) (*Property, []error) {
 	for i := range s.Hostnames {
 		p.hostLines = append(p.hostLines, conf.Line(&doc, "hostnames", i))
 	}
-	sum := sha256.Sum256(data)
-	p.digest = hex.EncodeToString(sum[:])
+	p.digest = digestOf(data)
 	return p, nil
+}
+
+func digestOf(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
 }
 
 // merge returns the shape errors, then the validation errors about fields

@@ -258,3 +258,36 @@ func BenchmarkLookup100k(b *testing.B) {
 		_ = tab.Lookup(hosts[i&3])
 	}
 }
+
+// BenchmarkLoadDir10k measures loading 10,000 property files.
+func BenchmarkLoadDir10k(b *testing.B) {
+	dir := b.TempDir()
+	for i := range 10_000 {
+		body := fmt.Sprintf("hostnames: [p%d.example, www.p%d.example]\norigins: [{url: http://10.0.%d.%d:8080, weight: 2}, {url: http://10.1.%d.%d:8080}]\ntls: {certificate: c%d, renew_automation: true}\n",
+			i, i, i/250, i%250, i/250, i%250, i)
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("p%05d.yaml", i)), []byte(body), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("first", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			t, err := LoadDir(dir, nil, Options{MaxNamesPerCertificate: 100})
+			if err != nil || len(t.Properties()) != 10_000 {
+				b.Fatal(err, len(t.Problems()))
+			}
+		}
+	})
+	b.Run("reload-one-changed", func(b *testing.B) {
+		prev, _ := LoadDir(dir, nil, Options{MaxNamesPerCertificate: 100})
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			os.WriteFile(filepath.Join(dir, "p00000.yaml"), []byte(fmt.Sprintf("hostnames: [p0.example]\norigins: [{url: http://10.9.9.9:%d}]\n", 1000+i%1000)), 0o644)
+			t, err := LoadDir(dir, prev, Options{MaxNamesPerCertificate: 100})
+			if err != nil || len(t.Properties()) != 10_000 {
+				b.Fatal(err, t.Problems())
+			}
+			prev = t
+		}
+	})
+}

@@ -32,6 +32,8 @@ type Config struct {
 	Logger    *zap.Logger // nil: no logs
 	NodeName  string      // in Via headers; "" uses "edge"
 	AccessLog bool        // one log line per request
+	// AccessLogger receives the access lines; nil: Logger.Named("access").
+	AccessLogger *zap.Logger
 	// HTTPSPort is the port written in redirects to https; 0 or 443 writes
 	// none.
 	HTTPSPort   int
@@ -71,7 +73,11 @@ func New(cfg Config) *Server {
 	if cfg.PassiveRest == 0 {
 		cfg.PassiveRest = 10 * time.Second
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.Named("proxy"), access: cfg.Logger.Named("access"),
+	access := cfg.AccessLogger
+	if access == nil {
+		access = cfg.Logger.Named("access")
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger.Named("proxy"), access: access,
 		origins: map[string]*origin{}, ids: newRequestIDs()}
 	s.via = [3]string{"1.0 " + cfg.NodeName, "1.1 " + cfg.NodeName, "2 " + cfg.NodeName}
 	s.routes.Store(&routes{table: &property.Table{}, sites: map[*property.Property]*site{}})

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -282,24 +283,6 @@ func (c *Certs) Delete(ctx context.Context, idOrName string) error {
 	return nil
 }
 
-// each calls fn with every certificate and its current version, in one
-// read transaction.
-func (c *Certs) each(ctx context.Context, fn func(*Certificate, *Version) error) error {
-	return c.st.View(ctx, func(tx store.Tx) error {
-		return tx.ForEach(store.Certificates, "", func(k string, b []byte) error {
-			rec := new(Certificate)
-			if err := json.Unmarshal(b, rec); err != nil {
-				return fmt.Errorf("certificate %s: stored record is corrupt: %w", k, err)
-			}
-			v, err := getVersion(tx, rec.ID, rec.Version)
-			if err != nil {
-				return err
-			}
-			return fn(rec, v)
-		})
-	})
-}
-
 func putJSON(tx store.Tx, bucket, key string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -319,4 +302,72 @@ func (c *Certs) Types(ctx context.Context) (map[string]string, error) {
 		out[rec.Name] = rec.Type
 	}
 	return out, nil
+}
+
+// eachRecord calls fn with the few facts of every certificate record that
+// the handshake index needs, decoding nothing else.
+func (c *Certs) eachRecord(ctx context.Context, fn func(id, name, typ string, version int, notAfter time.Time)) error {
+	return c.st.View(ctx, func(tx store.Tx) error {
+		return tx.ForEach(store.Certificates, "", func(k string, b []byte) error {
+			var r struct {
+				ID       string    `json:"id"`
+				Name     string    `json:"name"`
+				Type     string    `json:"type"`
+				Version  int       `json:"version"`
+				NotAfter time.Time `json:"not_after"`
+			}
+			if err := json.Unmarshal(b, &r); err != nil {
+				return fmt.Errorf("certificate %s: stored record is corrupt: %w", k, err)
+			}
+			fn(r.ID, r.Name, r.Type, r.Version, r.NotAfter)
+			return nil
+		})
+	})
+}
+
+// eachVersion calls fn with every stored version, key included, in
+// batches of read transactions so that writers are not held up long.
+func (c *Certs) eachVersion(ctx context.Context, fn func(id string, v *Version)) (int, error) {
+	n, from := 0, ""
+	for {
+		var last string
+		batch := 0
+		err := c.st.View(ctx, func(tx store.Tx) error {
+			return tx.ForEach(store.CertificateVersions, "", func(k string, b []byte) error {
+				if k <= from && from != "" {
+					return nil
+				}
+				if batch == 2000 {
+					return errBatchFull
+				}
+				var v Version
+				if err := json.Unmarshal(b, &v); err == nil {
+					fn(k[:strings.IndexByte(k, '/')], &v)
+				}
+				last, batch = k, batch+1
+				return nil
+			})
+		})
+		if err != nil && !errors.Is(err, errBatchFull) {
+			return n, err
+		}
+		n += batch
+		if !errors.Is(err, errBatchFull) {
+			return n, nil
+		}
+		from = last
+	}
+}
+
+var errBatchFull = errors.New("batch full")
+
+// version reads one version of a certificate.
+func (c *Certs) version(ctx context.Context, id string, n int) (*Version, error) {
+	var v *Version
+	err := c.st.View(ctx, func(tx store.Tx) error {
+		var err error
+		v, err = getVersion(tx, id, n)
+		return err
+	})
+	return v, err
 }

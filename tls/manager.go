@@ -2,13 +2,17 @@ package tls
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"maps"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/edge-cdn/edge/property"
 	"go.uber.org/zap"
@@ -35,10 +39,90 @@ type snapshot struct {
 	byID   map[string]*entry
 }
 
+// entry is one served certificate. At start only the records are read, so
+// a node with 100,000 certificates is ready at once; a background warm-up
+// then keeps each key pair in memory as DER (about half its PEM size), and
+// the first handshake that needs a certificate parses it (once), loading it
+// from the store itself if the warm-up has not reached it yet. A new
+// version is parsed before it replaces the old one.
 type entry struct {
 	id, name string
 	version  int
-	cert     *tls.Certificate
+	notAfter time.Time
+	der      atomic.Pointer[derPair]
+	load     func() (*Version, error) // reads this version from the store
+
+	once sync.Once
+	cert *tls.Certificate
+	err  error
+}
+
+// derPair is a version's chain and key, decoded from PEM.
+type derPair struct {
+	chain [][]byte
+	key   []byte
+}
+
+func toDER(v *Version) (*derPair, error) {
+	var p derPair
+	rest := []byte(v.CertPEM)
+	for {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			break
+		}
+		if b.Type == "CERTIFICATE" {
+			p.chain = append(p.chain, b.Bytes)
+		}
+	}
+	kb, _ := pem.Decode([]byte(v.KeyPEM))
+	if len(p.chain) == 0 || kb == nil {
+		return nil, errors.New("version holds no PEM certificate or key")
+	}
+	p.key = kb.Bytes
+	return &p, nil
+}
+
+func (e *entry) get() *tls.Certificate {
+	e.once.Do(func() {
+		p := e.der.Load()
+		if p == nil {
+			v, err := e.load()
+			if err == nil {
+				p, err = toDER(v)
+			}
+			if err != nil {
+				e.err = err
+				return
+			}
+		}
+		e.cert, e.err = parseDER(p)
+		e.der.Store(nil) // parsed: the DER lives on in e.cert
+	})
+	return e.cert
+}
+
+func parseDER(p *derPair) (*tls.Certificate, error) {
+	leaf, err := x509.ParseCertificate(p.chain[0])
+	if err != nil {
+		return nil, err
+	}
+	key, err := x509.ParsePKCS8PrivateKey(p.key)
+	if err != nil {
+		if k, err2 := x509.ParseECPrivateKey(p.key); err2 == nil {
+			key, err = k, nil
+		} else if k, err2 := x509.ParsePKCS1PrivateKey(p.key); err2 == nil {
+			key, err = k, nil
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("private key: %w", err)
+	}
+	signer, ok := key.(crypto.Signer)
+	if !ok || !publicKeyEqual(leaf.PublicKey, signer.Public()) {
+		return nil, errors.New("the private key does not match the certificate")
+	}
+	return &tls.Certificate{Certificate: p.chain, PrivateKey: key, Leaf: leaf}, nil
 }
 
 // NewManager returns a Manager serving the server certificates of certs. A
@@ -57,21 +141,17 @@ func NewManager(certs *Certs, log *zap.Logger) *Manager {
 	return m
 }
 
-// Load rebuilds the whole snapshot from the store. A certificate whose
-// current version does not parse is logged and left out.
+// Load rebuilds the whole snapshot from the certificate records, then warms
+// the key pairs up in the background.
 func (m *Manager) Load(ctx context.Context) error {
 	s := &snapshot{byName: map[string]*entry{}, byID: map[string]*entry{}}
-	err := m.certs.each(ctx, func(rec *Certificate, v *Version) error {
-		if rec.Type != TypeServer {
-			return nil
+	err := m.certs.eachRecord(ctx, func(id, name, typ string, version int, notAfter time.Time) {
+		if typ != TypeServer {
+			return
 		}
-		e, err := parseEntry(rec, v)
-		if err != nil {
-			m.log.Error("stored certificate does not load", zap.String("certificate", rec.Name), zap.Error(err))
-			return nil
-		}
+		e := &entry{id: id, name: name, version: version, notAfter: notAfter}
+		e.load = func() (*Version, error) { return m.certs.version(context.Background(), id, version) }
 		s.byName[e.name], s.byID[e.id] = e, e
-		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("loading certificates: %w", err)
@@ -79,7 +159,34 @@ func (m *Manager) Load(ctx context.Context) error {
 	m.mu.Lock()
 	m.snap.Store(s)
 	m.mu.Unlock()
+	go m.warm(s)
 	return nil
+}
+
+// warm reads every version of s into memory as DER, in batches, so that
+// the node no longer needs the store to serve them.
+func (m *Manager) warm(s *snapshot) {
+	start := time.Now()
+	n, err := m.certs.eachVersion(context.Background(), func(id string, v *Version) {
+		e := s.byID[id]
+		if e == nil || e.version != v.Version || e.der.Load() != nil {
+			return
+		}
+		if p, err := toDER(v); err == nil {
+			e.der.Store(p)
+		}
+	})
+	if err != nil {
+		m.log.Warn("warming certificates up; the rest load at their first handshake", zap.Error(err))
+		return
+	}
+	if n > 10_000 {
+		// Decoding many versions left garbage several times the size of
+		// what stays; give it back to the system now rather than over the
+		// next minutes.
+		debug.FreeOSMemory()
+	}
+	m.log.Debug("certificates in memory", zap.Int("versions", n), zap.Duration("took", time.Since(start)))
 }
 
 // Refresh reloads one certificate (by id) into the snapshot, or drops it if
@@ -113,12 +220,19 @@ func (m *Manager) Refresh(ctx context.Context, id string) error {
 	return nil
 }
 
+// parseEntry parses a version at once: a new version that does not parse
+// must not replace the one serving.
 func parseEntry(rec *Certificate, v *Version) (*entry, error) {
-	c, err := tls.X509KeyPair([]byte(v.CertPEM), []byte(v.KeyPEM))
+	e := &entry{id: rec.ID, name: rec.Name, version: v.Version, notAfter: v.NotAfter}
+	p, err := toDER(v)
 	if err != nil {
 		return nil, err
 	}
-	return &entry{id: rec.ID, name: rec.Name, version: v.Version, cert: &c}, nil
+	e.der.Store(p)
+	if e.get() == nil {
+		return nil, e.err
+	}
+	return e, nil
 }
 
 // SetProperties swaps in the property table used to map names to
@@ -127,10 +241,15 @@ func (m *Manager) SetProperties(t *property.Table) { m.props.Store(t) }
 
 // Certificate returns the serving certificate with that store name, or nil.
 func (m *Manager) Certificate(name string) *tls.Certificate {
-	if e := m.snap.Load().byName[name]; e != nil {
-		return e.cert
+	e := m.snap.Load().byName[name]
+	if e == nil {
+		return nil
 	}
-	return nil
+	c := e.get()
+	if c == nil {
+		m.log.Error("stored certificate does not load", zap.String("certificate", name), zap.Error(e.err))
+	}
+	return c
 }
 
 // GetCertificate implements tls.Config.GetCertificate. An unknown name
@@ -182,11 +301,9 @@ func (m *Manager) ServerConfig() *tls.Config {
 	}
 }
 
-// Each calls fn with the name and leaf of every served certificate.
-func (m *Manager) Each(fn func(name string, leaf *x509.Certificate)) {
+// Each calls fn with the name and expiry of every served certificate.
+func (m *Manager) Each(fn func(name string, notAfter time.Time)) {
 	for name, e := range m.snap.Load().byName {
-		if e.cert.Leaf != nil {
-			fn(name, e.cert.Leaf)
-		}
+		fn(name, e.notAfter)
 	}
 }

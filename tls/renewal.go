@@ -55,11 +55,16 @@ type Renewer struct {
 	log   *zap.Logger
 
 	wake     chan struct{}
+	agenda   *agenda
 	mu       sync.Mutex
 	inflight map[string]bool
 	sem      chan struct{}
 	wg       sync.WaitGroup
 }
+
+// rescanEvery is how often the whole store is looked at again, as a safety
+// net under the per-certificate updates.
+const rescanEvery = 6 * time.Hour
 
 // NewRenewer returns a Renewer; Run starts it.
 func NewRenewer(certs *Certs, a *ACME, props func() *property.Table, locks store.Locker, cfg RenewerConfig) *Renewer {
@@ -90,8 +95,36 @@ func NewRenewer(certs *Certs, a *ACME, props func() *property.Table, locks store
 	if cfg.OnOrder == nil {
 		cfg.OnOrder = func(string) {}
 	}
-	return &Renewer{certs: certs, acme: a, props: props, locks: locks, cfg: cfg, log: cfg.Logger,
+	r := &Renewer{certs: certs, acme: a, props: props, locks: locks, cfg: cfg, log: cfg.Logger, agenda: newAgenda(),
 		wake: make(chan struct{}, 1), inflight: map[string]bool{}, sem: make(chan struct{}, cfg.Workers)}
+	certs.OnChange(func(id string) { r.Changed(context.Background(), id) })
+	return r
+}
+
+// Changed reschedules one certificate (by id or name) after it was written
+// here or by another node, and wakes the loop if it is due now.
+func (r *Renewer) Changed(ctx context.Context, idOrName string) {
+	c, err := r.certs.Get(ctx, idOrName)
+	if errors.Is(err, ErrNotFound) {
+		r.agenda.remove(idOrName)
+		return
+	}
+	if err != nil {
+		return
+	}
+	r.schedule(ctx, c, r.props().CertificateNames(), r.cfg.Now())
+}
+
+// PropertiesChanged reschedules the certificates named by properties
+// before or after a reload: their wanted names may have changed.
+func (r *Renewer) PropertiesChanged(ctx context.Context, old, new *property.Table) {
+	names := new.CertificateNames()
+	for n := range old.CertificateNames() {
+		names[n] = nil
+	}
+	for n := range names {
+		r.Changed(ctx, n)
+	}
 }
 
 // Wake makes the loop look at once (a new request, a reload, a renew
@@ -106,11 +139,13 @@ func (r *Renewer) Wake() {
 // Run loops until ctx ends, then waits for attempts under way to stop.
 func (r *Renewer) Run(ctx context.Context) {
 	defer r.wg.Wait()
+	r.rescan(ctx)
+	lastScan := r.cfg.Now()
 	for {
-		next := r.pass(ctx)
+		r.runDue(ctx)
 		wait := r.cfg.CheckInterval
-		if d := next.Sub(r.cfg.Now()); !next.IsZero() && d < wait {
-			wait = max(d, time.Second)
+		if next := r.agenda.next(); !next.IsZero() {
+			wait = min(wait, max(next.Sub(r.cfg.Now()), 10*time.Millisecond))
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -121,34 +156,117 @@ func (r *Renewer) Run(ctx context.Context) {
 		case <-t.C:
 		}
 		t.Stop()
+		if r.cfg.Now().Sub(lastScan) > rescanEvery {
+			r.rescan(ctx)
+			lastScan = r.cfg.Now()
+		}
 	}
 }
 
-// pass looks at every certificate once and starts the due attempts. It
-// returns the earliest time something is due later (zero if none).
-func (r *Renewer) pass(ctx context.Context) (next time.Time) {
+// Rescan schedules every certificate of the store again (after a gap in
+// what this node heard of other nodes' writes).
+func (r *Renewer) Rescan(ctx context.Context) { r.rescan(ctx) }
+
+// rescan schedules every certificate of the store.
+func (r *Renewer) rescan(ctx context.Context) {
+	list, err := r.certs.List(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.log.Error("renewal: listing certificates", zap.Error(err))
+		}
+		return
+	}
+	wanted, now := r.props().CertificateNames(), r.cfg.Now()
+	for _, c := range list {
+		r.schedule(ctx, c, wanted, now)
+	}
+}
+
+// schedule puts c in the agenda at its next timed event, or takes it out
+// when it has none.
+func (r *Renewer) schedule(ctx context.Context, c *Certificate, wanted map[string][]string, now time.Time) {
+	at, ok := r.nextEvent(c, wanted, now)
+	if !ok {
+		r.agenda.remove(c.ID)
+		return
+	}
+	r.agenda.set(c.ID, at)
+	if !at.After(now) {
+		r.Wake()
+	}
+}
+
+// nextEvent is the earliest moment something is due for c: its expiry
+// notices, its renewal (or the end of its backoff) and its ARI check.
+func (r *Renewer) nextEvent(c *Certificate, wanted map[string][]string, now time.Time) (time.Time, bool) {
+	if c.Type != TypeServer {
+		return time.Time{}, false
+	}
+	var at time.Time
+	ok := false
+	consider := func(t time.Time) {
+		if !ok || t.Before(at) {
+			at, ok = t, true
+		}
+	}
+	if c.Notices.ExpiredVersion != c.Version {
+		consider(c.NotAfter)
+	}
+	if c.Notices.ExpiringVersion != c.Version {
+		consider(c.NotAfter.Add(-r.cfg.ExpiryWarning))
+	}
+	if c.AutoRenew == AutoRenewACME || c.Renewal.Forced {
+		due, _ := r.due(c, r.wantedNames(c, wanted))
+		if c.Renewal.NextAttemptAt != nil && c.Renewal.NextAttemptAt.After(due) && !c.Renewal.Forced {
+			due = *c.Renewal.NextAttemptAt
+		}
+		consider(due)
+		if r.cfg.ARI && r.acme != nil && c.Source == SourceACME {
+			if c.Renewal.ARINextCheckAt == nil {
+				consider(now)
+			} else {
+				consider(*c.Renewal.ARINextCheckAt)
+			}
+		}
+	}
+	return at, ok
+}
+
+// runDue handles every certificate whose moment has come.
+func (r *Renewer) runDue(ctx context.Context) {
 	defer func() {
 		if p := recover(); p != nil {
 			r.log.Error("renewal pass panicked", zap.Any("panic", p), zap.ByteString("stack", debug.Stack()))
 		}
 	}()
-	list, err := r.certs.List(ctx)
-	if err != nil {
-		if ctx.Err() == nil {
-			r.log.Error("renewal pass: listing certificates", zap.Error(err))
-		}
-		return time.Time{}
+	now := r.cfg.Now()
+	ids := r.agenda.popDue(now)
+	if len(ids) == 0 {
+		return
 	}
 	wanted := r.props().CertificateNames()
-	now := r.cfg.Now()
-	for _, c := range list {
-		if c.Type != TypeServer {
-			continue
+	for _, id := range ids {
+		if ctx.Err() != nil {
+			return
 		}
-		r.notices(ctx, c, now)
-		if c.AutoRenew != AutoRenewACME && !c.Renewal.Forced {
-			continue
-		}
+		r.process(ctx, id, wanted, now)
+	}
+}
+
+// process looks at one due certificate, fresh from the store: notices,
+// ARI, and an attempt when its renewal is due.
+func (r *Renewer) process(ctx context.Context, id string, wanted map[string][]string, now time.Time) {
+	c, err := r.certs.Get(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return
+	}
+	if err != nil {
+		// The store does not answer: look again later.
+		r.agenda.set(id, now.Add(r.cfg.CheckInterval))
+		return
+	}
+	r.notices(ctx, c, now)
+	if c.Type == TypeServer && (c.AutoRenew == AutoRenewACME || c.Renewal.Forced) {
 		names := r.wantedNames(c, wanted)
 		if r.cfg.ARI {
 			r.refreshARI(ctx, c, now)
@@ -157,16 +275,18 @@ func (r *Renewer) pass(ctx context.Context) (next time.Time) {
 		if c.Renewal.NextAttemptAt != nil && c.Renewal.NextAttemptAt.After(at) && !c.Renewal.Forced {
 			at = *c.Renewal.NextAttemptAt
 		}
-		if at.After(now) {
-			r.noteSchedule(ctx, c, at, reason)
-			if next.IsZero() || at.Before(next) {
-				next = at
-			}
-			continue
+		if !at.After(now) {
+			r.start(ctx, c.ID, reason)
+			// The attempt's writes reschedule it; this is a fallback.
+			r.agenda.set(c.ID, now.Add(r.cfg.CheckInterval))
+			return
 		}
-		r.start(ctx, c.ID, reason)
+		r.noteSchedule(ctx, c, at, reason)
 	}
-	return next
+	if fresh, err := r.certs.Get(ctx, id); err == nil {
+		c = fresh
+	}
+	r.schedule(ctx, c, wanted, now)
 }
 
 func (r *Renewer) due(c *Certificate, names []string) (time.Time, string) {

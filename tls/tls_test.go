@@ -306,12 +306,12 @@ func benchManager(b testing.TB, n int) *Manager {
 	files := make([]property.Loaded, 0, n+1)
 	for i := range n {
 		name := fmt.Sprintf("cert%d", i)
-		s.byName[name] = &entry{id: name, name: name, cert: &kp}
+		s.byName[name] = parsed(name, &kp)
 		p := &property.Property{Name: fmt.Sprintf("p%d", i), File: fmt.Sprintf("p%d.yaml", i),
 			Hostnames: []string{fmt.Sprintf("host%d.example", i)}, TLS: property.TLS{Certificate: name}}
 		files = append(files, property.Loaded{File: p.File, Property: p})
 	}
-	s.byName["wild"] = &entry{id: "wild", name: "wild", cert: &kp}
+	s.byName["wild"] = parsed("wild", &kp)
 	files = append(files, property.Loaded{File: "wild.yaml", Property: &property.Property{Name: "wild", File: "wild.yaml",
 		Hostnames: []string{"*.wild.example"}, TLS: property.TLS{Certificate: "wild"}}})
 	m.snap.Store(s)
@@ -325,4 +325,10 @@ func TestGetCertificateDoesNotAllocate(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { _, _ = m.GetCertificate(hello) }); n != 0 {
 		t.Errorf("GetCertificate allocated %v times, want 0", n)
 	}
+}
+
+func parsed(name string, c *tls.Certificate) *entry {
+	e := &entry{id: name, name: name, cert: c}
+	e.once.Do(func() {})
+	return e
 }

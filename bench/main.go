@@ -1,0 +1,461 @@
+// Command bench is Edge's load test: it starts an origin, the edge and a
+// load generator on loopback, and prints requests/s, p50 and p99 for
+// direct-to-origin and through the edge, the edge's throughput as a ratio
+// of direct measured in the same run, the edge's CPU time per request and
+// its peak RSS. The generator is pinned to core 0, origin and edge share
+// core 1 (taskset), as in the targets of issue 6.
+//
+//	go run ./bench                    # every scenario, 5 s each
+//	go run ./bench -duration 10s -conns 64 -scenarios h1-small,h2-small
+//
+// wrk is used for the HTTP/1.1 scenarios when it is installed; the
+// built-in Go generator otherwise and for the rest.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "origin" {
+		runOrigin(os.Args[2:])
+		return
+	}
+	duration := flag.Duration("duration", 5*time.Second, "length of each measurement")
+	conns := flag.Int("conns", 32, "concurrent connections (streams for HTTP/2)")
+	scenarios := flag.String("scenarios", "h1-small,h1-100k,https-small,h2-small,tls-handshake", "comma-separated scenarios")
+	useWrk := flag.Bool("wrk", true, "use wrk for HTTP/1.1 scenarios when installed")
+	flag.StringVar(&profileFile, "profile", "", "write a CPU profile of the edge during the first scenario's edge run to this file")
+	flag.IntVar(&certCount, "certs", 0, "instead of the scenarios, measure the edge with this many certificates in its store (e.g. 100000)")
+	flag.Parse()
+	if err := run(*duration, *conns, strings.Split(*scenarios, ","), *useWrk); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type result struct {
+	requests int
+	errors   int
+	elapsed  time.Duration
+	lat      []time.Duration // a sample, for percentiles
+	p50, p99 time.Duration   // from wrk or h2load when they ran
+	approx   bool            // h2load: mean and max, not percentiles
+}
+
+func (r result) rps() float64 { return float64(r.requests) / r.elapsed.Seconds() }
+
+func (r result) show(p float64) string {
+	s := r.pct(p).Round(time.Microsecond).String()
+	if r.approx {
+		return "~" + s
+	}
+	return s
+}
+
+func (r result) pct(p float64) time.Duration {
+	if r.p50 != 0 {
+		if p < 0.9 {
+			return r.p50
+		}
+		return r.p99
+	}
+	if len(r.lat) == 0 {
+		return 0
+	}
+	sort.Slice(r.lat, func(i, j int) bool { return r.lat[i] < r.lat[j] })
+	return r.lat[min(len(r.lat)-1, int(float64(len(r.lat))*p))]
+}
+
+var (
+	profileFile string
+	certCount   int
+)
+
+func run(d time.Duration, conns int, scenarios []string, useWrk bool) error {
+	pinned := os.Getenv("EDGE_BENCH_PINNED") == "1"
+	taskset, _ := exec.LookPath("taskset")
+	if !pinned && taskset != "" && runtime.NumCPU() >= 2 {
+		// Re-run this process pinned to core 0; servers go to core 1.
+		cmd := exec.Command(taskset, append([]string{"-c", "0", os.Args[0]}, os.Args[1:]...)...)
+		cmd.Env = append(os.Environ(), "EDGE_BENCH_PINNED=1")
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		return cmd.Run()
+	}
+	serverCPU := func(args ...string) []string {
+		if taskset != "" && runtime.NumCPU() >= 2 {
+			return append([]string{taskset, "-c", "1"}, args...)
+		}
+		return args
+	}
+	dir, err := os.MkdirTemp("", "edge-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	fmt.Println("building the edge …")
+	edgeBin := filepath.Join(dir, "edge")
+	build := exec.Command("go", "build", "-o", edgeBin, ".")
+	build.Dir = repoRoot()
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("go build: %w", err)
+	}
+	self, _ := os.Executable()
+	if certCount > 1 {
+		return runCerts(certCount, d, conns, serverCPU, edgeBin)
+	}
+
+	oHTTP, oHTTPS := freePort(), freePort()
+	origin := exec.Command(serverCPU(self, "origin", strconv.Itoa(oHTTP), strconv.Itoa(oHTTPS))[0],
+		serverCPU(self, "origin", strconv.Itoa(oHTTP), strconv.Itoa(oHTTPS))[1:]...)
+	origin.Stderr = os.Stderr
+	if err := origin.Start(); err != nil {
+		return err
+	}
+	defer origin.Process.Kill()
+
+	eHTTP, eHTTPS, eAdmin := freePort(), freePort(), freePort()
+	props := filepath.Join(dir, "props")
+	os.MkdirAll(props, 0o755)
+	os.WriteFile(filepath.Join(props, "bench.yaml"), []byte(fmt.Sprintf(
+		"hostnames: [localhost]\norigins: [{url: http://127.0.0.1:%d}]\ntls: {certificate: bench}\n", oHTTP)), 0o644)
+	os.WriteFile(filepath.Join(dir, "edge.yaml"), []byte(fmt.Sprintf(`node: {name: bench}
+listen: {http: ":%d", https: ":%d", admin: "127.0.0.1:%d"}
+data_dir: ./data
+properties_dir: ./props
+log: {level: warn, format: json, access: true}
+`, eHTTP, eHTTPS, eAdmin)), 0o644)
+	logFile, _ := os.Create(filepath.Join(dir, "edge.log"))
+	defer logFile.Close()
+	edgeArgs := serverCPU(edgeBin, "serve", "--config", filepath.Join(dir, "edge.yaml"))
+	edge := exec.Command(edgeArgs[0], edgeArgs[1:]...)
+	edge.Stderr = logFile
+	if err := edge.Start(); err != nil {
+		return err
+	}
+	defer edge.Process.Signal(syscall.SIGTERM)
+	for _, a := range []string{fmt.Sprint("127.0.0.1:", oHTTP), fmt.Sprint("127.0.0.1:", eHTTP), fmt.Sprint("127.0.0.1:", eHTTPS)} {
+		if err := waitListening(a); err != nil {
+			return err
+		}
+	}
+	edgePID := edge.Process.Pid
+	if taskset != "" {
+		edgePID = childPID(edge.Process.Pid) // taskset execs the edge in place: same pid
+	}
+	time.Sleep(500 * time.Millisecond)
+	idleRSS := procStatus(edgePID, "VmRSS")
+
+	type row struct {
+		name         string
+		direct, edge result
+		cpuPerReq    time.Duration
+	}
+	var rows []row
+	wrk, _ := exec.LookPath("wrk")
+	h2load, _ := exec.LookPath("h2load")
+	gen := "the built-in Go generator"
+	if useWrk && (wrk != "" || h2load != "") {
+		gen = "wrk (HTTP/1.1, handshakes) and h2load (HTTP/2) where installed, else the Go generator"
+	}
+	for _, s := range scenarios {
+		var directURL, edgeURL string
+		var mode string
+		switch s {
+		// The edge is reached as localhost (SNI and Host of its property).
+		case "h1-small":
+			directURL, edgeURL, mode = fmt.Sprintf("http://127.0.0.1:%d/small", oHTTP), fmt.Sprintf("http://localhost:%d/small", eHTTP), "h1"
+		case "h1-100k":
+			directURL, edgeURL, mode = fmt.Sprintf("http://127.0.0.1:%d/large", oHTTP), fmt.Sprintf("http://localhost:%d/large", eHTTP), "h1"
+		case "https-small":
+			directURL, edgeURL, mode = fmt.Sprintf("https://127.0.0.1:%d/small", oHTTPS), fmt.Sprintf("https://localhost:%d/small", eHTTPS), "h1tls"
+		case "h2-small":
+			directURL, edgeURL, mode = fmt.Sprintf("https://127.0.0.1:%d/small", oHTTPS), fmt.Sprintf("https://localhost:%d/small", eHTTPS), "h2"
+		case "tls-handshake":
+			directURL, edgeURL, mode = fmt.Sprintf("https://127.0.0.1:%d/small", oHTTPS), fmt.Sprintf("https://localhost:%d/small", eHTTPS), "handshake"
+		default:
+			return fmt.Errorf("unknown scenario %q", s)
+		}
+		fmt.Printf("running %s …\n", s)
+		load := func(url string) result {
+			switch {
+			case wrk != "" && useWrk && (mode == "h1" || mode == "h1tls"):
+				if r, err := runWrk(wrk, url, d, conns, false); err == nil {
+					return r
+				}
+			case wrk != "" && useWrk && mode == "handshake":
+				if r, err := runWrk(wrk, url, d, conns, true); err == nil {
+					return r
+				}
+			case h2load != "" && useWrk && mode == "h2":
+				if r, err := runH2load(h2load, url, d, conns); err == nil {
+					return r
+				}
+			}
+			return generate(url, mode, d, conns)
+		}
+		direct := load(directURL)
+		before := procCPU(edgePID)
+		var profDone chan struct{}
+		if profileFile != "" {
+			profDone = make(chan struct{})
+			go func() { defer close(profDone); saveProfile(dir, eAdmin, d, profileFile) }()
+		}
+		through := load(edgeURL)
+		if profDone != nil {
+			<-profDone
+			fmt.Printf("CPU profile of the edge during %s: %s (go tool pprof -top %s)\n", s, profileFile, profileFile)
+			profileFile = ""
+		}
+		cpu := procCPU(edgePID) - before
+		var per time.Duration
+		if through.requests > 0 {
+			per = cpu / time.Duration(through.requests)
+		}
+		rows = append(rows, row{s, direct, through, per})
+	}
+	peakRSS := procStatus(edgePID, "VmHWM")
+
+	fmt.Printf("\nEdge load test: %d connections, %s per measurement, generator on core 0, origin and edge on core 1, %s\n\n", conns, d, gen)
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\tdirect req/s\tdirect p50\tdirect p99\tedge req/s\tedge p50\tedge p99\tratio\tedge CPU/req\terrors\t")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%.0f\t%s\t%s\t%.2f\t%s\t%d\t\n", r.name, r.direct.rps(), r.direct.show(0.5), r.direct.show(0.99),
+			r.edge.rps(), r.edge.show(0.5), r.edge.show(0.99), r.edge.rps()/r.direct.rps(), r.cpuPerReq.Round(100*time.Nanosecond), r.direct.errors+r.edge.errors)
+	}
+	tw.Flush()
+	fmt.Printf("\nedge RSS: idle %s, peak %s\n", idleRSS, peakRSS)
+	return nil
+}
+
+func repoRoot() string {
+	dir, _ := os.Getwd()
+	for d := dir; d != "/"; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+	}
+	return dir
+}
+
+func freePort() int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func waitListening(addr string) error {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return nil
+		}
+	}
+	return fmt.Errorf("%s never listened", addr)
+}
+
+func childPID(pid int) int { return pid }
+
+// procCPU returns the user+system CPU time of a process.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	return time.Duration(utime+stime) * (time.Second / 100) // CLK_TCK is 100 on Linux
+}
+
+func procStatus(pid int, key string) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, key+":") {
+			kb, _ := strconv.Atoi(strings.Fields(l)[1])
+			return fmt.Sprintf("%.1f MiB", float64(kb)/1024)
+		}
+	}
+	return "?"
+}
+
+// generate is the Go load generator: conns workers for d, each looping
+// GET url; latencies are sampled.
+func generate(url, mode string, d time.Duration, conns int) result {
+	tlsConf := &tls.Config{InsecureSkipVerify: true}
+	tr := &http.Transport{TLSClientConfig: tlsConf, MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns, DisableCompression: true}
+	switch mode {
+	case "h1tls":
+		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{} // HTTP/1.1 only
+	case "h2":
+		tr.ForceAttemptHTTP2 = true
+		tr.MaxConnsPerHost = 1
+	case "handshake":
+		tr.DisableKeepAlives = true
+		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	default:
+		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	}
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	// Warm up the connections.
+	warm := make(chan struct{})
+	go func() { time.Sleep(300 * time.Millisecond); close(warm) }()
+	var wg sync.WaitGroup
+	var n, errs atomic.Int64
+	var mu sync.Mutex
+	var lat []time.Duration
+	ctx, cancel := context.WithCancel(context.Background())
+	started := time.Now()
+	for range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			counting := false
+			for i := 0; ctx.Err() == nil; i++ {
+				if !counting {
+					select {
+					case <-warm:
+						counting = true
+					default:
+					}
+				}
+				req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+				t0 := time.Now()
+				resp, err := client.Do(req)
+				if err == nil {
+					_, err = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						err = fmt.Errorf("status %d", resp.StatusCode)
+					}
+				}
+				if !counting || ctx.Err() != nil {
+					continue
+				}
+				if err != nil {
+					errs.Add(1)
+					continue
+				}
+				n.Add(1)
+				if i%4 == 0 {
+					mine = append(mine, time.Since(t0))
+				}
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}()
+	}
+	<-warm
+	t0 := time.Now()
+	time.Sleep(d)
+	cancel()
+	elapsed := time.Since(t0)
+	wg.Wait()
+	tr.CloseIdleConnections()
+	_ = started
+	return result{requests: int(n.Load()), errors: int(errs.Load()), elapsed: elapsed, lat: lat}
+}
+
+// runWrk runs wrk and reads its summary; with closeEach every request opens
+// a new connection (a full TLS handshake: wrk keeps no sessions).
+func runWrk(wrk, url string, d time.Duration, conns int, closeEach bool) (result, error) {
+	args := []string{"-t1", "-c", strconv.Itoa(conns), "-d", fmt.Sprintf("%ds", int(d.Seconds())), "--latency", url}
+	if closeEach {
+		args = append(args, "-H", "Connection: close")
+	}
+	out, err := exec.Command(wrk, args...).CombinedOutput()
+	if err != nil {
+		return result{}, err
+	}
+	var r result
+	r.elapsed = d
+	for _, l := range strings.Split(string(out), "\n") {
+		f := strings.Fields(l)
+		switch {
+		case len(f) >= 2 && f[0] == "50%":
+			r.p50, _ = time.ParseDuration(f[1])
+		case len(f) >= 2 && f[0] == "99%":
+			r.p99, _ = time.ParseDuration(f[1])
+		case len(f) >= 5 && strings.HasSuffix(l, "read") && strings.Contains(l, "requests in"):
+			r.requests, _ = strconv.Atoi(f[0])
+		case strings.HasPrefix(strings.TrimSpace(l), "Non-2xx"):
+			r.errors, _ = strconv.Atoi(f[len(f)-1])
+		}
+	}
+	return r, nil
+}
+
+// saveProfile fetches a CPU profile of the edge through its admin API.
+func saveProfile(dir string, adminPort int, d time.Duration, file string) {
+	tok, err := os.ReadFile(filepath.Join(dir, "data", "admin.token"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "profile:", err)
+		return
+	}
+	req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", adminPort, int(d.Seconds())), nil)
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "profile:", err)
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(file)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "profile:", err)
+		return
+	}
+	defer f.Close()
+	io.Copy(f, resp.Body)
+}
+
+// runH2load runs h2load over one HTTP/2 connection with conns streams.
+// It reports no percentiles: the table shows its mean as p50 and its
+// maximum as p99, marked with ~.
+func runH2load(h2load, url string, d time.Duration, conns int) (result, error) {
+	out, err := exec.Command(h2load, "-D", strconv.Itoa(int(d.Seconds())), "--warm-up-time=1", "-c1", "-t1",
+		"-m", strconv.Itoa(conns), url).CombinedOutput()
+	if err != nil {
+		return result{}, fmt.Errorf("%v: %s", err, out)
+	}
+	r := result{elapsed: d, approx: true}
+	for _, l := range strings.Split(string(out), "\n") {
+		f := strings.Fields(l)
+		switch {
+		case len(f) > 8 && f[0] == "requests:":
+			done, _ := strconv.Atoi(f[5])
+			ok, _ := strconv.Atoi(f[7])
+			r.requests, r.errors = ok, done-ok
+		case len(f) > 4 && f[0] == "time" && f[2] == "request:":
+			r.p99, _ = time.ParseDuration(strings.Replace(f[4], "us", "µs", 1))
+			r.p50, _ = time.ParseDuration(strings.Replace(f[5], "us", "µs", 1))
+		}
+	}
+	return r, nil
+}

@@ -1,0 +1,32 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// runOrigin serves /small (100 bytes) and /large (100 KiB) on an HTTP port
+// and an HTTPS port (HTTP/2 and HTTP/1.1, ECDSA P-256), until killed.
+func runOrigin(args []string) {
+	small := []byte(strings.Repeat("s", 100))
+	large := []byte(strings.Repeat("L", 100<<10))
+	mux := http.NewServeMux()
+	mux.HandleFunc("/small", func(w http.ResponseWriter, r *http.Request) { w.Write(small) })
+	mux.HandleFunc("/large", func(w http.ResponseWriter, r *http.Request) { w.Write(large) })
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "bench.local"}, DNSNames: []string{"bench.local"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	tlsSrv := &http.Server{Addr: "127.0.0.1:" + args[1], Handler: mux,
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}}
+	go tlsSrv.ListenAndServeTLS("", "")
+	(&http.Server{Addr: "127.0.0.1:" + args[0], Handler: mux}).ListenAndServe()
+}
