@@ -86,6 +86,9 @@ type ACMEConfig struct {
 }
 
 type RenewalConfig struct {
+	// Enabled (extension) lets this node order and renew certificates; a
+	// fleet node with it off still answers challenges and serves.
+	Enabled       bool          `mapstructure:"enabled"`
 	RenewBefore   conf.Duration `mapstructure:"renew_before"`
 	CheckInterval conf.Duration `mapstructure:"check_interval"`
 	ARI           bool          `mapstructure:"ari"`
@@ -156,6 +159,7 @@ var defaults = map[string]any{
 	"acme.profile":               "",
 	"acme.challenge_port":        80,
 	"acme.resolver":              "",
+	"renewal.enabled":            true,
 	"renewal.renew_before":       "25d",
 	"renewal.check_interval":     "10m",
 	"renewal.ari":                true,

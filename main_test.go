@@ -486,6 +486,9 @@ func TestConfigErrors(t *testing.T) {
 	if len(errs) > 0 || cfg.Listen.HTTPS != "127.0.0.1:9443" || cfg.Renewal.RenewBefore.Std() != 30*24*time.Hour {
 		t.Fatalf("env override: %+v %v", cfg, errs)
 	}
+	if !cfg.Renewal.Enabled || !cfg.Renewal.ARI || !cfg.Preflight.Enabled || !cfg.Log.Access {
+		t.Errorf("a true default came out false: %+v %+v %+v", cfg.Renewal, cfg.Preflight, cfg.Log)
+	}
 	if cfg.DataDir != filepath.Join(dir, "data") || cfg.Admin.TokenFile != filepath.Join(dir, "data", "admin.token") {
 		t.Errorf("relative paths not resolved against the config's directory: %s %s", cfg.DataDir, cfg.Admin.TokenFile)
 	}

@@ -118,7 +118,14 @@ func serve(ctx context.Context, file string, stderr io.Writer) error {
 	}
 	renewCtx, stopRenewals := context.WithCancel(context.WithoutCancel(ctx))
 	renewDone := make(chan struct{})
-	go func() { defer close(renewDone); n.renewer.Run(renewCtx) }()
+	go func() {
+		defer close(renewDone)
+		if !cfg.Renewal.Enabled {
+			log.Info("renewal.enabled is false: this node orders and renews no certificate")
+			return
+		}
+		n.renewer.Run(renewCtx)
+	}()
 	defer func() { stopRenewals(); <-renewDone }()
 	go n.watchCertificates(renewCtx)
 
