@@ -39,18 +39,9 @@ func startACMENode(t *testing.T, o acmeOpts) *acmeNode {
 	o.pebble.HTTPPort = port
 	p := pebbletest.Start(t, o.pebble)
 	dir := t.TempDir()
-	cfg := strings.Replace(baseConfig, `http: "127.0.0.1:0"`, fmt.Sprintf(`http: "127.0.0.1:%d"`, port), 1) + fmt.Sprintf(`acme:
-  directory: %s
-  staging_directory: ""
-  ca_roots: %s
-  agree_tos: true
-  email: ops@edge.test
-  challenge_port: %d
-  resolver: %s
-renewal: %s
-preflight: {enabled: %v}
-node: {name: test-node, edge_hostname: edge.test}
-`, p.DirectoryURL, p.CARootsFile, port, p.DNS, cmpOr(o.renewal, "{check_interval: 1s}"), o.preflight)
+	cfg := strings.Replace(baseConfig, `http: "127.0.0.1:0"`, fmt.Sprintf(`http: "127.0.0.1:%d"`, port), 1) +
+		acmeConfig(p, port, cmpOr(o.renewal, "{check_interval: 1s}"), o.preflight) +
+		"node: {name: test-node, edge_hostname: edge.test}\n"
 	cfg = strings.Replace(cfg, "node: {name: test-node}\n", "", 1) + o.extra
 	writeFiles(t, dir, map[string]string{"edge.yaml": cfg})
 	os.MkdirAll(filepath.Join(dir, "props"), 0o755)
@@ -329,3 +320,19 @@ func TestKilledDuringOrder(t *testing.T) {
 }
 
 var cmpOr = cmp.Or[string]
+
+// acmeConfig is the acme, renewal and preflight config of a node whose CA
+// is p and whose HTTP port (the challenge port) is port.
+func acmeConfig(p *pebbletest.Pebble, port int, renewal string, preflight bool) string {
+	return fmt.Sprintf(`acme:
+  directory: %s
+  staging_directory: ""
+  ca_roots: %s
+  agree_tos: true
+  email: ops@edge.test
+  challenge_port: %d
+  resolver: %s
+renewal: %s
+preflight: {enabled: %v}
+`, p.DirectoryURL, p.CARootsFile, port, p.DNS, renewal, preflight)
+}

@@ -23,7 +23,7 @@ const cliUsage = `usage:
   edge cert versions ID|NAME [--json]
   edge cert request --name N --common-name H [--alt H ...] [--json]
   edge cert upload --name N --cert FILE [--key FILE] [--type server|ca] [--auto-renew acme|none] [--json]
-  edge cert self-signed --name N --host H [--host H ...] [--valid-for DURATION] [--auto-renew acme|none] [--json]
+  edge cert self-signed --name N [--host H ...] [--valid-for DURATION] [--auto-renew acme|none] [--json]
   edge cert auto-renew ID|NAME acme|none
   edge cert renew ID|NAME
   edge cert delete ID|NAME
@@ -207,8 +207,8 @@ func runCLICommand(ctx context.Context, group, sub string, args []string, stdout
 		validFor := c.fs.String("valid-for", "", "validity, e.g. 90d (default 90d)")
 		auto := c.fs.String("auto-renew", "none", "acme or none")
 		return c.run(args, 0, "flags only", func(cl *apiClient) error {
-			if *n == "" || len(hosts) == 0 {
-				return usageError{"edge cert self-signed needs --name and at least one --host"}
+			if *n == "" {
+				return usageError{"edge cert self-signed needs --name"}
 			}
 			body := map[string]any{"name": *n, "self_signed": true, "hostnames": hosts, "valid_for": *validFor, "auto_renew": *auto}
 			var v admin.CertificateView

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -47,17 +46,7 @@ log: {level: debug, format: json, access: false}
 store:
   backend: etcd
   etcd: {endpoints: [%s], prefix: /fleet/, dial_timeout: 2s}
-acme:
-  directory: %s
-  staging_directory: ""
-  ca_roots: %s
-  agree_tos: true
-  email: ops@edge.test
-  challenge_port: %d
-  resolver: %s
-renewal: %s
-preflight: {enabled: true}
-`, i+1, ip, f.port, ip, ip, f.etcd.Endpoint, f.pebble.DirectoryURL, f.pebble.CARootsFile, f.port, f.pebble.DNS, renewal)
+`, i+1, ip, f.port, ip, ip, f.etcd.Endpoint) + acmeConfig(f.pebble, f.port, renewal, true)
 	writeFiles(t, dir, map[string]string{"edge.yaml": cfg})
 	os.MkdirAll(filepath.Join(dir, "props"), 0o755)
 	writeFiles(t, filepath.Join(dir, "props"), props)
@@ -283,5 +272,3 @@ func sameCertificates(a, b map[string]any) bool {
 	}
 	return key(a) == key(b)
 }
-
-var _ = io.Discard

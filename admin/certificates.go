@@ -178,9 +178,8 @@ func selfSigned(b *createBody, now time.Time) (edgetls.Version, error) {
 	if b.CertificatePEM != "" || b.PrivateKeyPEM != "" {
 		return v, inputErr("certificate_pem", "a self-signed certificate is made by the edge: send no PEM")
 	}
-	if len(b.Hostnames) == 0 {
-		return v, inputErr("hostnames", "at least one hostname is required")
-	}
+	// No hostnames is fine: a bootstrap certificate's names do not matter
+	// (SPEC §1); renewals use the names of the properties using it.
 	hosts := make([]string, 0, len(b.Hostnames))
 	for i, h := range b.Hostnames {
 		n, err := property.NormalizeWildcard(h)

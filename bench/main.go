@@ -159,10 +159,7 @@ log: {level: warn, format: json, access: true}
 			return err
 		}
 	}
-	edgePID := edge.Process.Pid
-	if taskset != "" {
-		edgePID = childPID(edge.Process.Pid) // taskset execs the edge in place: same pid
-	}
+	edgePID := edge.Process.Pid // taskset execs the edge in place: the same pid
 	time.Sleep(500 * time.Millisecond)
 	idleRSS := procStatus(edgePID, "VmRSS")
 
@@ -277,8 +274,6 @@ func waitListening(addr string) error {
 	return fmt.Errorf("%s never listened", addr)
 }
 
-func childPID(pid int) int { return pid }
-
 // procCPU returns the user+system CPU time of a process.
 func procCPU(pid int) time.Duration {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
@@ -329,7 +324,6 @@ func generate(url, mode string, d time.Duration, conns int) result {
 	var mu sync.Mutex
 	var lat []time.Duration
 	ctx, cancel := context.WithCancel(context.Background())
-	started := time.Now()
 	for range conns {
 		wg.Add(1)
 		go func() {
@@ -378,7 +372,6 @@ func generate(url, mode string, d time.Duration, conns int) result {
 	elapsed := time.Since(t0)
 	wg.Wait()
 	tr.CloseIdleConnections()
-	_ = started
 	return result{requests: int(n.Load()), errors: int(errs.Load()), elapsed: elapsed, lat: lat}
 }
 

@@ -124,8 +124,6 @@ func (o *origin) failed(err error) {
 	}
 }
 
-func (o *origin) succeeded() {}
-
 func (o *origin) stop() {
 	o.stopOnce.Do(func() {
 		close(o.done)

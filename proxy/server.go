@@ -193,11 +193,8 @@ func sameCertificate(t *property.Table, r *http.Request, p *property.Property) b
 	if r.TLS == nil {
 		return true
 	}
-	sni, err := property.Normalize(r.TLS.ServerName)
+	sni, err := property.Normalize(r.TLS.ServerName) // "" is an error too
 	if err != nil {
-		return false
-	}
-	if sni == "" {
 		return false
 	}
 	q := t.Lookup(sni)

@@ -172,7 +172,6 @@ func (st *site) RoundTrip(out *http.Request) (*http.Response, error) {
 			obs.OriginRequest(st.prop.Name, o.name, err, time.Since(start))
 		}
 		if err == nil {
-			o.succeeded()
 			return resp, nil
 		}
 		lastErr = err

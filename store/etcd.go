@@ -383,10 +383,28 @@ func (e *Etcd) Lock(ctx context.Context, name string) error {
 	if err := e.local.Lock(ctx, name); err != nil {
 		return err
 	}
+	return e.acquire(ctx, name, (*concurrency.Mutex).Lock)
+}
+
+// TryLock takes the named lock if no node holds it.
+func (e *Etcd) TryLock(ctx context.Context, name string) (bool, error) {
+	if ok, _ := e.local.TryLock(ctx, name); !ok {
+		return false, nil
+	}
+	err := e.acquire(ctx, name, (*concurrency.Mutex).TryLock)
+	if errors.Is(err, concurrency.ErrLocked) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// acquire takes the etcd side of a lock whose in-process side is held,
+// releasing that side again if it fails.
+func (e *Etcd) acquire(ctx context.Context, name string, take func(*concurrency.Mutex, context.Context) error) error {
 	s, err := e.sessionFor(ctx)
 	if err == nil {
 		m := concurrency.NewMutex(s, e.lockKey(name))
-		if err = m.Lock(ctx); err == nil {
+		if err = take(m, ctx); err == nil {
 			e.mu.Lock()
 			e.held[name] = m
 			e.mu.Unlock()
@@ -395,28 +413,6 @@ func (e *Etcd) Lock(ctx context.Context, name string) error {
 	}
 	_ = e.local.Unlock(ctx, name)
 	return err
-}
-
-// TryLock takes the named lock if no node holds it.
-func (e *Etcd) TryLock(ctx context.Context, name string) (bool, error) {
-	if ok, _ := e.local.TryLock(ctx, name); !ok {
-		return false, nil
-	}
-	s, err := e.sessionFor(ctx)
-	if err == nil {
-		m := concurrency.NewMutex(s, e.lockKey(name))
-		if err = m.TryLock(ctx); err == nil {
-			e.mu.Lock()
-			e.held[name] = m
-			e.mu.Unlock()
-			return true, nil
-		}
-	}
-	_ = e.local.Unlock(ctx, name)
-	if errors.Is(err, concurrency.ErrLocked) {
-		return false, nil
-	}
-	return false, err
 }
 
 // Unlock releases the named lock.
