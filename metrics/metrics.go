@@ -27,6 +27,9 @@ type Metrics struct {
 	orders        *prometheus.CounterVec
 	webhooks      *prometheus.CounterVec
 	storeUp       prometheus.Gauge
+	// The handshake counters, resolved once: Handshake runs on every TLS
+	// handshake.
+	handshakeOK, handshakeUnknown prometheus.Counter
 }
 
 // CertificateLister reports every served certificate's expiry, for the
@@ -49,6 +52,7 @@ func New(certs CertificateLister) *Metrics {
 		Help: "1 when the origin is healthy, 0 while rested or failing its health check."}, []string{"property", "origin"})
 	m.handshakes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edge_tls_handshakes_total",
 		Help: "Certificate choices at TLS handshakes, by result."}, []string{"result"})
+	m.handshakeOK, m.handshakeUnknown = m.handshakes.WithLabelValues("ok"), m.handshakes.WithLabelValues("unrecognized_name")
 	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edge_property_reloads_total",
 		Help: "Property table reloads, by result (ok, rejected: some files refused, error: the directory unreadable)."}, []string{"result"})
 	m.renewals = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edge_renewal_attempts_total",
@@ -118,7 +122,16 @@ func (m *Metrics) OriginHealth(property, origin string, healthy bool) {
 }
 
 // Handshake counts one certificate choice ("ok", "unrecognized_name").
-func (m *Metrics) Handshake(result string) { m.handshakes.WithLabelValues(result).Inc() }
+func (m *Metrics) Handshake(result string) {
+	switch result {
+	case "ok":
+		m.handshakeOK.Inc()
+	case "unrecognized_name":
+		m.handshakeUnknown.Inc()
+	default:
+		m.handshakes.WithLabelValues(result).Inc()
+	}
+}
 
 // Reload counts one property reload.
 func (m *Metrics) Reload(result string) { m.reloads.WithLabelValues(result).Inc() }
