@@ -18,6 +18,9 @@ type Table struct {
 	byFile   map[string]*Property
 	list     []*Property // sorted by name
 	rejected []Rejection // sorted by file
+	// certNames is CertificateNames, computed once: the renewal loop asks
+	// for it on every certificate write.
+	certNames map[string][]string
 }
 
 // Rejection is a property file that failed validation.
@@ -94,10 +97,17 @@ func (t *Table) Problems() []error {
 // CertificateNames returns, for each certificate name used by a property,
 // the hostnames of the properties that use it with renew automation (the
 // names its renewals must cover), sorted. A certificate used only without
-// automation maps to an empty list.
+// automation maps to an empty list. The map is shared: do not modify it.
 func (t *Table) CertificateNames() map[string][]string {
+	if t == nil {
+		return nil
+	}
+	return t.certNames
+}
+
+func certificateNames(props []*Property) map[string][]string {
 	out := make(map[string][]string)
-	for _, p := range t.Properties() {
+	for _, p := range props {
 		c := p.TLS.Certificate
 		if c == "" {
 			continue
@@ -172,6 +182,7 @@ func Build(files []Loaded, prev *Table, opts Options) *Table {
 		t.list = append(t.list, p)
 	}
 	sort.Slice(t.list, func(i, j int) bool { return t.list[i].Name < t.list[j].Name })
+	t.certNames = certificateNames(t.list)
 	sort.SliceStable(t.rejected, func(i, j int) bool { return t.rejected[i].File < t.rejected[j].File })
 	// A file rejected for its own errors may still serve its last good version.
 	for i := range t.rejected {

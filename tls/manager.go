@@ -191,7 +191,15 @@ func (m *Manager) warm(s *snapshot) {
 
 // Refresh reloads one certificate (by id) into the snapshot, or drops it if
 // it is gone. A version that does not parse leaves the previous one serving.
+// A write that changed only the record (status, renewal state, notices),
+// most writes, leaves the snapshot alone: no version read, no parse, no copy
+// of the index.
 func (m *Manager) Refresh(ctx context.Context, id string) error {
+	if rec, err := m.certs.Get(ctx, id); err == nil {
+		if e := m.snap.Load().byID[id]; e != nil && rec.Type == TypeServer && e.version == rec.Version && e.name == rec.Name {
+			return nil
+		}
+	}
 	rec, v, err := m.certs.Current(ctx, id)
 	var e *entry
 	switch {

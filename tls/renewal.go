@@ -118,12 +118,13 @@ func (r *Renewer) Changed(ctx context.Context, idOrName string) {
 // PropertiesChanged reschedules the certificates named by properties
 // before or after a reload: their wanted names may have changed.
 func (r *Renewer) PropertiesChanged(ctx context.Context, old, new *property.Table) {
-	names := new.CertificateNames()
-	for n := range old.CertificateNames() {
-		names[n] = nil
-	}
-	for n := range names {
+	for n := range new.CertificateNames() {
 		r.Changed(ctx, n)
+	}
+	for n := range old.CertificateNames() {
+		if _, done := new.CertificateNames()[n]; !done {
+			r.Changed(ctx, n)
+		}
 	}
 }
 

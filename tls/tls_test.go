@@ -332,3 +332,31 @@ func parsed(name string, c *tls.Certificate) *entry {
 	e.once.Do(func() {})
 	return e
 }
+
+func TestRefreshSkipsRecordOnlyWrites(t *testing.T) {
+	ctx := context.Background()
+	c := newCerts(t)
+	m := NewManager(c, nil)
+	rec := &Certificate{Name: "s", Type: TypeServer, AutoRenew: AutoRenewNone, Status: StatusActive}
+	if err := c.Create(ctx, rec, selfSigned(t, "s.example")); err != nil {
+		t.Fatal(err)
+	}
+	before := m.snap.Load().byID[rec.ID]
+	if before == nil || m.Certificate("s") == nil {
+		t.Fatal("created certificate not served")
+	}
+	// A record-only write (what the renewal loop writes most): same entry.
+	if _, err := c.Update(ctx, "s", func(r *Certificate) error { r.StatusDetail = "x"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if m.snap.Load().byID[rec.ID] != before {
+		t.Error("a record-only write rebuilt the served entry")
+	}
+	// A new version replaces it.
+	if _, err := c.AddVersion(ctx, "s", selfSigned(t, "new.s.example"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if e := m.snap.Load().byID[rec.ID]; e == before || e.version != 2 || m.Certificate("s").Leaf.Subject.CommonName != "new.s.example" {
+		t.Errorf("new version not served: %+v", e)
+	}
+}
