@@ -8,14 +8,17 @@ import (
 	"net"
 	"os"
 
+	edgeacme "github.com/edge-cdn/edge/acme"
+	"github.com/edge-cdn/edge/admin"
+	"github.com/edge-cdn/edge/cert"
 	"github.com/edge-cdn/edge/events"
-	edgetls "github.com/edge-cdn/edge/tls"
+	"github.com/edge-cdn/edge/renew"
 	"go.uber.org/zap"
 )
 
 // newACME returns the node's ACME client, or nil when acme.agree_tos is
 // false (renewals then fail with a status_detail saying so).
-func (n *node) newACME(httpLn net.Listener) (*edgetls.ACME, error) {
+func (n *node) newACME(httpLn net.Listener) (*edgeacme.Client, error) {
 	c := n.cfg.ACME
 	if !c.AgreeTOS {
 		n.log.Info("ACME is off: acme.agree_tos is false")
@@ -35,21 +38,21 @@ func (n *node) newACME(httpLn net.Listener) (*edgetls.ACME, error) {
 		}
 	}
 	host, _, _ := net.SplitHostPort(n.cfg.Listen.HTTP)
-	return edgetls.NewACME(n.store, edgetls.ACMEConfig{
+	return edgeacme.New(n.store, edgeacme.Config{
 		Directory: c.Directory, StagingDirectory: c.StagingDirectory, Email: c.Email, AgreeTOS: true,
 		CARoots: roots, Profile: c.Profile, HTTPHost: host, HTTPPort: httpLn.Addr().(*net.TCPAddr).Port,
 		Logger: n.log.Named("acme"),
 	})
 }
 
-func (n *node) newRenewer(acme *edgetls.ACME) *edgetls.Renewer {
+func (n *node) newRenewer(acme *edgeacme.Client) *renew.Renewer {
 	c := n.cfg
-	var pf *edgetls.Preflight
+	var pf *edgeacme.Preflight
 	if c.Preflight.Enabled {
-		pf = &edgetls.Preflight{Resolver: c.ACME.Resolver, Port: c.ACME.ChallengePort, EdgeHostname: c.Node.EdgeHostname}
+		pf = &edgeacme.Preflight{Resolver: c.ACME.Resolver, Port: c.ACME.ChallengePort, EdgeHostname: c.Node.EdgeHostname}
 	}
-	return edgetls.NewRenewer(n.certs, acme, n.table.Load, n.store, edgetls.RenewerConfig{
-		Policy:        edgetls.Policy{RenewBefore: c.Renewal.RenewBefore.Std()},
+	return renew.NewRenewer(n.certs, acme, n.table.Load, n.store, renew.RenewerConfig{
+		Policy:        cert.Policy{RenewBefore: c.Renewal.RenewBefore.Std()},
 		CheckInterval: c.Renewal.CheckInterval.Std(),
 		ARI:           c.Renewal.ARI,
 		ExpiryWarning: c.Notify.ExpiryWarning.Std(),
@@ -65,14 +68,14 @@ func (n *node) newRenewer(acme *edgetls.ACME) *edgetls.Renewer {
 
 // announceCertificate emits a certificate event carrying the certificate
 // as the API shows it.
-func (n *node) announceCertificate(ctx context.Context, typ string, c *edgetls.Certificate, detail string) {
+func (n *node) announceCertificate(ctx context.Context, typ string, c *cert.Certificate, detail string) {
 	var users []string
 	for _, p := range n.table.Load().Properties() {
 		if p.TLS.Certificate == c.Name {
 			users = append(users, p.Name)
 		}
 	}
-	view, err := json.Marshal(edgetls.View(c, users, c.UpdatedAt))
+	view, err := json.Marshal(admin.View(c, users, c.UpdatedAt))
 	if err != nil {
 		n.log.Error("encoding an event's certificate", zap.Error(err))
 	}

@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge-cdn/edge/cert"
 	"github.com/edge-cdn/edge/internal/pebbletest"
 	"github.com/edge-cdn/edge/store"
-	edgetls "github.com/edge-cdn/edge/tls"
 )
 
 // acmeNode is a node whose ACME CA is an in-process Pebble.
@@ -101,9 +101,9 @@ func TestBootstrapFlow(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer st.Close()
-			v, _ := edgetls.SelfSigned([]string{"bootstrap.invalid"}, 20*24*time.Hour, time.Now())
-			if err := edgetls.NewCerts(st).Create(context.Background(), &edgetls.Certificate{Name: "shop", Type: "server",
-				AutoRenew: "acme", Status: "pending", Renewal: edgetls.Renewal{State: "scheduled"}}, v); err != nil {
+			v, _ := cert.SelfSigned([]string{"bootstrap.invalid"}, 20*24*time.Hour, time.Now())
+			if err := cert.NewCerts(st).Create(context.Background(), &cert.Certificate{Name: "shop", Type: "server",
+				AutoRenew: "acme", Status: "pending", Renewal: cert.Renewal{State: "scheduled"}}, v); err != nil {
 				t.Fatal(err)
 			}
 		},

@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge-cdn/edge/cert"
 	"github.com/edge-cdn/edge/internal/etcdtest"
 	"github.com/edge-cdn/edge/internal/pebbletest"
 	"github.com/edge-cdn/edge/store"
-	edgetls "github.com/edge-cdn/edge/tls"
 )
 
 // fleet is edge nodes on 127.0.0.1, .2, .3 … sharing one HTTP port number
@@ -130,10 +130,10 @@ func TestFleetLockHolderKilled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, _ := edgetls.SelfSigned([]string{"held.fleet.example"}, 24*time.Hour, time.Now())
-	rec := &edgetls.Certificate{Name: "held", Type: "server", AutoRenew: "acme", Status: "pending", CommonName: "held.fleet.example",
-		Renewal: edgetls.Renewal{State: "scheduled"}}
-	if err := edgetls.NewCerts(ghost).Create(ctx, rec, v); err != nil {
+	v, _ := cert.SelfSigned([]string{"held.fleet.example"}, 24*time.Hour, time.Now())
+	rec := &cert.Certificate{Name: "held", Type: "server", AutoRenew: "acme", Status: "pending", CommonName: "held.fleet.example",
+		Renewal: cert.Renewal{State: "scheduled"}}
+	if err := cert.NewCerts(ghost).Create(ctx, rec, v); err != nil {
 		t.Fatal(err)
 	}
 	if ok, _ := ghost.TryLock(ctx, "renew/"+rec.ID); !ok {

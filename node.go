@@ -6,10 +6,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/edge-cdn/edge/cert"
 	"github.com/edge-cdn/edge/events"
 	"github.com/edge-cdn/edge/metrics"
 	"github.com/edge-cdn/edge/property"
 	"github.com/edge-cdn/edge/proxy"
+	"github.com/edge-cdn/edge/renew"
 	"github.com/edge-cdn/edge/store"
 	edgetls "github.com/edge-cdn/edge/tls"
 	"github.com/fsnotify/fsnotify"
@@ -22,12 +24,12 @@ type node struct {
 	cfg     *Config
 	log     *zap.Logger
 	store   store.Store
-	certs   *edgetls.Certs
+	certs   *cert.Certs
 	tls     *edgetls.Manager
 	proxy   *proxy.Server
 	events  *events.Log
 	metrics *metrics.Metrics
-	renewer *edgetls.Renewer
+	renewer *renew.Renewer
 	table   atomic.Pointer[property.Table]
 	reload  chan struct{}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/edge-cdn/edge/admin"
+	"github.com/edge-cdn/edge/cert"
 	"github.com/edge-cdn/edge/events"
 	"github.com/edge-cdn/edge/metrics"
 	"github.com/edge-cdn/edge/proxy"
@@ -78,7 +79,7 @@ func serve(ctx context.Context, file string, stderr io.Writer) error {
 	defer st.Close()
 
 	n := &node{cfg: cfg, log: log, store: st, reload: make(chan struct{}, 1)}
-	n.certs = edgetls.NewCerts(st)
+	n.certs = cert.NewCerts(st)
 	n.tls = edgetls.NewManager(n.certs, log.Named("tls"))
 	n.metrics = metrics.New(n.tls.Each)
 	n.tls.OnHandshake = n.metrics.Handshake

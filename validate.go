@@ -7,9 +7,9 @@ import (
 	"io"
 	"path/filepath"
 
+	"github.com/edge-cdn/edge/cert"
 	"github.com/edge-cdn/edge/property"
 	"github.com/edge-cdn/edge/store"
-	edgetls "github.com/edge-cdn/edge/tls"
 )
 
 // validate checks the config and every property file and lists every
@@ -61,5 +61,5 @@ func storedCertificateTypes(cfg *Config) (map[string]string, error) {
 		return nil, err
 	}
 	defer st.Close()
-	return edgetls.NewCerts(st).Types(context.Background())
+	return cert.NewCerts(st).Types(context.Background())
 }

@@ -7,13 +7,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edge-cdn/edge/cert"
 	"github.com/edge-cdn/edge/internal/conf"
 	"github.com/edge-cdn/edge/property"
-	edgetls "github.com/edge-cdn/edge/tls"
+	"github.com/edge-cdn/edge/renew"
 )
-
-// CertificateView is a certificate as the API shows it.
-type CertificateView = edgetls.CertificateView
 
 // usersOf maps each certificate name to the properties naming it.
 func (a *api) usersOf() map[string][]string {
@@ -28,9 +26,6 @@ func (a *api) usersOf() map[string][]string {
 	}
 	return out
 }
-
-// View returns what the API shows of c.
-var View = edgetls.View
 
 func (a *api) listCertificates(w http.ResponseWriter, r *http.Request) {
 	list, err := a.c.Certs.List(r.Context())
@@ -79,7 +74,7 @@ type createBody struct {
 }
 
 func inputErr(field, format string, args ...any) error {
-	return &edgetls.InputError{Field: field, Msg: fmt.Sprintf(format, args...)}
+	return &cert.InputError{Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
 func checkName(name string) error {
@@ -95,10 +90,10 @@ func checkName(name string) error {
 func checkAutoRenew(v *string, typ string) error {
 	switch *v {
 	case "":
-		*v = edgetls.AutoRenewNone
-	case edgetls.AutoRenewNone:
-	case edgetls.AutoRenewACME:
-		if typ == edgetls.TypeCA {
+		*v = cert.AutoRenewNone
+	case cert.AutoRenewNone:
+	case cert.AutoRenewACME:
+		if typ == cert.TypeCA {
 			return inputErr("auto_renew", "only server certificates renew; a CA certificate cannot use acme")
 		}
 	default:
@@ -126,22 +121,22 @@ func (a *api) createCertificate(w http.ResponseWriter, r *http.Request) {
 }
 
 // newCertificate checks a create body and builds the record and version.
-func (a *api) newCertificate(b *createBody) (*edgetls.Certificate, edgetls.Version, error) {
-	var v edgetls.Version
+func (a *api) newCertificate(b *createBody) (*cert.Certificate, cert.Version, error) {
+	var v cert.Version
 	if err := checkName(b.Name); err != nil {
 		return nil, v, err
 	}
 	if b.Type == "" {
-		b.Type = edgetls.TypeServer
+		b.Type = cert.TypeServer
 	}
-	if b.Type != edgetls.TypeServer && b.Type != edgetls.TypeCA {
+	if b.Type != cert.TypeServer && b.Type != cert.TypeCA {
 		return nil, v, inputErr("type", "%q: use server or ca", b.Type)
 	}
 	if err := checkAutoRenew(&b.AutoRenew, b.Type); err != nil {
 		return nil, v, err
 	}
-	rec := &edgetls.Certificate{Name: b.Name, Type: b.Type, AutoRenew: b.AutoRenew, Status: edgetls.StatusActive,
-		Renewal: edgetls.Renewal{State: "none"}}
+	rec := &cert.Certificate{Name: b.Name, Type: b.Type, AutoRenew: b.AutoRenew, Status: cert.StatusActive,
+		Renewal: cert.Renewal{State: "none"}}
 	now := a.c.Now()
 	var err error
 	if b.SelfSigned {
@@ -152,27 +147,27 @@ func (a *api) newCertificate(b *createBody) (*edgetls.Certificate, edgetls.Versi
 		if len(b.Hostnames) > 0 || b.ValidFor != "" {
 			return nil, v, inputErr("hostnames", "hostnames and valid_for go with self_signed: true")
 		}
-		if v, err = edgetls.ParseUpload(b.CertificatePEM, b.PrivateKeyPEM, b.Type, now); err != nil {
+		if v, err = cert.ParseUpload(b.CertificatePEM, b.PrivateKeyPEM, b.Type, now); err != nil {
 			return nil, v, err
 		}
 	}
-	if b.AutoRenew == edgetls.AutoRenewACME {
+	if b.AutoRenew == cert.AutoRenewACME {
 		rec.Challenge, rec.Authority = "http", "lets_encrypt"
 		rec.Renewal.State = "scheduled"
 		if len(v.SubjectNames) > 0 {
 			rec.CommonName, rec.AltNames = v.SubjectNames[0], v.SubjectNames[1:]
 		}
 		if b.SelfSigned {
-			rec.Status = edgetls.StatusPending
+			rec.Status = cert.StatusPending
 			rec.StatusDetail = "serving a self-signed certificate until the CA issues one"
 		}
 	}
 	return rec, v, nil
 }
 
-func selfSigned(b *createBody, now time.Time) (edgetls.Version, error) {
-	var v edgetls.Version
-	if b.Type != edgetls.TypeServer {
+func selfSigned(b *createBody, now time.Time) (cert.Version, error) {
+	var v cert.Version
+	if b.Type != cert.TypeServer {
 		return v, inputErr("type", "self-signed certificates are of type server")
 	}
 	if b.CertificatePEM != "" || b.PrivateKeyPEM != "" {
@@ -186,7 +181,7 @@ func selfSigned(b *createBody, now time.Time) (edgetls.Version, error) {
 		if err != nil {
 			return v, inputErr(fmt.Sprintf("hostnames[%d]", i), "%v", err)
 		}
-		if strings.HasPrefix(n, "*.") && b.AutoRenew == edgetls.AutoRenewACME {
+		if strings.HasPrefix(n, "*.") && b.AutoRenew == cert.AutoRenewACME {
 			return v, inputErr(fmt.Sprintf("hostnames[%d]", i), "wildcard %q cannot renew by ACME HTTP-01", n)
 		}
 		hosts = append(hosts, n)
@@ -202,7 +197,7 @@ func selfSigned(b *createBody, now time.Time) (edgetls.Version, error) {
 		}
 		validFor = d
 	}
-	return edgetls.SelfSigned(hosts, validFor, now)
+	return cert.SelfSigned(hosts, validFor, now)
 }
 
 func (a *api) patchCertificate(w http.ResponseWriter, r *http.Request) {
@@ -217,7 +212,7 @@ func (a *api) patchCertificate(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, inputErr("auto_renew", "required: the only field that can be changed"))
 		return
 	}
-	c, err := a.c.Certs.Update(r.Context(), r.PathValue("id"), func(c *edgetls.Certificate) error {
+	c, err := a.c.Certs.Update(r.Context(), r.PathValue("id"), func(c *cert.Certificate) error {
 		if *b.AutoRenew == "" {
 			return inputErr("auto_renew", "use acme or none")
 		}
@@ -225,7 +220,7 @@ func (a *api) patchCertificate(w http.ResponseWriter, r *http.Request) {
 			return err
 		}
 		c.AutoRenew = *b.AutoRenew
-		if c.AutoRenew == edgetls.AutoRenewACME {
+		if c.AutoRenew == cert.AutoRenewACME {
 			c.Challenge, c.Authority = "http", "lets_encrypt"
 			if c.CommonName == "" && len(c.SubjectNames) > 0 {
 				c.CommonName, c.AltNames = c.SubjectNames[0], c.SubjectNames[1:]
@@ -280,7 +275,7 @@ func (a *api) requestCertificate(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	c, err := a.c.Issuer.Request(r.Context(), b)
+	c, err := a.c.Issuer.Request(r.Context(), renew.Order(b))
 	if err != nil {
 		a.fail(w, r, err)
 		return

@@ -12,9 +12,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edge-cdn/edge/cert"
 	"github.com/edge-cdn/edge/events"
 	"github.com/edge-cdn/edge/property"
-	edgetls "github.com/edge-cdn/edge/tls"
+	"github.com/edge-cdn/edge/renew"
 	"go.uber.org/zap"
 )
 
@@ -22,18 +23,24 @@ import (
 type Issuer interface {
 	// Request creates a certificate to be issued by ACME and returns it
 	// pending; issuance goes on in the background.
-	Request(ctx context.Context, r CertRequest) (*edgetls.Certificate, error)
+	Request(ctx context.Context, o renew.Order) (*cert.Certificate, error)
 	// Renew schedules an immediate renewal.
-	Renew(ctx context.Context, idOrName string) (*edgetls.Certificate, error)
+	Renew(ctx context.Context, idOrName string) (*cert.Certificate, error)
 }
 
 // CertRequest is the body of POST /api/v1/certificates/request.
-type CertRequest = edgetls.CertRequest
+type CertRequest struct {
+	Name             string   `json:"name"`
+	Challenge        string   `json:"challenge"`
+	Authority        string   `json:"authority"`
+	CommonName       string   `json:"common_name"`
+	AlternativeNames []string `json:"alternative_names"`
+}
 
 // Config is what the API serves from.
 type Config struct {
 	Token      string
-	Certs      *edgetls.Certs
+	Certs      *cert.Certs
 	Properties func() *property.Table
 	Events     *events.Log
 	Issuer     Issuer
@@ -167,13 +174,13 @@ func writeError(w http.ResponseWriter, code int, errCode, msg string) {
 // fail maps an error to its answer: input errors 400, missing 404,
 // conflicts 409, anything else 500 (logged, not shown).
 func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
-	var ie *edgetls.InputError
+	var ie *cert.InputError
 	switch {
 	case errors.As(err, &ie):
 		writeError(w, http.StatusBadRequest, "invalid", ie.Error())
-	case errors.Is(err, edgetls.ErrNotFound):
+	case errors.Is(err, cert.ErrNotFound):
 		writeError(w, http.StatusNotFound, "not_found", err.Error())
-	case errors.Is(err, edgetls.ErrExists):
+	case errors.Is(err, cert.ErrExists):
 		writeError(w, http.StatusConflict, "exists", err.Error())
 	default:
 		a.c.Logger.Error("admin API", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Error(err))
@@ -185,7 +192,7 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 // trailing data and oversized bodies are input errors naming the field.
 func decode(r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return &edgetls.InputError{Field: "Content-Type", Msg: fmt.Sprintf("%q: send application/json", ct)}
+		return &cert.InputError{Field: "Content-Type", Msg: fmt.Sprintf("%q: send application/json", ct)}
 	}
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
@@ -193,7 +200,7 @@ func decode(r *http.Request, v any) error {
 		return jsonError(err)
 	}
 	if dec.More() {
-		return &edgetls.InputError{Field: "body", Msg: "holds more than one JSON value"}
+		return &cert.InputError{Field: "body", Msg: "holds more than one JSON value"}
 	}
 	return nil
 }
@@ -208,19 +215,19 @@ func jsonError(err error) error {
 		if field == "" {
 			field = "body"
 		}
-		return &edgetls.InputError{Field: field, Msg: fmt.Sprintf("must be %s, not %s", jsonKind(te.Type.Kind().String()), te.Value)}
+		return &cert.InputError{Field: field, Msg: fmt.Sprintf("must be %s, not %s", jsonKind(te.Type.Kind().String()), te.Value)}
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		return &edgetls.InputError{Field: "body", Msg: "malformed JSON: it ends before the value is complete"}
+		return &cert.InputError{Field: "body", Msg: "malformed JSON: it ends before the value is complete"}
 	case errors.As(err, &se):
-		return &edgetls.InputError{Field: "body", Msg: fmt.Sprintf("malformed JSON at byte %d: %v", se.Offset, err)}
+		return &cert.InputError{Field: "body", Msg: fmt.Sprintf("malformed JSON at byte %d: %v", se.Offset, err)}
 	case errors.As(err, &mbe):
-		return &edgetls.InputError{Field: "body", Msg: fmt.Sprintf("larger than %d bytes", mbe.Limit)}
+		return &cert.InputError{Field: "body", Msg: fmt.Sprintf("larger than %d bytes", mbe.Limit)}
 	case errors.Is(err, io.EOF):
-		return &edgetls.InputError{Field: "body", Msg: "empty: send a JSON object"}
+		return &cert.InputError{Field: "body", Msg: "empty: send a JSON object"}
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return &edgetls.InputError{Field: strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`), Msg: "unknown field"}
+		return &cert.InputError{Field: strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`), Msg: "unknown field"}
 	}
-	return &edgetls.InputError{Field: "body", Msg: err.Error()}
+	return &cert.InputError{Field: "body", Msg: err.Error()}
 }
 
 func jsonKind(k string) string {

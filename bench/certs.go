@@ -13,8 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/edge-cdn/edge/cert"
 	"github.com/edge-cdn/edge/store"
-	edgetls "github.com/edge-cdn/edge/tls"
 )
 
 // runCerts measures the edge with n certificates in its store against one:
@@ -149,13 +149,13 @@ func writeCertificates(path string, n int) error {
 				if j == 0 {
 					host = "localhost"
 				}
-				v, err := edgetls.SelfSigned([]string{host}, 90*24*time.Hour, now)
+				v, err := cert.SelfSigned([]string{host}, 90*24*time.Hour, now)
 				if err != nil {
 					return err
 				}
 				v.Version = 1
-				rec := edgetls.Certificate{ID: fmt.Sprintf("crt_%08d", j), Name: fmt.Sprintf("c%d", j), Type: edgetls.TypeServer,
-					AutoRenew: edgetls.AutoRenewNone, Status: edgetls.StatusActive, Version: 1, SubjectNames: v.SubjectNames,
+				rec := cert.Certificate{ID: fmt.Sprintf("crt_%08d", j), Name: fmt.Sprintf("c%d", j), Type: cert.TypeServer,
+					AutoRenew: cert.AutoRenewNone, Status: cert.StatusActive, Version: 1, SubjectNames: v.SubjectNames,
 					Issuer: v.Issuer, NotBefore: v.NotBefore, NotAfter: v.NotAfter, Source: v.Source, CreatedAt: now, UpdatedAt: now}
 				rb, _ := json.Marshal(rec)
 				vb, _ := json.Marshal(v)

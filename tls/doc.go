@@ -1,6 +1,6 @@
-// Package tls owns the node's certificates: their records and versions in the
-// store (Certs), self-signed bootstrap certificates, and the choice of a
-// certificate for each TLS handshake (Manager).
+// Package tls is the handshake side of the node: the index of parsed
+// certificates (Manager), GetCertificate and the server's TLS config. It
+// reads certificates through package cert and never orders or renews them.
 //
 // Handshake lookup, in order, with no lock and no allocation:
 //  1. the SNI is normalised (property.Normalize; already-canonical names are

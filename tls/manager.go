@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/edge-cdn/edge/cert"
 	"github.com/edge-cdn/edge/property"
 	"go.uber.org/zap"
 )
@@ -21,7 +22,7 @@ import (
 // Manager picks the certificate for each handshake. Its zero value is not
 // usable; make one with NewManager.
 type Manager struct {
-	certs *Certs
+	certs *cert.Certs
 	log   *zap.Logger
 
 	props atomic.Pointer[property.Table]
@@ -44,13 +45,13 @@ type snapshot struct {
 // then keeps each key pair in memory as DER (about half its PEM size), and
 // the first handshake that needs a certificate parses it (once), loading it
 // from the store itself if the warm-up has not reached it yet. A new
-// version is parsed before it replaces the old one.
+// VersionOf is parsed before it replaces the old one.
 type entry struct {
 	id, name string
 	version  int
 	notAfter time.Time
 	der      atomic.Pointer[derPair]
-	load     func() (*Version, error) // reads this version from the store
+	load     func() (*cert.Version, error) // reads this version from the store
 
 	once sync.Once
 	cert *tls.Certificate
@@ -63,7 +64,7 @@ type derPair struct {
 	key   []byte
 }
 
-func toDER(v *Version) (*derPair, error) {
+func toDER(v *cert.Version) (*derPair, error) {
 	var p derPair
 	rest := []byte(v.CertPEM)
 	for {
@@ -119,7 +120,7 @@ func parseDER(p *derPair) (*tls.Certificate, error) {
 		return nil, fmt.Errorf("private key: %w", err)
 	}
 	signer, ok := key.(crypto.Signer)
-	if !ok || !publicKeyEqual(leaf.PublicKey, signer.Public()) {
+	if !ok || !cert.PublicKeyEqual(leaf.PublicKey, signer.Public()) {
 		return nil, errors.New("the private key does not match the certificate")
 	}
 	return &tls.Certificate{Certificate: p.chain, PrivateKey: key, Leaf: leaf}, nil
@@ -127,7 +128,7 @@ func parseDER(p *derPair) (*tls.Certificate, error) {
 
 // NewManager returns a Manager serving the server certificates of certs. A
 // nil logger logs nothing. Call Load before serving.
-func NewManager(certs *Certs, log *zap.Logger) *Manager {
+func NewManager(certs *cert.Certs, log *zap.Logger) *Manager {
 	if log == nil {
 		log = zap.NewNop()
 	}
@@ -145,12 +146,12 @@ func NewManager(certs *Certs, log *zap.Logger) *Manager {
 // the key pairs up in the background.
 func (m *Manager) Load(ctx context.Context) error {
 	s := &snapshot{byName: map[string]*entry{}, byID: map[string]*entry{}}
-	err := m.certs.eachRecord(ctx, func(id, name, typ string, version int, notAfter time.Time) {
-		if typ != TypeServer {
+	err := m.certs.EachRecord(ctx, func(id, name, typ string, version int, notAfter time.Time) {
+		if typ != cert.TypeServer {
 			return
 		}
 		e := &entry{id: id, name: name, version: version, notAfter: notAfter}
-		e.load = func() (*Version, error) { return m.certs.version(context.Background(), id, version) }
+		e.load = func() (*cert.Version, error) { return m.certs.VersionOf(context.Background(), id, version) }
 		s.byName[e.name], s.byID[e.id] = e, e
 	})
 	if err != nil {
@@ -167,7 +168,7 @@ func (m *Manager) Load(ctx context.Context) error {
 // the node no longer needs the store to serve them.
 func (m *Manager) warm(s *snapshot) {
 	start := time.Now()
-	n, err := m.certs.eachVersion(context.Background(), func(id string, v *Version) {
+	n, err := m.certs.EachVersion(context.Background(), func(id string, v *cert.Version) {
 		e := s.byID[id]
 		if e == nil || e.version != v.Version || e.der.Load() != nil {
 			return
@@ -196,17 +197,17 @@ func (m *Manager) warm(s *snapshot) {
 // of the index.
 func (m *Manager) Refresh(ctx context.Context, id string) error {
 	if rec, err := m.certs.Get(ctx, id); err == nil {
-		if e := m.snap.Load().byID[id]; e != nil && rec.Type == TypeServer && e.version == rec.Version && e.name == rec.Name {
+		if e := m.snap.Load().byID[id]; e != nil && rec.Type == cert.TypeServer && e.version == rec.Version && e.name == rec.Name {
 			return nil
 		}
 	}
 	rec, v, err := m.certs.Current(ctx, id)
 	var e *entry
 	switch {
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, cert.ErrNotFound):
 	case err != nil:
 		return err
-	case rec.Type == TypeServer:
+	case rec.Type == cert.TypeServer:
 		if e, err = parseEntry(rec, v); err != nil {
 			return fmt.Errorf("certificate %s version %d does not load, the previous version keeps serving: %w", rec.Name, v.Version, err)
 		}
@@ -230,7 +231,7 @@ func (m *Manager) Refresh(ctx context.Context, id string) error {
 
 // parseEntry parses a version at once: a new version that does not parse
 // must not replace the one serving.
-func parseEntry(rec *Certificate, v *Version) (*entry, error) {
+func parseEntry(rec *cert.Certificate, v *cert.Version) (*entry, error) {
 	e := &entry{id: rec.ID, name: rec.Name, version: v.Version, notAfter: v.NotAfter}
 	p, err := toDER(v)
 	if err != nil {

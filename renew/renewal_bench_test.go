@@ -1,4 +1,4 @@
-package tls
+package renew
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge-cdn/edge/cert"
+	"github.com/edge-cdn/edge/internal/testutil"
 	"github.com/edge-cdn/edge/property"
 	"github.com/edge-cdn/edge/store"
 )
@@ -18,10 +20,11 @@ func BenchmarkRenewalPass(b *testing.B) {
 	for _, n := range []int{10_000, 100_000} {
 		b.Run(fmt.Sprintf("certs=%d/due=10", n), func(b *testing.B) {
 			ctx := context.Background()
-			c := newCerts(b)
+			st := testutil.Bolt(b)
+			c := cert.NewCerts(st)
 			now := time.Now()
-			ids := bulkCertificates(b, c.st, n, now)
-			r := NewRenewer(c, nil, func() *property.Table { return nil }, c.st, RenewerConfig{Policy: Policy{RenewBefore: 25 * 24 * time.Hour}})
+			ids := bulkCertificates(b, st, n, now)
+			r := NewRenewer(c, nil, func() *property.Table { return nil }, st, RenewerConfig{Policy: cert.Policy{RenewBefore: 25 * 24 * time.Hour}})
 			start := time.Now()
 			r.rescan(ctx)
 			b.ReportMetric(float64(time.Since(start).Milliseconds()), "rescan-ms")
@@ -48,10 +51,10 @@ func bulkCertificates(b testing.TB, st store.Store, n int, now time.Time) []stri
 	ids := make([]string, n)
 	err := st.Update(context.Background(), func(tx store.Tx) error {
 		for i := range n {
-			rec := Certificate{ID: fmt.Sprintf("crt_%08d", i), Name: fmt.Sprintf("c%d", i), Type: TypeServer, AutoRenew: AutoRenewACME,
-				Status: StatusActive, Source: SourceACME, Version: 1, SubjectNames: []string{fmt.Sprintf("h%d.example", i)},
+			rec := cert.Certificate{ID: fmt.Sprintf("crt_%08d", i), Name: fmt.Sprintf("c%d", i), Type: cert.TypeServer, AutoRenew: cert.AutoRenewACME,
+				Status: cert.StatusActive, Source: cert.SourceACME, Version: 1, SubjectNames: []string{fmt.Sprintf("h%d.example", i)},
 				CommonName: fmt.Sprintf("h%d.example", i), NotBefore: now.Add(-30 * 24 * time.Hour), NotAfter: now.Add(60 * 24 * time.Hour),
-				Notices: Notices{ExpiringVersion: 1}}
+				Notices: cert.Notices{ExpiringVersion: 1}}
 			ids[i] = rec.ID
 			data, _ := json.Marshal(rec)
 			if err := tx.Put(store.Certificates, rec.ID, data); err != nil {

@@ -1,4 +1,4 @@
-package tls
+package acme
 
 import (
 	"context"
@@ -24,7 +24,7 @@ import (
 // false) gives the immediate children as full keys; locks honour the
 // context and end with their holder.
 type acmeStorage struct {
-	st  store.Store
+	st  Store
 	now func() time.Time
 }
 

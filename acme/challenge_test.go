@@ -1,4 +1,4 @@
-package tls
+package acme
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/caddyserver/certmagic"
+	"github.com/edge-cdn/edge/internal/testutil"
 	"github.com/mholt/acmez/v3/acme"
 )
 
@@ -16,8 +17,7 @@ import (
 // (and this process never saw) is answered, for any hostname; malformed
 // tokens and unknown ones are not.
 func TestChallengeAnsweredFromTheStore(t *testing.T) {
-	c := newCerts(t)
-	a, err := NewACME(c.st, ACMEConfig{Directory: "https://ca.test/dir", AgreeTOS: true, HTTPHost: "127.0.0.1", HTTPPort: 1})
+	a, err := New(testutil.Bolt(t), Config{Directory: "https://ca.test/dir", AgreeTOS: true, HTTPHost: "127.0.0.1", HTTPPort: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

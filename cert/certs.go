@@ -1,4 +1,4 @@
-package tls
+package cert
 
 import (
 	"context"
@@ -23,15 +23,21 @@ var (
 // Certs stores certificate records and their versions. It is safe for
 // concurrent use; every method is one store transaction.
 type Certs struct {
-	st  store.Store
+	st  Store
 	now func() time.Time
 
 	mu       sync.Mutex
 	onChange []func(id string)
 }
 
+// Store is what Certs needs of the store: transactions.
+type Store interface {
+	View(ctx context.Context, fn func(store.Tx) error) error
+	Update(ctx context.Context, fn func(store.Tx) error) error
+}
+
 // NewCerts returns a repository over st.
-func NewCerts(st store.Store) *Certs { return &Certs{st: st, now: time.Now} }
+func NewCerts(st Store) *Certs { return &Certs{st: st, now: time.Now} }
 
 // OnChange registers fn to be called, after the write commits, with the id
 // of every certificate created, changed or deleted.
@@ -304,9 +310,9 @@ func (c *Certs) Types(ctx context.Context) (map[string]string, error) {
 	return out, nil
 }
 
-// eachRecord calls fn with the few facts of every certificate record that
+// EachRecord calls fn with the few facts of every certificate record that
 // the handshake index needs, decoding nothing else.
-func (c *Certs) eachRecord(ctx context.Context, fn func(id, name, typ string, version int, notAfter time.Time)) error {
+func (c *Certs) EachRecord(ctx context.Context, fn func(id, name, typ string, version int, notAfter time.Time)) error {
 	return c.st.View(ctx, func(tx store.Tx) error {
 		return tx.ForEach(store.Certificates, "", func(k string, b []byte) error {
 			var r struct {
@@ -325,9 +331,9 @@ func (c *Certs) eachRecord(ctx context.Context, fn func(id, name, typ string, ve
 	})
 }
 
-// eachVersion calls fn with every stored version, key included, in
+// EachVersion calls fn with every stored version, key included, in
 // batches of read transactions so that writers are not held up long.
-func (c *Certs) eachVersion(ctx context.Context, fn func(id string, v *Version)) (int, error) {
+func (c *Certs) EachVersion(ctx context.Context, fn func(id string, v *Version)) (int, error) {
 	n, from := 0, ""
 	for {
 		var last string
@@ -361,8 +367,8 @@ func (c *Certs) eachVersion(ctx context.Context, fn func(id string, v *Version))
 
 var errBatchFull = errors.New("batch full")
 
-// version reads one version of a certificate.
-func (c *Certs) version(ctx context.Context, id string, n int) (*Version, error) {
+// VersionOf reads one version of a certificate.
+func (c *Certs) VersionOf(ctx context.Context, id string, n int) (*Version, error) {
 	var v *Version
 	err := c.st.View(ctx, func(tx store.Tx) error {
 		var err error

@@ -1,4 +1,4 @@
-package tls
+package acme
 
 import (
 	"context"
@@ -9,60 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge-cdn/edge/internal/testutil"
 	"github.com/mholt/acmez/v3/acme"
 )
-
-func TestRenewAt(t *testing.T) {
-	now := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	day := 24 * time.Hour
-	p := Policy{RenewBefore: 25 * day}
-	cert := func(src string, life time.Duration, names ...string) *Certificate {
-		return &Certificate{Source: src, NotBefore: now, NotAfter: now.Add(life), SubjectNames: names}
-	}
-	ari := now.Add(40 * day)
-	for _, tc := range []struct {
-		name   string
-		c      *Certificate
-		wanted []string
-		ari    time.Time
-		want   time.Time
-		reason string
-	}{
-		{"self-signed bootstrap: now", cert(SourceSelfSigned, 365*day, "a"), []string{"a"}, time.Time{}, time.Time{}, "no CA-issued"},
-		{"names differ: now", cert(SourceACME, 90*day, "a"), []string{"a", "b"}, time.Time{}, time.Time{}, "names differ"},
-		{"names in another order: same", cert(SourceACME, 90*day, "b", "a"), []string{"a", "b"}, time.Time{}, now.Add(65 * day), "25d"},
-		{"90-day certificate: 25 days before", cert(SourceACME, 90*day, "a"), []string{"a"}, time.Time{}, now.Add(65 * day), "25d or less"},
-		{"uploaded CA certificate counts", cert(SourceUpload, 90*day, "a"), []string{"a"}, time.Time{}, now.Add(65 * day), "25d"},
-		{"45-day certificate: a third (15d)", cert(SourceACME, 45*day, "a"), []string{"a"}, time.Time{}, now.Add(30 * day), "15d"},
-		{"6-day certificate: half (3d)", cert(SourceACME, 6*day, "a"), []string{"a"}, time.Time{}, now.Add(3 * day), "3d"},
-		{"ARI earlier wins", cert(SourceACME, 90*day, "a"), []string{"a"}, ari, ari, "ARI"},
-		{"ARI later loses", cert(SourceACME, 90*day, "a"), []string{"a"}, now.Add(80 * day), now.Add(65 * day), "25d"},
-	} {
-		got, reason := RenewAt(tc.c, tc.wanted, tc.ari, p)
-		if !got.Equal(tc.want) || !strings.Contains(reason, tc.reason) {
-			t.Errorf("%s: got %s (%s), want %s (%s)", tc.name, got, reason, tc.want, tc.reason)
-		}
-	}
-}
-
-func TestBackoff(t *testing.T) {
-	now := time.Now()
-	far := now.Add(60 * 24 * time.Hour)
-	for _, tc := range []struct {
-		attempts int
-		notAfter time.Time
-		want     time.Duration
-	}{
-		{1, far, time.Minute}, {2, far, 10 * time.Minute}, {3, far, 100 * time.Minute}, {4, far, 24 * time.Hour}, {9, far, 24 * time.Hour},
-		{4, now.Add(8 * time.Hour), 2 * time.Hour},  // expiry near: a quarter of what is left
-		{2, now.Add(2 * time.Minute), time.Minute},  // never under a minute
-		{3, now.Add(-time.Hour), 100 * time.Minute}, // expired: the plain schedule
-	} {
-		if got := Backoff(tc.attempts, tc.notAfter, now); got != tc.want {
-			t.Errorf("Backoff(%d, in %s) = %s, want %s", tc.attempts, tc.notAfter.Sub(now).Round(time.Minute), got, tc.want)
-		}
-	}
-}
 
 func TestDescribe(t *testing.T) {
 	authz := func(name string) acme.Authorization {
@@ -89,7 +38,7 @@ func TestDescribe(t *testing.T) {
 		{"not an ACME problem", errors.New("boom"), []string{"the certificate order failed: boom"}, 0},
 		{"timeout", context.DeadlineExceeded, []string{"in time"}, 0},
 	} {
-		f := describe(tc.err, []string{"a.example", "b.example"}, "edge.example")
+		f := Describe(tc.err, []string{"a.example", "b.example"}, "edge.example")
 		for _, w := range tc.want {
 			if !strings.Contains(f.Detail, w) {
 				t.Errorf("%s: %q lacks %q", tc.name, f.Detail, w)
@@ -103,8 +52,7 @@ func TestDescribe(t *testing.T) {
 
 func TestACMEStorageContract(t *testing.T) {
 	ctx := context.Background()
-	c := newCerts(t)
-	s := &acmeStorage{st: c.st, now: time.Now}
+	s := &acmeStorage{st: testutil.Bolt(t), now: time.Now}
 	for _, k := range []string{"acme/ca/users/a/key", "acme/ca/users/a/reg.json", "acme/ca/users/b/key", "acme/ca/challenge_tokens/x.json"} {
 		if err := s.Store(ctx, k, []byte(k)); err != nil {
 			t.Fatal(err)

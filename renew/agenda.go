@@ -1,4 +1,4 @@
-package tls
+package renew
 
 import (
 	"container/heap"

@@ -1,4 +1,4 @@
-package tls
+package cert
 
 import (
 	"fmt"
@@ -35,7 +35,7 @@ func RenewAt(c *Certificate, wanted []string, ariAt time.Time, p Policy) (time.T
 		before = share
 	}
 	at := c.NotAfter.Add(-before)
-	reason := fmt.Sprintf("%s or less of validity left", roundDuration(before))
+	reason := fmt.Sprintf("%s or less of validity left", RoundDuration(before))
 	if !ariAt.IsZero() && ariAt.Before(at) {
 		return ariAt, "the CA's renewal window (ARI) is open"
 	}
@@ -75,7 +75,8 @@ func Backoff(attempts int, notAfter, now time.Time) time.Duration {
 	return d
 }
 
-func roundDuration(d time.Duration) string {
+// RoundDuration writes d in days when it is a whole number of them.
+func RoundDuration(d time.Duration) string {
 	if d >= 24*time.Hour && d%(24*time.Hour) == 0 {
 		return fmt.Sprintf("%dd", d/(24*time.Hour))
 	}

@@ -1,9 +1,10 @@
-package tls
+package acme
 
 import (
 	"context"
 	"crypto"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
@@ -15,14 +16,15 @@ import (
 	"time"
 
 	"github.com/caddyserver/certmagic"
+	"github.com/edge-cdn/edge/cert"
 	"github.com/edge-cdn/edge/store"
 	"go.uber.org/zap"
 )
 
-// ACMEConfig configures the ACME client.
-type ACMEConfig struct {
+// Config configures the ACME client.
+type Config struct {
 	Directory        string
-	StagingDirectory string // tried first on a retry after a failure; "" never
+	StagingDirectory string // tried first on a retry after a Failure; "" never
 	Email            string
 	AgreeTOS         bool
 	CARoots          *x509.CertPool // extra roots for the ACME server; nil: system
@@ -35,10 +37,10 @@ type ACMEConfig struct {
 	Logger   *zap.Logger
 }
 
-// ACME obtains certificates through certmagic's ACMEIssuer (acmez/v3
+// Client obtains certificates through certmagic's ACMEIssuer (acmez/v3
 // underneath) and answers HTTP-01 challenges. Accounts and challenge
 // tokens live in the store, so every node sharing it answers every token.
-type ACME struct {
+type Client struct {
 	cfg     *certmagic.Config
 	issuer  *certmagic.ACMEIssuer
 	cache   *certmagic.Cache
@@ -47,15 +49,23 @@ type ACME struct {
 	staging bool
 }
 
-// NewACME returns an ACME client over st.
-func NewACME(st store.Store, c ACMEConfig) (*ACME, error) {
+// Store is what the ACME client needs of the store: transactions for the
+// account and challenge tokens, and locks that certmagic takes around them.
+type Store interface {
+	View(ctx context.Context, fn func(store.Tx) error) error
+	Update(ctx context.Context, fn func(store.Tx) error) error
+	store.Locker
+}
+
+// New returns an ACME client over st.
+func New(st Store, c Config) (*Client, error) {
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}
 	if !c.AgreeTOS {
 		return nil, errors.New("acme.agree_tos must be true to issue certificates (read the CA's terms of service first)")
 	}
-	a := &ACME{storage: &acmeStorage{st: st, now: time.Now}, log: c.Logger, staging: c.StagingDirectory != ""}
+	a := &Client{storage: &acmeStorage{st: st, now: time.Now}, log: c.Logger, staging: c.StagingDirectory != ""}
 	// certmagic wants a cache for certificates it manages; Edge manages its
 	// own, so this one stays empty and is stopped with Close.
 	a.cache = certmagic.NewCache(certmagic.CacheOptions{
@@ -81,13 +91,13 @@ func NewACME(st store.Store, c ACMEConfig) (*ACME, error) {
 }
 
 // Close stops certmagic's (empty) cache maintenance.
-func (a *ACME) Close() { a.cache.Stop() }
+func (a *Client) Close() { a.cache.Stop() }
 
 // Issue places one ACME order for every name, with one CSR signed by key,
 // and returns the PEM chain. With staging, the order is first tried
 // against the staging directory (its certificate is thrown away), then
 // against the real one.
-func (a *ACME) Issue(ctx context.Context, names []string, key crypto.Signer, staging bool) ([]byte, error) {
+func (a *Client) Issue(ctx context.Context, names []string, key crypto.Signer, staging bool) ([]byte, error) {
 	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
 		Subject: pkix.Name{CommonName: names[0]}, DNSNames: names}, key)
 	if err != nil {
@@ -110,16 +120,16 @@ func (a *ACME) Issue(ctx context.Context, names []string, key crypto.Signer, sta
 
 // RenewalInfo asks the CA for its ARI window for leaf, and when to ask
 // again.
-func (a *ACME) RenewalInfo(ctx context.Context, leaf *x509.Certificate) (Window, time.Time, error) {
+func (a *Client) RenewalInfo(ctx context.Context, leaf *x509.Certificate) (cert.Window, time.Time, error) {
 	ri, err := a.issuer.GetRenewalInfo(ctx, certmagic.Certificate{Certificate: tlsCertWithLeaf(leaf)})
 	if err != nil {
-		return Window{}, time.Time{}, err
+		return cert.Window{}, time.Time{}, err
 	}
 	var retry time.Time
 	if ri.RetryAfter != nil {
 		retry = *ri.RetryAfter
 	}
-	return Window{Start: ri.SuggestedWindow.Start, End: ri.SuggestedWindow.End}, retry, nil
+	return cert.Window{Start: ri.SuggestedWindow.Start, End: ri.SuggestedWindow.End}, retry, nil
 }
 
 // probeKey is where a preflight probe token lives in the store, so that
@@ -144,7 +154,7 @@ func validToken(t string) bool {
 // ServeChallenge answers a preflight probe or an ACME HTTP-01 challenge for
 // any hostname with an order pending, whether or not a property uses it.
 // It implements proxy.ChallengeResponder.
-func (a *ACME) ServeChallenge(w http.ResponseWriter, r *http.Request, host, token string) bool {
+func (a *Client) ServeChallenge(w http.ResponseWriter, r *http.Request, host, token string) bool {
 	if !validToken(token) {
 		return false
 	}
@@ -157,7 +167,7 @@ func (a *ACME) ServeChallenge(w http.ResponseWriter, r *http.Request, host, toke
 }
 
 // newProbe stores a random probe token and its answer.
-func (a *ACME) newProbe(ctx context.Context) (token, answer string, err error) {
+func (a *Client) newProbe(ctx context.Context) (token, answer string, err error) {
 	var b [24]byte
 	_, _ = rand.Read(b[:])
 	token = base64.RawURLEncoding.EncodeToString(b[:12])
@@ -165,8 +175,12 @@ func (a *ACME) newProbe(ctx context.Context) (token, answer string, err error) {
 	return token, answer, a.storage.Store(ctx, probeKey(token), []byte(answer))
 }
 
-func (a *ACME) dropProbe(ctx context.Context, token string) {
+func (a *Client) dropProbe(ctx context.Context, token string) {
 	_ = a.storage.Delete(context.WithoutCancel(ctx), probeKey(token))
 }
 
 func hostPort(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }
+
+func tlsCertWithLeaf(leaf *x509.Certificate) tls.Certificate {
+	return tls.Certificate{Certificate: [][]byte{leaf.Raw}, Leaf: leaf}
+}

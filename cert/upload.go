@@ -1,4 +1,4 @@
-package tls
+package cert
 
 import (
 	"bytes"
@@ -45,7 +45,7 @@ func ParseUpload(certPEM, keyPEM string, typ string, now time.Time) (Version, er
 			return Version{}, err
 		}
 		for _, c := range certs {
-			if publicKeyEqual(c.PublicKey, key.Public()) {
+			if PublicKeyEqual(c.PublicKey, key.Public()) {
 				leaf = c
 				break
 			}
@@ -152,7 +152,8 @@ func parseKey(s string) (crypto.Signer, error) {
 	return signer, nil
 }
 
-func publicKeyEqual(a, b crypto.PublicKey) bool {
+// PublicKeyEqual reports whether two public keys are the same key.
+func PublicKeyEqual(a, b crypto.PublicKey) bool {
 	switch k := a.(type) {
 	case *ecdsa.PublicKey:
 		return k.Equal(b)

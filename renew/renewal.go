@@ -1,4 +1,4 @@
-package tls
+package renew
 
 import (
 	"context"
@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/edge-cdn/edge/acme"
+	"github.com/edge-cdn/edge/cert"
 	"github.com/edge-cdn/edge/property"
 	"github.com/edge-cdn/edge/store"
 	"go.uber.org/zap"
@@ -23,16 +25,16 @@ import (
 
 // Announce is told of every certificate event (issued, renewed, failed,
 // expiring, expired) with the certificate as stored and a detail.
-type Announce func(ctx context.Context, typ string, c *Certificate, detail string)
+type Announce func(ctx context.Context, typ string, c *cert.Certificate, detail string)
 
 // RenewerConfig configures the renewal loop. Zero values are useful where
 // noted.
 type RenewerConfig struct {
-	Policy        Policy
+	Policy        cert.Policy
 	CheckInterval time.Duration // at most 1h; 0: 10m
 	ARI           bool
-	ExpiryWarning time.Duration // 0: 7d
-	Preflight     *Preflight    // nil: no preflight
+	ExpiryWarning time.Duration   // 0: 7d
+	Preflight     *acme.Preflight // nil: no preflight
 	EdgeHostname  string
 	MaxNames      int // the CA's limit of names in one order; 0: 100
 	Workers       int // attempts at once; 0: 4
@@ -47,8 +49,8 @@ type RenewerConfig struct {
 // looks at every certificate at start, every CheckInterval and at once on a
 // change, and attempts the due ones in a small pool of workers.
 type Renewer struct {
-	certs *Certs
-	acme  *ACME // nil: ACME disabled (acme.agree_tos false)
+	certs *cert.Certs
+	acme  *acme.Client // nil: ACME disabled (acme.agree_tos false)
 	props func() *property.Table
 	locks store.Locker
 	cfg   RenewerConfig
@@ -67,7 +69,7 @@ type Renewer struct {
 const rescanEvery = 6 * time.Hour
 
 // NewRenewer returns a Renewer; Run starts it.
-func NewRenewer(certs *Certs, a *ACME, props func() *property.Table, locks store.Locker, cfg RenewerConfig) *Renewer {
+func NewRenewer(certs *cert.Certs, a *acme.Client, props func() *property.Table, locks store.Locker, cfg RenewerConfig) *Renewer {
 	if cfg.CheckInterval <= 0 || cfg.CheckInterval > time.Hour {
 		cfg.CheckInterval = 10 * time.Minute
 	}
@@ -87,7 +89,7 @@ func NewRenewer(certs *Certs, a *ACME, props func() *property.Table, locks store
 		cfg.Logger = zap.NewNop()
 	}
 	if cfg.Announce == nil {
-		cfg.Announce = func(context.Context, string, *Certificate, string) {}
+		cfg.Announce = func(context.Context, string, *cert.Certificate, string) {}
 	}
 	if cfg.OnRenewal == nil {
 		cfg.OnRenewal = func(string) {}
@@ -105,7 +107,7 @@ func NewRenewer(certs *Certs, a *ACME, props func() *property.Table, locks store
 // here or by another node, and wakes the loop if it is due now.
 func (r *Renewer) Changed(ctx context.Context, idOrName string) {
 	c, err := r.certs.Get(ctx, idOrName)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, cert.ErrNotFound) {
 		r.agenda.remove(idOrName)
 		return
 	}
@@ -185,7 +187,7 @@ func (r *Renewer) rescan(ctx context.Context) {
 
 // schedule puts c in the agenda at its next timed event, or takes it out
 // when it has none.
-func (r *Renewer) schedule(ctx context.Context, c *Certificate, wanted map[string][]string, now time.Time) {
+func (r *Renewer) schedule(ctx context.Context, c *cert.Certificate, wanted map[string][]string, now time.Time) {
 	at, ok := r.nextEvent(c, wanted, now)
 	if !ok {
 		r.agenda.remove(c.ID)
@@ -199,8 +201,8 @@ func (r *Renewer) schedule(ctx context.Context, c *Certificate, wanted map[strin
 
 // nextEvent is the earliest moment something is due for c: its expiry
 // notices, its renewal (or the end of its backoff) and its ARI check.
-func (r *Renewer) nextEvent(c *Certificate, wanted map[string][]string, now time.Time) (time.Time, bool) {
-	if c.Type != TypeServer {
+func (r *Renewer) nextEvent(c *cert.Certificate, wanted map[string][]string, now time.Time) (time.Time, bool) {
+	if c.Type != cert.TypeServer {
 		return time.Time{}, false
 	}
 	var at time.Time
@@ -216,13 +218,13 @@ func (r *Renewer) nextEvent(c *Certificate, wanted map[string][]string, now time
 	if c.Notices.ExpiringVersion != c.Version {
 		consider(c.NotAfter.Add(-r.cfg.ExpiryWarning))
 	}
-	if c.AutoRenew == AutoRenewACME || c.Renewal.Forced {
+	if c.AutoRenew == cert.AutoRenewACME || c.Renewal.Forced {
 		due, _ := r.due(c, r.wantedNames(c, wanted))
 		if c.Renewal.NextAttemptAt != nil && c.Renewal.NextAttemptAt.After(due) && !c.Renewal.Forced {
 			due = *c.Renewal.NextAttemptAt
 		}
 		consider(due)
-		if r.cfg.ARI && r.acme != nil && c.Source == SourceACME {
+		if r.cfg.ARI && r.acme != nil && c.Source == cert.SourceACME {
 			if c.Renewal.ARINextCheckAt == nil {
 				consider(now)
 			} else {
@@ -258,7 +260,7 @@ func (r *Renewer) runDue(ctx context.Context) {
 // ARI, and an attempt when its renewal is due.
 func (r *Renewer) process(ctx context.Context, id string, wanted map[string][]string, now time.Time) {
 	c, err := r.certs.Get(ctx, id)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, cert.ErrNotFound) {
 		return
 	}
 	if err != nil {
@@ -267,7 +269,7 @@ func (r *Renewer) process(ctx context.Context, id string, wanted map[string][]st
 		return
 	}
 	r.notices(ctx, c, now)
-	if c.Type == TypeServer && (c.AutoRenew == AutoRenewACME || c.Renewal.Forced) {
+	if c.Type == cert.TypeServer && (c.AutoRenew == cert.AutoRenewACME || c.Renewal.Forced) {
 		names := r.wantedNames(c, wanted)
 		if r.cfg.ARI {
 			r.refreshARI(ctx, c, now)
@@ -290,26 +292,26 @@ func (r *Renewer) process(ctx context.Context, id string, wanted map[string][]st
 	r.schedule(ctx, c, wanted, now)
 }
 
-func (r *Renewer) due(c *Certificate, names []string) (time.Time, string) {
+func (r *Renewer) due(c *cert.Certificate, names []string) (time.Time, string) {
 	if c.Renewal.Forced {
 		return time.Time{}, "renewal requested by an operator"
 	}
 	var ariAt time.Time
-	if r.cfg.ARI && c.Renewal.ARISelectedAt != nil && c.Source == SourceACME {
+	if r.cfg.ARI && c.Renewal.ARISelectedAt != nil && c.Source == cert.SourceACME {
 		ariAt = *c.Renewal.ARISelectedAt
 	}
-	return RenewAt(c, names, ariAt, r.cfg.Policy)
+	return cert.RenewAt(c, names, ariAt, r.cfg.Policy)
 }
 
 // noteSchedule stores renew_at when it changed, so the API shows it.
-func (r *Renewer) noteSchedule(ctx context.Context, c *Certificate, at time.Time, reason string) {
+func (r *Renewer) noteSchedule(ctx context.Context, c *cert.Certificate, at time.Time, reason string) {
 	if c.Renewal.RenewAt != nil && c.Renewal.RenewAt.Equal(at) && c.Renewal.Reason == reason {
 		return
 	}
-	_, err := r.certs.Update(ctx, c.ID, func(c *Certificate) error {
+	_, err := r.certs.Update(ctx, c.ID, func(c *cert.Certificate) error {
 		c.Renewal.RenewAt, c.Renewal.Reason = &at, reason
-		if c.Renewal.State == RenewalNone || c.Renewal.State == "" {
-			c.Renewal.State = RenewalScheduled
+		if c.Renewal.State == cert.RenewalNone || c.Renewal.State == "" {
+			c.Renewal.State = cert.RenewalScheduled
 		}
 		return nil
 	})
@@ -321,7 +323,7 @@ func (r *Renewer) noteSchedule(ctx context.Context, c *Certificate, at time.Time
 // wantedNames are the names c must hold: the hostnames of the properties
 // using it with renew automation, else the names it was requested for, else
 // the names it holds.
-func (r *Renewer) wantedNames(c *Certificate, fromProps map[string][]string) []string {
+func (r *Renewer) wantedNames(c *cert.Certificate, fromProps map[string][]string) []string {
 	if hs := fromProps[c.Name]; len(hs) > 0 {
 		return hs
 	}
@@ -335,13 +337,13 @@ func (r *Renewer) wantedNames(c *Certificate, fromProps map[string][]string) []s
 
 // notices announces certificate.expiring and certificate.expired, once per
 // version, and marks an expired certificate so.
-func (r *Renewer) notices(ctx context.Context, c *Certificate, now time.Time) {
+func (r *Renewer) notices(ctx context.Context, c *cert.Certificate, now time.Time) {
 	left := c.NotAfter.Sub(now)
 	switch {
 	case left <= 0 && c.Notices.ExpiredVersion != c.Version:
-		stored, err := r.certs.Update(ctx, c.ID, func(c *Certificate) error {
+		stored, err := r.certs.Update(ctx, c.ID, func(c *cert.Certificate) error {
 			c.Notices.ExpiredVersion = c.Version
-			c.Status = StatusExpired
+			c.Status = cert.StatusExpired
 			c.StatusDetail = "the certificate expired on " + c.NotAfter.Format(time.RFC3339)
 			return nil
 		})
@@ -349,21 +351,21 @@ func (r *Renewer) notices(ctx context.Context, c *Certificate, now time.Time) {
 			r.cfg.Announce(ctx, "certificate.expired", stored, stored.StatusDetail)
 		}
 	case left > 0 && left <= r.cfg.ExpiryWarning && c.Notices.ExpiringVersion != c.Version:
-		stored, err := r.certs.Update(ctx, c.ID, func(c *Certificate) error {
+		stored, err := r.certs.Update(ctx, c.ID, func(c *cert.Certificate) error {
 			c.Notices.ExpiringVersion = c.Version
 			return nil
 		})
 		if err == nil {
 			r.cfg.Announce(ctx, "certificate.expiring", stored, fmt.Sprintf("%s expires in %s, on %s",
-				c.Name, roundDuration(left.Round(time.Hour)), c.NotAfter.Format(time.RFC3339)))
+				c.Name, cert.RoundDuration(left.Round(time.Hour)), c.NotAfter.Format(time.RFC3339)))
 		}
 	}
 }
 
 // refreshARI asks the CA for the renewal window of a CA-issued certificate
 // when the last answer's Retry-After has passed (at least twice a day).
-func (r *Renewer) refreshARI(ctx context.Context, c *Certificate, now time.Time) {
-	if r.acme == nil || c.Source != SourceACME || (c.Renewal.ARINextCheckAt != nil && now.Before(*c.Renewal.ARINextCheckAt)) {
+func (r *Renewer) refreshARI(ctx context.Context, c *cert.Certificate, now time.Time) {
+	if r.acme == nil || c.Source != cert.SourceACME || (c.Renewal.ARINextCheckAt != nil && now.Before(*c.Renewal.ARINextCheckAt)) {
 		return
 	}
 	_, v, err := r.certs.Current(ctx, c.ID)
@@ -385,7 +387,7 @@ func (r *Renewer) refreshARI(ctx context.Context, c *Certificate, now time.Time)
 		r.log.Debug("ARI unavailable", zap.String("certificate", c.Name), zap.Error(err))
 		nextCheck = now.Add(time.Hour)
 	}
-	stored, uerr := r.certs.Update(ctx, c.ID, func(c *Certificate) error {
+	stored, uerr := r.certs.Update(ctx, c.ID, func(c *cert.Certificate) error {
 		c.Renewal.ARINextCheckAt = &nextCheck
 		if err == nil && !w.End.IsZero() {
 			if c.Renewal.ARIWindow == nil || !c.Renewal.ARIWindow.Start.Equal(w.Start) || !c.Renewal.ARIWindow.End.Equal(w.End) {
@@ -453,13 +455,13 @@ func (r *Renewer) attempt(ctx context.Context, id, reason string) {
 	names := r.wantedNames(c, r.props().CertificateNames())
 	at, _ := r.due(c, names)
 	now := r.cfg.Now()
-	if (c.AutoRenew != AutoRenewACME && !c.Renewal.Forced) || at.After(now) ||
+	if (c.AutoRenew != cert.AutoRenewACME && !c.Renewal.Forced) || at.After(now) ||
 		(c.Renewal.NextAttemptAt != nil && c.Renewal.NextAttemptAt.After(now) && !c.Renewal.Forced) {
 		return // renewed meanwhile (by another node), or no longer due
 	}
 	log := r.log.With(zap.String("certificate", c.Name), zap.Strings("names", names))
-	c, err = r.certs.Update(ctx, id, func(c *Certificate) error {
-		c.Renewal.State = RenewalRenewing
+	c, err = r.certs.Update(ctx, id, func(c *cert.Certificate) error {
+		c.Renewal.State = cert.RenewalRenewing
 		c.Renewal.LastAttemptAt = &now
 		c.Renewal.Attempts++
 		c.Renewal.Reason = reason
@@ -471,22 +473,22 @@ func (r *Renewer) attempt(ctx context.Context, id, reason string) {
 	log.Info("renewing certificate", zap.String("reason", reason), zap.Int("attempt", c.Renewal.Attempts))
 
 	if f := r.checkNames(names); f != "" {
-		r.failed(ctx, c, failure{Detail: f, Result: "invalid_names"}, log)
+		r.failed(ctx, c, acme.Failure{Detail: f, Result: "invalid_names"}, log)
 		return
 	}
 	if r.acme == nil {
-		r.failed(ctx, c, failure{Detail: "ACME is off on this node: set acme.agree_tos: true (after reading the CA's terms) and acme.email, then reload", Result: "acme_disabled"}, log)
+		r.failed(ctx, c, acme.Failure{Detail: "ACME is off on this node: set acme.agree_tos: true (after reading the CA's terms) and acme.email, then reload", Result: "acme_disabled"}, log)
 		return
 	}
 	if p := r.cfg.Preflight; p != nil {
 		if err := p.Check(ctx, r.acme, names); err != nil {
-			r.failed(ctx, c, failure{Detail: err.Error(), Result: "preflight"}, log)
+			r.failed(ctx, c, acme.Failure{Detail: err.Error(), Result: "preflight"}, log)
 			return
 		}
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		r.failed(ctx, c, failure{Detail: err.Error(), Result: "error"}, log)
+		r.failed(ctx, c, acme.Failure{Detail: err.Error(), Result: "error"}, log)
 		return
 	}
 	octx, cancel := context.WithTimeout(ctx, 5*time.Minute)
@@ -496,7 +498,7 @@ func (r *Renewer) attempt(ctx context.Context, id, reason string) {
 		if ctx.Err() != nil {
 			return // shutting down: the next start retries
 		}
-		f := describe(err, names, r.cfg.EdgeHostname)
+		f := acme.Describe(err, names, r.cfg.EdgeHostname)
 		r.cfg.OnOrder("error")
 		log.Warn("ACME order failed", zap.Error(err))
 		r.failed(ctx, c, f, log)
@@ -526,24 +528,24 @@ func (r *Renewer) checkNames(names []string) string {
 	return ""
 }
 
-func (r *Renewer) succeeded(ctx context.Context, c *Certificate, chain []byte, key *ecdsa.PrivateKey, log *zap.Logger) {
+func (r *Renewer) succeeded(ctx context.Context, c *cert.Certificate, chain []byte, key *ecdsa.PrivateKey, log *zap.Logger) {
 	leaf, err := parseLeaf(string(chain))
 	if err != nil {
-		r.failed(ctx, c, failure{Detail: "the CA returned a certificate that does not parse: " + err.Error(), Result: "bad_certificate"}, log)
+		r.failed(ctx, c, acme.Failure{Detail: "the CA returned a certificate that does not parse: " + err.Error(), Result: "bad_certificate"}, log)
 		return
 	}
 	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
 	now := r.cfg.Now()
-	first := c.Source != SourceACME
-	v := Version{
+	first := c.Source != cert.SourceACME
+	v := cert.Version{
 		CertPEM: string(chain), KeyPEM: string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})),
 		SubjectNames: leaf.DNSNames, Issuer: leaf.Issuer.String(),
-		NotBefore: leaf.NotBefore.UTC(), NotAfter: leaf.NotAfter.UTC(), Source: SourceACME, CreatedAt: now.UTC(),
+		NotBefore: leaf.NotBefore.UTC(), NotAfter: leaf.NotAfter.UTC(), Source: cert.SourceACME, CreatedAt: now.UTC(),
 	}
-	stored, err := r.certs.AddVersion(context.WithoutCancel(ctx), c.ID, v, func(c *Certificate) {
-		c.Status, c.StatusDetail = StatusActive, ""
+	stored, err := r.certs.AddVersion(context.WithoutCancel(ctx), c.ID, v, func(c *cert.Certificate) {
+		c.Status, c.StatusDetail = cert.StatusActive, ""
 		c.Challenge, c.Authority = "http", "lets_encrypt"
-		c.Renewal = Renewal{State: RenewalScheduled, Attempts: 0, LastAttemptAt: c.Renewal.LastAttemptAt}
+		c.Renewal = cert.Renewal{State: cert.RenewalScheduled, Attempts: 0, LastAttemptAt: c.Renewal.LastAttemptAt}
 	})
 	if err != nil {
 		log.Error("storing the new certificate failed; the old one keeps serving", zap.Error(err))
@@ -564,24 +566,24 @@ func (r *Renewer) succeeded(ctx context.Context, c *Certificate, chain []byte, k
 // failed records a failed attempt: status_detail, backoff and the failure
 // event. A certificate with a valid CA-issued version keeps it serving and
 // stays active.
-func (r *Renewer) failed(ctx context.Context, c *Certificate, f failure, log *zap.Logger) {
+func (r *Renewer) failed(ctx context.Context, c *cert.Certificate, f acme.Failure, log *zap.Logger) {
 	now := r.cfg.Now()
-	wait := Backoff(c.Renewal.Attempts, c.NotAfter, now)
-	if c.Source != SourceACME && c.Source != SourceUpload {
+	wait := cert.Backoff(c.Renewal.Attempts, c.NotAfter, now)
+	if c.Source != cert.SourceACME && c.Source != cert.SourceUpload {
 		// Nothing CA-issued serves yet: keep the retries quick.
-		wait = Backoff(c.Renewal.Attempts, now.Add(365*24*time.Hour), now)
+		wait = cert.Backoff(c.Renewal.Attempts, now.Add(365*24*time.Hour), now)
 	}
 	wait = max(wait, f.MinWait)
 	next := now.Add(wait)
-	stored, err := r.certs.Update(context.WithoutCancel(ctx), c.ID, func(c *Certificate) error {
-		c.Renewal.State = RenewalBackoff
+	stored, err := r.certs.Update(context.WithoutCancel(ctx), c.ID, func(c *cert.Certificate) error {
+		c.Renewal.State = cert.RenewalBackoff
 		c.Renewal.LastError = f.Detail
 		c.Renewal.NextAttemptAt = &next
 		c.Renewal.Forced = false
 		c.StatusDetail = f.Detail
-		valid := (c.Source == SourceACME || c.Source == SourceUpload) && now.Before(c.NotAfter)
+		valid := (c.Source == cert.SourceACME || c.Source == cert.SourceUpload) && now.Before(c.NotAfter)
 		if !valid {
-			c.Status = StatusFailed
+			c.Status = cert.StatusFailed
 		}
 		return nil
 	})

@@ -1,4 +1,4 @@
-package tls
+package acme
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 // Preflight checks, before an order is placed, that every name reaches this
 // edge: the name resolves, and an HTTP request through it on the challenge
 // port gets back a random probe token that only this edge (or a node
-// sharing its store) can answer. A failure costs no CA order.
+// sharing its store) can answer. A Failure costs no CA order.
 type Preflight struct {
 	Resolver     string // DNS server host:port; "" uses the system's
 	Port         int    // the port the CA connects to (acme.challenge_port)
@@ -60,7 +60,7 @@ func (p *Preflight) resolver() *net.Resolver {
 }
 
 // Check probes every name through a, concurrently.
-func (p *Preflight) Check(ctx context.Context, a *ACME, names []string) error {
+func (p *Preflight) Check(ctx context.Context, a *Client, names []string) error {
 	token, answer, err := a.newProbe(ctx)
 	if err != nil {
 		return fmt.Errorf("preflight: storing the probe token: %w", err)

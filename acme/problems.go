@@ -1,4 +1,4 @@
-package tls
+package acme
 
 import (
 	"context"
@@ -12,19 +12,19 @@ import (
 	"github.com/mholt/acmez/v3/acme"
 )
 
-// failure is why an attempt failed, for people: Detail is the sentence for
+// Failure is why an attempt failed, for people: Detail is the sentence for
 // status_detail; MinWait, when set, is the least time before the next
 // attempt (rate limits).
-type failure struct {
+type Failure struct {
 	Detail  string
 	MinWait time.Duration
 	Result  string // for metrics: the problem kind
 }
 
-// describe turns an issuance error into a sentence a person can act on. It
+// Describe turns an issuance error into a sentence a person can act on. It
 // classifies by the ACME problem type and the identifiers it names, never by
 // the CA's wording, which it only appends.
-func describe(err error, names []string, edgeHostname string) failure {
+func Describe(err error, names []string, edgeHostname string) Failure {
 	target := "this edge"
 	if edgeHostname != "" {
 		target = edgeHostname
@@ -33,11 +33,11 @@ func describe(err error, names []string, edgeHostname string) failure {
 	if !errors.As(err, &p) {
 		switch {
 		case errors.Is(err, context.DeadlineExceeded):
-			return failure{Detail: "the CA did not finish the order in time; Edge will retry", Result: "timeout"}
+			return Failure{Detail: "the CA did not finish the order in time; Edge will retry", Result: "timeout"}
 		case isNetError(err):
-			return failure{Detail: fmt.Sprintf("cannot reach the ACME server: %v; check acme.directory and this node's outbound network", err), Result: "ca_unreachable"}
+			return Failure{Detail: fmt.Sprintf("cannot reach the ACME server: %v; check acme.directory and this node's outbound network", err), Result: "ca_unreachable"}
 		}
-		return failure{Detail: fmt.Sprintf("the certificate order failed: %v", err), Result: "error"}
+		return Failure{Detail: fmt.Sprintf("the certificate order failed: %v", err), Result: "error"}
 	}
 	ids := problemIdentifiers(p)
 	if len(ids) == 0 {
@@ -45,7 +45,7 @@ func describe(err error, names []string, edgeHostname string) failure {
 	}
 	who := strings.Join(ids, ", ")
 	kind := strings.TrimPrefix(p.Type, acme.ProblemTypeNamespace)
-	f := failure{Result: kind}
+	f := Failure{Result: kind}
 	switch p.Type {
 	case acme.ProblemTypeUnauthorized, acme.ProblemTypeIncorrectResponse:
 		f.Detail = fmt.Sprintf("the CA reached %s but did not get this edge's HTTP-01 answer: verify that these hostnames point to %s (CNAME) and that nothing in front of the edge answers /.well-known/acme-challenge/ itself", who, target)

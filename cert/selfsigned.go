@@ -1,10 +1,9 @@
-package tls
+package cert
 
 import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -59,8 +58,4 @@ func SelfSigned(hosts []string, validFor time.Duration, now time.Time) (Version,
 		Source:       SourceSelfSigned,
 		CreatedAt:    now.UTC(),
 	}, nil
-}
-
-func tlsCertWithLeaf(leaf *x509.Certificate) tls.Certificate {
-	return tls.Certificate{Certificate: [][]byte{leaf.Raw}, Leaf: leaf}
 }
