@@ -10,9 +10,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/caddyserver/certmagic"
@@ -178,8 +176,6 @@ func (a *Client) newProbe(ctx context.Context) (token, answer string, err error)
 func (a *Client) dropProbe(ctx context.Context, token string) {
 	_ = a.storage.Delete(context.WithoutCancel(ctx), probeKey(token))
 }
-
-func hostPort(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }
 
 func tlsCertWithLeaf(leaf *x509.Certificate) tls.Certificate {
 	return tls.Certificate{Certificate: [][]byte{leaf.Raw}, Leaf: leaf}

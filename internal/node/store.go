@@ -1,25 +1,23 @@
-package main
+package node
 
 import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sync/atomic"
 	"time"
 
 	"github.com/edge-cdn/edge/events"
+	"github.com/edge-cdn/edge/internal/config"
 	"github.com/edge-cdn/edge/store"
 	"go.uber.org/zap"
 )
 
-// openStore opens the configured backend.
-func openStore(ctx context.Context, cfg *Config, log *zap.Logger) (store.Store, error) {
+// OpenStore opens the configured backend.
+func OpenStore(ctx context.Context, cfg *config.Config, log *zap.Logger) (store.Store, error) {
 	switch cfg.Store.Backend {
 	case "etcd":
 		return openEtcd(ctx, cfg, log)
@@ -28,7 +26,7 @@ func openStore(ctx context.Context, cfg *Config, log *zap.Logger) (store.Store, 
 	}
 }
 
-func openEtcd(ctx context.Context, cfg *Config, log *zap.Logger) (*store.Etcd, error) {
+func openEtcd(ctx context.Context, cfg *config.Config, log *zap.Logger) (*store.Etcd, error) {
 	e := cfg.Store.Etcd
 	tc, err := etcdTLS(e.TLS)
 	if err != nil {
@@ -42,7 +40,7 @@ func openEtcd(ctx context.Context, cfg *Config, log *zap.Logger) (*store.Etcd, e
 
 // etcdTLS builds the client TLS config from store.etcd.tls; nil when no
 // file is set.
-func etcdTLS(t EtcdTLS) (*tls.Config, error) {
+func etcdTLS(t config.EtcdTLS) (*tls.Config, error) {
 	if t.CA == "" && t.Cert == "" && t.Key == "" {
 		return nil, nil
 	}
@@ -85,7 +83,8 @@ func (h *storeHealth) err() error {
 	return nil
 }
 
-func (n *node) watchStore(ctx context.Context, h *storeHealth) {
+func (n *node) watchStore(ctx context.Context) {
+	h := &n.health
 	p, ok := n.store.(pinger)
 	if !ok {
 		return
@@ -146,9 +145,9 @@ func (n *node) watchCertificates(ctx context.Context) {
 	})
 }
 
-// migrate copies every key of one backend into the other. Copying again
+// Migrate copies every key of one backend into the other. Copying again
 // writes the same values: it is idempotent.
-func migrate(ctx context.Context, cfg *Config, to string, log *zap.Logger) (int, error) {
+func Migrate(ctx context.Context, cfg *config.Config, to string, log *zap.Logger) (int, error) {
 	bolt, err := store.OpenBolt(filepath.Join(cfg.DataDir, "edge.db"))
 	if err != nil {
 		return 0, err
@@ -164,46 +163,4 @@ func migrate(ctx context.Context, cfg *Config, to string, log *zap.Logger) (int,
 		from, dst = etcd, bolt
 	}
 	return store.Copy(ctx, from, dst)
-}
-
-// runStore is `edge store migrate --to etcd|bbolt`: it copies the bbolt
-// file (data_dir/edge.db) into etcd (store.etcd.*) or back. The bbolt side
-// must not be held by a running node.
-func runStore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "migrate" {
-		return usageError{"usage: edge store migrate --to etcd|bbolt [--config FILE]"}
-	}
-	fs := flag.NewFlagSet("edge store migrate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgFile := fs.String("config", "", "config file")
-	to := fs.String("to", "", "etcd or bbolt")
-	if err := fs.Parse(args[1:]); err != nil {
-		return usageError{err.Error()}
-	}
-	if (*to != "etcd" && *to != "bbolt") || fs.NArg() > 0 {
-		return usageError{"usage: edge store migrate --to etcd|bbolt [--config FILE]"}
-	}
-	file, err := configFile(*cfgFile)
-	if err != nil {
-		return err
-	}
-	cfg, errs := loadConfig(file)
-	if len(errs) > 0 {
-		printProblems(stderr, errs)
-		return reportedError{fmt.Errorf("config %s has %d problems", file, len(errs))}
-	}
-	if len(cfg.Store.Etcd.Endpoints) == 0 {
-		return errors.New("store.etcd.endpoints: set the etcd to migrate to or from")
-	}
-	n, err := migrate(ctx, cfg, *to, zap.NewNop())
-	if err != nil {
-		return fmt.Errorf("migrate: %w (nothing is lost: the source is unchanged, and migrating again is safe)", err)
-	}
-	from := "bbolt " + filepath.Join(cfg.DataDir, "edge.db")
-	dst := "etcd " + cfg.Store.Etcd.Prefix
-	if *to == "bbolt" {
-		from, dst = dst, from
-	}
-	fmt.Fprintf(stdout, "copied %d keys from %s to %s\n", n, from, dst)
-	return nil
 }

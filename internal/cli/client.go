@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -9,10 +9,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/edge-cdn/edge/admin"
+	"github.com/edge-cdn/edge/internal/config"
 )
 
 // apiClient talks to a running node's admin API, with the address and
@@ -23,7 +25,7 @@ type apiClient struct {
 	http  *http.Client
 }
 
-func newAPIClient(cfg *Config) (*apiClient, error) {
+func newAPIClient(cfg *config.Config) (*apiClient, error) {
 	host, port, err := net.SplitHostPort(cfg.Listen.Admin)
 	if err != nil {
 		return nil, fmt.Errorf("listen.admin: %w", err)
@@ -40,7 +42,8 @@ func newAPIClient(cfg *Config) (*apiClient, error) {
 }
 
 func readToken(path string) (string, error) {
-	tok, err := readFileTrim(path)
+	b, err := os.ReadFile(path)
+	tok := strings.TrimSpace(string(b))
 	if err != nil {
 		return "", fmt.Errorf("cannot read the admin token (%v): run this as a user who can read admin.token_file, or start edge serve once to create it", err)
 	}

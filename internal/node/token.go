@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"crypto/rand"
@@ -46,9 +46,4 @@ func adminToken(path string) (string, error) {
 		return "", fmt.Errorf("admin.token_file %s holds a token shorter than 16 characters", path)
 	}
 	return tok, nil
-}
-
-func readFileTrim(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	return strings.TrimSpace(string(b)), err
 }

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -8,19 +8,29 @@ import (
 	"path/filepath"
 
 	"github.com/edge-cdn/edge/cert"
+	"github.com/edge-cdn/edge/internal/config"
 	"github.com/edge-cdn/edge/property"
 	"github.com/edge-cdn/edge/store"
 )
 
+// runValidate is `edge validate`.
+func runValidate(_ context.Context, name string, args []string, stdout, stderr io.Writer) error {
+	file, err := parseConfigFlag(name, args, stderr)
+	if err != nil {
+		return err
+	}
+	return validate(file, stdout)
+}
+
 // validate checks the config and every property file and lists every
 // problem; it fails (exit 1) if there is any.
 func validate(file string, stdout io.Writer) error {
-	cfg, errs := loadConfig(file)
+	cfg, errs := config.Load(file)
 	if len(errs) > 0 {
 		printProblems(stdout, errs)
 		return reportedError{fmt.Errorf("%d problems in the config", len(errs))}
 	}
-	opts := property.Options{MaxNamesPerCertificate: cfg.maxNamesPerOrder()}
+	opts := property.Options{MaxNamesPerCertificate: cfg.MaxNamesPerOrder()}
 	if types, err := storedCertificateTypes(cfg); err != nil {
 		fmt.Fprintf(stdout, "note: certificate types not checked: %v\n", err)
 	} else {
@@ -40,16 +50,9 @@ func validate(file string, stdout io.Writer) error {
 	return nil
 }
 
-func printProblems(w io.Writer, errs []error) {
-	for _, e := range errs {
-		fmt.Fprintln(w, e)
-	}
-	fmt.Fprintf(w, "%d problem(s)\n", len(errs))
-}
-
 // storedCertificateTypes reads the certificate types of a bbolt store that
 // no running node holds.
-func storedCertificateTypes(cfg *Config) (map[string]string, error) {
+func storedCertificateTypes(cfg *config.Config) (map[string]string, error) {
 	if cfg.Store.Backend != "bbolt" {
 		return nil, errors.New("only the bbolt store is read by validate")
 	}

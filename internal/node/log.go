@@ -1,17 +1,18 @@
-package main
+package node
 
 import (
 	"io"
 	"log"
 	"time"
 
+	"github.com/edge-cdn/edge/internal/config"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
 
 // newLogger builds the node's logger: JSON for machines or console for
 // people, to w, at the configured level.
-func newLogger(c LogConfig, w io.Writer) (*zap.Logger, error) {
+func newLogger(c config.LogConfig, w io.Writer) (*zap.Logger, error) {
 	lvl, err := zap.ParseAtomicLevel(c.Level)
 	if err != nil {
 		return nil, err
@@ -23,12 +24,12 @@ func newLogger(c LogConfig, w io.Writer) (*zap.Logger, error) {
 // info whatever log.level says (log.access alone turns it on or off), with
 // writes buffered (flushed every second and at exit) so that a request
 // costs no write system call of its own.
-func newAccessLogger(c LogConfig, w io.Writer) (*zap.Logger, func()) {
+func newAccessLogger(c config.LogConfig, w io.Writer) (*zap.Logger, func()) {
 	ws := &zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(w), Size: 256 << 10, FlushInterval: time.Second}
 	return zap.New(zapcore.NewCore(encoder(c), ws, zapcore.InfoLevel)), func() { _ = ws.Stop() }
 }
 
-func encoder(c LogConfig) zapcore.Encoder {
+func encoder(c config.LogConfig) zapcore.Encoder {
 	ec := zap.NewProductionEncoderConfig()
 	ec.TimeKey = "time"
 	ec.EncodeTime = zapcore.ISO8601TimeEncoder

@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"context"
@@ -58,7 +58,7 @@ func (n *node) newRenewer(acme *edgeacme.Client) *renew.Renewer {
 		ExpiryWarning: c.Notify.ExpiryWarning.Std(),
 		Preflight:     pf,
 		EdgeHostname:  c.Node.EdgeHostname,
-		MaxNames:      c.maxNamesPerOrder(),
+		MaxNames:      c.MaxNamesPerOrder(),
 		Announce:      n.announceCertificate,
 		OnRenewal:     n.metrics.Renewal,
 		OnOrder:       n.metrics.Order,

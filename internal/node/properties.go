@@ -1,38 +1,15 @@
-package main
+package node
 
 import (
 	"context"
 	"strings"
-	"sync/atomic"
 	"time"
 
-	"github.com/edge-cdn/edge/cert"
 	"github.com/edge-cdn/edge/events"
-	"github.com/edge-cdn/edge/metrics"
 	"github.com/edge-cdn/edge/property"
-	"github.com/edge-cdn/edge/proxy"
-	"github.com/edge-cdn/edge/renew"
-	"github.com/edge-cdn/edge/store"
-	edgetls "github.com/edge-cdn/edge/tls"
 	"github.com/fsnotify/fsnotify"
 	"go.uber.org/zap"
 )
-
-// node is one running edge: its store, certificates, properties and
-// listeners, wired together.
-type node struct {
-	cfg     *Config
-	log     *zap.Logger
-	store   store.Store
-	certs   *cert.Certs
-	tls     *edgetls.Manager
-	proxy   *proxy.Server
-	events  *events.Log
-	metrics *metrics.Metrics
-	renewer *renew.Renewer
-	table   atomic.Pointer[property.Table]
-	reload  chan struct{}
-}
 
 // loadProperties loads the properties at start; an unreadable directory is
 // fatal here, while a bad file only is rejected.
@@ -60,7 +37,7 @@ func (n *node) reloadProperties(ctx context.Context) {
 
 func (n *node) propertyOptions(ctx context.Context) property.Options {
 	return property.Options{
-		MaxNamesPerCertificate: n.cfg.maxNamesPerOrder(),
+		MaxNamesPerCertificate: n.cfg.MaxNamesPerOrder(),
 		CertificateType: func(name string) (string, bool) {
 			c, err := n.certs.Get(ctx, name)
 			if err != nil {

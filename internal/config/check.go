@@ -1,0 +1,189 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/edge-cdn/edge/internal/conf"
+	"github.com/edge-cdn/edge/property"
+	"go.yaml.in/yaml/v3"
+)
+
+// checker collects the problems of one config, each located.
+type checker struct {
+	file string
+	doc  *yaml.Node
+	errs []error
+}
+
+// fail records a problem with key, located in the environment when an
+// EDGE_ variable sets it, else at its line in the file.
+func (c *checker) fail(key, format string, args ...any) {
+	e := &conf.FieldError{Field: key, Msg: fmt.Sprintf(format, args...)}
+	env := "EDGE_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+	if _, ok := os.LookupEnv(env); ok {
+		e.File = "environment " + env
+	} else {
+		e.File = c.file
+		path := make([]any, 0, 4)
+		for _, p := range strings.Split(key, ".") {
+			if i, err := strconv.Atoi(p); err == nil {
+				path = append(path, i)
+			} else {
+				path = append(path, p)
+			}
+		}
+		e.Line = conf.Line(c.doc, path...)
+	}
+	c.errs = append(c.errs, e)
+}
+
+// check normalises cfg and records every problem, section by section.
+func (c *checker) check(cfg *Config) {
+	c.node(cfg)
+	c.listen(cfg)
+	c.paths(cfg)
+	c.store(cfg)
+	c.acme(cfg)
+	c.renewal(cfg)
+	c.notify(cfg)
+	c.log(cfg)
+	c.limits(cfg)
+}
+
+func (c *checker) node(cfg *Config) {
+	if cfg.Node.Name == "" {
+		cfg.Node.Name, _ = os.Hostname()
+	}
+	if cfg.Node.EdgeHostname != "" {
+		if _, err := property.Normalize(cfg.Node.EdgeHostname); err != nil {
+			c.fail("node.edge_hostname", "%v", err)
+		}
+	}
+}
+
+func (c *checker) listen(cfg *Config) {
+	for key, addr := range map[string]string{"listen.http": cfg.Listen.HTTP, "listen.https": cfg.Listen.HTTPS, "listen.admin": cfg.Listen.Admin} {
+		if _, port, err := net.SplitHostPort(addr); err != nil {
+			c.fail(key, "%q is not host:port (use :8080 for every address)", addr)
+		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			c.fail(key, "%q: port must be a number from 0 to 65535", addr)
+		}
+	}
+	if p := cfg.Listen.HTTPSRedirectPort; p < 0 || p > 65535 {
+		c.fail("listen.https_redirect_port", "%d must be a port number, or 0 for the port of listen.https", p)
+	}
+}
+
+// paths makes every path absolute, relative to the config file's folder.
+func (c *checker) paths(cfg *Config) {
+	base := filepath.Dir(c.file)
+	for key, dir := range map[string]*string{"data_dir": &cfg.DataDir, "properties_dir": &cfg.PropertiesDir} {
+		if *dir == "" {
+			c.fail(key, "must not be empty")
+			continue
+		}
+		*dir = ResolvePath(base, *dir)
+	}
+	if cfg.Admin.TokenFile == "" {
+		cfg.Admin.TokenFile = filepath.Join(cfg.DataDir, "admin.token")
+	} else {
+		cfg.Admin.TokenFile = ResolvePath(base, cfg.Admin.TokenFile)
+	}
+	if cfg.ACME.CARoots != "" {
+		cfg.ACME.CARoots = ResolvePath(base, cfg.ACME.CARoots)
+	}
+}
+
+func (c *checker) store(cfg *Config) {
+	switch cfg.Store.Backend {
+	case "bbolt":
+	case "etcd":
+		if len(cfg.Store.Etcd.Endpoints) == 0 {
+			c.fail("store.etcd.endpoints", "store.backend etcd needs at least one endpoint")
+		}
+	default:
+		c.fail("store.backend", "%q: use bbolt (one node) or etcd (a fleet)", cfg.Store.Backend)
+	}
+}
+
+func (c *checker) acme(cfg *Config) {
+	for key, u := range map[string]string{"acme.directory": cfg.ACME.Directory, "acme.staging_directory": cfg.ACME.StagingDirectory} {
+		if u == "" && key == "acme.staging_directory" {
+			continue
+		}
+		if pu, err := url.Parse(u); err != nil || pu.Scheme != "https" || pu.Host == "" {
+			c.fail(key, "%q must be an https:// URL of an ACME directory", u)
+		}
+	}
+	switch cfg.ACME.Profile {
+	case "", "classic", "tlsserver", "shortlived":
+	default:
+		c.fail("acme.profile", "%q: use classic, tlsserver or shortlived, or leave it empty", cfg.ACME.Profile)
+	}
+	if p := cfg.ACME.ChallengePort; p < 1 || p > 65535 {
+		c.fail("acme.challenge_port", "%d must be a port number from 1 to 65535", p)
+	}
+	if r := cfg.ACME.Resolver; r != "" {
+		if _, _, err := net.SplitHostPort(r); err != nil {
+			c.fail("acme.resolver", "%q must be host:port of a DNS server, as in 127.0.0.1:53", r)
+		}
+	}
+}
+
+func (c *checker) renewal(cfg *Config) {
+	if cfg.Renewal.RenewBefore <= 0 {
+		c.fail("renewal.renew_before", "must be more than 0, as in 25d")
+	}
+	if d := cfg.Renewal.CheckInterval.Std(); d < time.Second || d > time.Hour {
+		c.fail("renewal.check_interval", "%s must be between 1s and 1h: a due certificate's first attempt must start within the hour", d)
+	}
+}
+
+func (c *checker) notify(cfg *Config) {
+	if cfg.Notify.ExpiryWarning <= 0 {
+		c.fail("notify.expiry_warning", "must be more than 0, as in 7d")
+	}
+	for i, w := range cfg.Notify.Webhooks {
+		key := fmt.Sprintf("notify.webhooks.%d", i)
+		if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			c.fail(key+".url", "%q must be an http:// or https:// URL", w.URL)
+		}
+		for j, ev := range w.Events {
+			if !knownEvents[ev] {
+				c.fail(fmt.Sprintf("%s.events.%d", key, j), "unknown event %q (known: %s)", ev, strings.Join(eventNames, ", "))
+			}
+		}
+	}
+}
+
+func (c *checker) log(cfg *Config) {
+	switch cfg.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		c.fail("log.level", "%q: use debug, info, warn or error", cfg.Log.Level)
+	}
+	switch cfg.Log.Format {
+	case "json", "console":
+	default:
+		c.fail("log.format", "%q: use json, or console for people", cfg.Log.Format)
+	}
+}
+
+func (c *checker) limits(cfg *Config) {
+	for key, d := range map[string]conf.Duration{"limits.read_header_timeout": cfg.Limits.ReadHeaderTimeout,
+		"limits.idle_timeout": cfg.Limits.IdleTimeout, "limits.shutdown_timeout": cfg.Limits.ShutdownTimeout} {
+		if d <= 0 {
+			c.fail(key, "must be more than 0")
+		}
+	}
+	if n := cfg.Limits.MaxHeaderBytes; n < 4096 || n > 1<<20 {
+		c.fail("limits.max_header_bytes", "%d must be between 4096 and 1048576", n)
+	}
+}

@@ -1,0 +1,164 @@
+package config
+
+import (
+	"errors"
+	"path/filepath"
+
+	"github.com/edge-cdn/edge/internal/conf"
+)
+
+// Config is the node configuration (SPEC §3), read once by viper and then
+// immutable. Every key is documented with its default in config.example.yaml.
+type Config struct {
+	Node          NodeConfig      `mapstructure:"node"`
+	Listen        ListenConfig    `mapstructure:"listen"`
+	DataDir       string          `mapstructure:"data_dir"`
+	PropertiesDir string          `mapstructure:"properties_dir"`
+	Store         StoreConfig     `mapstructure:"store"`
+	ACME          ACMEConfig      `mapstructure:"acme"`
+	Renewal       RenewalConfig   `mapstructure:"renewal"`
+	Preflight     PreflightConfig `mapstructure:"preflight"`
+	Notify        NotifyConfig    `mapstructure:"notify"`
+	Admin         AdminConfig     `mapstructure:"admin"`
+	Log           LogConfig       `mapstructure:"log"`
+	Limits        LimitsConfig    `mapstructure:"limits"`
+
+	file string // the file it was read from
+}
+
+type NodeConfig struct {
+	Name         string `mapstructure:"name"`
+	EdgeHostname string `mapstructure:"edge_hostname"`
+}
+
+type ListenConfig struct {
+	HTTP  string `mapstructure:"http"`
+	HTTPS string `mapstructure:"https"`
+	Admin string `mapstructure:"admin"`
+	// HTTPSRedirectPort is the port written in http→https redirects; 0
+	// takes the port of listen.https. Set 443 when a port mapping puts the
+	// HTTPS listener behind 443.
+	HTTPSRedirectPort int `mapstructure:"https_redirect_port"`
+}
+
+type StoreConfig struct {
+	Backend string     `mapstructure:"backend"`
+	Etcd    EtcdConfig `mapstructure:"etcd"`
+}
+
+type EtcdConfig struct {
+	Endpoints   []string      `mapstructure:"endpoints"`
+	Prefix      string        `mapstructure:"prefix"`
+	Username    string        `mapstructure:"username"`
+	Password    string        `mapstructure:"password"`
+	TLS         EtcdTLS       `mapstructure:"tls"`
+	DialTimeout conf.Duration `mapstructure:"dial_timeout"`
+}
+
+type EtcdTLS struct {
+	CA   string `mapstructure:"ca"`
+	Cert string `mapstructure:"cert"`
+	Key  string `mapstructure:"key"`
+}
+
+type ACMEConfig struct {
+	Directory        string `mapstructure:"directory"`
+	StagingDirectory string `mapstructure:"staging_directory"`
+	Email            string `mapstructure:"email"`
+	AgreeTOS         bool   `mapstructure:"agree_tos"`
+	CARoots          string `mapstructure:"ca_roots"`
+	Profile          string `mapstructure:"profile"`
+	ChallengePort    int    `mapstructure:"challenge_port"`
+	Resolver         string `mapstructure:"resolver"`
+}
+
+type RenewalConfig struct {
+	// Enabled (extension) lets this node order and renew certificates; a
+	// fleet node with it off still answers challenges and serves.
+	Enabled       bool          `mapstructure:"enabled"`
+	RenewBefore   conf.Duration `mapstructure:"renew_before"`
+	CheckInterval conf.Duration `mapstructure:"check_interval"`
+	ARI           bool          `mapstructure:"ari"`
+}
+
+type PreflightConfig struct {
+	Enabled bool `mapstructure:"enabled"`
+}
+
+type NotifyConfig struct {
+	Webhooks      []WebhookConfig `mapstructure:"webhooks"`
+	ExpiryWarning conf.Duration   `mapstructure:"expiry_warning"`
+}
+
+type WebhookConfig struct {
+	URL    string   `mapstructure:"url"`
+	Secret string   `mapstructure:"secret"`
+	Events []string `mapstructure:"events"`
+}
+
+type AdminConfig struct {
+	TokenFile string `mapstructure:"token_file"`
+}
+
+type LogConfig struct {
+	Level  string `mapstructure:"level"`
+	Format string `mapstructure:"format"`
+	Access bool   `mapstructure:"access"`
+}
+
+// LimitsConfig bounds what clients may cost the node (an extension of
+// SPEC §3, documented in the README).
+type LimitsConfig struct {
+	ReadHeaderTimeout conf.Duration `mapstructure:"read_header_timeout"`
+	IdleTimeout       conf.Duration `mapstructure:"idle_timeout"`
+	MaxHeaderBytes    int           `mapstructure:"max_header_bytes"`
+	ShutdownTimeout   conf.Duration `mapstructure:"shutdown_timeout"`
+}
+
+func lineOf(err error) int {
+	var fe *conf.FieldError
+	if errors.As(err, &fe) {
+		return fe.Line
+	}
+	return 0
+}
+
+// ResolvePath makes p absolute, relative to base when it is relative.
+func ResolvePath(base, p string) string {
+	if filepath.IsAbs(p) {
+		return filepath.Clean(p)
+	}
+	return filepath.Join(base, p)
+}
+
+// eventNames are the event types of SPEC §8.
+var eventNames = []string{"certificate.issued", "certificate.renewed", "certificate.failed",
+	"certificate.expiring", "certificate.expired", "property.loaded", "property.rejected"}
+
+var knownEvents = func() map[string]bool {
+	m := map[string]bool{}
+	for _, e := range eventNames {
+		m[e] = true
+	}
+	return m
+}()
+
+// MaxNamesPerOrder is the CA's limit on names in one order for a profile.
+func (c *Config) MaxNamesPerOrder() int {
+	switch c.ACME.Profile {
+	case "tlsserver", "shortlived":
+		return 25
+	}
+	return 100
+}
+
+// HTTPSRedirectPort is the port written in redirects to https.
+func (c *Config) HTTPSRedirectPort(bound int) int {
+	if c.Listen.HTTPSRedirectPort != 0 {
+		return c.Listen.HTTPSRedirectPort
+	}
+	return bound
+}
+
+// File is the file the config was read from.
+func (c *Config) File() string { return c.file }

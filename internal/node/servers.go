@@ -1,0 +1,88 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/edge-cdn/edge/admin"
+	"github.com/edge-cdn/edge/events"
+	"github.com/edge-cdn/edge/internal/config"
+	"github.com/edge-cdn/edge/store"
+	"go.uber.org/zap/zapcore"
+)
+
+// servers builds the HTTP, HTTPS and admin servers, in that order.
+func (n *node) servers(token string) []*http.Server {
+	var backup func(io.Writer) (int64, error)
+	if b, ok := n.store.(*store.Bolt); ok {
+		backup = b.WriteTo
+	}
+	adminHandler := admin.Handler(admin.Config{
+		Token: token, Certs: n.certs, Properties: n.table.Load, Events: n.events, Issuer: n.renewer,
+		Metrics: n.metrics.Handler(), Backup: backup, OriginHealth: n.proxy.OriginHealth,
+		Logger: n.log.Named("admin"), Ready: n.readiness, Degraded: n.degraded,
+	})
+	httpsSrv := n.httpServer(n.proxy.HTTPSHandler())
+	httpsSrv.TLSConfig = n.tls.ServerConfig()
+	httpsSrv.Protocols = new(http.Protocols)
+	httpsSrv.Protocols.SetHTTP1(true)
+	httpsSrv.Protocols.SetHTTP2(true)
+	return []*http.Server{n.httpServer(n.proxy.HTTPHandler()), httpsSrv, n.httpServer(adminHandler)}
+}
+
+// serve starts the servers on their listeners; the channel gets the error
+// of each server that stops.
+func serve(servers []*http.Server, lns *listeners) <-chan error {
+	errs := make(chan error, len(servers))
+	go func() { errs <- servers[0].Serve(lns.http) }()
+	go func() { errs <- servers[1].ServeTLS(lns.https, "", "") }()
+	go func() { errs <- servers[2].Serve(lns.admin) }()
+	return errs
+}
+
+func (n *node) httpServer(h http.Handler) *http.Server {
+	l := n.cfg.Limits
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: l.ReadHeaderTimeout.Std(),
+		IdleTimeout:       l.IdleTimeout.Std(),
+		MaxHeaderBytes:    l.MaxHeaderBytes,
+		// Handshake failures and malformed requests from the internet are
+		// routine: keep them out of the error level.
+		ErrorLog: stdLogAt(n.log.Named("http"), zapcore.DebugLevel),
+	}
+}
+
+// readiness reports /readyz's checks: properties loaded, listeners up.
+func (n *node) readiness(ctx context.Context) map[string]error {
+	checks := map[string]error{"properties": nil, "listeners": nil}
+	if n.table.Load() == nil {
+		checks["properties"] = errors.New("not loaded yet")
+	}
+	if !n.listening.Load() {
+		checks["listeners"] = errors.New("not accepting")
+	}
+	return checks
+}
+
+// degraded reports what works less well without making the node unready:
+// an unreachable store (the node serves what it has; renewals pause).
+func (n *node) degraded(ctx context.Context) map[string]error {
+	err := n.health.err()
+	if err == nil {
+		if p, ok := n.store.(*store.Bolt); ok {
+			err = p.Ping(ctx)
+		}
+	}
+	return map[string]error{"store": err}
+}
+
+func webhooks(in []config.WebhookConfig) []events.Webhook {
+	out := make([]events.Webhook, len(in))
+	for i, w := range in {
+		out[i] = events.Webhook{URL: w.URL, Secret: w.Secret, Events: w.Events}
+	}
+	return out
+}
