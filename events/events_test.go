@@ -70,7 +70,7 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer rc.mu.Unlock()
 	if rc.fails > 0 {
 		rc.fails--
-		http.Error(w, "down", 503)
+		http.Error(w, "down", http.StatusServiceUnavailable)
 		return
 	}
 	// Verify Edge-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>.
