@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
@@ -150,7 +151,10 @@ func (e *Etcd) waitRelease(ctx context.Context, name string) error {
 		wctx, wcancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 		wch := e.cli.Watch(wctx, pfx, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1), clientv3.WithFilterPut())
 		select {
-		case <-wch:
+		case resp, ok := <-wch:
+			if !ok || resp.Err() != nil { // no leader, or the watch failed: do not spin
+				pause(ctx, 200*time.Millisecond)
+			}
 		case <-ctx.Done():
 		}
 		wcancel()
@@ -194,4 +198,14 @@ func (e *Etcd) Lost(name string) <-chan struct{} {
 		return closedChan
 	}
 	return h.s.Done()
+}
+
+// pause waits d or until ctx ends.
+func pause(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
