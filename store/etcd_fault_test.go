@@ -4,16 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/edge-cdn/edge/internal/etcdtest"
+	"github.com/edge-cdn/edge/internal/testutil"
 )
 
-func openEtcdTest(t *testing.T, etcd *etcdtest.Etcd, c EtcdConfig) *Etcd {
+func openEtcdTest(t *testing.T, endpoint string, c EtcdConfig) *Etcd {
 	t.Helper()
-	c.Endpoints = []string{etcd.Endpoint}
+	c.Endpoints = []string{endpoint}
 	e, err := OpenEtcd(context.Background(), c)
 	if err != nil {
 		t.Fatal(err)
@@ -28,7 +30,7 @@ func openEtcdTest(t *testing.T, etcd *etcdtest.Etcd, c EtcdConfig) *Etcd {
 func TestEtcdUpdateNeverSplits(t *testing.T) {
 	etcd := etcdtest.Start(t)
 	ctx := context.Background()
-	e := openEtcdTest(t, etcd, EtcdConfig{Prefix: "/big/", MaxTxnOps: 128})
+	e := openEtcdTest(t, etcd.Endpoint, EtcdConfig{Prefix: "/big/", MaxTxnOps: 128})
 	err := e.Update(ctx, func(tx Tx) error {
 		for i := range 200 {
 			if err := tx.Put(Events, fmt.Sprintf("%05d", i), []byte("x")); err != nil {
@@ -101,7 +103,7 @@ func TestEtcdCallsHaveDeadlinesDuringAnOutage(t *testing.T) {
 	bg := context.Background()
 	const op, lockWait, ttl = time.Second, 2 * time.Second, 2 * time.Second
 	cfg := EtcdConfig{Prefix: "/outage/", OpTimeout: op, LockTimeout: lockWait, LockTTL: ttl}
-	e, other := openEtcdTest(t, etcd, cfg), openEtcdTest(t, etcd, cfg)
+	e, other := openEtcdTest(t, etcd.Endpoint, cfg), openEtcdTest(t, etcd.Endpoint, cfg)
 	if ok, err := e.TryLock(bg, "renew/held"); !ok || err != nil {
 		t.Fatalf("TryLock: %v %v", ok, err)
 	}
@@ -201,4 +203,32 @@ func TestEtcdCallsHaveDeadlinesDuringAnOutage(t *testing.T) {
 	if err := e.Update(bg, func(tx Tx) error { return tx.Put(Meta, "after", []byte("1")) }); err != nil {
 		t.Fatalf("Update after etcd returned: %v", err)
 	}
+}
+
+// A partition (bytes held, connections open: calls hang rather than
+// fail) is bounded the same way, and the Etcd works again once it heals.
+func TestEtcdCallsHaveDeadlinesDuringAPartition(t *testing.T) {
+	etcd := etcdtest.Start(t)
+	proxy := testutil.StartProxy(t, strings.TrimPrefix(etcd.Endpoint, "http://"))
+	bg := context.Background()
+	const op = time.Second
+	e := openEtcdTest(t, "http://"+proxy.Addr, EtcdConfig{Prefix: "/part/", OpTimeout: op, LockTimeout: 2 * op})
+	proxy.Freeze()
+	limit := op + time.Second
+	for name, call := range map[string]func() error{
+		"View":    func() error { return e.View(bg, func(tx Tx) error { _, err := tx.Get(Meta, "n"); return err }) },
+		"Update":  func() error { return e.Update(bg, func(tx Tx) error { return tx.Put(Meta, "x", []byte("1")) }) },
+		"Ping":    func() error { return e.Ping(bg) },
+		"TryLock": func() error { _, err := e.TryLock(bg, "renew/x"); return err },
+		"Lock":    func() error { return e.Lock(bg, "renew/y") },
+	} {
+		if _, err := within(t, name, limit+op, call); err == nil {
+			t.Errorf("%s succeeded through a frozen network", name)
+		}
+	}
+	proxy.Thaw()
+	if err := e.Update(bg, func(tx Tx) error { return tx.Put(Meta, "x", []byte("1")) }); err != nil {
+		t.Fatalf("Update after the partition healed: %v", err)
+	}
+	within(t, "Close", limit, e.Close)
 }
