@@ -152,11 +152,16 @@ const readYourEmits = 2 * time.Second
 
 // After returns up to limit events with a sequence number above seq,
 // oldest first. Events this Log emitted before the call are included if
-// the store takes them within a short wait.
+// the store takes them within a short wait (none while writes fail).
 func (l *Log) After(ctx context.Context, seq uint64, limit int) ([]Event, error) {
-	fctx, cancel := context.WithTimeout(ctx, readYourEmits)
-	_ = l.Flush(fctx)
-	cancel()
+	l.mu.Lock()
+	failing := l.failing
+	l.mu.Unlock()
+	if !failing {
+		fctx, cancel := context.WithTimeout(ctx, readYourEmits)
+		_ = l.Flush(fctx)
+		cancel()
+	}
 	return l.after(ctx, seq, limit)
 }
 

@@ -29,6 +29,7 @@ type Log struct {
 	done     uint64     // events ever taken off the queue (stored)
 	dropped  uint64     // events refused because the queue was full
 	closed   bool
+	failing  bool          // the last store write failed
 	progress chan struct{} // closed (and replaced) each time done grows
 	waiters  []chan struct{}
 
@@ -159,6 +160,9 @@ func (l *Log) run(ctx context.Context) {
 			}
 		}
 		err := l.write(ctx, batch)
+		l.mu.Lock()
+		l.failing = err != nil
+		l.mu.Unlock()
 		if err == nil {
 			if failing {
 				l.log.Info("events stored again", zap.Int("batch", len(batch)))
