@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edge-cdn/edge/internal/testutil"
+	"github.com/edge-cdn/edge/internal/fixture"
 	"github.com/mholt/acmez/v3/acme"
 )
 
@@ -52,7 +52,7 @@ func TestDescribe(t *testing.T) {
 
 func TestACMEStorageContract(t *testing.T) {
 	ctx := context.Background()
-	s := &acmeStorage{st: testutil.Bolt(t), now: time.Now}
+	s := &acmeStorage{st: fixture.Bolt(t), now: time.Now}
 	for _, k := range []string{"acme/ca/users/a/key", "acme/ca/users/a/reg.json", "acme/ca/users/b/key", "acme/ca/challenge_tokens/x.json"} {
 		if err := s.Store(ctx, k, []byte(k)); err != nil {
 			t.Fatal(err)

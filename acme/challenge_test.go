@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/caddyserver/certmagic"
-	"github.com/edge-cdn/edge/internal/testutil"
+	"github.com/edge-cdn/edge/internal/fixture"
 	"github.com/mholt/acmez/v3/acme"
 )
 
@@ -17,7 +17,7 @@ import (
 // (and this process never saw) is answered, for any hostname; malformed
 // tokens and unknown ones are not.
 func TestChallengeAnsweredFromTheStore(t *testing.T) {
-	a, err := New(testutil.Bolt(t), Config{Directory: "https://ca.test/dir", AgreeTOS: true, HTTPHost: "127.0.0.1", HTTPPort: 1})
+	a, err := New(fixture.Bolt(t), Config{Directory: "https://ca.test/dir", AgreeTOS: true, HTTPHost: "127.0.0.1", HTTPPort: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/edge-cdn/edge/store"
@@ -46,35 +45,43 @@ type Event struct {
 	Detail      string          `json:"detail,omitempty"`
 }
 
+// Store is what a Log needs of the store: store.Store (bbolt or etcd)
+// has it. A backend that caps one transaction's writes says so with
+// MaxTxnWrites() int, and the Log writes smaller batches.
+type Store interface {
+	View(ctx context.Context, fn func(store.Tx) error) error
+	Update(ctx context.Context, fn func(store.Tx) error) error
+}
+
 // Options configure a Log. Zero values are useful.
 type Options struct {
 	Node   string
 	Logger *zap.Logger
 	Keep   int              // events kept in the store; 0: 1000
 	Now    func() time.Time // nil: time.Now
+	// MaxPending bounds the events waiting in memory to be stored (while
+	// the store is unreachable); Emit refuses more with ErrQueueFull.
+	// 0: 10000.
+	MaxPending int
+	// RetryMin and RetryMax bound the flusher's wait between attempts
+	// while the store fails. 0: 100 ms and 5 s.
+	RetryMin, RetryMax time.Duration
 }
 
-// Log stores events and fans them out. Make one with Open.
-type Log struct {
-	st   store.Store
-	opts Options
-	log  *zap.Logger
+// ErrQueueFull is returned by Emit when MaxPending events already wait
+// for the store: the event is logged but not stored or delivered.
+var ErrQueueFull = errors.New("events: too many events waiting for the store; event logged, not stored")
 
-	mu      sync.Mutex // serialises Emit
-	pending []Event    // emitted while the store was unreachable
-	waiters []chan struct{}
-}
-
-// maxPending bounds the events kept in memory while the store is down.
-const maxPending = 10000
+// ErrClosed is returned by Emit after Close: the event is logged only.
+var ErrClosed = errors.New("events: log closed; event logged, not stored")
 
 // seqKey is where the newest sequence number lives (meta bucket); every
 // node of a fleet takes its numbers there, in the transaction that stores
-// the event, so numbers never collide.
+// the events, so numbers never collide.
 const seqKey = "event_seq"
 
-// Open returns a Log over st.
-func Open(ctx context.Context, st store.Store, opts Options) (*Log, error) {
+// Open returns a Log over st and starts its flusher; Close stops it.
+func Open(ctx context.Context, st Store, opts Options) (*Log, error) {
 	if opts.Keep <= 0 {
 		opts.Keep = 1000
 	}
@@ -84,18 +91,31 @@ func Open(ctx context.Context, st store.Store, opts Options) (*Log, error) {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
-	l := &Log{st: st, opts: opts, log: opts.Logger}
-	_, err := l.Latest(ctx)
-	return l, err
+	if opts.MaxPending <= 0 {
+		opts.MaxPending = 10000
+	}
+	if opts.RetryMin <= 0 {
+		opts.RetryMin = 100 * time.Millisecond
+	}
+	if opts.RetryMax <= 0 {
+		opts.RetryMax = 5 * time.Second
+	}
+	l := newLog(st, opts)
+	if _, err := l.Latest(ctx); err != nil {
+		return nil, err
+	}
+	l.start()
+	return l, nil
 }
 
 func eventKey(n uint64) string { return fmt.Sprintf("%020d", n) }
 
-// Emit stores, logs and announces ev; ID, Seq, Time and Node are set here.
-// When the store cannot be written, the event is logged and kept in memory
-// until Flush (or the next Emit) stores it: nothing is lost while the
-// process lives.
-func (l *Log) Emit(ctx context.Context, ev Event) (Event, error) {
+// Emit logs ev and queues it for the store and the webhooks; ID, Time and
+// Node are set here, Seq when the flusher stores it. Emit never waits for
+// the store: while it is unreachable events wait in memory, in order, up
+// to Options.MaxPending; beyond that Emit returns ErrQueueFull (the event
+// is still logged). Flush waits until queued events are stored.
+func (l *Log) Emit(_ context.Context, ev Event) (Event, error) {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	ev.ID = "evt_" + hex.EncodeToString(b[:])
@@ -107,84 +127,7 @@ func (l *Log) Emit(ctx context.Context, ev Event) (Event, error) {
 	}
 	l.log.Log(lvl, "event", zap.String("type", ev.Type), zap.String("event_id", ev.ID),
 		zap.String("property", ev.Property), zap.String("detail", ev.Detail), zap.ByteString("certificate", ev.Certificate))
-	l.mu.Lock()
-	if len(l.pending) < maxPending {
-		l.pending = append(l.pending, ev)
-	}
-	stored, err := l.flushLocked(ctx)
-	waiters := l.waiters
-	l.mu.Unlock()
-	if err != nil {
-		l.log.Warn("event kept in memory until the store answers", zap.String("type", ev.Type), zap.Error(err))
-	}
-	if len(stored) > 0 {
-		wake(waiters)
-	}
-	for _, e := range stored {
-		if e.ID == ev.ID {
-			return e, err
-		}
-	}
-	return ev, err
-}
-
-func wake(waiters []chan struct{}) {
-	for _, w := range waiters {
-		select {
-		case w <- struct{}{}:
-		default:
-		}
-	}
-}
-
-// Flush stores the events kept in memory while the store was unreachable.
-func (l *Log) Flush(ctx context.Context) error {
-	l.mu.Lock()
-	stored, err := l.flushLocked(ctx)
-	waiters := l.waiters
-	l.mu.Unlock()
-	if len(stored) > 0 {
-		wake(waiters)
-	}
-	return err
-}
-
-// flushLocked stores the pending events in order, each with the next
-// sequence number of the store, and returns them as stored.
-func (l *Log) flushLocked(ctx context.Context) ([]Event, error) {
-	var stored []Event
-	for len(l.pending) > 0 {
-		ev := l.pending[0]
-		err := l.st.Update(ctx, func(tx store.Tx) error {
-			var seq uint64
-			if b, err := tx.Get(store.Meta, seqKey); err == nil {
-				seq, _ = strconv.ParseUint(string(b), 10, 64)
-			} else if !errors.Is(err, store.ErrNotFound) {
-				return err
-			}
-			ev.Seq = seq + 1
-			data, err := json.Marshal(ev)
-			if err != nil {
-				return err
-			}
-			if err := tx.Put(store.Events, eventKey(ev.Seq), data); err != nil {
-				return err
-			}
-			if err := tx.Put(store.Meta, seqKey, []byte(strconv.FormatUint(ev.Seq, 10))); err != nil {
-				return err
-			}
-			if ev.Seq > uint64(l.opts.Keep) {
-				return tx.Delete(store.Events, eventKey(ev.Seq-uint64(l.opts.Keep)))
-			}
-			return nil
-		})
-		if err != nil {
-			return stored, err
-		}
-		stored = append(stored, ev)
-		l.pending = l.pending[1:]
-	}
-	return stored, nil
+	return ev, l.enqueue(ev)
 }
 
 // Latest returns the sequence number of the newest stored event.
@@ -203,17 +146,31 @@ func (l *Log) Latest(ctx context.Context) (uint64, error) {
 	return seq, err
 }
 
-// After returns up to limit events with a sequence number above seq, oldest
-// first.
+// readYourEmits bounds how long After and Since wait for events emitted
+// before them to be stored.
+const readYourEmits = 2 * time.Second
+
+// After returns up to limit events with a sequence number above seq,
+// oldest first. Events this Log emitted before the call are included if
+// the store takes them within a short wait (none while writes fail).
 func (l *Log) After(ctx context.Context, seq uint64, limit int) ([]Event, error) {
+	l.mu.Lock()
+	failing := l.failing
+	l.mu.Unlock()
+	if !failing {
+		fctx, cancel := context.WithTimeout(ctx, readYourEmits)
+		_ = l.Flush(fctx)
+		cancel()
+	}
+	return l.after(ctx, seq, limit)
+}
+
+// after reads the stored events after seq: the range starts at seq+1.
+func (l *Log) after(ctx context.Context, seq uint64, limit int) ([]Event, error) {
 	var out []Event
 	stop := errors.New("stop")
 	err := l.st.View(ctx, func(tx store.Tx) error {
-		return tx.ForEach(store.Events, "", func(k string, v []byte) error {
-			n, _ := strconv.ParseUint(k, 10, 64)
-			if n <= seq {
-				return nil
-			}
+		return tx.ForEachFrom(store.Events, "", eventKey(seq+1), func(k string, v []byte) error {
 			var ev Event
 			if err := json.Unmarshal(v, &ev); err != nil {
 				return fmt.Errorf("event %s: stored event is corrupt: %w", k, err)
@@ -242,13 +199,4 @@ func (l *Log) Since(ctx context.Context, since time.Time) ([]Event, error) {
 		i++
 	}
 	return all[i:], nil
-}
-
-// wake returns a channel that receives after each Emit.
-func (l *Log) wake() chan struct{} {
-	ch := make(chan struct{}, 1)
-	l.mu.Lock()
-	l.waiters = append(l.waiters, ch)
-	l.mu.Unlock()
-	return ch
 }

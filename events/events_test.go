@@ -29,7 +29,16 @@ func openLog(t *testing.T, path string, keep int) (*Log, *store.Bolt) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { closeLog(t, l) })
 	return l, st
+}
+
+func closeLog(t *testing.T, l *Log) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := l.Close(ctx); err != nil {
+		t.Error(err)
+	}
 }
 
 func TestKeepsARecentWindow(t *testing.T) {
@@ -45,13 +54,17 @@ func TestKeepsARecentWindow(t *testing.T) {
 	if len(evs) != 5 || evs[0].Seq != 4 || evs[4].Seq != 8 || evs[4].Node != "n1" || !strings.HasPrefix(evs[4].ID, "evt_") {
 		t.Fatalf("kept %d events %+v, want seq 4..8", len(evs), evs)
 	}
+	closeLog(t, l)
 	st.Close()
 	// Reopened: the sequence continues.
 	l2, st2 := openLog(t, path, 5)
 	defer st2.Close()
-	ev, _ := l2.Emit(ctx, Event{Type: PropertyLoaded})
-	if ev.Seq != 9 {
-		t.Errorf("after reopen seq %d, want 9", ev.Seq)
+	_, _ = l2.Emit(ctx, Event{Type: PropertyLoaded})
+	if err := l2.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if seq, _ := l2.Latest(ctx); seq != 9 {
+		t.Errorf("after reopen seq %d, want 9", seq)
 	}
 }
 
@@ -155,6 +168,7 @@ func TestWebhookDelivery(t *testing.T) {
 	}
 	mu.Unlock()
 	stop()
+	closeLog(t, l)
 	st.Close()
 
 	// Restart: events emitted while the node was down are delivered, the

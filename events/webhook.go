@@ -64,6 +64,11 @@ func (l *Log) StartWebhooks(hooks []Webhook, opts DeliveryOptions) (stop func())
 		opts.RetryMax = 5 * time.Minute
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	// A new webhook starts at the newest event: let the events emitted
+	// so far be stored first (bounded: the store may be down).
+	fctx, fcancel := context.WithTimeout(ctx, readYourEmits)
+	_ = l.Flush(fctx)
+	fcancel()
 	var wg sync.WaitGroup
 	for _, h := range hooks {
 		w := &worker{l: l, hook: h, opts: opts, wake: l.wake(),
@@ -114,7 +119,7 @@ func (w *worker) wants(typ string) bool {
 
 func (w *worker) run(ctx context.Context, cursor uint64) {
 	for {
-		evs, err := w.l.After(ctx, cursor, 100)
+		evs, err := w.l.after(ctx, cursor, 100)
 		if err != nil && ctx.Err() == nil {
 			w.log.Error("reading events", zap.Error(err))
 		}

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/edge-cdn/edge/cert"
-	"github.com/edge-cdn/edge/internal/testutil"
+	"github.com/edge-cdn/edge/internal/fixture"
 	"github.com/edge-cdn/edge/property"
 	"github.com/edge-cdn/edge/store"
 )
@@ -20,7 +20,7 @@ func BenchmarkRenewalPass(b *testing.B) {
 	for _, n := range []int{10_000, 100_000} {
 		b.Run(fmt.Sprintf("certs=%d/due=10", n), func(b *testing.B) {
 			ctx := context.Background()
-			st := testutil.Bolt(b)
+			st := fixture.Bolt(b)
 			c := cert.NewCerts(st)
 			now := time.Now()
 			ids := bulkCertificates(b, st, n, now)

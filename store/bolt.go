@@ -3,6 +3,8 @@ package store
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -147,16 +149,50 @@ func (t boltTx) Delete(bucket, key string) error {
 }
 
 func (t boltTx) ForEach(bucket, prefix string, fn func(string, []byte) error) error {
+	return t.ForEachFrom(bucket, prefix, "", fn)
+}
+
+func (t boltTx) ForEachFrom(bucket, prefix, from string, fn func(string, []byte) error) error {
 	bk, err := t.bucket(bucket)
 	if err != nil {
 		return err
 	}
 	c := bk.Cursor()
 	p := []byte(prefix)
-	for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+	start := p
+	if from > prefix {
+		start = []byte(from)
+	}
+	for k, v := c.Seek(start); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
 		if err := fn(string(k), bytes.Clone(v)); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// Revision is a digest of the value: one process holds a bbolt file, so
+// a lock there cannot lapse, and a value that changed and changed back is
+// the same state to whoever compares.
+func (t boltTx) Revision(bucket, key string) (Rev, error) {
+	v, err := t.Get(bucket, key)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(v)
+	return Rev("sha256:" + hex.EncodeToString(sum[:16])), nil
+}
+
+func (t boltTx) Require(bucket, key string, rev Rev) error {
+	cur, err := t.Revision(bucket, key)
+	if errors.Is(err, ErrNotFound) && rev == "" {
+		return nil
+	}
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if cur != rev {
+		return fmt.Errorf("%s/%s: %w", bucket, key, ErrConflict)
 	}
 	return nil
 }

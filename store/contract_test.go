@@ -54,20 +54,22 @@ func TestStoreContract(t *testing.T) {
 			ctx := context.Background()
 			s := b.open(t)
 			t.Run("get put delete foreach", func(t *testing.T) {
-				err := s.Update(ctx, func(tx Tx) error {
-					for i := range 600 { // more than one etcd page
-						if err := tx.Put(Events, fmt.Sprintf("%05d", i), []byte{byte(i)}); err != nil {
-							return err
+				for from := 0; from < 600; from += 100 { // more than one etcd page
+					err := s.Update(ctx, func(tx Tx) error {
+						for i := from; i < from+100; i++ {
+							if err := tx.Put(Events, fmt.Sprintf("%05d", i), []byte{byte(i)}); err != nil {
+								return err
+							}
 						}
+						return tx.Put(ACME, "a/b", []byte("x"))
+					})
+					if err != nil {
+						t.Fatal(err)
 					}
-					return tx.Put(ACME, "a/b", []byte("x"))
-				})
-				if err != nil {
-					t.Fatal(err)
 				}
 				var n int
 				var last string
-				err = s.View(ctx, func(tx Tx) error {
+				err := s.View(ctx, func(tx Tx) error {
 					if v, err := tx.Get(ACME, "a/b"); err != nil || string(v) != "x" {
 						return fmt.Errorf("Get: %q %v", v, err)
 					}
@@ -93,16 +95,18 @@ func TestStoreContract(t *testing.T) {
 					t.Fatalf("%v, ForEach saw %d of 600", err, n)
 				}
 				// A prefix; deletes; deleting a missing key is fine.
-				err = s.Update(ctx, func(tx Tx) error {
-					for i := range 600 {
-						if err := tx.Delete(Events, fmt.Sprintf("%05d", i)); err != nil {
-							return err
+				for from := 0; from < 600; from += 100 {
+					err = s.Update(ctx, func(tx Tx) error {
+						for i := from; i < from+100; i++ {
+							if err := tx.Delete(Events, fmt.Sprintf("%05d", i)); err != nil {
+								return err
+							}
 						}
+						return tx.Delete(Events, "never-there")
+					})
+					if err != nil {
+						t.Fatal(err)
 					}
-					return tx.Delete(Events, "never-there")
-				})
-				if err != nil {
-					t.Fatal(err)
 				}
 				_ = s.View(ctx, func(tx Tx) error {
 					return tx.ForEach(Events, "", func(k string, _ []byte) error { t.Errorf("left after delete: %s", k); return nil })
@@ -134,6 +138,9 @@ func TestStoreContract(t *testing.T) {
 					return nil
 				})
 			})
+			t.Run("foreach from a start key", func(t *testing.T) { testForEachFrom(t, s) })
+			t.Run("revision and require", func(t *testing.T) { testRequire(t, s, b.open(t)) })
+			t.Run("lost locks", func(t *testing.T) { testLost(t, s) })
 			t.Run("concurrent updates do not lose writes", func(t *testing.T) {
 				other := b.open(t)
 				var wg sync.WaitGroup

@@ -21,4 +21,14 @@
 //
 // Every method runs in one transaction. Values handed out are copies, valid
 // after the transaction ends.
+//
+// On etcd every request carries a deadline (EtcdConfig.OpTimeout, 5 s by
+// default, also under context.Background()), Lock waits at most
+// LockTimeout when the caller gives no deadline, and an Update is always
+// one commit: one too large for etcd fails with ErrTxnTooLarge; only Copy
+// (migration) writes in several commits. A batched scan resumes with
+// Tx.ForEachFrom instead of restarting at the bucket start. A lock holder
+// learns that its lease ended from Fencer.Lost (or HeldContext) and makes
+// its writes conditional on what it read under the lock with
+// Tx.Revision and Tx.Require.
 package store

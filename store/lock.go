@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"sync"
 )
 
@@ -59,4 +60,58 @@ func (l *localLocks) Unlock(_ context.Context, name string) error {
 		delete(l.held, name)
 	}
 	return nil
+}
+
+// Lost returns a channel closed when the named lock is released; an
+// in-process lock is not lost otherwise. For a lock not held it returns
+// a closed channel.
+func (l *localLocks) Lost(name string) <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if ch, ok := l.held[name]; ok {
+		return ch
+	}
+	return closedChan
+}
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// Fencer is a Locker that tells a holder when its lock is gone. Both
+// backends implement it.
+type Fencer interface {
+	// Lost returns a channel closed when the named lock, held by this
+	// process, is lost or released; closed already if it is not held.
+	Lost(name string) <-chan struct{}
+}
+
+var (
+	_ Fencer = (*Bolt)(nil)
+	_ Fencer = (*Etcd)(nil)
+)
+
+// ErrLockLost is the cause of a HeldContext's cancellation when its lock
+// was lost.
+var ErrLockLost = errors.New("store: lock lost (lease expired)")
+
+// HeldContext returns a context for work done under the named lock, which
+// l holds: it is cancelled, with cause ErrLockLost, when the lock is lost,
+// and when ctx ends. A Locker that is not a Fencer cannot lose locks. Call
+// cancel when the work ends, before Unlock; it waits for the watcher.
+func HeldContext(ctx context.Context, l Locker, name string) (context.Context, context.CancelFunc) {
+	hctx, cancel := context.WithCancelCause(ctx)
+	f, ok := l.(Fencer)
+	if !ok {
+		return hctx, func() { cancel(context.Canceled) }
+	}
+	lost := f.Lost(name)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case <-lost:
+			cancel(ErrLockLost)
+		case <-hctx.Done():
+		}
+	}()
+	return hctx, func() { cancel(context.Canceled); <-done }
 }

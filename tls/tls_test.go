@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/edge-cdn/edge/cert"
-	"github.com/edge-cdn/edge/internal/testutil"
+	"github.com/edge-cdn/edge/internal/fixture"
 	"github.com/edge-cdn/edge/property"
 )
 
@@ -52,9 +52,9 @@ func handshake(addr, sni string) (*x509.Certificate, error) {
 
 func TestHandshakeChoiceAndSwap(t *testing.T) {
 	ctx := context.Background()
-	c := testutil.Certs(t)
+	c := fixture.Certs(t)
 	m := NewManager(c, nil)
-	tab := testutil.Table(t, map[string]string{
+	tab := fixture.Table(t, map[string]string{
 		"shop.yaml":  "hostnames: [shop.example, '*.shop.example']\norigins: [{url: http://127.0.0.1:1}]\ntls: {certificate: shop}\n",
 		"api.yaml":   "hostnames: [api.example]\norigins: [{url: http://127.0.0.1:1}]\ntls: {certificate: api}\n",
 		"plain.yaml": "hostnames: [plain.example]\norigins: [{url: http://127.0.0.1:1}]\n",
@@ -96,7 +96,7 @@ func TestHandshakeChoiceAndSwap(t *testing.T) {
 
 	// A new version is served by the next handshake, with no restart.
 	before, _ := handshake(addr, "shop.example")
-	if _, err := c.AddVersion(ctx, "shop", testutil.SelfSigned(t, "renewed.shop.example"), nil); err != nil {
+	if _, err := c.AddVersion(ctx, "shop", fixture.SelfSigned(t, "renewed.shop.example"), nil); err != nil {
 		t.Fatal(err)
 	}
 	after, err := handshake(addr, "shop.example")
@@ -104,8 +104,8 @@ func TestHandshakeChoiceAndSwap(t *testing.T) {
 		t.Errorf("after swap: got %v (%v), want the new version", after.Subject, err)
 	}
 	// A version that does not parse leaves the previous one serving.
-	bad := testutil.SelfSigned(t, "broken.example")
-	bad.KeyPEM = testutil.SelfSigned(t, "other.example").KeyPEM
+	bad := fixture.SelfSigned(t, "broken.example")
+	bad.KeyPEM = fixture.SelfSigned(t, "other.example").KeyPEM
 	if _, err := c.AddVersion(ctx, "shop", bad, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -123,9 +123,9 @@ func TestHandshakeChoiceAndSwap(t *testing.T) {
 
 func TestServerConfigProtocols(t *testing.T) {
 	ctx := context.Background()
-	c := testutil.Certs(t)
+	c := fixture.Certs(t)
 	m := NewManager(c, nil)
-	tab := testutil.Table(t, map[string]string{"s.yaml": "hostnames: [s.example]\norigins: [{url: http://127.0.0.1:1}]\ntls: {certificate: s}\n"})
+	tab := fixture.Table(t, map[string]string{"s.yaml": "hostnames: [s.example]\norigins: [{url: http://127.0.0.1:1}]\ntls: {certificate: s}\n"})
 	_, _ = c.Bootstrap(ctx, tab)
 	_ = m.Load(ctx)
 	m.SetProperties(tab)
@@ -176,12 +176,12 @@ func BenchmarkGetCertificate(b *testing.B) {
 // one parsed key pair (parsing 100k keys would measure the setup, not the
 // lookup), and a property table mapping host<i>.example to cert<i>.
 func benchManager(b testing.TB, n int) *Manager {
-	v := testutil.SelfSigned(b, "bench.example")
+	v := fixture.SelfSigned(b, "bench.example")
 	kp, err := tls.X509KeyPair([]byte(v.CertPEM), []byte(v.KeyPEM))
 	if err != nil {
 		b.Fatal(err)
 	}
-	m := NewManager(testutil.Certs(b), nil)
+	m := NewManager(fixture.Certs(b), nil)
 	s := &snapshot{byName: make(map[string]*entry, n+1), byID: map[string]*entry{}}
 	files := make([]property.Loaded, 0, n+1)
 	for i := range n {
@@ -215,10 +215,10 @@ func parsed(name string, c *tls.Certificate) *entry {
 
 func TestRefreshSkipsRecordOnlyWrites(t *testing.T) {
 	ctx := context.Background()
-	c := testutil.Certs(t)
+	c := fixture.Certs(t)
 	m := NewManager(c, nil)
 	rec := &cert.Certificate{Name: "s", Type: cert.TypeServer, AutoRenew: cert.AutoRenewNone, Status: cert.StatusActive}
-	if err := c.Create(ctx, rec, testutil.SelfSigned(t, "s.example")); err != nil {
+	if err := c.Create(ctx, rec, fixture.SelfSigned(t, "s.example")); err != nil {
 		t.Fatal(err)
 	}
 	before := m.snap.Load().byID[rec.ID]
@@ -233,7 +233,7 @@ func TestRefreshSkipsRecordOnlyWrites(t *testing.T) {
 		t.Error("a record-only write rebuilt the served entry")
 	}
 	// A new version replaces it.
-	if _, err := c.AddVersion(ctx, "s", testutil.SelfSigned(t, "new.s.example"), nil); err != nil {
+	if _, err := c.AddVersion(ctx, "s", fixture.SelfSigned(t, "new.s.example"), nil); err != nil {
 		t.Fatal(err)
 	}
 	if e := m.snap.Load().byID[rec.ID]; e == before || e.version != 2 || m.Certificate("s").Leaf.Subject.CommonName != "new.s.example" {

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/edge-cdn/edge/cert"
@@ -152,6 +153,15 @@ func (n *node) start(ctx context.Context, lns *listeners) (stop func(), err erro
 	if n.events, err = events.Open(ctx, n.store, events.Options{Node: n.cfg.Node.Name, Logger: n.log.Named("events")}); err != nil {
 		return stop, fmt.Errorf("events: %w", err)
 	}
+	stops = append(stops, func() {
+		// The flusher stores what is queued while the store answers, for
+		// at most a few seconds: shutdown must not wait on an outage.
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		if err := n.events.Close(ctx); err != nil {
+			n.log.Warn("closing the event log", zap.Error(err))
+		}
+	})
 	stops = append(stops, n.events.StartWebhooks(webhooks(n.cfg.Notify.Webhooks), events.DeliveryOptions{
 		UserAgent: "edge/" + n.opts.Version, OnDelivery: n.metrics.WebhookDelivery,
 	}))
