@@ -92,7 +92,8 @@ func (c *Cache) revalidated(f *fill, base *object, h http.Header, reqT, now time
 	merged := base.Header.Clone()
 	for k, v := range h {
 		switch k {
-		case "Content-Length", "Content-Encoding", "Transfer-Encoding", "Content-Range", "Connection", "Keep-Alive":
+		case "Content-Length", "Content-Encoding", "Transfer-Encoding", "Content-Range", "Connection", "Keep-Alive",
+			"Etag", "Content-Md5", "Te", "Upgrade", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authentication-Info", "Proxy-Authorization":
 			continue
 		}
 		merged[k] = v
@@ -134,7 +135,7 @@ func (c *Cache) newObject(key string, status int, h http.Header, body []byte, re
 	return &object{Key: key, Status: status, Header: h, body: body,
 		RequestTime: reqT.UnixNano(), ResponseTime: respT.UnixNano(),
 		Date:     parseDate(h.Get("Date"), respT).UnixNano(),
-		AgeValue: parseAge(h.Get("Age")),
+		AgeValue: parseAge(h["Age"]),
 		Lifetime: d.Lifetime, SWR: d.SWR, SIE: d.SIE, Revalidate: d.Revalidate, NoCache: d.NoCache, Tags: tags}
 }
 

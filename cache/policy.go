@@ -2,6 +2,7 @@ package cache
 
 import (
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -200,11 +201,18 @@ func currentAge(date time.Time, ageValue int64, reqTime, respTime, now time.Time
 	return initial + now.Sub(respTime)
 }
 
-// parseAge reads an Age header; a bad one counts as 0, a huge one as maxDelta.
-func parseAge(v string) int64 {
-	n, ok := parseDelta(v)
-	if !ok {
+// parseAge reads the Age field lines: anything but one valid delta-seconds
+// makes the response count as stale from the start.
+func parseAge(lines []string) int64 {
+	if len(lines) == 0 {
 		return 0
+	}
+	if len(lines) > 1 {
+		return maxDelta
+	}
+	n, ok := parseDelta(strings.TrimSpace(lines[0]))
+	if !ok {
+		return maxDelta
 	}
 	return n
 }

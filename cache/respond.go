@@ -13,19 +13,23 @@ import (
 func (c *Cache) serveObject(w http.ResponseWriter, r *http.Request, o *object, now time.Time, status string) {
 	h := w.Header()
 	s := o.stampAt(now)
-	if status == "" {
-		h["Cache-Status"] = s.status
-	} else {
-		h["Cache-Status"] = []string{status}
+	setStamp := func() {
+		if status == "" {
+			h["Cache-Status"] = s.status
+		} else {
+			h["Cache-Status"] = []string{status}
+		}
+		h["Age"] = s.age
 	}
-	h["Age"] = s.age
 	if notModified(r.Header, o) {
+		setStamp()
 		writeNotModified(w, o)
 		return
 	}
 	for k, v := range o.Header {
 		h[k] = v
 	}
+	setStamp()
 	if o.Status == http.StatusOK && r.Method == http.MethodGet && len(r.Header["Range"]) > 0 && ifRangeMatches(r.Header, o) {
 		if serveRange(w, r.Header.Get("Range"), o) {
 			return
