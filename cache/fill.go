@@ -169,21 +169,29 @@ func (f *fill) write(ctx context.Context, p []byte) error {
 	return nil
 }
 
-// finish marks the body complete (or failed) and returns the bytes kept
-// when the fill is to be stored.
+// finish decides whether the body is complete and returns it when the fill
+// is to be stored; end then releases the readers.
 func (f *fill) finish(failed bool) (body []byte, store bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.end, f.failed = true, failed
+	f.failed = failed
 	total := f.off + int64(len(f.buf))
 	if f.declared >= 0 && total != f.declared {
 		f.failed = true // a Content-Length that lies is never stored
 	}
-	f.signal()
 	if f.failed || !f.storing || f.off != 0 {
 		return nil, false
 	}
 	return f.buf, true
+}
+
+// close marks the body ended (after it was stored, so that a client that
+// read it all finds the object).
+func (f *fill) close() {
+	f.mu.Lock()
+	f.end = true
+	f.signal()
+	f.mu.Unlock()
 }
 
 // setMode publishes the decision taken at the head.

@@ -144,6 +144,7 @@ func (c *Cache) newObject(key string, status int, h http.Header, body []byte, re
 func (c *Cache) store(f *fill, body []byte) {
 	j := f.job
 	h := j.header
+	tags := parseTags(h)
 	for _, k := range append(slices.Clone(cacheOnlyHeaders), j.decision.Strip...) {
 		delete(h, k)
 	}
@@ -159,7 +160,7 @@ func (c *Cache) store(f *fill, body []byte) {
 		}
 		key = string(secondaryKey([]byte(j.primary), m.Gen, names, j.req.Header))
 	}
-	o := c.newObject(key, f.status, h, body, j.reqTime, c.now(), j.decision, parseTags(j.header))
+	o := c.newObject(key, f.status, h, body, j.reqTime, c.now(), j.decision, tags)
 	c.pass.Invalidate(f.key)
 	c.put(o)
 }

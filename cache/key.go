@@ -118,11 +118,15 @@ func secondaryKey(b []byte, gen uint64, names []string, rh http.Header) []byte {
 		if !ok {
 			b = append(b, '\x03')
 		}
-		for i, v := range vals {
-			if i > 0 {
-				b = append(b, ", "...)
+		if listHeaders[n] {
+			b = appendNormalList(b, vals)
+		} else {
+			for i, v := range vals {
+				if i > 0 {
+					b = append(b, ", "...)
+				}
+				b = append(b, strings.TrimSpace(v)...)
 			}
-			b = append(b, strings.TrimSpace(v)...)
 		}
 		b = append(b, '\x02')
 	}
@@ -141,4 +145,23 @@ func primaryOf(key string) string {
 func propertyOf(key string) string {
 	name, _, _ := strings.Cut(key, sepField)
 	return name
+}
+
+// listHeaders are request headers whose value is a case-insensitive list
+// where order and spaces carry no meaning (the q-values carry preference),
+// normalised in keys so that equivalent requests share a variant.
+var listHeaders = map[string]bool{"Accept": true, "Accept-Encoding": true, "Accept-Language": true, "Accept-Charset": true}
+
+func appendNormalList(b []byte, vals []string) []byte {
+	var items []string
+	for _, v := range vals {
+		for _, it := range strings.Split(v, ",") {
+			it = strings.ToLower(strings.ReplaceAll(strings.TrimSpace(it), " ", ""))
+			if it != "" {
+				items = append(items, it)
+			}
+		}
+	}
+	slices.Sort(items)
+	return append(b, strings.Join(items, ",")...)
 }

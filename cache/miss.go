@@ -153,4 +153,5 @@ func (c *Cache) run(f *fill) {
 	if store {
 		c.store(f, body)
 	}
+	f.close()
 }
