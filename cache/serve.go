@@ -49,14 +49,17 @@ func (c *Cache) Serve(w http.ResponseWriter, r *http.Request, p *property.Proper
 		switch c.usable(obj, &rd, now) {
 		case useFresh:
 			st.hits.Add(1)
+			st.servedBytes.Add(int64(len(obj.body)))
 			c.serveObject(w, r, obj, now, "")
 			return
 		case useStale:
 			st.stale.Add(1)
+			st.servedBytes.Add(int64(len(obj.body)))
 			c.serveObject(w, r, obj, now, "")
 			return
 		case useStaleRefresh:
 			st.stale.Add(1)
+			st.servedBytes.Add(int64(len(obj.body)))
 			c.refresh(r, p, upstream, primaryCopy(key), obj)
 			c.serveObject(w, r, obj, now, "")
 			return
