@@ -3,8 +3,8 @@ package cache
 import (
 	"net/http"
 	"strings"
-	"time"
 	"testing"
+	"time"
 )
 
 func TestRange(t *testing.T) {
