@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -44,9 +43,10 @@ func primaryKey(b []byte, p *property.Property, r *http.Request) []byte {
 
 // appendHost appends host lower-cased, without port or trailing dot.
 func appendHost(b []byte, host string) []byte {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && i > strings.LastIndexByte(host, ']') {
+		host = host[:i]
 	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
 	host = strings.TrimSuffix(host, ".")
 	for i := 0; i < len(host); i++ {
 		c := host[i]

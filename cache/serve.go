@@ -77,7 +77,7 @@ func (c *Cache) Serve(w http.ResponseWriter, r *http.Request, p *property.Proper
 		c.passThrough(w, r, upstream, "Edge; fwd=uri-miss")
 		return
 	}
-	if r.Header.Get("Range") != "" && obj == nil {
+	if len(r.Header["Range"]) > 0 && obj == nil {
 		// Ranges are served from full objects: fetch the object in the
 		// background and pass this request through meanwhile.
 		st.misses.Add(1)
