@@ -49,7 +49,7 @@ func benchHit(b *testing.B, size int) {
 }
 
 // BenchmarkHit is the hit path: key, lookup, freshness, head and body.
-func BenchmarkHit100B(b *testing.B)  { benchHit(b, 100) }
+func BenchmarkHit100B(b *testing.B)   { benchHit(b, 100) }
 func BenchmarkHit100KiB(b *testing.B) { benchHit(b, 100<<10) }
 
 // lru is a plain LRU of the same byte budget, as the baseline of the hit

@@ -38,6 +38,8 @@ type diskTier struct {
 	dir   string
 	index *otter.Cache[string, *diskEntry]
 	seq   atomic.Uint64
+	opSeq atomic.Uint64
+	tombs sync.Map // key → seq of the latest remove not yet applied by the writer
 	ops   chan diskOp
 	done  chan struct{}
 	once  sync.Once
@@ -53,6 +55,7 @@ type diskEntry struct {
 }
 
 type diskOp struct {
+	seq    uint64 // order of the request, to skip a put a later remove cancelled
 	put    *object
 	remove string // a key, removed again in order after the puts queued before
 	trash  string
@@ -143,9 +146,13 @@ func (d *diskTier) do(op diskOp) {
 	}
 	if op.remove != "" {
 		d.index.Invalidate(op.remove)
+		d.tombs.CompareAndDelete(op.remove, op.seq)
 		return
 	}
 	o := op.put
+	if s, ok := d.tombs.Load(o.Key); ok && s.(uint64) > op.seq {
+		return // removed after it was queued
+	}
 	path, size, err := d.write(o)
 	if err != nil {
 		d.c.problem("disk tier: cannot write an object (disk full or read-only?)", zap.Error(err))
@@ -207,7 +214,7 @@ func (d *diskTier) write(o *object) (string, int64, error) {
 // copy of what memory holds, not the only one).
 func (d *diskTier) put(o *object) {
 	select {
-	case d.ops <- diskOp{put: o}:
+	case d.ops <- diskOp{put: o, seq: d.opSeq.Add(1)}:
 	default:
 		d.c.problem("disk tier: write queue full, object not written")
 	}
@@ -215,9 +222,11 @@ func (d *diskTier) put(o *object) {
 
 // remove drops key now, and again after the writes queued before it.
 func (d *diskTier) remove(key string) {
+	seq := d.opSeq.Add(1)
+	d.tombs.Store(key, seq)
 	d.index.Invalidate(key)
 	select {
-	case d.ops <- diskOp{remove: key}:
+	case d.ops <- diskOp{remove: key, seq: seq}:
 	case <-d.done:
 	}
 }
@@ -234,6 +243,9 @@ func (d *diskTier) name() string { return "disk" }
 
 // get reads key's file, checking both checksums; a bad file is dropped.
 func (d *diskTier) get(key string) *object {
+	if _, removing := d.tombs.Load(key); removing {
+		return nil
+	}
 	e, ok := d.index.GetIfPresent(key)
 	if !ok {
 		return nil
