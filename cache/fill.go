@@ -156,7 +156,7 @@ func (f *fill) write(ctx context.Context, p []byte) error {
 		}
 		f.mu.Lock()
 	}
-	if !f.storing && len(f.readers) == 0 && f.modeSet() && !f.shared {
+	if !f.storing && len(f.readers) == 0 && f.modeSet() {
 		return context.Canceled // nobody reads and nothing is stored
 	}
 	f.buf = append(f.buf, p...)

@@ -149,7 +149,8 @@ func (c *Cache) run(f *fill) {
 		fw.WriteHeader(http.StatusBadGateway)
 		failed = false
 	}
-	body, store := f.finish(failed || fw.err != nil)
+	// A fill cancelled (Close, or nobody left to read it) is cut short.
+	body, store := f.finish(failed || fw.err != nil || j.req.Context().Err() != nil)
 	if store {
 		c.store(f, body)
 	}
