@@ -61,7 +61,9 @@ func (c *Cache) onHead(f *fill, reqT time.Time, code int, h http.Header) bool {
 		f.cstatus = "Edge; fwd=" + j.fwd + "; stored; ttl=" + strconv.FormatInt(int64(d.Lifetime/time.Second), 10)
 	} else {
 		f.cstatus = "Edge; fwd=" + j.fwd + "; detail=" + strings.ReplaceAll(d.Reason, " ", "-")
-		c.pass.Set(f.key, struct{}{})
+		if !requestMadeIt(d.Reason) {
+			c.pass.Set(f.key, struct{}{})
+		}
 		c.unregister(f)
 		if f.base != nil {
 			c.remove(f.base.Key) // the origin no longer lets it be stored
@@ -178,4 +180,10 @@ func parseTags(h http.Header) []string {
 		}
 	}
 	return out
+}
+
+// requestMadeIt tells reasons that come from the request, not the
+// response: they say nothing about the next request for the key.
+func requestMadeIt(reason string) bool {
+	return reason == "request no-store" || reason == "authorization"
 }

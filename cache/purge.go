@@ -110,7 +110,12 @@ func (c *Cache) Purge(p Purge) (PurgeResult, error) {
 	default:
 		match = func(string, []string) bool { return true }
 	}
-	n := c.purgeMatching(match, bn, p.Soft)
+	var n int
+	if kind == purgeURL && len(p.Prefixes) == 0 && len(p.Tags) == 0 && !p.Soft && c.knows(p.Property) {
+		n = c.purgeURLs(p, bn)
+	} else {
+		n = c.purgeMatching(match, bn, p.Soft)
+	}
 	c.stats.purges[kind].Add(1)
 	return PurgeResult{Purged: n}, nil
 }
@@ -214,4 +219,49 @@ func (c *Cache) DropProperty(name string) int {
 	n := c.purgeMatching(func(key string, _ []string) bool { return strings.HasPrefix(key, prefix) }, int64(1)<<62, false)
 	c.props.Delete(name)
 	return n
+}
+
+// purgeURLs removes the objects (or variant markers, which makes their
+// variants unreachable) at the URLs' primary keys without a scan.
+func (c *Cache) purgeURLs(p Purge, bn int64) int {
+	n := 0
+	for _, s := range p.URLs {
+		u, _ := parsePurgeURL(s)
+		c.props.Range(func(k, v any) bool {
+			if p.Property != "" && k.(string) != p.Property {
+				return true
+			}
+			key := string(primaryKey(nil, v.(*property.Property), &http.Request{Host: u.Host, URL: u}))
+			if o := c.get(key); o != nil && o.ResponseTime < bn {
+				c.remove(key)
+				n++
+			}
+			return true
+		})
+	}
+	return n
+}
+
+// knows tells whether the query settings of the named property (or of any,
+// for "") are known, so that a URL's key can be built without a scan.
+func (c *Cache) knows(name string) bool {
+	if name != "" {
+		_, ok := c.props.Load(name)
+		return ok
+	}
+	known := false
+	c.props.Range(func(any, any) bool { known = true; return false })
+	return known
+}
+
+// SetProperties tells the cache the properties of the node, so that purges
+// applied before they serve (a fleet replay at start) build their keys with
+// the right query settings. Call it at start and on every reload; removed
+// properties are dropped with DropProperty.
+func (c *Cache) SetProperties(props []*property.Property) {
+	for _, p := range props {
+		if p != nil && p.Cache.Enabled {
+			c.props.Store(p.Name, p)
+		}
+	}
 }
