@@ -17,6 +17,7 @@ type Property struct {
 	Timeouts    Timeouts
 	HealthCheck *HealthCheck // nil: no active health checks
 	Headers     Headers
+	Cache       Cache // SPEC §11; Cache.Enabled false: no caching
 
 	digest    string // of the file's bytes, to tell a changed file on reload
 	hostLines []int  // line of each hostname, for errors found across files

@@ -13,6 +13,7 @@ type fileSchema struct {
 	Timeouts    timeoutsSchema `yaml:"timeouts"`
 	HealthCheck *healthSchema  `yaml:"health_check"`
 	Headers     headersSchema  `yaml:"headers"`
+	Cache       cacheSchema    `yaml:"cache"`
 }
 
 type originSchema struct {

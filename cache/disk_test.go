@@ -1,0 +1,154 @@
+package cache
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func diskEnv(t *testing.T, dir string, origin string) *env {
+	return newEnv(t, Config{DiskSize: 64 << 20, Dir: dir}, fixed(origin, "Cache-Control", "max-age=3600", "Surrogate-Key", "k1"))
+}
+
+// waitDisk waits until the disk tier indexes n objects.
+func waitDisk(t *testing.T, c *Cache, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if c.Stats().Disk.Objects == n {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Fatalf("disk tier holds %d objects, want %d", c.Stats().Disk.Objects, n)
+}
+
+func objectFiles(t *testing.T, dir string) []string {
+	files, err := filepath.Glob(filepath.Join(dir, "objects", "*", "*.obj"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+func TestDiskSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	e := diskEnv(t, dir, "persisted")
+	e.get("/d1")
+	e.get("/d2")
+	e.settle()
+	waitDisk(t, e.c, 2)
+	e.c.Close()
+
+	e2 := diskEnv(t, dir, "from origin")
+	waitDisk(t, e2.c, 2)
+	for _, p := range []string{"/d1", "/d2"} {
+		if resp, body := e2.get(p); body != "persisted" || !strings.HasPrefix(resp.Header.Get("Cache-Status"), "Edge; hit") {
+			t.Fatalf("%s after restart: %q, %q", p, body, resp.Header.Get("Cache-Status"))
+		}
+	}
+	e2.wantHits(0)
+	// A purge after the restart reaches the disk objects too.
+	if n, _ := e2.c.Purge(Purge{Tags: []string{"k1"}}); n.Purged != 2 {
+		t.Errorf("purged %d, want 2", n.Purged)
+	}
+	waitFiles(t, dir, 0)
+}
+
+func waitFiles(t *testing.T, dir string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(objectFiles(t, dir)) != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d object files, want %d", len(objectFiles(t, dir)), n)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func TestDiskTornAndCorruptFiles(t *testing.T) {
+	dir := t.TempDir()
+	e := diskEnv(t, dir, "whole")
+	e.get("/torn")
+	e.get("/corrupt")
+	e.get("/fine")
+	e.settle()
+	waitDisk(t, e.c, 3)
+	e.c.Close()
+	files := objectFiles(t, dir)
+	byKey := map[string]string{}
+	for _, f := range files {
+		o, err := readObject(f, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		byKey[o.Key[strings.LastIndexByte(o.Key, 0)+1:]] = f
+	}
+	// A crash mid-write leaves a temporary file and a file cut short.
+	os.WriteFile(filepath.Join(dir, "tmp", "w-123"), []byte("partial"), 0o600)
+	b, _ := os.ReadFile(byKey["/torn"])
+	os.WriteFile(byKey["/torn"], b[:len(b)-2], 0o600)
+	// A flipped bit in a body is found when it is read.
+	b, _ = os.ReadFile(byKey["/corrupt"])
+	b[len(b)-1] ^= 0xff
+	os.WriteFile(byKey["/corrupt"], b, 0o600)
+	// And junk in the directory.
+	os.WriteFile(filepath.Join(dir, "objects", "00", "junk.obj"), []byte("EDGECO01 not really"), 0o600)
+
+	e2 := diskEnv(t, dir, "origin")
+	waitDisk(t, e2.c, 2) // the torn one was dropped at start
+	if _, err := os.Stat(filepath.Join(dir, "tmp", "w-123")); !os.IsNotExist(err) {
+		t.Error("temporary file survived the start")
+	}
+	if _, body := e2.get("/torn"); body != "origin" {
+		t.Errorf("torn: got %q", body)
+	}
+	if _, body := e2.get("/corrupt"); body != "origin" {
+		t.Errorf("corrupt: got %q, want it fetched again", body)
+	}
+	if _, body := e2.get("/fine"); body != "whole" {
+		t.Errorf("fine: got %q", body)
+	}
+	e2.wantHits(2)
+}
+
+func TestDiskIsBoundedByBytes(t *testing.T) {
+	dir := t.TempDir()
+	body := strings.Repeat("x", 100<<10)
+	e := newEnv(t, Config{MemorySize: 1 << 20, DiskSize: 2 << 20, Dir: dir}, fixed(body, "Cache-Control", "max-age=3600"))
+	for i := range 60 {
+		e.get("/o" + string(rune('a'+i%26)) + string(rune('a'+i/26)))
+	}
+	e.settle()
+	time.Sleep(100 * time.Millisecond)
+	e.c.Close()
+	var total int64
+	for _, f := range objectFiles(t, dir) {
+		st, _ := os.Stat(f)
+		total += st.Size()
+	}
+	if total > 2<<20+200<<10 {
+		t.Errorf("disk holds %d bytes, bound 2 MiB", total)
+	}
+	if total == 0 {
+		t.Error("nothing on disk")
+	}
+}
+
+func TestDiskUnwritableStillServes(t *testing.T) {
+	// A file where the tier's tmp directory should be fails every write,
+	// even for root, as a full or read-only disk would.
+	dir := t.TempDir()
+	e := diskEnv(t, dir, "served")
+	os.RemoveAll(filepath.Join(dir, "tmp"))
+	os.WriteFile(filepath.Join(dir, "tmp"), []byte("not a directory"), 0o600)
+	for range 2 {
+		if _, body := e.get("/ro"); body != "served" {
+			t.Fatalf("got %q", body)
+		}
+		e.settle()
+	}
+	e.wantHits(1) // the memory tier still holds it
+}

@@ -1,0 +1,150 @@
+package cache
+
+import (
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/edge-cdn/edge/property"
+)
+
+// follow answers r from fill f: it waits for the head (bounded, unless r
+// started the fill), then serves the object the fill settled on or streams
+// the body as it arrives. pos is r's reader position in f.
+func (c *Cache) follow(w http.ResponseWriter, r *http.Request, f *fill, pos *int64, initiator bool, upstream http.Handler, fwd string) {
+	defer f.leave(pos)
+	if !c.waitHead(r, f, initiator) {
+		if r.Context().Err() == nil {
+			c.passThrough(w, r, upstream, "Edge; fwd="+fwd+"; detail=wait-timeout")
+		}
+		return
+	}
+	if f.mode == modeObject {
+		c.serveObject(w, r, f.obj, c.now(), f.cstatus)
+		return
+	}
+	if !initiator && (!f.shared || !sameVariant(f, r)) {
+		c.passThrough(w, r, upstream, "Edge; fwd="+fwd)
+		return
+	}
+	h := w.Header()
+	for k, v := range f.header {
+		h[k] = v
+	}
+	if !initiator {
+		h["Cache-Status"] = []string{f.cstatus + "; collapsed"}
+	} else {
+		h["Cache-Status"] = []string{f.cstatus}
+	}
+	if len(h["Age"]) == 0 {
+		h["Age"] = ageZero
+	}
+	if f.shared && f.status == http.StatusOK && notModified(r.Header, &object{Status: f.status, Header: f.header}) {
+		writeNotModified(w, &object{Header: f.header})
+		return
+	}
+	w.WriteHeader(f.status)
+	if r.Method == http.MethodHead {
+		return
+	}
+	c.stream(w, r, f, pos)
+}
+
+// waitHead waits until f has decided its mode; false when r's client left or
+// (for a request that did not start the fill) the wait timed out.
+func (c *Cache) waitHead(r *http.Request, f *fill, initiator bool) bool {
+	var timeout <-chan time.Time
+	if !initiator {
+		t := time.NewTimer(c.cfg.WaitTimeout)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-f.head:
+		return true
+	case <-timeout:
+		return false
+	case <-r.Context().Done():
+		return false
+	}
+}
+
+// stream copies the fill's body to w as it grows; a body cut short aborts
+// the client's response, so that it is never taken for a whole one.
+func (c *Cache) stream(w http.ResponseWriter, r *http.Request, f *fill, pos *int64) {
+	rc := http.NewResponseController(w)
+	for {
+		b, done, failed := f.read(r.Context(), pos)
+		if done {
+			if failed && r.Context().Err() == nil {
+				panic(http.ErrAbortHandler)
+			}
+			return
+		}
+		n, err := w.Write(b)
+		f.advance(pos, n)
+		if err != nil {
+			return
+		}
+		rc.Flush()
+	}
+}
+
+// sameVariant tells whether r would get the same variant as the request
+// that started f, given the Vary of f's response.
+func sameVariant(f *fill, r *http.Request) bool {
+	for _, n := range varyNames(f.header) {
+		a, b := f.job.req.Header[n], r.Header[n]
+		if len(a) != len(b) {
+			return false
+		}
+		for i := range a {
+			if a[i] != b[i] {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// serveUnsafe forwards a request with an unsafe method and, when the origin
+// did not answer with an error, invalidates the URL and the same-origin
+// Location and Content-Location of the response (RFC 9111 §4.4).
+func (c *Cache) serveUnsafe(w http.ResponseWriter, r *http.Request, p *property.Property, upstream http.Handler, st *propStats) {
+	st.bypass.Add(1)
+	mw := &markWriter{ResponseWriter: w, status: "Edge; fwd=bypass; detail=method"}
+	upstream.ServeHTTP(mw, r)
+	switch r.Method {
+	case http.MethodOptions, http.MethodTrace, "PROPFIND", "SEARCH", "REPORT":
+		return // safe methods
+	}
+	if mw.code < 200 || mw.code >= 400 {
+		return
+	}
+	c.invalidateURL(p, r.Host, r.URL)
+	for _, k := range []string{"Location", "Content-Location"} {
+		v := w.Header().Get(k)
+		if v == "" {
+			continue
+		}
+		u, err := r.URL.Parse(v)
+		if err != nil {
+			continue
+		}
+		host := r.Host
+		if u.Host != "" {
+			if string(appendHost(nil, u.Host)) != string(appendHost(nil, r.Host)) {
+				continue // another origin's URL
+			}
+			host = u.Host
+		}
+		c.invalidateURL(p, host, u)
+	}
+}
+
+// invalidateURL removes the object (or variant marker) at the URL's primary
+// key; the variants of a removed marker are never found again.
+func (c *Cache) invalidateURL(p *property.Property, host string, u *url.URL) {
+	key := primaryKey(nil, p, &http.Request{Host: host, URL: u})
+	c.remove(string(key))
+}

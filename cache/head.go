@@ -1,0 +1,189 @@
+package cache
+
+import (
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// onHead decides what a fill does with the response head upstream wrote:
+// refresh the stored object (304), serve it stale (error within
+// stale-if-error), or stream the response, kept for storing when the policy
+// allows. It reports whether the body is to be kept.
+func (c *Cache) onHead(f *fill, reqT time.Time, code int, h http.Header) bool {
+	j := f.job
+	now := c.now()
+	if base := f.base; base != nil {
+		if code == http.StatusNotModified {
+			f.mode, f.obj, f.cstatus = modeObject, c.revalidated(f, base, h, reqT, now), "Edge; fwd=stale; fwd-status=304"
+			f.setMode()
+			return false
+		}
+		if code >= 500 && c.staleIfError(f, base, now) {
+			f.mode, f.obj = modeObject, base
+			f.cstatus = "Edge; hit; fwd=stale; fwd-status=" + strconv.Itoa(code) + "; detail=stale-if-error"
+			f.setMode()
+			return false
+		}
+	}
+	d := Decide(http.MethodGet, j.req.Header, code, h, now, j.policy)
+	declared := int64(-1)
+	if cl := h.Get("Content-Length"); cl != "" {
+		n, err := strconv.ParseInt(cl, 10, 64)
+		if err != nil || n < 0 {
+			c.problem("origin sent a bad Content-Length", zap.String("property", j.prop), zap.String("value", cl))
+			d.Store, d.Reason = false, "bad content-length"
+		}
+		declared = n
+		if d.Store && j.policy.MaxObjectSize > 0 && n > j.policy.MaxObjectSize {
+			d.Store, d.Reason = false, "over max_object_size"
+		}
+	}
+	if d.Store && len(h["Vary"]) > 0 && varyProblem(h) != "" {
+		d.Store = false
+	}
+	if v := len(varyNames(h)); v > maxVary {
+		c.problem("origin varies on too many headers", zap.String("property", j.prop), zap.Int("headers", v))
+	}
+	j.decision, j.reqTime, j.header = d, reqT, h.Clone()
+	ch := h.Clone()
+	stripCacheHeaders(ch)
+	f.mu.Lock()
+	f.status, f.header, f.declared = code, ch, declared
+	f.shared, f.storing = d.Store, d.Store
+	f.mu.Unlock()
+	f.mode = modeStream
+	if d.Store {
+		f.cstatus = "Edge; fwd=" + j.fwd + "; stored; ttl=" + strconv.FormatInt(int64(d.Lifetime/time.Second), 10)
+	} else {
+		f.cstatus = "Edge; fwd=" + j.fwd + "; detail=" + strings.ReplaceAll(d.Reason, " ", "-")
+		if !requestMadeIt(d.Reason) {
+			c.pass.Set(f.key, struct{}{})
+		}
+		c.unregister(f)
+		if f.base != nil {
+			c.remove(f.base.Key) // the origin no longer lets it be stored
+		}
+	}
+	f.setMode()
+	return true
+}
+
+// staleIfError tells whether base may answer for an origin error (RFC 5861
+// §4): within its stale-if-error window, or the request's, and not under
+// must-revalidate.
+func (c *Cache) staleIfError(f *fill, base *object, now time.Time) bool {
+	if base.Revalidate {
+		return false
+	}
+	window := base.SIE
+	if rd := requestDirectives(f.job.req.Header); rd.sie >= 0 {
+		window = max(window, seconds(rd.sie))
+	}
+	return window > 0 && -base.ttl(now) <= window
+}
+
+// revalidated builds the object a 304 refreshes (RFC 9111 §4.3.4): the
+// stored head updated with the 304's fields, the same body; it is stored
+// when the updated head still allows it.
+func (c *Cache) revalidated(f *fill, base *object, h http.Header, reqT, now time.Time) *object {
+	merged := base.Header.Clone()
+	for k, v := range h {
+		switch k {
+		case "Content-Length", "Content-Encoding", "Transfer-Encoding", "Content-Range", "Connection", "Keep-Alive",
+			"Etag", "Content-Md5", "Te", "Upgrade", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authentication-Info", "Proxy-Authorization":
+			continue
+		}
+		merged[k] = v
+	}
+	for _, k := range cacheOnlyHeaders {
+		delete(merged, k)
+	}
+	tags := base.Tags
+	if t := parseTags(h); t != nil {
+		tags = t
+	}
+	d := Decide(http.MethodGet, f.job.req.Header, base.Status, mergedWithCacheHeaders(merged, h), now, f.job.policy)
+	o := c.newObject(base.Key, base.Status, merged, base.body, reqT, now, d, tags)
+	o.seal()
+	if d.Store {
+		c.put(o)
+	} else {
+		c.remove(base.Key)
+	}
+	return o
+}
+
+// mergedWithCacheHeaders puts the cache-only fields of h back for the
+// policy (CDN-Cache-Control decides; it is not stored).
+func mergedWithCacheHeaders(merged, h http.Header) http.Header {
+	if v, ok := h["Cdn-Cache-Control"]; ok {
+		m := merged.Clone()
+		m["Cdn-Cache-Control"] = v
+		return m
+	}
+	return merged
+}
+
+// newObject builds an object from a response head and body.
+func (c *Cache) newObject(key string, status int, h http.Header, body []byte, reqT, respT time.Time, d Decision, tags []string) *object {
+	for k, v := range h {
+		h[k] = slices.Clip(v) // an Add by a later writer must copy, never write into the stored array
+	}
+	return &object{Key: key, Status: status, Header: h, body: body,
+		RequestTime: reqT.UnixNano(), ResponseTime: respT.UnixNano(),
+		Date:     parseDate(h.Get("Date"), respT).UnixNano(),
+		AgeValue: parseAge(h["Age"]),
+		Lifetime: d.Lifetime, SWR: d.SWR, SIE: d.SIE, Revalidate: d.Revalidate, NoCache: d.NoCache, Tags: tags}
+}
+
+// store keeps a complete fill under its key (a variant key when the
+// response varies, with the marker at the primary key).
+func (c *Cache) store(f *fill, body []byte) {
+	j := f.job
+	h := j.header
+	tags := parseTags(h)
+	for _, k := range append(slices.Clone(cacheOnlyHeaders), j.decision.Strip...) {
+		delete(h, k)
+	}
+	for _, k := range []string{"Connection", "Keep-Alive", "Transfer-Encoding", "Proxy-Connection", "Te", "Trailer", "Upgrade"} {
+		delete(h, k)
+	}
+	key := j.primary
+	if names := varyNames(j.header); len(names) > 0 {
+		m := c.get(j.primary)
+		if m == nil || !m.Marker || !slices.Equal(m.Vary, names) {
+			m = &object{Key: j.primary, Marker: true, Vary: names, Gen: c.gen.Add(1), ResponseTime: c.now().UnixNano()}
+			c.put(m)
+		}
+		key = string(secondaryKey([]byte(j.primary), m.Gen, names, j.req.Header))
+	}
+	o := c.newObject(key, f.status, h, body, j.reqTime, c.now(), j.decision, tags)
+	c.pass.Invalidate(f.key)
+	c.put(o)
+}
+
+// parseTags reads Surrogate-Key and Cache-Tag (space or comma separated).
+func parseTags(h http.Header) []string {
+	var out []string
+	for _, k := range []string{"Surrogate-Key", "Cache-Tag"} {
+		for _, line := range h[k] {
+			for _, t := range strings.FieldsFunc(line, func(r rune) bool { return r == ' ' || r == ',' || r == '\t' }) {
+				if !slices.Contains(out, t) {
+					out = append(out, t)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// requestMadeIt tells reasons that come from the request, not the
+// response: they say nothing about the next request for the key.
+func requestMadeIt(reason string) bool {
+	return reason == "request no-store" || reason == "authorization"
+}

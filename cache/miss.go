@@ -1,0 +1,158 @@
+package cache
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/edge-cdn/edge/property"
+	"go.uber.org/zap"
+)
+
+// miss answers r through the fill of its key: it joins the fill in flight
+// or starts one. base is the stale object to revalidate, or nil.
+func (c *Cache) miss(w http.ResponseWriter, r *http.Request, p *property.Property, upstream http.Handler,
+	primary, fkey string, base *object, fwd string) {
+	if _, pass := c.pass.GetIfPresent(fkey); pass {
+		// The last response for this key was not storable: do not queue
+		// behind another request, but store the response if it now is.
+		f := c.newFill(r, p, upstream, primary, fkey, base, fwd)
+		pos, _ := f.join()
+		c.start(f)
+		c.follow(w, r, f, pos, true, upstream, fwd)
+		return
+	}
+	c.fillsMu.Lock()
+	f, running := c.fills[fkey]
+	if !running {
+		f = c.newFill(r, p, upstream, primary, fkey, base, fwd)
+		c.fills[fkey] = f
+	}
+	c.fillsMu.Unlock()
+	pos, ok := f.join()
+	if !ok {
+		c.passThrough(w, r, upstream, "Edge; fwd="+fwd)
+		return
+	}
+	if !running {
+		c.start(f)
+	}
+	c.follow(w, r, f, pos, !running, upstream, fwd)
+}
+
+// refresh starts a background fill of key unless one runs already: a
+// stale-while-revalidate refresh (base set) or the fetch of a full object
+// for a Range miss.
+func (c *Cache) refresh(r *http.Request, p *property.Property, upstream http.Handler, primary string, base *object) {
+	fkey := primary
+	if base != nil {
+		fkey = base.Key
+	}
+	c.fillsMu.Lock()
+	if _, running := c.fills[fkey]; running {
+		c.fillsMu.Unlock()
+		return
+	}
+	f := c.newFill(r, p, upstream, primary, fkey, base, "stale")
+	c.fills[fkey] = f
+	c.fillsMu.Unlock()
+	c.start(f)
+}
+
+// unregister removes f from the fills, if it is still the one for its key.
+func (c *Cache) unregister(f *fill) {
+	c.fillsMu.Lock()
+	if c.fills[f.key] == f {
+		delete(c.fills, f.key)
+	}
+	c.fillsMu.Unlock()
+}
+
+// newFill prepares the fill of fkey: the request sent upstream is r as a
+// plain GET, without the client's validators and range, with the stored
+// object's validators when one is revalidated, and with a context that
+// keeps r's values but not its cancellation.
+func (c *Cache) newFill(r *http.Request, p *property.Property, upstream http.Handler, primary, fkey string, base *object, fwd string) *fill {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	req := r.Clone(ctx)
+	req.Method = http.MethodGet
+	req.Body, req.ContentLength, req.GetBody = http.NoBody, 0, nil
+	for _, k := range []string{"If-None-Match", "If-Modified-Since", "Range", "If-Range"} {
+		delete(req.Header, k)
+	}
+	if base != nil {
+		if e := base.etag(); e != "" {
+			req.Header.Set("If-None-Match", e)
+		}
+		if lm := base.lastModified(); lm != "" {
+			req.Header.Set("If-Modified-Since", lm)
+		}
+	}
+	return &fill{c: c, key: fkey, base: base, cancel: cancel, head: make(chan struct{}),
+		readers: map[*int64]struct{}{}, wake: make(chan struct{}), declared: -1,
+		job: &fillJob{req: req, upstream: upstream, prop: p.Name, primary: primary, policy: policyOf(p), fwd: fwd}}
+}
+
+// fillJob is what a fill's goroutine needs.
+type fillJob struct {
+	req      *http.Request
+	upstream http.Handler
+	prop     string
+	primary  string
+	policy   Policy
+	fwd      string
+	decision Decision
+	reqTime  time.Time
+	header   http.Header // the origin's head, as stored
+}
+
+func policyOf(p *property.Property) Policy {
+	return Policy{DefaultTTL: p.Cache.DefaultTTL, MaxObjectSize: p.Cache.MaxObjectSize,
+		StaleWhileRevalidate: p.Cache.StaleWhileRevalidate, StaleIfError: p.Cache.StaleIfError}
+}
+
+func (c *Cache) maxSize(f *fill) int64 { return f.job.policy.MaxObjectSize }
+
+// start runs the fill on a goroutine the Cache owns; Close cancels it.
+func (c *Cache) start(f *fill) {
+	stop := context.AfterFunc(c.ctx, f.cancel)
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer stop()
+		defer f.cancel()
+		defer c.unregister(f)
+		c.run(f)
+	}()
+}
+
+// run calls upstream and stores what may be stored.
+func (c *Cache) run(f *fill) {
+	j := f.job
+	j.reqTime = c.now()
+	fw := &fillWriter{f: f, ctx: j.req.Context(), h: http.Header{}, reqT: j.reqTime}
+	failed := false
+	func() {
+		defer func() {
+			if v := recover(); v != nil {
+				failed = true
+				if v != http.ErrAbortHandler {
+					c.log.Error("cache: upstream panicked during a fill", zap.String("property", j.prop), zap.Any("panic", v))
+				}
+			}
+		}()
+		j.upstream.ServeHTTP(fw, j.req)
+	}()
+	if !fw.wrote {
+		// Upstream wrote nothing: an error, as a 502 would be.
+		fw.h = http.Header{}
+		fw.WriteHeader(http.StatusBadGateway)
+		failed = false
+	}
+	// A fill cancelled (Close, or nobody left to read it) is cut short.
+	body, store := f.finish(failed || fw.err != nil || j.req.Context().Err() != nil)
+	if store {
+		c.store(f, body)
+	}
+	f.close()
+}

@@ -1,0 +1,267 @@
+package cache
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/edge-cdn/edge/property"
+)
+
+// Purge is one purge request (SPEC §11, POST /api/v1/cache/purge). It is
+// JSON as the API takes it, so a fleet can pass it between nodes as is.
+// Applying one twice does no more than applying it once: it affects only
+// objects stored before Time, so a purge replayed by a node that was down
+// spares what was fetched after it.
+type Purge struct {
+	// ID names the purge for a fleet's bookkeeping; the cache ignores it.
+	ID       string   `json:"id,omitempty"`
+	Property string   `json:"property,omitempty"` // "" with URLs, prefixes or tags: every property
+	URLs     []string `json:"urls,omitempty"`     // absolute: https://host/path?query
+	Prefixes []string `json:"prefixes,omitempty"` // absolute URL prefixes
+	Tags     []string `json:"tags,omitempty"`     // Surrogate-Key / Cache-Tag values
+	All      bool     `json:"all,omitempty"`      // everything (of Property, when set)
+	// Soft marks objects stale (served stale while revalidated) instead of
+	// removing them. On the disk tier a soft purge removes.
+	Soft bool `json:"soft,omitempty"`
+	// Time is when the purge was made; zero means now.
+	Time time.Time `json:"time,omitzero"`
+}
+
+// PurgeResult says how many objects a purge affected.
+type PurgeResult struct {
+	Purged int `json:"purged"`
+}
+
+const (
+	purgeURL = iota
+	purgePrefix
+	purgeTag
+	purgeProperty
+	purgeAll
+	numPurgeKinds
+)
+
+var purgeKindNames = [numPurgeKinds]string{"url", "prefix", "tag", "property", "all"}
+
+// ErrBadPurge wraps every problem of a purge request.
+var ErrBadPurge = errors.New("bad purge request")
+
+// Validate checks a purge request before it is applied or sent to a fleet.
+func (p *Purge) Validate() error {
+	if !p.All && len(p.URLs) == 0 && len(p.Prefixes) == 0 && len(p.Tags) == 0 && p.Property == "" {
+		return fmt.Errorf("%w: give urls, prefixes, tags, a property or all", ErrBadPurge)
+	}
+	if p.Property != "" && !property.NamePattern.MatchString(p.Property) {
+		return fmt.Errorf("%w: property %q is not a property name", ErrBadPurge, p.Property)
+	}
+	for _, list := range [][]string{p.URLs, p.Prefixes} {
+		for _, s := range list {
+			if _, err := parsePurgeURL(s); err != nil {
+				return err
+			}
+		}
+	}
+	for _, t := range p.Tags {
+		if t == "" || strings.ContainsAny(t, " ,\t") {
+			return fmt.Errorf("%w: tag %q must be one word", ErrBadPurge, t)
+		}
+	}
+	return nil
+}
+
+func parsePurgeURL(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("%w: %q is not an absolute http(s) URL", ErrBadPurge, s)
+	}
+	return u, nil
+}
+
+// Purge applies p to every tier and reports how many objects it affected.
+func (c *Cache) Purge(p Purge) (PurgeResult, error) {
+	if err := p.Validate(); err != nil {
+		return PurgeResult{}, err
+	}
+	before := p.Time
+	if before.IsZero() {
+		before = c.now()
+	}
+	bn := before.UnixNano()
+	var match func(key string, tags []string) bool
+	kind := purgeAll
+	switch {
+	case len(p.URLs) > 0 || len(p.Prefixes) > 0 || len(p.Tags) > 0:
+		match = c.selector(p)
+		kind = purgeTag
+		if len(p.URLs) > 0 {
+			kind = purgeURL
+		} else if len(p.Prefixes) > 0 {
+			kind = purgePrefix
+		}
+	case p.Property != "":
+		prefix := p.Property + sepField
+		match = func(key string, _ []string) bool { return strings.HasPrefix(key, prefix) }
+		kind = purgeProperty
+	default:
+		match = func(string, []string) bool { return true }
+	}
+	var n int
+	if kind == purgeURL && len(p.Prefixes) == 0 && len(p.Tags) == 0 && !p.Soft && c.knows(p.Property) {
+		n = c.purgeURLs(p, bn)
+	} else {
+		n = c.purgeMatching(match, bn, p.Soft)
+	}
+	c.stats.purges[kind].Add(1)
+	return PurgeResult{Purged: n}, nil
+}
+
+// selector matches keys by URL, prefix or tag, within p.Property if set.
+func (c *Cache) selector(p Purge) func(key string, tags []string) bool {
+	var exact, prefixes []string // host \x00 path?query, without the property
+	for _, s := range p.URLs {
+		u, _ := parsePurgeURL(s)
+		exact = append(exact, c.hostPath(p.Property, u)...)
+	}
+	for _, s := range p.Prefixes {
+		u, _ := parsePurgeURL(s)
+		prefixes = append(prefixes, string(appendHost(nil, u.Host))+sepField+u.EscapedPath())
+	}
+	return func(key string, tags []string) bool {
+		name, rest, _ := strings.Cut(key, sepField)
+		if p.Property != "" && name != p.Property {
+			return false
+		}
+		prim := primaryOf(rest)
+		if slices.Contains(exact, prim) {
+			return true
+		}
+		for _, pre := range prefixes {
+			if strings.HasPrefix(prim, pre) {
+				return true
+			}
+		}
+		for _, t := range p.Tags {
+			if slices.Contains(tags, t) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// hostPath gives the key part after the property for URL u, under each
+// query mode in use by the named property (or by any property).
+func (c *Cache) hostPath(name string, u *url.URL) []string {
+	var out []string
+	add := func(p *property.Property) {
+		k := string(primaryKey(nil, p, &http.Request{Host: u.Host, URL: u}))
+		k = k[len(p.Name)+1:]
+		if !slices.Contains(out, k) {
+			out = append(out, k)
+		}
+	}
+	found := false
+	c.props.Range(func(k, v any) bool {
+		if name == "" || k.(string) == name {
+			add(v.(*property.Property))
+			found = true
+		}
+		return true
+	})
+	if !found {
+		add(&property.Property{Name: name})
+	}
+	return out
+}
+
+// purgeMatching removes (or, soft, marks stale) every object stored before
+// bn whose key and tags match; it returns how many it found.
+func (c *Cache) purgeMatching(match func(key string, tags []string) bool, bn int64, soft bool) int {
+	seen := map[string]bool{}
+	for _, t := range c.tiers() {
+		var keys []string
+		t.each(func(key string, tags []string, stored int64) bool {
+			if stored < bn && match(key, tags) {
+				keys = append(keys, key)
+			}
+			return true
+		})
+		for _, k := range keys {
+			seen[k] = true
+			if soft && t == tier(c.mem) {
+				if o := c.mem.get(k); o != nil {
+					o.softPurged.Store(true)
+				}
+				continue
+			}
+			t.remove(k)
+		}
+	}
+	return len(seen)
+}
+
+func (c *Cache) tiers() []tier {
+	if c.disk != nil {
+		return []tier{c.mem, c.disk}
+	}
+	return []tier{c.mem}
+}
+
+// DropProperty removes every object of the named property (a property was
+// removed from the node) and forgets its figures.
+func (c *Cache) DropProperty(name string) int {
+	prefix := name + sepField
+	n := c.purgeMatching(func(key string, _ []string) bool { return strings.HasPrefix(key, prefix) }, int64(1)<<62, false)
+	c.props.Delete(name)
+	return n
+}
+
+// purgeURLs removes the objects (or variant markers, which makes their
+// variants unreachable) at the URLs' primary keys without a scan.
+func (c *Cache) purgeURLs(p Purge, bn int64) int {
+	n := 0
+	for _, s := range p.URLs {
+		u, _ := parsePurgeURL(s)
+		c.props.Range(func(k, v any) bool {
+			if p.Property != "" && k.(string) != p.Property {
+				return true
+			}
+			key := string(primaryKey(nil, v.(*property.Property), &http.Request{Host: u.Host, URL: u}))
+			if o := c.get(key); o != nil && o.ResponseTime < bn {
+				c.remove(key)
+				n++
+			}
+			return true
+		})
+	}
+	return n
+}
+
+// knows tells whether the query settings of the named property (or of any,
+// for "") are known, so that a URL's key can be built without a scan.
+func (c *Cache) knows(name string) bool {
+	if name != "" {
+		_, ok := c.props.Load(name)
+		return ok
+	}
+	known := false
+	c.props.Range(func(any, any) bool { known = true; return false })
+	return known
+}
+
+// SetProperties tells the cache the properties of the node, so that purges
+// applied before they serve (a fleet replay at start) build their keys with
+// the right query settings. Call it at start and on every reload; removed
+// properties are dropped with DropProperty.
+func (c *Cache) SetProperties(props []*property.Property) {
+	for _, p := range props {
+		if p != nil && p.Cache.Enabled {
+			c.props.Store(p.Name, p)
+		}
+	}
+}

@@ -1,0 +1,214 @@
+package cache
+
+import (
+	"net/http"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/edge-cdn/edge/property"
+)
+
+// Serve answers r for property p from the cache, or through upstream, an
+// http.Handler that forwards a request to the origin and writes the
+// origin's response (a 502 or 504 when it cannot). A property without
+// cache.enabled goes straight to upstream.
+func (c *Cache) Serve(w http.ResponseWriter, r *http.Request, p *property.Property, upstream http.Handler) {
+	if p == nil || !p.Cache.Enabled || c.closed.Load() {
+		upstream.ServeHTTP(w, r)
+		return
+	}
+	st := c.stats.of(p.Name)
+	if v, ok := c.props.Load(p.Name); !ok || v.(*property.Property) != p {
+		c.props.Store(p.Name, p)
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		c.serveUnsafe(w, r, p, upstream, st)
+		return
+	}
+	if bypassRequest(r) {
+		st.bypass.Add(1)
+		c.passThrough(w, r, upstream, "Edge; fwd=bypass")
+		return
+	}
+	kb := keyPool.Get().(*[]byte)
+	defer keyPool.Put(kb)
+	*kb = primaryKey((*kb)[:0], p, r)
+	// The key is only looked up here; it is copied before anything keeps it.
+	key := unsafe.String(unsafe.SliceData(*kb), len(*kb))
+	rd := requestDirectives(r.Header)
+	now := c.now()
+	obj, marker := c.lookup(key, r.Header, kb)
+	var lookupKey string // the key of obj (or of the variant sought)
+	if marker != nil {
+		lookupKey = unsafe.String(unsafe.SliceData(*kb), len(*kb))
+	} else {
+		lookupKey = key
+	}
+	if obj != nil {
+		switch c.usable(obj, &rd, now) {
+		case useFresh:
+			st.hits.Add(1)
+			st.servedBytes.Add(int64(len(obj.body)))
+			c.serveObject(w, r, obj, now, "")
+			return
+		case useStale:
+			st.stale.Add(1)
+			st.servedBytes.Add(int64(len(obj.body)))
+			c.serveObject(w, r, obj, now, "")
+			return
+		case useStaleRefresh:
+			st.stale.Add(1)
+			st.servedBytes.Add(int64(len(obj.body)))
+			c.refresh(r, p, upstream, primaryCopy(key), obj)
+			c.serveObject(w, r, obj, now, "")
+			return
+		}
+	}
+	if rd.onlyIfCached {
+		st.misses.Add(1)
+		w.Header().Set("Cache-Status", "Edge; fwd=miss; detail=only-if-cached")
+		w.Header().Set("Age", "0")
+		w.WriteHeader(http.StatusGatewayTimeout)
+		return
+	}
+	if r.Method == http.MethodHead && obj == nil {
+		st.bypass.Add(1)
+		c.passThrough(w, r, upstream, "Edge; fwd=uri-miss")
+		return
+	}
+	if len(r.Header["Range"]) > 0 && obj == nil {
+		// Ranges are served from full objects: fetch the object in the
+		// background and pass this request through meanwhile.
+		st.misses.Add(1)
+		c.refresh(r, p, upstream, primaryCopy(key), nil)
+		c.passThrough(w, r, upstream, "Edge; fwd=uri-miss")
+		return
+	}
+	fwd := "uri-miss"
+	switch {
+	case obj != nil && (rd.noCache || rd.maxAge >= 0):
+		fwd = "request"
+	case obj != nil:
+		fwd = "stale"
+	case marker != nil:
+		fwd = "vary-miss"
+	}
+	if obj != nil {
+		st.revalidated.Add(1)
+	} else {
+		st.misses.Add(1)
+	}
+	c.miss(w, r, p, upstream, primaryCopy(key), primaryCopy(lookupKey), obj, fwd)
+}
+
+var keyPool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+
+func primaryCopy(k string) string { return string([]byte(k)) }
+
+// bypassRequest tells requests the cache does not answer: upgrades and
+// preconditions it does not evaluate.
+func bypassRequest(r *http.Request) bool {
+	h := r.Header
+	return len(h["Upgrade"]) > 0 || len(h["If-Match"]) > 0 || len(h["If-Unmodified-Since"]) > 0
+}
+
+// lookup finds the object for key and the request header rh, following a
+// variant marker; kb then holds the variant key.
+func (c *Cache) lookup(key string, rh http.Header, kb *[]byte) (obj, marker *object) {
+	o := c.get(key)
+	if o == nil || !o.Marker {
+		return o, nil
+	}
+	*kb = secondaryKey(*kb, o.Gen, o.Vary, rh)
+	vkey := unsafe.String(unsafe.SliceData(*kb), len(*kb))
+	return c.get(vkey), o
+}
+
+type use int
+
+const (
+	useRevalidate use = iota
+	useFresh
+	useStale        // stale, allowed by max-stale
+	useStaleRefresh // stale within stale-while-revalidate
+)
+
+// usable decides how a stored object may answer a request with directives
+// rd at now (RFC 9111 §4, §4.2.4; RFC 5861 §3).
+func (c *Cache) usable(o *object, rd *directives, now time.Time) use {
+	if rd.noCache || o.NoCache {
+		return useRevalidate
+	}
+	age := o.age(now)
+	ttl := o.ttl(now)
+	if rd.maxAge >= 0 && age > seconds(rd.maxAge) {
+		return useRevalidate
+	}
+	if ttl > 0 && (rd.minFresh < 0 || ttl >= seconds(rd.minFresh)) {
+		return useFresh
+	}
+	if o.Revalidate {
+		return useRevalidate
+	}
+	if rd.maxStaleAny || (rd.maxStale >= 0 && -ttl <= seconds(rd.maxStale)) {
+		return useStale
+	}
+	if o.SWR > 0 && -ttl <= o.SWR && rd.minFresh < 0 && rd.maxAge < 0 {
+		return useStaleRefresh
+	}
+	return useRevalidate
+}
+
+// passThrough forwards r to upstream, marking the response.
+func (c *Cache) passThrough(w http.ResponseWriter, r *http.Request, upstream http.Handler, status string) {
+	upstream.ServeHTTP(&markWriter{ResponseWriter: w, status: status}, r)
+}
+
+// markWriter adds Cache-Status and Age and drops the headers meant for the
+// cache only, on a response the cache does not keep.
+type markWriter struct {
+	http.ResponseWriter
+	status string
+	code   int
+}
+
+func (m *markWriter) WriteHeader(code int) {
+	if code >= 200 && m.code == 0 {
+		m.code = code
+		h := m.Header()
+		stripCacheHeaders(h)
+		h.Set("Cache-Status", m.status)
+		if len(h["Age"]) == 0 {
+			h["Age"] = ageZero
+		}
+	}
+	m.ResponseWriter.WriteHeader(code)
+}
+
+func (m *markWriter) Write(p []byte) (int, error) {
+	if m.code == 0 {
+		m.WriteHeader(http.StatusOK)
+	}
+	return m.ResponseWriter.Write(p)
+}
+
+func (m *markWriter) Flush() {
+	if m.code == 0 {
+		m.WriteHeader(http.StatusOK)
+	}
+	http.NewResponseController(m.ResponseWriter).Flush()
+}
+
+func (m *markWriter) Unwrap() http.ResponseWriter { return m.ResponseWriter }
+
+var ageZero = []string{"0"}
+
+// stripCacheHeaders removes the headers addressed to the cache alone.
+func stripCacheHeaders(h http.Header) {
+	for _, k := range cacheOnlyHeaders {
+		delete(h, k)
+	}
+}
+
+var cacheOnlyHeaders = []string{"Surrogate-Key", "Cache-Tag", "Cdn-Cache-Control", "Surrogate-Control"}
