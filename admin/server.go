@@ -50,6 +50,8 @@ type Config struct {
 	// Degraded returns the checks that, failing, leave the node ready but
 	// degraded (an unreachable store: the node serves from memory).
 	Degraded func(ctx context.Context) map[string]error
+	// Cache is the node's cache; nil: the cache endpoints answer 501.
+	Cache Cache
 	// Backup writes a consistent copy of the store.
 	Backup func(w io.Writer) (int64, error)
 	// OriginHealth reports the health of a property's origins by URL.
@@ -89,6 +91,8 @@ func Handler(c Config) http.Handler {
 	api.HandleFunc("GET /api/v1/properties/{name}", a.getProperty)
 	api.HandleFunc("GET /api/v1/events", a.listEvents)
 	api.HandleFunc("GET /api/v1/backup", a.backup)
+	api.HandleFunc("POST /api/v1/cache/purge", a.purgeCache)
+	api.HandleFunc("GET /api/v1/cache", a.cacheStats)
 	// Profiling a live node (issue 6), behind the same token.
 	api.HandleFunc("GET /debug/pprof/", pprof.Index)
 	api.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
@@ -145,7 +149,12 @@ func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
 	if !ready {
 		code = http.StatusServiceUnavailable
 	}
-	writeJSON(w, code, map[string]any{"ready": ready, "degraded": len(degraded) > 0, "checks": checks})
+	body := map[string]any{"ready": ready, "degraded": len(degraded) > 0, "checks": checks}
+	if a.c.Cache != nil {
+		s := a.c.Cache.Stats()
+		body["cache"] = map[string]any{"memory": s.Memory, "disk": s.Disk, "memory_size": s.MemorySize, "disk_size": s.DiskSize}
+	}
+	writeJSON(w, code, body)
 }
 
 // writeJSON writes v with status code.

@@ -76,6 +76,10 @@ func New(certs CertificateLister) *Metrics {
 }
 
 // Handler serves the Prometheus text format.
+// Registerer is where other parts of the node (the cache) register their
+// collectors.
+func (m *Metrics) Registerer() prometheus.Registerer { return m.reg }
+
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }

@@ -40,6 +40,16 @@ type Config struct {
 	Challenge   ChallengeResponder // nil: no challenges answered
 	Observer    Observer           // nil: none
 	PassiveRest time.Duration      // how long a failed origin rests; 0: 10s
+	// Cache, when set, answers the requests of properties with
+	// cache.enabled, calling upstream for what it cannot serve.
+	Cache Cache
+}
+
+// Cache is a shared HTTP cache in front of a property's origins. upstream
+// forwards a request to the origins and writes their response (a 502 or
+// 504 when they fail).
+type Cache interface {
+	Serve(w http.ResponseWriter, r *http.Request, p *property.Property, upstream http.Handler)
 }
 
 // Server routes requests to properties. Make one with New.

@@ -76,6 +76,10 @@ func (st *site) serve(w *recorder, r *http.Request, req *request) {
 		r.Body = req.body
 	}
 	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, req))
+	if c := st.s.cfg.Cache; c != nil && st.prop.Cache.Enabled {
+		c.Serve(w, r, st.prop, st.rp)
+		return
+	}
 	st.rp.ServeHTTP(w, r)
 }
 

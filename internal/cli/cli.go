@@ -60,6 +60,7 @@ commands:
   property list|show         properties of the running node
   events                     recent events of the running node
   backup FILE                save a consistent copy of the running node's store
+  cache purge|stats          purge the running node's (and fleet's) cache; its figures
   store migrate --to etcd|bbolt   copy the bbolt store into etcd, or back
   version                    print the version
   help                       print this text
@@ -82,6 +83,7 @@ var topCommands = map[string]topCommand{
 	"property":  runAPI,
 	"events":    runAPI,
 	"backup":    runAPI,
+	"cache":     runAPI,
 	"version":   runVersion,
 	"--version": runVersion,
 	"help":      runHelp,

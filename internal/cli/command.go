@@ -26,6 +26,8 @@ const cliUsage = `usage:
   edge property show NAME [--json]
   edge events [--since TIME|SEQ] [--json]
   edge backup FILE
+  edge cache purge [--property P] [--url U ...] [--prefix P ...] [--tag T ...] [--all] [--soft] [--json]
+  edge cache stats [--json]
 Every command takes --config FILE and talks to the running node's admin API.
 `
 
@@ -101,6 +103,8 @@ type apiCommand func(ctx context.Context, c *cliCmd, args []string, stdout io.Wr
 
 // apiCommands is the table of the commands that talk to a running node.
 var apiCommands = map[string]apiCommand{
+	"cache purge":      cmdCachePurge,
+	"cache stats":      cmdCacheStats,
 	"cert list":        cmdCertList,
 	"cert show":        cmdCertShow,
 	"cert versions":    cmdCertVersions,

@@ -55,6 +55,7 @@ func (c *checker) check(cfg *Config) {
 	c.notify(cfg)
 	c.log(cfg)
 	c.limits(cfg)
+	c.cache(cfg)
 }
 
 func (c *checker) node(cfg *Config) {
@@ -185,5 +186,22 @@ func (c *checker) limits(cfg *Config) {
 	}
 	if n := cfg.Limits.MaxHeaderBytes; n < 4096 || n > 1<<20 {
 		c.fail("limits.max_header_bytes", "%d must be between 4096 and 1048576", n)
+	}
+}
+
+func (c *checker) cache(cfg *Config) {
+	var err error
+	if cfg.Cache.MemoryBytes, err = property.ParseSize(cfg.Cache.MemorySize); err != nil {
+		c.fail("cache.memory_size", "%v", err)
+	} else if cfg.Cache.MemoryBytes < 1<<20 {
+		c.fail("cache.memory_size", "%s is less than 1MiB: a memory tier that small holds almost nothing", cfg.Cache.MemorySize)
+	}
+	if cfg.Cache.DiskBytes, err = property.ParseSize(cfg.Cache.DiskSize); err != nil {
+		c.fail("cache.disk_size", "%v", err)
+	}
+	if cfg.Cache.Dir == "" {
+		cfg.Cache.Dir = filepath.Join(cfg.DataDir, "cache")
+	} else {
+		cfg.Cache.Dir = ResolvePath(filepath.Dir(c.file), cfg.Cache.Dir)
 	}
 }

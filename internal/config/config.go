@@ -22,6 +22,7 @@ type Config struct {
 	Admin         AdminConfig     `mapstructure:"admin"`
 	Log           LogConfig       `mapstructure:"log"`
 	Limits        LimitsConfig    `mapstructure:"limits"`
+	Cache         CacheConfig     `mapstructure:"cache"`
 
 	file string // the file it was read from
 }
@@ -104,6 +105,17 @@ type LogConfig struct {
 	Level  string `mapstructure:"level"`
 	Format string `mapstructure:"format"`
 	Access bool   `mapstructure:"access"`
+}
+
+// CacheConfig is the node's shared cache (SPEC §11). Sizes are strings
+// such as 256MiB, read into the Bytes fields by the checks.
+type CacheConfig struct {
+	MemorySize string `mapstructure:"memory_size"`
+	DiskSize   string `mapstructure:"disk_size"`
+	Dir        string `mapstructure:"dir"`
+
+	MemoryBytes int64 `mapstructure:"-"`
+	DiskBytes   int64 `mapstructure:"-"`
 }
 
 // LimitsConfig bounds what clients may cost the node (an extension of

@@ -46,4 +46,7 @@ var defaults = map[string]any{
 	"limits.idle_timeout":        "120s",
 	"limits.max_header_bytes":    64 << 10,
 	"limits.shutdown_timeout":    "30s",
+	"cache.memory_size":          "256MiB",
+	"cache.disk_size":            "0",
+	"cache.dir":                  "",
 }

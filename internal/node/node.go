@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/edge-cdn/edge/cache"
 	"github.com/edge-cdn/edge/cert"
 	"github.com/edge-cdn/edge/events"
 	"github.com/edge-cdn/edge/internal/config"
@@ -44,6 +45,8 @@ type node struct {
 	proxy     *proxy.Server
 	events    *events.Log
 	metrics   *metrics.Metrics
+	cache     *cache.Cache
+	purger    *purger
 	renewer   *renew.Renewer
 	table     atomic.Pointer[property.Table]
 	reload    chan struct{}
@@ -173,6 +176,10 @@ func (n *node) start(ctx context.Context, lns *listeners) (stop func(), err erro
 		stops = append(stops, acme.Close)
 	}
 	n.renewer = n.newRenewer(acme)
+	if err := n.openCache(ctx); err != nil {
+		return stop, err
+	}
+	stops = append(stops, func() { n.cache.Close() })
 	pcfg := proxy.Config{
 		Logger:       n.log,
 		NodeName:     n.cfg.Node.Name,
@@ -180,6 +187,7 @@ func (n *node) start(ctx context.Context, lns *listeners) (stop func(), err erro
 		AccessLogger: n.access,
 		HTTPSPort:    n.cfg.HTTPSRedirectPort(lns.https.Addr().(*net.TCPAddr).Port),
 		Observer:     n.metrics,
+		Cache:        n.cache,
 	}
 	if acme != nil {
 		pcfg.Challenge = acme
@@ -192,7 +200,8 @@ func (n *node) start(ctx context.Context, lns *listeners) (stop func(), err erro
 // startRenewals runs the renewal loop and the watches that follow the
 // store; the returned function waits for them after ctx is cancelled.
 func (n *node) startRenewals(ctx context.Context) (wait func()) {
-	done := make(chan struct{}, 3)
+	const workers = 4
+	done := make(chan struct{}, workers)
 	go func() {
 		defer func() { done <- struct{}{} }()
 		if !n.cfg.Renewal.Enabled {
@@ -203,8 +212,9 @@ func (n *node) startRenewals(ctx context.Context) (wait func()) {
 	}()
 	go func() { defer func() { done <- struct{}{} }(); n.watchCertificates(ctx) }()
 	go func() { defer func() { done <- struct{}{} }(); n.watchStore(ctx) }()
+	go func() { defer func() { done <- struct{}{} }(); n.purger.watch(ctx) }()
 	return func() {
-		for range 3 {
+		for range workers {
 			<-done
 		}
 	}
@@ -262,4 +272,27 @@ func (n *node) shutdown(ctx context.Context, servers []*http.Server) {
 		}
 	}
 	n.log.Info("stopped")
+}
+
+// openCache opens the shared cache (its disk tier indexed) and applies the
+// purges the fleet made while this node was away, before anything serves.
+func (n *node) openCache(ctx context.Context) error {
+	c := n.cfg.Cache
+	var err error
+	n.cache, err = cache.New(cache.Config{MemorySize: c.MemoryBytes, DiskSize: c.DiskBytes, Dir: c.Dir,
+		Logger: n.log, Registerer: n.metrics.Registerer()})
+	if err != nil {
+		return err
+	}
+	n.purger = &purger{cache: n.cache, node: n.cfg.Node.Name, log: n.log.Named("cache"), now: time.Now}
+	if e, ok := n.store.(*store.Etcd); ok {
+		n.purger.fleet = e
+	}
+	if err := n.purger.replay(ctx); err != nil {
+		// Serving from a disk tier that may hold purged objects is worse
+		// than starting cold.
+		n.log.Error("cannot read the fleet's purges; the cache starts empty", zap.Error(err))
+		n.cache.Purge(cache.Purge{All: true})
+	}
+	return nil
 }

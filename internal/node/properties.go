@@ -70,6 +70,7 @@ func (n *node) apply(ctx context.Context, t *property.Table) {
 	}
 	n.metrics.Reload(result)
 	n.log.Info("properties loaded", zap.Int("properties", len(t.Properties())), zap.Int("rejected", len(t.Rejected())))
+	n.dropCached(prev, t)
 	n.announce(ctx, prev, t)
 	n.renewer.PropertiesChanged(ctx, prev, t) // hostnames may have changed
 }
@@ -152,4 +153,16 @@ func (n *node) watchProperties() *fsnotify.Watcher {
 		}
 	}()
 	return w
+}
+
+// dropCached removes the cached objects of the properties that t no longer
+// has; a property whose settings changed keeps the objects still valid.
+func (n *node) dropCached(prev, t *property.Table) {
+	for _, p := range prev.Properties() {
+		if t.ByName(p.Name) == nil {
+			if k := n.cache.DropProperty(p.Name); k > 0 {
+				n.log.Info("property removed: its cached objects are dropped", zap.String("property", p.Name), zap.Int("objects", k))
+			}
+		}
+	}
 }

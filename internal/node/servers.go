@@ -22,7 +22,7 @@ func (n *node) servers(token string) []*http.Server {
 	adminHandler := admin.Handler(admin.Config{
 		Token: token, Certs: n.certs, Properties: n.table.Load, Events: n.events, Issuer: n.renewer,
 		Metrics: n.metrics.Handler(), Backup: backup, OriginHealth: n.proxy.OriginHealth,
-		Logger: n.log.Named("admin"), Ready: n.readiness, Degraded: n.degraded,
+		Logger: n.log.Named("admin"), Ready: n.readiness, Degraded: n.degraded, Cache: n.purger,
 	})
 	httpsSrv := n.httpServer(n.proxy.HTTPSHandler())
 	httpsSrv.TLSConfig = n.tls.ServerConfig()
