@@ -62,6 +62,7 @@ type Etcd struct {
 
 	mu      sync.Mutex // guards session and held; never held across a request
 	session *lease
+	closed  bool
 	held    map[string]heldLock
 	keepers sync.WaitGroup // the lease refresh goroutines
 }
@@ -169,7 +170,7 @@ func (e *Etcd) MaxTxnWrites() int { return e.maxOps }
 func (e *Etcd) Close() error {
 	e.mu.Lock()
 	l := e.session
-	e.session = nil
+	e.session, e.closed = nil, true
 	e.mu.Unlock()
 	if l != nil {
 		l.s.Orphan()

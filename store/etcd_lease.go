@@ -46,11 +46,16 @@ func (e *Etcd) sessionFor(ctx context.Context) (*lease, error) {
 			return nil, fmt.Errorf("store etcd: lease: %w", err)
 		}
 		l := &lease{s: s, lost: make(chan struct{})}
-		e.keepers.Add(1)
-		go e.keep(l, sent.Add(time.Duration(g.TTL)*time.Second))
 		e.mu.Lock()
+		if e.closed {
+			e.mu.Unlock()
+			s.Orphan()
+			return nil, errors.New("store etcd: closed")
+		}
 		e.session = l
+		e.keepers.Add(1)
 		e.mu.Unlock()
+		go e.keep(l, sent.Add(time.Duration(g.TTL)*time.Second))
 		return l, nil
 	})
 	select {
