@@ -95,11 +95,15 @@ func (e *Etcd) liveSession() *lease {
 // after the sending of the last refresh etcd answered. etcd counts from
 // the refresh's arrival, so lost closes before the server can expire the
 // lease, not after (the client library's keep-alive notices only after).
-// keep ends with the session (Close orphans it).
+// A tenth of LockTTL is taken off the deadline for the holder's own
+// scheduling delays and clock drift. keep ends with the session (Close
+// orphans it).
 func (e *Etcd) keep(l *lease, deadline time.Time) {
 	defer e.keepers.Done()
 	defer close(l.lost)
 	ttl := time.Duration(e.ttl) * time.Second
+	margin := ttl / 10
+	deadline = deadline.Add(-margin)
 	for {
 		t := time.NewTimer(min(ttl/3, time.Until(deadline)))
 		select {
@@ -117,7 +121,7 @@ func (e *Etcd) keep(l *lease, deadline time.Time) {
 		cancel()
 		switch {
 		case err == nil && resp.TTL > 0:
-			deadline = sent.Add(time.Duration(resp.TTL) * time.Second)
+			deadline = sent.Add(time.Duration(resp.TTL)*time.Second - margin)
 		case errors.Is(err, rpctypes.ErrLeaseNotFound):
 			return
 		}
