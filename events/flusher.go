@@ -33,7 +33,8 @@ type Log struct {
 	progress chan struct{} // closed (and replaced) each time done grows
 	waiters  []chan struct{}
 
-	kick     chan struct{} // wakes the flusher; capacity 1
+	kick     chan struct{} // Emit: wakes an idle flusher; capacity 1
+	urgent   chan struct{} // Flush: also cuts a backoff short; capacity 1
 	stop     chan struct{} // closed by Close: drain, then exit
 	stopOnce sync.Once
 	cancel   context.CancelFunc // aborts the flusher's store call
@@ -42,7 +43,7 @@ type Log struct {
 
 func newLog(st Store, opts Options) *Log {
 	return &Log{st: st, opts: opts, log: opts.Logger, progress: make(chan struct{}),
-		kick: make(chan struct{}, 1), stop: make(chan struct{}), exited: make(chan struct{})}
+		kick: make(chan struct{}, 1), urgent: make(chan struct{}, 1), stop: make(chan struct{}), exited: make(chan struct{})}
 }
 
 func (l *Log) start() {
@@ -74,9 +75,11 @@ func (l *Log) enqueue(ev Event) error {
 	return nil
 }
 
-func (l *Log) poke() {
+func (l *Log) poke() { signal(l.kick) }
+
+func signal(ch chan struct{}) {
 	select {
-	case l.kick <- struct{}{}:
+	case ch <- struct{}{}:
 	default:
 	}
 }
@@ -103,7 +106,7 @@ func (l *Log) Flush(ctx context.Context) error {
 		if done >= target {
 			return nil
 		}
-		l.poke()
+		signal(l.urgent)
 		select {
 		case <-progress:
 		case <-l.exited:
@@ -153,6 +156,8 @@ func (l *Log) run(ctx context.Context) {
 			select {
 			case <-l.kick:
 				continue
+			case <-l.urgent:
+				continue
 			case <-l.stop:
 				return
 			case <-ctx.Done():
@@ -175,13 +180,14 @@ func (l *Log) run(ctx context.Context) {
 			return
 		}
 		if !failing {
-			l.log.Warn("events wait in memory until the store answers", zap.Int("waiting", len(batch)), zap.Error(err))
+			waiting, _ := l.Pending()
+			l.log.Warn("events wait in memory until the store answers", zap.Int("waiting", waiting), zap.Error(err))
 		}
 		failing = true
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
-		case <-l.kick: // Flush: try now
+		case <-l.urgent: // Flush: try now (Emit does not cut the backoff)
 		case <-ctx.Done():
 			t.Stop()
 			return

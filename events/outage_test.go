@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -182,6 +183,11 @@ func TestEventsRideOutAnEtcdOutage(t *testing.T) {
 	}
 	_, l := open()
 	_, other := open()
+	recv := &receiver{secret: "s"}
+	srv := httptest.NewServer(recv)
+	defer srv.Close()
+	stopHooks := l.StartWebhooks([]Webhook{{URL: srv.URL, Secret: "s"}}, DeliveryOptions{RetryBase: 20 * time.Millisecond})
+	defer stopHooks()
 	_, _ = l.Emit(ctx, Event{Type: PropertyLoaded, Property: "0"})
 	if err := l.Flush(ctx); err != nil {
 		t.Fatal(err)
@@ -219,4 +225,8 @@ func TestEventsRideOutAnEtcdOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkSeqs(t, evs, 200)
+	// The webhook gets every event of the outage, in order, once.
+	waitFor(t, "200 deliveries", func() bool { return len(recv.events()) >= 200 })
+	time.Sleep(100 * time.Millisecond)
+	checkSeqs(t, recv.events(), 200)
 }

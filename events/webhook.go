@@ -127,14 +127,24 @@ func (w *worker) run(ctx context.Context, cursor uint64) {
 			w.log.Warn("webhook fell behind the kept events; some were never delivered",
 				zap.Uint64("missed_from", cursor+1), zap.Uint64("missed_to", evs[0].Seq-1))
 		}
+		// The cursor is saved after each delivery, and once a batch past
+		// events this webhook skips (other nodes', other types): not one
+		// store write per skipped event.
+		skipped := false
 		for _, ev := range evs {
-			if ev.Node == w.l.opts.Node && w.wants(ev.Type) && !w.deliver(ctx, ev) {
+			cursor = ev.Seq
+			if ev.Node != w.l.opts.Node || !w.wants(ev.Type) {
+				skipped = true
+				continue
+			}
+			if !w.deliver(ctx, ev) {
 				return // stopped
 			}
-			cursor = ev.Seq
-			if err := w.saveCursor(ctx, cursor); err != nil && ctx.Err() == nil {
-				w.log.Error("saving webhook cursor", zap.Error(err))
-			}
+			skipped = false
+			w.save(ctx, cursor)
+		}
+		if skipped {
+			w.save(ctx, cursor)
 		}
 		if len(evs) == 100 {
 			continue
@@ -233,6 +243,12 @@ func (w *worker) loadCursor(ctx context.Context) (uint64, error) {
 		return cursor, w.saveCursor(ctx, cursor)
 	}
 	return cursor, err
+}
+
+func (w *worker) save(ctx context.Context, c uint64) {
+	if err := w.saveCursor(ctx, c); err != nil && ctx.Err() == nil {
+		w.log.Error("saving webhook cursor", zap.Error(err))
+	}
 }
 
 func (w *worker) saveCursor(ctx context.Context, c uint64) error {

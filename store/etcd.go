@@ -10,7 +10,6 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/client/v3/concurrency"
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 )
@@ -62,8 +61,10 @@ type Etcd struct {
 	grants singleflight.Group // one lease grant at a time
 
 	mu      sync.Mutex // guards session and held; never held across a request
-	session *concurrency.Session
+	session *lease
+	closed  bool
 	held    map[string]heldLock
+	keepers sync.WaitGroup // the lease refresh goroutines
 }
 
 var (
@@ -168,16 +169,17 @@ func (e *Etcd) MaxTxnWrites() int { return e.maxOps }
 // OpTimeout, and disconnects.
 func (e *Etcd) Close() error {
 	e.mu.Lock()
-	s := e.session
-	e.session = nil
+	l := e.session
+	e.session, e.closed = nil, true
 	e.mu.Unlock()
-	if s != nil {
-		s.Orphan()
+	if l != nil {
+		l.s.Orphan()
 		ctx, cancel := e.op(context.Background())
-		_, _ = e.cli.Revoke(ctx, s.Lease()) // if etcd is down, the lease expires on its own
+		_, _ = e.cli.Revoke(ctx, l.s.Lease()) // if etcd is down, the lease expires on its own
 		cancel()
 	}
 	e.cancel()
+	e.keepers.Wait()
 	return e.cli.Close()
 }
 

@@ -139,8 +139,9 @@ func TestEtcdCallsHaveDeadlinesDuringAnOutage(t *testing.T) {
 		}
 	}()
 	time.Sleep(300 * time.Millisecond)
-	etcd.Stop()
 	stoppedAt := time.Now()
+	etcd.Stop()
+	t.Logf("etcd.Stop took %v", time.Since(stoppedAt).Round(time.Millisecond))
 	lostAfter := make(chan time.Duration, 1)
 	go func() {
 		select {
@@ -174,7 +175,7 @@ func TestEtcdCallsHaveDeadlinesDuringAnOutage(t *testing.T) {
 	if !ok {
 		t.Fatal("a lock whose lease lapsed is not reported lost")
 	}
-	t.Logf("lock reported lost %v after etcd stopped (lease %v)", d.Round(time.Millisecond), ttl)
+	t.Logf("lock reported lost %v after etcd began to stop (lease %v)", d.Round(time.Millisecond), ttl)
 	// The holder gives the lost lock up (etcd is down: bounded).
 	within(t, "Unlock of the lost lock", limit, func() error { return e.Unlock(bg, "renew/held") })
 	// A new lease is needed now; its grant hangs until OpTimeout, without

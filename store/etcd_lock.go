@@ -14,66 +14,7 @@ import (
 // it is bound to: when the session ends, the lock is gone.
 type heldLock struct {
 	m *concurrency.Mutex
-	s *concurrency.Session
-}
-
-// sessionFor returns this node's lease session, making a new one when the
-// last expired (etcd was unreachable longer than the lease). The lease
-// grant is one bounded request made without e.mu held; callers that
-// arrive meanwhile share it (singleflight) and may leave when their ctx
-// ends.
-func (e *Etcd) sessionFor(ctx context.Context) (*concurrency.Session, error) {
-	if s := e.liveSession(); s != nil {
-		return s, nil
-	}
-	ch := e.grants.DoChan("session", func() (any, error) {
-		if s := e.liveSession(); s != nil {
-			return s, nil
-		}
-		// Not the first caller's ctx: a caller giving up must not fail the
-		// others. The op timeout still bounds the grant.
-		gctx, cancel := e.op(e.bg)
-		defer cancel()
-		lease, err := e.cli.Grant(gctx, int64(e.ttl))
-		if err != nil {
-			return nil, fmt.Errorf("store etcd: lease: %w", err)
-		}
-		s, err := concurrency.NewSession(e.cli, concurrency.WithLease(lease.ID), concurrency.WithTTL(e.ttl),
-			concurrency.WithContext(e.bg))
-		if err != nil {
-			return nil, fmt.Errorf("store etcd: lease: %w", err)
-		}
-		e.mu.Lock()
-		e.session = s
-		e.mu.Unlock()
-		return s, nil
-	})
-	select {
-	case r := <-ch:
-		if r.Err != nil {
-			return nil, r.Err
-		}
-		return r.Val.(*concurrency.Session), nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
-// liveSession returns the current session if its lease is still kept
-// alive, forgetting the locks of one that ended.
-func (e *Etcd) liveSession() *concurrency.Session {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.session == nil {
-		return nil
-	}
-	select {
-	case <-e.session.Done():
-		e.session = nil
-		return nil
-	default:
-		return e.session
-	}
+	l *lease
 }
 
 func (e *Etcd) lockKey(name string) string { return e.prefix + "locks/" + name }
@@ -119,16 +60,16 @@ func (e *Etcd) TryLock(ctx context.Context, name string) (bool, error) {
 // It is TryLock, not concurrency.Mutex.Lock, because the latter cleans up
 // a failed wait with an unbounded request.
 func (e *Etcd) acquire(ctx context.Context, name string) (bool, error) {
-	s, err := e.sessionFor(ctx)
+	l, err := e.sessionFor(ctx)
 	if err == nil {
-		m := concurrency.NewMutex(s, e.lockKey(name))
+		m := concurrency.NewMutex(l.s, e.lockKey(name))
 		octx, cancel := e.op(ctx)
 		err = m.TryLock(octx)
 		cancel()
 		switch {
 		case err == nil:
 			e.mu.Lock()
-			e.held[name] = heldLock{m, s}
+			e.held[name] = heldLock{m, l}
 			e.mu.Unlock()
 			return true, nil
 		case errors.Is(err, concurrency.ErrLocked):
@@ -185,11 +126,12 @@ func (e *Etcd) Unlock(ctx context.Context, name string) error {
 }
 
 // Lost returns a channel closed when the named lock, held by this
-// process, is lost: its lease ended (etcd unreachable for longer than
-// LockTTL, as this client sees it). For a lock not held it returns a
-// closed channel. The client notices a lapse after the server, never
-// before: work that must not overlap another holder also writes with
-// Tx.Require.
+// process, may be lost: LockTTL has passed since the sending of the last
+// lease refresh etcd answered, so etcd may have expired the lease (it
+// counts from the refresh's arrival, later). For a lock not held it
+// returns a closed channel. This assumes the clocks of node and etcd run
+// at the same rate; writes that must not overlap another holder's also
+// use Tx.Require.
 func (e *Etcd) Lost(name string) <-chan struct{} {
 	e.mu.Lock()
 	h, ok := e.held[name]
@@ -197,7 +139,7 @@ func (e *Etcd) Lost(name string) <-chan struct{} {
 	if !ok {
 		return closedChan
 	}
-	return h.s.Done()
+	return h.l.lost
 }
 
 // pause waits d or until ctx ends.

@@ -54,6 +54,8 @@ func TestFencedWriteAfterALeaseLapse(t *testing.T) {
 	revA := readRev(a)
 	proxy.Freeze() // a is partitioned: its keep-alives go nowhere
 	frozenAt := time.Now()
+	aLost := make(chan time.Time, 1)
+	go func() { <-hctx.Done(); aLost <- time.Now() }()
 
 	// b gets the lock once a's lease expires on the server, and renews.
 	lctx, lcancel := context.WithTimeout(ctx, ttl+10*time.Second)
@@ -61,18 +63,22 @@ func TestFencedWriteAfterALeaseLapse(t *testing.T) {
 	if err := b.Lock(lctx, "renew/crt_1"); err != nil {
 		t.Fatalf("b never got the lapsed lock: %v", err)
 	}
-	t.Logf("b took the lock %v after a was partitioned (lease %v)", time.Since(frozenAt).Round(time.Millisecond), ttl)
+	bGot := time.Now()
+	t.Logf("b took the lock %v after a was partitioned (lease %v)", bGot.Sub(frozenAt).Round(time.Millisecond), ttl)
 	if err := order(b, readRev(b), "2"); err != nil {
 		t.Fatalf("b's fenced write: %v", err)
 	}
 	_ = b.Unlock(ctx, "renew/crt_1")
 
 	select {
-	case <-hctx.Done():
+	case at := <-aLost:
 		if !errors.Is(context.Cause(hctx), ErrLockLost) {
 			t.Errorf("HeldContext cause %v, want ErrLockLost", context.Cause(hctx))
 		}
-		t.Logf("a learned it lost the lock %v after the partition", time.Since(frozenAt).Round(time.Millisecond))
+		t.Logf("a learned it lost the lock %v after the partition", at.Sub(frozenAt).Round(time.Millisecond))
+		if at.After(bGot) {
+			t.Errorf("a learned it lost the lock %v after b took it", at.Sub(bGot))
+		}
 	case <-time.After(ttl + 5*time.Second):
 		t.Fatal("a was never told its lock was lost")
 	}
