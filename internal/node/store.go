@@ -114,7 +114,6 @@ func (n *node) watchStore(ctx context.Context) {
 			h.down.Store(nil)
 			n.metrics.StoreUp(true)
 			n.log.Info("store reachable again; renewals resume")
-			_ = n.events.Flush(ctx)
 			_, _ = n.events.Emit(ctx, events.Event{Type: events.StoreAvailable, Detail: "store reachable again; renewals resume"})
 			if err := n.tls.Load(ctx); err != nil {
 				n.log.Warn("reloading certificates", zap.Error(err))
