@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 
@@ -76,9 +77,18 @@ func (n *node) apply(ctx context.Context, t *property.Table) {
 }
 
 // announce emits property.loaded for each new or changed property and
-// property.rejected for each rejection that is new or has new errors.
+// property.rejected for each rejection that is new or has new errors. At
+// start (no previous table) the loaded properties are one event: a node
+// with 100,000 properties announces its start, not each of them.
 func (n *node) announce(ctx context.Context, prev, t *property.Table) {
+	if ps := t.Properties(); prev == nil && len(ps) > 0 {
+		_, _ = n.events.Emit(ctx, events.Event{Type: events.PropertyLoaded,
+			Detail: fmt.Sprintf("%d properties loaded from %s at start", len(ps), n.cfg.PropertiesDir)})
+	}
 	for _, p := range t.Properties() {
+		if prev == nil {
+			break // announced above
+		}
 		if old := prev.ByName(p.Name); old != nil && old.Digest() == p.Digest() {
 			continue
 		}
