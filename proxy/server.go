@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -25,6 +26,13 @@ type Observer interface {
 	Request(property string, status int, elapsed time.Duration)
 	OriginRequest(property, origin string, err error, elapsed time.Duration)
 	OriginHealth(property, origin string, healthy bool)
+}
+
+// ConnObserver, when the Observer implements it too, is told about every
+// connection opened to an origin on the synchronous HTTP/1.1 path (for a
+// counter: requests per connection shows keep-alive reuse).
+type ConnObserver interface {
+	OriginConnOpened(property, origin string)
 }
 
 // Config configures a Server. Zero values are useful defaults.
@@ -89,19 +97,25 @@ func New(cfg Config) *Server {
 // once no longer routed. Requests in flight finish on the sites they began.
 func (s *Server) Update(t *property.Table) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	r := &routes{table: t, sites: make(map[*property.Property]*site, len(t.Properties()))}
 	live := make(map[string]*origin, len(s.origins))
 	for _, p := range t.Properties() {
 		r.sites[p] = s.newSite(p, live)
 	}
 	s.routes.Store(r)
+	var gone []*origin
 	for k, o := range s.origins {
 		if _, ok := live[k]; !ok {
-			o.stop()
+			gone = append(gone, o)
 		}
 	}
 	s.origins = live
+	s.mu.Unlock()
+	// Stopping waits for health checks (bounded by their timeout): not
+	// under the lock.
+	for _, o := range gone {
+		o.stop()
+	}
 }
 
 // Close stops health checks and closes idle origin connections.
@@ -130,10 +144,26 @@ const challengePrefix = "/.well-known/acme-challenge/"
 func (h handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := h.s
 	rec := newRecorder(w)
-	defer rec.release()
-	req := &request{start: time.Now(), id: s.ids.next()}
-	rec.Header().Set("X-Request-Id", req.id)
+	// The request's state: one allocation, its id and the id's header
+	// value inside it.
+	req := &request{start: time.Now()}
+	s.ids.next(req)
+	rec.Header()["X-Request-Id"] = req.idHdr[:]
+	defer func() {
+		// An aborted response (the origin failed mid-body) is logged and
+		// counted too, then the abort goes on to the server.
+		if p := recover(); p != nil {
+			s.finish(rec, r, req)
+			rec.release()
+			panic(p)
+		}
+	}()
 	s.route(rec, r, req, h.secure)
+	s.finish(rec, r, req)
+	rec.release()
+}
+
+func (s *Server) finish(rec *recorder, r *http.Request, req *request) {
 	if s.cfg.Observer != nil {
 		s.cfg.Observer.Request(req.propertyName(), rec.status, time.Since(req.start))
 	}
@@ -246,16 +276,47 @@ func (s *Server) logAccess(rec *recorder, r *http.Request, req *request) {
 		zap.Duration("duration", time.Since(req.start)),
 		zap.String("origin", req.origin),
 		zap.String("remote", r.RemoteAddr),
+		zap.Error(req.err), // zap.Skip() when nil
 	)
 }
 
-// request is what the proxy knows of one request while serving it.
+// request is what the proxy knows of one request while serving it. It is
+// the context of the request handed to the upstream (Value(ctxKey{})
+// returns it), which saves context.WithValue's allocation.
 type request struct {
+	context.Context // the client request's; set when it is proxied
+
 	start  time.Time
 	id     string
+	idHdr  [1]string // the X-Request-Id header value: id
+	idBuf  [24]byte  // id's bytes
 	prop   *property.Property
 	origin string // the last origin tried
 	body   *trackedBody
+	err    error // an origin failure after the response began
+}
+
+type ctxKey struct{}
+
+func (r *request) Value(key any) any {
+	if key == (ctxKey{}) {
+		return r
+	}
+	return r.Context.Value(key)
+}
+
+func (r *request) setID(id string) {
+	r.id = id
+	r.idHdr[0] = id
+}
+
+// requestOf returns the request state carried by ctx, or nil.
+func requestOf(ctx context.Context) *request {
+	if r, ok := ctx.(*request); ok {
+		return r
+	}
+	r, _ := ctx.Value(ctxKey{}).(*request)
+	return r
 }
 
 func (r *request) propertyName() string {
@@ -263,6 +324,30 @@ func (r *request) propertyName() string {
 		return ""
 	}
 	return r.prop.Name
+}
+
+// OriginStats are an origin's counters since it was made.
+type OriginStats struct {
+	Requests    uint64 // requests sent on the synchronous path
+	ConnsOpened uint64 // connections dialled for them
+}
+
+// OriginStats reports the counters of each http origin of a property, by
+// URL: the share of requests that reused a connection is
+// 1 - ConnsOpened/Requests.
+func (s *Server) OriginStats(property string) map[string]OriginStats {
+	rt := s.routes.Load()
+	p := rt.table.ByName(property)
+	if p == nil || rt.sites[p] == nil {
+		return nil
+	}
+	out := map[string]OriginStats{}
+	for _, o := range rt.sites[p].origins {
+		if o.pool != nil {
+			out[o.name] = OriginStats{Requests: o.pool.requests.Load(), ConnsOpened: o.pool.opened.Load()}
+		}
+	}
+	return out
 }
 
 // OriginHealth reports whether each origin of a property is healthy now,
