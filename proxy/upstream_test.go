@@ -1,0 +1,389 @@
+package proxy
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// rawOrigin is an origin on a real socket that answers each request with
+// whatever respond writes on the connection, byte for byte: the faults
+// are real bytes on a real connection. It counts connections and requests.
+type rawOrigin struct {
+	ln       net.Listener
+	conns    atomic.Int64
+	requests atomic.Int64
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	open     []net.Conn
+}
+
+func newRawOrigin(t *testing.T, respond func(n int64, r *http.Request, c net.Conn)) *rawOrigin {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &rawOrigin{ln: ln}
+	t.Cleanup(func() {
+		ln.Close()
+		o.mu.Lock()
+		for _, c := range o.open {
+			c.Close()
+		}
+		o.mu.Unlock()
+		o.wg.Wait()
+	})
+	o.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			o.conns.Add(1)
+			o.mu.Lock()
+			o.open = append(o.open, c)
+			o.mu.Unlock()
+			o.wg.Go(func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					r, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, r.Body)
+					respond(o.requests.Add(1), r, c)
+				}
+			})
+		}
+	})
+	return o
+}
+
+func (o *rawOrigin) url() string { return "http://" + o.ln.Addr().String() }
+
+// get sends a GET through the edge on a new client connection and returns
+// the status and body, or the error reading them.
+func (e *edge) get(host, path string) (int, string, error) {
+	req, _ := http.NewRequest("GET", e.url+path, nil)
+	req.Host = host
+	req.Close = true
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+const okResp = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngood"
+
+// TestLyingLengthsNeverReachTheNextRequest: an origin whose response
+// carries more bytes than its Content-Length (at once or a moment later,
+// as a second response) or whose chunked body is followed by more bytes:
+// the next request on the edge is answered by the origin for real, never
+// by the leftover bytes.
+func TestLyingLengthsNeverReachTheNextRequest(t *testing.T) {
+	smuggled := "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL"
+	for name, first := range map[string]func(c net.Conn){
+		"extra bytes at once": func(c net.Conn) {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"+smuggled)
+		},
+		"extra bytes later": func(c net.Conn) {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi")
+			time.Sleep(50 * time.Millisecond)
+			io.WriteString(c, smuggled)
+		},
+		"after a chunked body": func(c net.Conn) {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"+smuggled)
+		},
+		"Content-Length and chunked": func(c net.Conn) {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 80\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"+smuggled)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			o := newRawOrigin(t, func(n int64, r *http.Request, c net.Conn) {
+				if n == 1 {
+					first(c)
+					return
+				}
+				io.WriteString(c, okResp)
+			})
+			e := newEdge(t, Config{}, map[string]string{"a.yaml": prop("a.example", "{url: "+o.url()+"}")})
+			code, body, err := e.get("a.example", "/1")
+			if err != nil || code != 200 || body != "hi" {
+				t.Fatalf("first: %d %q %v", code, body, err)
+			}
+			time.Sleep(100 * time.Millisecond) // the late bytes have come
+			for i := range 3 {
+				code, body, err := e.get("a.example", "/2")
+				if err != nil || body != "good" {
+					t.Fatalf("request %d after the lie: %d %q %v (want the origin's real answer)", i, code, body, err)
+				}
+			}
+		})
+	}
+}
+
+// TestOriginFailsMidResponse: an origin that closes the connection before
+// the Content-Length it announced, or inside a chunked body: the client's
+// response is cut (never a clean short body), and the next request gets a
+// new, good connection.
+func TestOriginFailsMidResponse(t *testing.T) {
+	for name, first := range map[string]string{
+		"short Content-Length": "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this",
+		"cut chunked body":     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9\r\nonly this\r\n",
+		"bad chunk size":       "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nonly this\r\n0\r\n\r\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			o := newRawOrigin(t, func(n int64, r *http.Request, c net.Conn) {
+				if n == 1 {
+					io.WriteString(c, first)
+					c.Close()
+					return
+				}
+				io.WriteString(c, okResp)
+			})
+			e := newEdge(t, Config{}, map[string]string{"a.yaml": prop("a.example", "{url: "+o.url()+"}")})
+			code, body, err := e.get("a.example", "/1")
+			if err == nil {
+				t.Errorf("truncated response read cleanly by the client: %d %q", code, body)
+			}
+			code, body, err = e.get("a.example", "/2")
+			if err != nil || code != 200 || body != "good" {
+				t.Errorf("next request: %d %q %v", code, body, err)
+			}
+			if o.conns.Load() != 2 {
+				t.Errorf("origin saw %d connections, want 2 (the broken one not reused)", o.conns.Load())
+			}
+		})
+	}
+}
+
+// TestBadTransferEncodingFromOrigin: framing the edge cannot read safely is
+// a 502, and the connection is not used again. A field name with a space
+// before the colon is no Transfer-Encoding at all: it is dropped, the
+// Content-Length frames the body, and what follows is not reused either.
+func TestBadTransferEncodingFromOrigin(t *testing.T) {
+	for name, first := range map[string]string{
+		"gzip, chunked":       "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+		"identity":            "HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\nContent-Length: 2\r\n\r\nhi",
+		"two fields":          "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+		"two Content-Lengths": "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 30\r\n\r\nhi",
+		"space before colon":  "HTTP/1.1 200 OK\r\nTransfer-Encoding : chunked\r\nContent-Length: 2\r\n\r\nhi",
+	} {
+		want := 502
+		if name == "space before colon" {
+			want = 200
+		}
+		t.Run(name, func(t *testing.T) {
+			o := newRawOrigin(t, func(n int64, r *http.Request, c net.Conn) {
+				if n == 1 {
+					io.WriteString(c, first+okResp)
+					return
+				}
+				io.WriteString(c, okResp)
+			})
+			e := newEdge(t, Config{}, map[string]string{"a.yaml": prop("a.example", "{url: "+o.url()+"}")})
+			if code, body, err := e.get("a.example", "/1"); err != nil || code != want || (code == 200 && body != "hi") {
+				t.Errorf("first: %d %q %v, want %d", code, body, err, want)
+			}
+			if code, body, err := e.get("a.example", "/2"); err != nil || code != 200 || body != "good" {
+				t.Errorf("next request: %d %q %v", code, body, err)
+			}
+			if o.conns.Load() != 2 {
+				t.Errorf("origin saw %d connections, want 2", o.conns.Load())
+			}
+		})
+	}
+}
+
+// TestKeepAliveReuse: under steady keep-alive load almost every request
+// reuses an origin connection (issue 12: at least 99.9 %).
+func TestKeepAliveReuse(t *testing.T) {
+	o, _ := echoOrigin(t, "o")
+	e := newEdge(t, Config{}, map[string]string{"a.yaml": prop("a.example", "{url: "+o.URL+"}")})
+	const workers, each = 4, 1500
+	var wg sync.WaitGroup
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
+	defer client.CloseIdleConnections()
+	for range workers {
+		wg.Go(func() {
+			for range each {
+				req, _ := http.NewRequest("GET", e.url+"/", nil)
+				req.Host = "a.example"
+				resp, err := client.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		})
+	}
+	wg.Wait()
+	st := e.srv.OriginStats("a")[o.URL]
+	reuse := 1 - float64(st.ConnsOpened)/float64(st.Requests)
+	t.Logf("%d requests, %d origin connections opened: %.3f %% reuse", st.Requests, st.ConnsOpened, 100*reuse)
+	if st.Requests != workers*each || st.ConnsOpened > workers || reuse < 0.999 {
+		t.Errorf("stats %+v: reuse %.4f, want ≥ 0.999 and at most %d connections", st, reuse, workers)
+	}
+}
+
+// TestIdleConnectionsExpire: an idle origin connection is closed after the
+// idle timeout, by the edge.
+func TestIdleConnectionsExpire(t *testing.T) {
+	closed := make(chan struct{}, 1)
+	o := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	o.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		if s == http.StateClosed {
+			closed <- struct{}{}
+		}
+	}
+	o.Start()
+	defer o.Close()
+	e := newEdge(t, Config{}, map[string]string{"a.yaml": prop("a.example", "{url: "+o.URL+"}", "timeouts: {idle: 300ms}")})
+	if code, _, err := e.get("a.example", "/"); code != 200 || err != nil {
+		t.Fatal(code, err)
+	}
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("idle origin connection still open 5 s after a 300 ms idle timeout")
+	}
+}
+
+// TestExpectContinue: the body waits for the origin's 100; an origin that
+// refuses at once never gets the body, and the client gets its answer.
+func TestExpectContinue(t *testing.T) {
+	var got atomic.Value
+	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/refuse" {
+			w.WriteHeader(http.StatusExpectationFailed)
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		got.Store(string(b))
+		io.WriteString(w, "took "+string(b))
+	}))
+	defer o.Close()
+	e := newEdge(t, Config{}, map[string]string{"a.yaml": prop("a.example", "{url: "+o.URL+"}")})
+	c, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	io.WriteString(c, "POST /take HTTP/1.1\r\nHost: a.example\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	line, err := br.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 100") {
+		t.Fatalf("no 100 Continue relayed: %q %v", line, err)
+	}
+	br.ReadString('\n') // the blank line
+	io.WriteString(c, "hello")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != 200 || string(b) != "took hello" {
+		t.Errorf("after 100: %d %q", resp.StatusCode, b)
+	}
+	r := e.do("POST", "a.example", "/refuse", strings.NewReader("never"), "Expect", "100-continue")
+	if r.StatusCode != http.StatusExpectationFailed {
+		t.Errorf("refused expectation: %d", r.StatusCode)
+	}
+}
+
+// TestTrailersAndHopByHop: response trailers reach the client; headers
+// listed in Connection are dropped both ways.
+func TestTrailersAndHopByHop(t *testing.T) {
+	var seen atomic.Value
+	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen.Store(fmt.Sprintf("secret=%q keep=%q", r.Header.Get("X-Secret"), r.Header.Get("X-Keep")))
+		w.Header().Set("Trailer", "X-Checksum")
+		w.Header().Set("Connection", "X-Internal")
+		w.Header().Set("X-Internal", "1")
+		w.Header().Set("Keep-Alive", "timeout=5")
+		io.WriteString(w, "body")
+		w.(http.Flusher).Flush()
+		w.Header().Set("X-Checksum", "abc")
+	}))
+	defer o.Close()
+	e := newEdge(t, Config{}, map[string]string{"a.yaml": prop("a.example", "{url: "+o.URL+"}")})
+	r := e.do("GET", "a.example", "/", nil, "Connection", "X-Secret", "X-Secret", "s", "X-Keep", "k")
+	if b := readBody(t, r); b != "body" || r.Trailer.Get("X-Checksum") != "abc" {
+		t.Errorf("body %q trailer %v", b, r.Trailer)
+	}
+	if r.Header.Get("X-Internal") != "" || r.Header.Get("Keep-Alive") != "" {
+		t.Errorf("hop-by-hop response headers forwarded: %v", r.Header)
+	}
+	if s := seen.Load(); s != `secret="" keep="k"` {
+		t.Errorf("origin saw %v", s)
+	}
+}
+
+// TestDotSegmentsRefused: a path with dot-segments, however encoded, never
+// reaches an origin whose URL has a path (issue 10 item 3).
+func TestDotSegmentsRefused(t *testing.T) {
+	o, hits := echoOrigin(t, "o")
+	e := newEdge(t, Config{}, map[string]string{"a.yaml": prop("a.example", "{url: "+o.URL+"/tenant-a}")})
+	for _, p := range []string{"/../tenant-b/secret", "/%2e%2e/tenant-b/secret", "/%2E%2e/tenant-b/secret",
+		"/x/..%2f..%2ftenant-b/secret", "/x/..%5c..%5ctenant-b", "/.%2e/tenant-b", "/..;x/tenant-b",
+		"/%252e%252e/tenant-b", "/a/./b", "/a/.."} {
+		c, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n", p)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		c.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != 400 {
+			t.Errorf("%s: %d, want 400", p, resp.StatusCode)
+		}
+	}
+	if hits.Load() != 0 {
+		t.Errorf("origin reached %d times", hits.Load())
+	}
+	for _, p := range []string{"/a..b/c", "/...", "/.well-known/x", "/a%2eb"} {
+		if r := e.do("GET", "a.example", p, nil); r.StatusCode != 200 {
+			t.Errorf("%s: %d, want 200 (not a dot-segment)", p, r.StatusCode)
+		}
+	}
+}
+
+// TestFileOriginSymlinkEscape: a symlink inside a file origin's directory
+// that points outside it serves nothing (issue 10 item 4).
+func TestFileOriginSymlinkEscape(t *testing.T) {
+	dir, outside := t.TempDir(), t.TempDir()
+	os.WriteFile(filepath.Join(outside, "secret.txt"), []byte("secret"), 0o644)
+	os.WriteFile(filepath.Join(dir, "in.txt"), []byte("in"), 0o644)
+	if err := os.Symlink(filepath.Join(outside, "secret.txt"), filepath.Join(dir, "leak.txt")); err != nil {
+		t.Fatal(err)
+	}
+	os.Symlink(outside, filepath.Join(dir, "leakdir"))
+	os.Symlink("in.txt", filepath.Join(dir, "alias.txt"))
+	e := newEdge(t, Config{}, map[string]string{"f.yaml": prop("f.example", "{url: 'file://"+dir+"'}")})
+	for path, want := range map[string]int{"/leak.txt": 404, "/leakdir/secret.txt": 404, "/in.txt": 200, "/alias.txt": 200} {
+		r := e.do("GET", "f.example", path, nil)
+		if b := readBody(t, r); r.StatusCode != want || strings.Contains(b, "secret") {
+			t.Errorf("%s: %d %q, want %d", path, r.StatusCode, b, want)
+		}
+	}
+}
