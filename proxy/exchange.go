@@ -193,7 +193,9 @@ func (x *exchange) roundTrip() (*http.Response, error) {
 	waitContinue := expect
 	if waitContinue {
 		_ = c.nc.SetReadDeadline(time.Now().Add(min(expectContinueWait, rh)))
-	} else {
+	} else if x.hasBody {
+		// The response-header timeout runs from the end of the body; a
+		// request without one is still under the deadline set above.
 		_ = c.nc.SetReadDeadline(time.Now().Add(rh))
 	}
 	for {

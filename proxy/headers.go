@@ -165,9 +165,13 @@ func (st *site) copyResponseHeader(h, from http.Header, r *http.Request) {
 		}
 		h[k] = vv
 	}
-	// Via: the origin's, then this edge's. append may allocate: the only
-	// allocation here besides the map growing.
-	h["Via"] = append(from["Via"], st.s.via[protoIndex(r)])
+	// Via: the origin's, then this edge's. Only an origin's Via costs an
+	// allocation (append); the map growing is the Header's own.
+	if vv := from["Via"]; len(vv) > 0 {
+		h["Via"] = append(vv, st.s.via[protoIndex(r)])
+	} else {
+		h["Via"] = st.s.viaHdr[protoIndex(r)]
+	}
 	applyHeaders(h, *rules)
 }
 
