@@ -19,7 +19,21 @@ import (
 
 // BenchmarkProxyPath measures the edge's own work per proxied request: the
 // handler is called in-process (no client socket), the origin is a
-// keep-alive loopback server answering 100 bytes.
+// keep-alive loopback server answering 100 bytes: an httptest server, or
+// a canned one that allocates nothing, so that -benchmem counts the edge
+// alone. The canned case makes 17 allocations per request:
+//   - 2 of the benchmark (its ResponseWriter and header map);
+//   - 1 the header map's first insert (X-Request-Id; the server's map);
+//   - 1 property.HostOnly (net.ParseIP of the Host, property package);
+//   - 1 the request state (request: id and header value inside);
+//   - 1 r.WithContext, handing the state to the upstream;
+//   - 2 context.AfterFunc, so a client leaving unblocks the exchange;
+//   - 8 http.ReadResponse (Response, Header, strings, body reader);
+//   - about 1 of the client's Header map growing as the origin's fields
+//     move in (amortised by the map's size classes).
+//
+// Pooled: the recorder, copy buffers, access-log fields, origin
+// connections with their bufio buffers.
 func BenchmarkProxyPath(b *testing.B) {
 	body := strings.Repeat("x", 100)
 	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, body) }))
