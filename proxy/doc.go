@@ -29,7 +29,8 @@
 // property's origins; the cache sits in front of it. It picks an origin by
 // weight among the healthy ones (all of them when none is healthy).
 //
-// http origins use the synchronous HTTP/1.1 path (exchange.go): the
+// http origins, and https origins once a response shows they speak
+// HTTP/1.1 only, use the synchronous path (exchange.go): the
 // handler's goroutine takes a keep-alive connection from the origin's pool
 // (pool.go), writes the request head and streams the body, reads the
 // response with http.ReadResponse and streams it back, flushing streams
@@ -39,8 +40,9 @@
 // before reuse a non-blocking peek checks the origin neither closed it nor
 // sent anything unasked (the rest of a response that lied about its
 // length). Idle connections are bounded per origin and closed after the
-// property's idle timeout. https origins go through an http.Transport,
-// which speaks HTTP/2 where the origin does.
+// property's idle timeout. Other https origins go through an
+// http.Transport, which speaks HTTP/2 with them: one connection carries
+// many requests, where the transport's goroutines pay for themselves.
 //
 // Retries (retry.go): a request goes to another origin after a dial error
 // (nothing was sent), or once after a response-header timeout when it is

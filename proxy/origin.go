@@ -28,7 +28,7 @@ type origin struct {
 	prefix   string // the URL's escaped path without its final "/"
 	// sync: requests go over pool on the client's goroutine (http
 	// origins); else through transport (https, which may be HTTP/2).
-	sync      bool
+	sync      atomic.Bool
 	pool      *connPool
 	transport *http.Transport   // https origins and health checks
 	rt        http.RoundTripper // sends requests on the transport path: transport, or a test's
@@ -68,20 +68,15 @@ func newOrigin(s *Server, p *property.Property, o property.Origin) *origin {
 	}
 	org.transport = newTransport(p, o, org.log)
 	org.rt = org.transport
-	if o.URL.Scheme == "http" {
-		org.sync = true
-		d := &net.Dialer{Timeout: p.Timeouts.Connect, KeepAlive: 30 * time.Second}
-		addr := o.URL.Host
-		if o.URL.Port() == "" {
-			addr = net.JoinHostPort(o.URL.Hostname(), "80")
-		}
-		org.pool = &connPool{idleTTL: p.Timeouts.Idle,
-			dial: func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }}
-		if co, ok := s.cfg.Observer.(ConnObserver); ok {
-			org.pool.onOpen = func() { co.OriginConnOpened(p.Name, org.name) }
-		}
-		org.loops.Go(org.expireLoop)
+	org.pool = newPool(p, o, org.transport.TLSClientConfig)
+	if co, ok := s.cfg.Observer.(ConnObserver); ok {
+		org.pool.onOpen = func() { co.OriginConnOpened(p.Name, org.name) }
 	}
+	// http origins speak HTTP/1.1: the synchronous path from the start.
+	// An https origin goes through the transport until a response shows
+	// it speaks HTTP/1.1 only (no h2 in ALPN); then it moves over too.
+	org.sync.Store(o.URL.Scheme == "http")
+	org.loops.Go(org.expireLoop)
 	if org.obs != nil {
 		org.obs.OriginHealth(org.property, org.name, true)
 	}
@@ -89,6 +84,27 @@ func newOrigin(s *Server, p *property.Property, o property.Origin) *origin {
 		org.loops.Go(func() { org.checkLoop(hc, p.OriginHost) })
 	}
 	return org
+}
+
+// newPool makes the pool of an http or https origin's HTTP/1.1
+// connections; https connections offer only http/1.1 in ALPN.
+func newPool(p *property.Property, o property.Origin, tlsConf *tls.Config) *connPool {
+	d := &net.Dialer{Timeout: p.Timeouts.Connect, KeepAlive: 30 * time.Second}
+	port := o.URL.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[o.URL.Scheme]
+	}
+	addr := net.JoinHostPort(o.URL.Hostname(), port)
+	pool := &connPool{idleTTL: p.Timeouts.Idle,
+		dial: func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }}
+	if o.URL.Scheme == "https" {
+		conf := tlsConf.Clone()
+		conf.NextProtos = []string{"http/1.1"}
+		// The dialer's timeout covers the TCP connect and the handshake.
+		td := &tls.Dialer{NetDialer: d, Config: conf}
+		pool.dial = func(ctx context.Context) (net.Conn, error) { return td.DialContext(ctx, "tcp", addr) }
+	}
+	return pool
 }
 
 // expireLoop closes idle connections past the idle timeout until the

@@ -3,7 +3,6 @@ package proxy
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -116,8 +115,8 @@ func (u upConnRWC) Read(p []byte) (int, error)  { return u.c.br.Read(p) }
 func (u upConnRWC) Write(p []byte) (int, error) { return u.c.nc.Write(p) }
 func (u upConnRWC) Close() error                { return u.c.nc.Close() }
 func (u upConnRWC) CloseWrite() error {
-	if tc, ok := u.c.nc.(*net.TCPConn); ok {
-		return tc.CloseWrite()
+	if cw, ok := u.c.nc.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite() // *net.TCPConn, *tls.Conn
 	}
 	return nil
 }

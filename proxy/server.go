@@ -346,7 +346,7 @@ type OriginStats struct {
 	ConnsOpened uint64 // connections dialled for them
 }
 
-// OriginStats reports the counters of each http origin of a property, by
+// OriginStats reports the counters of each http(s) origin of a property, by
 // URL: the share of requests that reused a connection is
 // 1 - ConnsOpened/Requests.
 func (s *Server) OriginStats(property string) map[string]OriginStats {

@@ -43,6 +43,12 @@ func (st *site) transportAttempt(w http.ResponseWriter, r *http.Request, req *re
 	if err != nil {
 		return elapsed, classifyTransport(err)
 	}
+	if resp.ProtoMajor == 1 && o.url.Scheme == "https" && !o.sync.Load() {
+		// The origin did not take h2: HTTP/1.1 from now on, on the
+		// synchronous path (until a reload makes the origin anew).
+		o.sync.Store(true)
+		o.log.Debug("https origin speaks HTTP/1.1: synchronous path")
+	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		back, ok := resp.Body.(io.ReadWriteCloser)
 		if !ok {

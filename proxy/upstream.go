@@ -39,7 +39,7 @@ func (st *site) forward(w http.ResponseWriter, r *http.Request) {
 		req.origin = o.name
 		var elapsed time.Duration
 		var err error
-		if o.sync {
+		if o.sync.Load() {
 			elapsed, err = st.syncAttempt(w, r, req, o, upgrade)
 		} else {
 			elapsed, err = st.transportAttempt(w, r, req, o, upgrade)

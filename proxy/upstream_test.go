@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -386,4 +387,48 @@ func TestFileOriginSymlinkEscape(t *testing.T) {
 			t.Errorf("%s: %d %q, want %d", path, r.StatusCode, b, want)
 		}
 	}
+}
+
+// TestHTTPSOriginMovesToSyncPath: an https origin that speaks HTTP/1.1
+// only is served on the synchronous path after its first response, over
+// verified TLS and reused connections; one that speaks HTTP/2 stays on the
+// transport.
+func TestHTTPSOriginMovesToSyncPath(t *testing.T) {
+	for _, h2 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("h2=%v", h2), func(t *testing.T) {
+			o := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				fmt.Fprintf(w, "%s %s", r.Proto, r.URL.Path)
+			}))
+			o.EnableHTTP2 = h2
+			o.StartTLS()
+			defer o.Close()
+			ca := filepath.Join(t.TempDir(), "ca.pem")
+			os.WriteFile(ca, pemCert(o.Certificate().Raw), 0o644)
+			e := newEdge(t, Config{}, map[string]string{"a.yaml": prop("a.example", "{url: "+o.URL+"/p, ca_file: "+ca+"}")})
+			want := "HTTP/1.1 /p/x"
+			if h2 {
+				want = "HTTP/2.0 /p/x"
+			}
+			for i := range 20 {
+				if b := readBody(t, e.do("GET", "a.example", "/x", nil)); b != want {
+					t.Fatalf("request %d: %q, want %q", i, b, want)
+				}
+			}
+			org := e.srv.routes.Load().sites[e.tab.Lookup("a.example")].origins[0]
+			st := e.srv.OriginStats("a")[org.name]
+			if h2 {
+				if org.sync.Load() || st.Requests != 0 {
+					t.Errorf("h2 origin on the synchronous path: %+v", st)
+				}
+				return
+			}
+			if !org.sync.Load() || st.Requests != 19 || st.ConnsOpened != 1 {
+				t.Errorf("HTTP/1.1 https origin: sync %v, stats %+v; want 19 requests on 1 connection", org.sync.Load(), st)
+			}
+		})
+	}
+}
+
+func pemCert(der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
