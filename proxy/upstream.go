@@ -16,6 +16,12 @@ import (
 // status; an origin that fails mid-body aborts the client's response
 // (panic(http.ErrAbortHandler)), so nobody mistakes a truncated body for
 // a whole one.
+//
+// It records the origin tried (and a mid-body failure) in the request
+// state found in r's context, for the access log: a caller that runs it
+// beside the client's own exchange (a background revalidation) gives it
+// a context without that state (context.Background-based), and forward
+// then makes its own.
 func (st *site) forward(w http.ResponseWriter, r *http.Request) {
 	req := requestOf(r.Context())
 	if req == nil { // called without the proxy's handler: a request of its own

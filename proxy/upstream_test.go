@@ -432,3 +432,37 @@ func TestHTTPSOriginMovesToSyncPath(t *testing.T) {
 func pemCert(der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
+
+// TestHTTP2ClientToHTTPOrigin: an HTTP/2 client's request, its body of
+// unknown length included, crosses the synchronous path (chunked to the
+// origin) and its response comes back whole.
+func TestHTTP2ClientToHTTPOrigin(t *testing.T) {
+	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s te=%v cl=%d body=%s via=%s", r.Method, r.TransferEncoding, r.ContentLength, b, r.Header.Get("Via"))
+	}))
+	defer o.Close()
+	e := newEdge(t, Config{NodeName: "n"}, map[string]string{"a.yaml": prop("a.example.com", "{url: "+o.URL+"}")})
+	front := httptest.NewUnstartedServer(e.srv.HTTPSHandler())
+	front.EnableHTTP2 = true
+	front.StartTLS()
+	defer front.Close()
+	client := front.Client()
+	client.Transport.(*http.Transport).TLSClientConfig.ServerName = "a.example.com"
+	pr, pw := io.Pipe()
+	go func() {
+		pw.Write([]byte("streamed "))
+		pw.Write([]byte("body"))
+		pw.Close()
+	}()
+	req, _ := http.NewRequest("POST", front.URL+"/up", pr)
+	req.Host = "a.example.com"
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := readBody(t, resp)
+	if resp.ProtoMajor != 2 || b != "POST te=[chunked] cl=-1 body=streamed body via=2 n" {
+		t.Errorf("%s: %q", resp.Proto, b)
+	}
+}
