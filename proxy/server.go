@@ -35,6 +35,21 @@ type ConnObserver interface {
 	OriginConnOpened(property, origin string)
 }
 
+// PropertyObserver, when the Observer implements it too, resolves a
+// property's metrics once per routing update (labels looked up then, not
+// per request): the proxy then reports that property's requests to the
+// returned SiteObserver instead of the Observer's Request and
+// OriginRequest.
+type PropertyObserver interface {
+	ForProperty(property string) SiteObserver
+}
+
+// SiteObserver is one property's metrics (see PropertyObserver).
+type SiteObserver interface {
+	Request(status int, elapsed time.Duration)
+	OriginRequest(origin string, err error, elapsed time.Duration)
+}
+
 // Config configures a Server. Zero values are useful defaults.
 type Config struct {
 	Logger    *zap.Logger // nil: no logs
@@ -171,7 +186,9 @@ func (h handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) finish(rec *recorder, r *http.Request, req *request) {
-	if s.cfg.Observer != nil {
+	if req.siteObs != nil {
+		req.siteObs.Request(rec.status, time.Since(req.start))
+	} else if s.cfg.Observer != nil {
 		s.cfg.Observer.Request(req.propertyName(), rec.status, time.Since(req.start))
 	}
 	if s.cfg.AccessLog {
@@ -221,7 +238,9 @@ func (s *Server) route(w *recorder, r *http.Request, req *request, secure bool) 
 		// framed it otherwise cannot smuggle a request behind it.
 		w.Header().Set("Connection", "close")
 	}
-	rt.sites[p].serve(w, r, req)
+	st := rt.sites[p]
+	req.siteObs = st.obs
+	st.serve(w, r, req)
 }
 
 // sameCertificate reports whether the TLS connection's SNI names a
@@ -300,14 +319,15 @@ var accessFields = sync.Pool{New: func() any { return new([12]zap.Field) }}
 type request struct {
 	context.Context // the client request's; set when it is proxied
 
-	start  time.Time
-	id     string
-	idHdr  [1]string // the X-Request-Id header value: id
-	idBuf  [24]byte  // id's bytes
-	prop   *property.Property
-	origin string // the last origin tried
-	body   *trackedBody
-	err    error // an origin failure after the response began
+	start   time.Time
+	id      string
+	idHdr   [1]string // the X-Request-Id header value: id
+	idBuf   [24]byte  // id's bytes
+	prop    *property.Property
+	siteObs SiteObserver // the property's metrics, when resolved
+	origin  string       // the last origin tried
+	body    *trackedBody
+	err     error // an origin failure after the response began
 }
 
 type ctxKey struct{}

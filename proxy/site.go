@@ -17,6 +17,7 @@ type site struct {
 	origins []*origin
 	files   *origin // set for a file origin instead of origins
 	budget  *retryBudget
+	obs     SiteObserver // nil: report to the Server's Observer
 	// upstream forwards a request to the origins and writes the response
 	// (st.forward): the seam where the cache sits in front (see serve).
 	upstream http.Handler
@@ -25,6 +26,9 @@ type site struct {
 func (s *Server) newSite(p *property.Property, live map[string]*origin) *site {
 	st := &site{s: s, prop: p, budget: newRetryBudget()}
 	st.upstream = http.HandlerFunc(st.forward)
+	if po, ok := s.cfg.Observer.(PropertyObserver); ok {
+		st.obs = po.ForProperty(p.Name)
+	}
 	for _, o := range p.Origins {
 		key := originKey(p, o)
 		org := live[key]

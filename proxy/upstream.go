@@ -50,7 +50,9 @@ func (st *site) forward(w http.ResponseWriter, r *http.Request) {
 		} else {
 			elapsed, err = st.transportAttempt(w, r, req, o, upgrade)
 		}
-		if obs := st.s.cfg.Observer; obs != nil {
+		if st.obs != nil {
+			st.obs.OriginRequest(o.name, err, elapsed)
+		} else if obs := st.s.cfg.Observer; obs != nil {
 			obs.OriginRequest(st.prop.Name, o.name, err, elapsed)
 		}
 		if err == nil {

@@ -466,3 +466,40 @@ func TestHTTP2ClientToHTTPOrigin(t *testing.T) {
 		t.Errorf("%s: %q", resp.Proto, b)
 	}
 }
+
+// countingObserver implements Observer, PropertyObserver and ConnObserver.
+type countingObserver struct {
+	resolved, requests, originRequests, connsOpened, generic atomic.Int64
+}
+
+func (c *countingObserver) Request(string, int, time.Duration)                 { c.generic.Add(1) }
+func (c *countingObserver) OriginRequest(string, string, error, time.Duration) { c.generic.Add(1) }
+func (c *countingObserver) OriginHealth(string, string, bool)                  {}
+func (c *countingObserver) OriginConnOpened(string, string)                    { c.connsOpened.Add(1) }
+func (c *countingObserver) ForProperty(string) SiteObserver {
+	c.resolved.Add(1)
+	return siteCounter{c}
+}
+
+type siteCounter struct{ c *countingObserver }
+
+func (s siteCounter) Request(int, time.Duration)                 { s.c.requests.Add(1) }
+func (s siteCounter) OriginRequest(string, error, time.Duration) { s.c.originRequests.Add(1) }
+
+// TestObserverResolvedPerProperty: a PropertyObserver is asked for a
+// property's metrics once per update, then told about each request
+// without label lookups; a ConnObserver counts origin connections.
+func TestObserverResolvedPerProperty(t *testing.T) {
+	o, _ := echoOrigin(t, "o")
+	obs := &countingObserver{}
+	e := newEdge(t, Config{Observer: obs}, map[string]string{"a.yaml": prop("a.example", "{url: "+o.URL+"}")})
+	for range 10 {
+		readBody(t, e.do("GET", "a.example", "/", nil))
+	}
+	e.do("GET", "unknown.example", "/", nil)
+	if obs.resolved.Load() != 1 || obs.requests.Load() != 10 || obs.originRequests.Load() != 10 ||
+		obs.connsOpened.Load() != 1 || obs.generic.Load() != 1 {
+		t.Errorf("resolved %d, site requests %d, origin requests %d, conns %d, generic %d; want 1, 10, 10, 1, 1 (the 421)",
+			obs.resolved.Load(), obs.requests.Load(), obs.originRequests.Load(), obs.connsOpened.Load(), obs.generic.Load())
+	}
+}
