@@ -503,3 +503,41 @@ func TestObserverResolvedPerProperty(t *testing.T) {
 			obs.resolved.Load(), obs.requests.Load(), obs.originRequests.Load(), obs.connsOpened.Load(), obs.generic.Load())
 	}
 }
+
+// TestOversizedResponseHead: an origin whose response head never ends is
+// cut off at maxResponseHead: a 502, not unbounded memory.
+func TestOversizedResponseHead(t *testing.T) {
+	o := newRawOrigin(t, func(n int64, r *http.Request, c net.Conn) {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\n")
+		line := "X-Filler: " + strings.Repeat("f", 1000) + "\r\n"
+		for range 2 * maxResponseHead / len(line) {
+			if _, err := io.WriteString(c, line); err != nil {
+				return
+			}
+		}
+		io.WriteString(c, "\r\n")
+	})
+	e := newEdge(t, Config{}, map[string]string{"a.yaml": prop("a.example", "{url: "+o.url()+"}")})
+	if code, _, err := e.get("a.example", "/"); err != nil || code != 502 {
+		t.Errorf("oversized head: %d %v, want 502", code, err)
+	}
+}
+
+// TestExpectContinueOriginSilent: an origin that waits for the body without
+// sending 100 gets it after expectContinueWait.
+func TestExpectContinueOriginSilent(t *testing.T) {
+	// rawOrigin reads the whole body before answering, and never sends a
+	// 100: without the body the request would end in a 504.
+	o := newRawOrigin(t, func(n int64, r *http.Request, c net.Conn) {
+		io.WriteString(c, okResp)
+	})
+	e := newEdge(t, Config{}, map[string]string{"a.yaml": prop("a.example", "{url: "+o.url()+"}")})
+	start := time.Now()
+	r := e.do("PUT", "a.example", "/", strings.NewReader("payload"), "Expect", "100-continue")
+	if b := readBody(t, r); r.StatusCode != 200 || b != "good" {
+		t.Errorf("%d %q", r.StatusCode, b)
+	}
+	if d := time.Since(start); d < expectContinueWait/2 {
+		t.Errorf("body sent after %v, before the origin could answer the expectation", d)
+	}
+}
