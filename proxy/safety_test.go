@@ -129,4 +129,3 @@ func TestBadTransferEncodingFromOrigin(t *testing.T) {
 		})
 	}
 }
-
