@@ -185,7 +185,7 @@ func (x *exchange) roundTrip() (*http.Response, error) {
 	expect := x.hasBody && hasToken(r.Header["Expect"], "100-continue")
 	if x.hasBody && !expect {
 		if err := x.writeBody(); err != nil {
-			return nil, err
+			return x.earlyResponse(err)
 		}
 	} else if err := x.flush(); err != nil {
 		return nil, err
@@ -235,6 +235,32 @@ func (x *exchange) roundTrip() (*http.Response, error) {
 		}
 		_ = c.nc.SetDeadline(time.Time{})
 		return resp, nil
+	}
+}
+
+// earlyResponse looks for a final response that an origin sent before it
+// stopped taking the request body (a 413, say): that answer, not a 502,
+// goes to the client. The connection is not reused (bodySent is false).
+func (x *exchange) earlyResponse(writeErr error) (*http.Response, error) {
+	if !x.writeError {
+		return nil, writeErr // the client's body broke
+	}
+	c := x.c
+	_ = c.nc.SetReadDeadline(time.Now().Add(min(time.Second, x.st.prop.Timeouts.ResponseHeader)))
+	for {
+		if _, err := c.br.Peek(1); err != nil {
+			return nil, writeErr
+		}
+		c.lim.N = maxResponseHead
+		resp, err := http.ReadResponse(c.br, x.r)
+		c.lim.N = 1 << 62
+		if err != nil {
+			return nil, writeErr
+		}
+		if resp.StatusCode >= 200 {
+			_ = c.nc.SetDeadline(time.Time{})
+			return resp, nil
+		}
 	}
 }
 

@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"bufio"
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -127,5 +129,34 @@ func TestBadTransferEncodingFromOrigin(t *testing.T) {
 				t.Errorf("origin saw %d connections, want 2", o.conns.Load())
 			}
 		})
+	}
+}
+
+// TestEarlyResponseToLargeUpload: an origin that refuses a large upload
+// after its head and closes without reading it: the client gets the
+// origin's answer, not a 502.
+func TestEarlyResponseToLargeUpload(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		http.ReadRequest(bufio.NewReader(c)) // the head only
+		io.WriteString(c, "HTTP/1.1 413 Content Too Large\r\nContent-Length: 8\r\nConnection: close\r\n\r\ntoo big\n")
+		time.Sleep(200 * time.Millisecond)
+	}()
+	defer func() { ln.Close(); <-done }()
+	e := newEdge(t, Config{}, map[string]string{"a.yaml": prop("a.example", "{url: http://"+ln.Addr().String()+"}")})
+	r := e.do("POST", "a.example", "/", strings.NewReader(strings.Repeat("u", 16<<20)))
+	if b := readBody(t, r); r.StatusCode != 413 || b != "too big\n" {
+		t.Errorf("%d %q, want the origin's 413", r.StatusCode, b)
 	}
 }

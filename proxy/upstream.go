@@ -149,7 +149,12 @@ func (st *site) abort(r *http.Request, req *request, o *origin, err error) {
 	panic(http.ErrAbortHandler)
 }
 
-func hasBody(r *http.Request) bool { return r.Body != nil && r.Body != http.NoBody }
+// hasBody reports whether a request has a body to send. An HTTP/2
+// request always has a Body; one whose stream ended with its headers has
+// ContentLength 0, and no body.
+func hasBody(r *http.Request) bool {
+	return r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
+}
 
 func bodyUntouched(req *request) bool { return req.body == nil || req.body.n == 0 }
 

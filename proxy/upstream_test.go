@@ -320,7 +320,7 @@ func TestHTTP2ClientToHTTPOrigin(t *testing.T) {
 		fmt.Fprintf(w, "%s te=%v cl=%d body=%s via=%s", r.Method, r.TransferEncoding, r.ContentLength, b, r.Header.Get("Via"))
 	}))
 	defer o.Close()
-	e := newEdge(t, Config{NodeName: "n"}, map[string]string{"a.yaml": prop("a.example.com", "{url: "+o.URL+"}")})
+	e := newEdge(t, Config{NodeName: "n"}, map[string]string{"a.yaml": prop("a.example.com", "{url: "+o.URL+"}", "timeouts: {response_header: 2s}")})
 	front := httptest.NewUnstartedServer(e.srv.HTTPSHandler())
 	front.EnableHTTP2 = true
 	front.StartTLS()
@@ -342,6 +342,20 @@ func TestHTTP2ClientToHTTPOrigin(t *testing.T) {
 	b := readBody(t, resp)
 	if resp.ProtoMajor != 2 || b != "POST te=[chunked] cl=-1 body=streamed body via=2 n" {
 		t.Errorf("%s: %q", resp.Proto, b)
+	}
+	// A GET's stream ends with its headers: no body, no chunked framing
+	// (an origin would wait for chunks that never come).
+	for _, method := range []string{"GET", "POST"} {
+		req, _ = http.NewRequest(method, front.URL+"/get", nil)
+		req.Host = "a.example.com"
+		resp, err = client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := method + " te=[] cl=0 body= via=2 n"
+		if b := readBody(t, resp); resp.StatusCode != 200 || b != want {
+			t.Errorf("%s without a body: %d %q, want %q", method, resp.StatusCode, b, want)
+		}
 	}
 }
 
