@@ -42,7 +42,7 @@ type origin struct {
 
 	done     chan struct{}
 	stopOnce sync.Once
-	loops    sync.WaitGroup // health checks and idle expiry
+	loops    sync.WaitGroup // health checks
 }
 
 // originKey identifies an origin's settings: an origin whose key is
@@ -76,7 +76,6 @@ func newOrigin(s *Server, p *property.Property, o property.Origin) *origin {
 	// An https origin goes through the transport until a response shows
 	// it speaks HTTP/1.1 only (no h2 in ALPN); then it moves over too.
 	org.sync.Store(o.URL.Scheme == "http")
-	org.loops.Go(org.expireLoop)
 	if org.obs != nil {
 		org.obs.OriginHealth(org.property, org.name, true)
 	}
@@ -105,21 +104,6 @@ func newPool(p *property.Property, o property.Origin, tlsConf *tls.Config) *conn
 		pool.dial = func(ctx context.Context) (net.Conn, error) { return td.DialContext(ctx, "tcp", addr) }
 	}
 	return pool
-}
-
-// expireLoop closes idle connections past the idle timeout until the
-// origin is stopped.
-func (o *origin) expireLoop() {
-	t := time.NewTicker(max(o.pool.idleTTL/4, 100*time.Millisecond))
-	defer t.Stop()
-	for {
-		select {
-		case <-o.done:
-			return
-		case now := <-t.C:
-			o.pool.expire(now)
-		}
-	}
 }
 
 // newTransport returns the tuned transport of one origin.

@@ -81,6 +81,10 @@ type Server struct {
 
 	mu      sync.Mutex         // serialises Update and Close
 	origins map[string]*origin // live origins by key, reused across updates
+
+	stopExpiry chan struct{} // closed by Close
+	expiryDone chan struct{}
+	closeOnce  sync.Once
 }
 
 // routes is one immutable routing snapshot.
@@ -105,12 +109,14 @@ func New(cfg Config) *Server {
 		access = cfg.Logger.Named("access")
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.Named("proxy"), access: access,
-		origins: map[string]*origin{}, ids: newRequestIDs()}
+		origins: map[string]*origin{}, ids: newRequestIDs(),
+		stopExpiry: make(chan struct{}), expiryDone: make(chan struct{})}
 	s.via = [3]string{"1.0 " + cfg.NodeName, "1.1 " + cfg.NodeName, "2 " + cfg.NodeName}
 	for i, v := range s.via {
 		s.viaHdr[i] = []string{v}[:1:1]
 	}
 	s.routes.Store(&routes{table: &property.Table{}, sites: map[*property.Property]*site{}})
+	go s.expireLoop()
 	return s
 }
 
@@ -142,12 +148,49 @@ func (s *Server) Update(t *property.Table) {
 
 // Close stops health checks and closes idle origin connections.
 func (s *Server) Close() {
+	s.closeOnce.Do(func() {
+		close(s.stopExpiry)
+		<-s.expiryDone
+	})
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, o := range s.origins {
 		o.stop()
 	}
 	s.origins = map[string]*origin{}
+}
+
+// expiryTick is how often idle origin connections past their idle
+// timeout are closed: one goroutine for all origins (a goroutine each
+// would cost memory with many properties).
+const expiryTick = time.Second
+
+// expireLoop closes idle origin connections past their idle timeout until
+// Close.
+func (s *Server) expireLoop() {
+	defer close(s.expiryDone)
+	t := time.NewTicker(expiryTick)
+	defer t.Stop()
+	var pools []*connPool
+	for {
+		select {
+		case <-s.stopExpiry:
+			return
+		case now := <-t.C:
+			pools = pools[:0]
+			s.mu.Lock()
+			for _, o := range s.origins {
+				if o.pool != nil {
+					pools = append(pools, o.pool)
+				}
+			}
+			s.mu.Unlock()
+			for _, p := range pools { // closing connections: not under s.mu
+				p.expire(now)
+			}
+			clear(pools)
+		}
+	}
 }
 
 // HTTPHandler serves the plain HTTP port.
