@@ -18,15 +18,20 @@ import (
 // a whole one.
 //
 // It records the origin tried (and a mid-body failure) in the request
-// state found in r's context, for the access log: a caller that runs it
-// beside the client's own exchange (a background revalidation) gives it
-// a context without that state (context.Background-based), and forward
-// then makes its own.
+// state that is r's context, for the access log. Called with a context
+// derived from it (a cache fill: context.WithoutCancel(r.Context()), run
+// beside or after the client's exchange), it works on a state of its own
+// that keeps the client's request id, so two goroutines never write the
+// same one.
 func (st *site) forward(w http.ResponseWriter, r *http.Request) {
-	req := requestOf(r.Context())
-	if req == nil { // called without the proxy's handler: a request of its own
+	req, own := r.Context().(*request)
+	if !own {
 		req = &request{start: time.Now()}
-		st.s.ids.next(req)
+		if parent := requestOf(r.Context()); parent != nil {
+			req.setID(parent.id)
+		} else {
+			st.s.ids.next(req)
+		}
 		req.Context = r.Context()
 		r = r.WithContext(req)
 	}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -431,5 +432,33 @@ func TestExpectContinueOriginSilent(t *testing.T) {
 	}
 	if d := time.Since(start); d < expectContinueWait/2 {
 		t.Errorf("body sent after %v, before the origin could answer the expectation", d)
+	}
+}
+
+// TestUpstreamBesideAFill: the upstream called twice at once for one client
+// request, the second time with a derived context as a cache fill does
+// (context.WithoutCancel): both succeed, the fill keeps the client's
+// request id, and the race detector finds no shared state written.
+func TestUpstreamBesideAFill(t *testing.T) {
+	o, hits := echoOrigin(t, "o")
+	e := newEdge(t, Config{AccessLog: true}, map[string]string{"a.yaml": prop("a.example", "{url: "+o.URL+"}")})
+	st := e.srv.routes.Load().sites[e.tab.Lookup("a.example")]
+	var fillBody atomic.Value
+	st.upstream = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			rec := httptest.NewRecorder()
+			st.forward(rec, r.Clone(context.WithoutCancel(r.Context())))
+			fillBody.Store(rec.Body.String())
+		})
+		st.forward(w, r)
+		wg.Wait()
+	})
+	r := e.do("GET", "a.example", "/", nil)
+	b := readBody(t, r)
+	fill, _ := fillBody.Load().(string)
+	id := r.Header.Get("X-Request-Id")
+	if r.StatusCode != 200 || hits.Load() != 2 || !strings.Contains(b, "rid="+id) || !strings.Contains(fill, "rid="+id) {
+		t.Errorf("client %d %q, fill %q, origin hits %d", r.StatusCode, b, fill, hits.Load())
 	}
 }
