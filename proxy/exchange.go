@@ -108,6 +108,11 @@ func (x *exchange) writeBody() error {
 	var sent int64
 	for {
 		n, rerr := r.Body.Read(*buf)
+		if !chunked && sent+int64(n) > r.ContentLength {
+			// Never past the framing the origin was told: the server's body
+			// reader stops at Content-Length; this guards any other Body.
+			return errBodyTooLong
+		}
 		if n > 0 {
 			sent += int64(n)
 			if err := x.writeChunk((*buf)[:n], chunked); err != nil {
@@ -278,6 +283,8 @@ func (x *exchange) reusable(resp *http.Response) bool {
 	return !resp.Close && resp.ProtoAtLeast(1, 1) && resp.StatusCode != http.StatusSwitchingProtocols &&
 		(!x.hasBody || x.bodySent) && x.c.br.Buffered() == 0
 }
+
+var errBodyTooLong = errors.New("request body longer than its Content-Length")
 
 // noResponse is a failure before the first byte of a response head.
 type noResponse struct{ err error }
