@@ -167,6 +167,8 @@ log: {level: warn, format: json, access: true}
 		name         string
 		direct, edge result
 		cpuPerReq    time.Duration
+		originConns  int64 // origin connections the edge opened
+		midConns     int64 // of which in the middle half of the run
 	}
 	var rows []row
 	wrk, _ := exec.LookPath("wrk")
@@ -212,12 +214,24 @@ log: {level: warn, format: json, access: true}
 			return generate(url, mode, d, conns)
 		}
 		direct := load(directURL)
+		connsBefore := originConns(oHTTP)
 		before := procCPU(edgePID)
 		var profDone chan struct{}
 		if profileFile != "" {
 			profDone = make(chan struct{})
 			go func() { defer close(profDone); saveProfile(dir, eAdmin, d, profileFile) }()
 		}
+		// Connections opened in the middle half of the run: steady state,
+		// without the warm-up and the end (where the generator closing its
+		// connections cuts requests in flight, whose origin connections are
+		// then closed, not reused).
+		midConns := make(chan int64, 1)
+		go func() {
+			time.Sleep(d / 4)
+			a := originConns(oHTTP)
+			time.Sleep(d / 2)
+			midConns <- originConns(oHTTP) - a - 1
+		}()
 		through := load(edgeURL)
 		if profDone != nil {
 			<-profDone
@@ -225,24 +239,46 @@ log: {level: warn, format: json, access: true}
 			profileFile = ""
 		}
 		cpu := procCPU(edgePID) - before
+		opened := originConns(oHTTP) - connsBefore - 1 // the /conns request's own
 		var per time.Duration
 		if through.requests > 0 {
 			per = cpu / time.Duration(through.requests)
 		}
-		rows = append(rows, row{s, direct, through, per})
+		rows = append(rows, row{s, direct, through, per, opened, <-midConns})
 	}
 	peakRSS := procStatus(edgePID, "VmHWM")
 
 	fmt.Printf("\nEdge load test: %d connections, %s per measurement, generator on core 0, origin and edge on core 1, %s\n\n", conns, d, gen)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tdirect req/s\tdirect p50\tdirect p99\tedge req/s\tedge p50\tedge p99\tratio\tedge CPU/req\terrors\t")
+	fmt.Fprintln(tw, "scenario\tdirect req/s\tdirect p50\tdirect p99\tedge req/s\tedge p50\tedge p99\tratio\tedge CPU/req\torigin conns/10k req\tmid-run conns\terrors\t")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%.0f\t%s\t%s\t%.2f\t%s\t%d\t\n", r.name, r.direct.rps(), r.direct.show(0.5), r.direct.show(0.99),
-			r.edge.rps(), r.edge.show(0.5), r.edge.show(0.99), r.edge.rps()/r.direct.rps(), r.cpuPerReq.Round(100*time.Nanosecond), r.direct.errors+r.edge.errors)
+		per10k := "-"
+		if r.edge.requests > 0 && r.originConns >= 0 {
+			per10k = fmt.Sprintf("%.2f", float64(r.originConns)*10000/float64(r.edge.requests))
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%.0f\t%s\t%s\t%.2f\t%s\t%s\t%d\t%d\t\n", r.name, r.direct.rps(), r.direct.show(0.5), r.direct.show(0.99),
+			r.edge.rps(), r.edge.show(0.5), r.edge.show(0.99), r.edge.rps()/r.direct.rps(), r.cpuPerReq.Round(100*time.Nanosecond), per10k, r.midConns, r.direct.errors+r.edge.errors)
 	}
 	tw.Flush()
 	fmt.Printf("\nedge RSS: idle %s, peak %s\n", idleRSS, peakRSS)
 	return nil
+}
+
+// originConns asks the bench origin how many connections it accepted
+// (its /conns, on a connection of its own); -1 when it cannot say.
+func originConns(port int) int64 {
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/conns", port))
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	n, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil {
+		return -1
+	}
+	return n
 }
 
 func repoRoot() string {

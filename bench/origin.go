@@ -7,9 +7,12 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"math/big"
+	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,12 +24,21 @@ func runOrigin(args []string) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/small", func(w http.ResponseWriter, r *http.Request) { w.Write(small) })
 	mux.HandleFunc("/large", func(w http.ResponseWriter, r *http.Request) { w.Write(large) })
+	// /conns: connections accepted so far (both ports), for the edge's
+	// upstream reuse.
+	var conns atomic.Int64
+	countConns := func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	mux.HandleFunc("/conns", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, conns.Load()) })
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "bench.local"}, DNSNames: []string{"bench.local"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
 	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	tlsSrv := &http.Server{Addr: "127.0.0.1:" + args[1], Handler: mux,
+	tlsSrv := &http.Server{Addr: "127.0.0.1:" + args[1], Handler: mux, ConnState: countConns,
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}}
 	go tlsSrv.ListenAndServeTLS("", "")
-	(&http.Server{Addr: "127.0.0.1:" + args[0], Handler: mux}).ListenAndServe()
+	(&http.Server{Addr: "127.0.0.1:" + args[0], Handler: mux, ConnState: countConns}).ListenAndServe()
 }

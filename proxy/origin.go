@@ -21,12 +21,18 @@ import (
 // origin is one upstream of a property with its connection pool and health.
 // It outlives reloads that do not change its settings.
 type origin struct {
-	name      string // the URL, for logs and metrics
-	property  string
-	weight    int
-	url       *url.URL
-	transport *http.Transport   // owns the connection pool
-	rt        http.RoundTripper // sends requests: transport, or a test's
+	name     string // the URL, for logs and metrics
+	property string
+	weight   int
+	url      *url.URL
+	prefix   string // the URL's escaped path without its final "/"
+	// sync: requests go over pool on the client's goroutine (http
+	// origins); else through transport (https, which may be HTTP/2).
+	sync      atomic.Bool
+	pool      *connPool
+	transport *http.Transport   // https origins and health checks
+	rt        http.RoundTripper // sends requests on the transport path: transport, or a test's
+	files     *fileSite         // a file:// origin's directory
 	rest      time.Duration
 	log       *zap.Logger
 	obs       Observer
@@ -36,6 +42,7 @@ type origin struct {
 
 	done     chan struct{}
 	stopOnce sync.Once
+	loops    sync.WaitGroup // health checks
 }
 
 // originKey identifies an origin's settings: an origin whose key is
@@ -47,18 +54,56 @@ func originKey(p *property.Property, o property.Origin) string {
 func newOrigin(s *Server, p *property.Property, o property.Origin) *origin {
 	org := &origin{
 		name: o.URL.String(), property: p.Name, weight: o.Weight, url: o.URL,
-		rest: s.cfg.PassiveRest, obs: s.cfg.Observer, done: make(chan struct{}),
+		prefix: strings.TrimSuffix(o.URL.EscapedPath(), "/"),
+		rest:   s.cfg.PassiveRest, obs: s.cfg.Observer, done: make(chan struct{}),
 		log: s.log.With(zap.String("property", p.Name), zap.String("origin", o.URL.String())),
+	}
+	if o.IsFile() {
+		fs, err := openFileSite(o.Dir)
+		if err != nil {
+			org.log.Error("file origin unusable", zap.Error(err))
+		}
+		org.files = fs
+		return org
 	}
 	org.transport = newTransport(p, o, org.log)
 	org.rt = org.transport
+	org.pool = newPool(p, o, org.transport.TLSClientConfig)
+	if co, ok := s.cfg.Observer.(ConnObserver); ok {
+		org.pool.onOpen = func() { co.OriginConnOpened(p.Name, org.name) }
+	}
+	// http origins speak HTTP/1.1: the synchronous path from the start.
+	// An https origin goes through the transport until a response shows
+	// it speaks HTTP/1.1 only (no h2 in ALPN); then it moves over too.
+	org.sync.Store(o.URL.Scheme == "http")
 	if org.obs != nil {
 		org.obs.OriginHealth(org.property, org.name, true)
 	}
 	if hc := p.HealthCheck; hc != nil {
-		go org.checkLoop(hc, p.OriginHost)
+		org.loops.Go(func() { org.checkLoop(hc, p.OriginHost) })
 	}
 	return org
+}
+
+// newPool makes the pool of an http or https origin's HTTP/1.1
+// connections; https connections offer only http/1.1 in ALPN.
+func newPool(p *property.Property, o property.Origin, tlsConf *tls.Config) *connPool {
+	d := &net.Dialer{Timeout: p.Timeouts.Connect, KeepAlive: 30 * time.Second}
+	port := o.URL.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[o.URL.Scheme]
+	}
+	addr := net.JoinHostPort(o.URL.Hostname(), port)
+	pool := &connPool{idleTTL: p.Timeouts.Idle,
+		dial: func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }}
+	if o.URL.Scheme == "https" {
+		conf := tlsConf.Clone()
+		conf.NextProtos = []string{"http/1.1"}
+		// The dialer's timeout covers the TCP connect and the handshake.
+		td := &tls.Dialer{NetDialer: d, Config: conf}
+		pool.dial = func(ctx context.Context) (net.Conn, error) { return td.DialContext(ctx, "tcp", addr) }
+	}
+	return pool
 }
 
 // newTransport returns the tuned transport of one origin.
@@ -103,7 +148,7 @@ func (o *origin) target(u *url.URL) {
 	u.Scheme, u.Host = o.url.Scheme, o.url.Host
 	if prefix := strings.TrimSuffix(o.url.Path, "/"); prefix != "" {
 		if u.RawPath != "" {
-			u.RawPath = strings.TrimSuffix(o.url.EscapedPath(), "/") + u.RawPath
+			u.RawPath = o.prefix + u.RawPath
 		}
 		u.Path = prefix + u.Path
 	}
@@ -124,10 +169,21 @@ func (o *origin) failed(err error) {
 	}
 }
 
+// stop ends the origin's goroutines and waits for them, and closes its
+// idle connections and its directory.
 func (o *origin) stop() {
 	o.stopOnce.Do(func() {
 		close(o.done)
-		o.transport.CloseIdleConnections()
+		o.loops.Wait()
+		if o.transport != nil {
+			o.transport.CloseIdleConnections()
+		}
+		if o.pool != nil {
+			o.pool.close()
+		}
+		if o.files != nil {
+			o.files.close()
+		}
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // recorder wraps the ResponseWriter to learn the status and size for the
@@ -85,18 +86,11 @@ func newRequestIDs() requestIDs {
 	return requestIDs{prefix: hex.EncodeToString(b[:])}
 }
 
-func (g *requestIDs) next() string {
-	var buf [32]byte
-	out := append(buf[:0], g.prefix...)
+// next gives req its id, written into req's own buffer: no allocation.
+// req.idBuf is never written again, so the string stays valid.
+func (g *requestIDs) next(req *request) {
+	out := append(req.idBuf[:0], g.prefix...)
 	out = append(out, '-')
 	out = strconv.AppendUint(out, g.n.Add(1), 36)
-	return string(out)
+	req.setID(unsafe.String(&out[0], len(out)))
 }
-
-// bufferPool lends 32 KiB buffers to ReverseProxy's body copies.
-type bufferPool struct{}
-
-var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
-
-func (bufferPool) Get() []byte  { return *(buffers.Get().(*[]byte)) }
-func (bufferPool) Put(b []byte) { buffers.Put(&b) }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -25,6 +26,28 @@ type Observer interface {
 	Request(property string, status int, elapsed time.Duration)
 	OriginRequest(property, origin string, err error, elapsed time.Duration)
 	OriginHealth(property, origin string, healthy bool)
+}
+
+// ConnObserver, when the Observer implements it too, is told about every
+// connection opened to an origin on the synchronous HTTP/1.1 path (for a
+// counter: requests per connection shows keep-alive reuse).
+type ConnObserver interface {
+	OriginConnOpened(property, origin string)
+}
+
+// PropertyObserver, when the Observer implements it too, resolves a
+// property's metrics once per routing update (labels looked up then, not
+// per request): the proxy then reports that property's requests to the
+// returned SiteObserver instead of the Observer's Request and
+// OriginRequest.
+type PropertyObserver interface {
+	ForProperty(property string) SiteObserver
+}
+
+// SiteObserver is one property's metrics (see PropertyObserver).
+type SiteObserver interface {
+	Request(status int, elapsed time.Duration)
+	OriginRequest(origin string, err error, elapsed time.Duration)
 }
 
 // Config configures a Server. Zero values are useful defaults.
@@ -58,12 +81,20 @@ type Server struct {
 	log    *zap.Logger
 	access *zap.Logger
 	via    [3]string // by protocol: HTTP/1.0, HTTP/1.1, HTTP/2
+	// viaHdr holds via as header values, shared by all responses that
+	// had no Via (saves an allocation each). Never written in place: a
+	// slice with len == cap, so an append copies.
+	viaHdr [3][]string
 	ids    requestIDs
 
 	routes atomic.Pointer[routes]
 
 	mu      sync.Mutex         // serialises Update and Close
 	origins map[string]*origin // live origins by key, reused across updates
+
+	stopExpiry chan struct{} // closed by Close
+	expiryDone chan struct{}
+	closeOnce  sync.Once
 }
 
 // routes is one immutable routing snapshot.
@@ -88,9 +119,14 @@ func New(cfg Config) *Server {
 		access = cfg.Logger.Named("access")
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.Named("proxy"), access: access,
-		origins: map[string]*origin{}, ids: newRequestIDs()}
+		origins: map[string]*origin{}, ids: newRequestIDs(),
+		stopExpiry: make(chan struct{}), expiryDone: make(chan struct{})}
 	s.via = [3]string{"1.0 " + cfg.NodeName, "1.1 " + cfg.NodeName, "2 " + cfg.NodeName}
+	for i, v := range s.via {
+		s.viaHdr[i] = []string{v}[:1:1]
+	}
 	s.routes.Store(&routes{table: &property.Table{}, sites: map[*property.Property]*site{}})
+	go s.expireLoop()
 	return s
 }
 
@@ -99,29 +135,72 @@ func New(cfg Config) *Server {
 // once no longer routed. Requests in flight finish on the sites they began.
 func (s *Server) Update(t *property.Table) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	r := &routes{table: t, sites: make(map[*property.Property]*site, len(t.Properties()))}
 	live := make(map[string]*origin, len(s.origins))
 	for _, p := range t.Properties() {
 		r.sites[p] = s.newSite(p, live)
 	}
 	s.routes.Store(r)
+	var gone []*origin
 	for k, o := range s.origins {
 		if _, ok := live[k]; !ok {
-			o.stop()
+			gone = append(gone, o)
 		}
 	}
 	s.origins = live
+	s.mu.Unlock()
+	// Stopping waits for health checks (bounded by their timeout): not
+	// under the lock.
+	for _, o := range gone {
+		o.stop()
+	}
 }
 
 // Close stops health checks and closes idle origin connections.
 func (s *Server) Close() {
+	s.closeOnce.Do(func() {
+		close(s.stopExpiry)
+		<-s.expiryDone
+	})
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, o := range s.origins {
 		o.stop()
 	}
 	s.origins = map[string]*origin{}
+}
+
+// expiryTick is how often idle origin connections past their idle
+// timeout are closed: one goroutine for all origins (a goroutine each
+// would cost memory with many properties).
+const expiryTick = time.Second
+
+// expireLoop closes idle origin connections past their idle timeout until
+// Close.
+func (s *Server) expireLoop() {
+	defer close(s.expiryDone)
+	t := time.NewTicker(expiryTick)
+	defer t.Stop()
+	var pools []*connPool
+	for {
+		select {
+		case <-s.stopExpiry:
+			return
+		case now := <-t.C:
+			pools = pools[:0]
+			s.mu.Lock()
+			for _, o := range s.origins {
+				if o.pool != nil {
+					pools = append(pools, o.pool)
+				}
+			}
+			s.mu.Unlock()
+			for _, p := range pools { // closing connections: not under s.mu
+				p.expire(now)
+			}
+			clear(pools)
+		}
+	}
 }
 
 // HTTPHandler serves the plain HTTP port.
@@ -140,11 +219,29 @@ const challengePrefix = "/.well-known/acme-challenge/"
 func (h handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := h.s
 	rec := newRecorder(w)
-	defer rec.release()
-	req := &request{start: time.Now(), id: s.ids.next()}
-	rec.Header().Set("X-Request-Id", req.id)
+	// The request's state: one allocation, its id and the id's header
+	// value inside it.
+	req := &request{start: time.Now()}
+	s.ids.next(req)
+	rec.Header()["X-Request-Id"] = req.idHdr[:]
+	defer func() {
+		// An aborted response (the origin failed mid-body) is logged and
+		// counted too, then the abort goes on to the server.
+		if p := recover(); p != nil {
+			s.finish(rec, r, req)
+			rec.release()
+			panic(p)
+		}
+	}()
 	s.route(rec, r, req, h.secure)
-	if s.cfg.Observer != nil {
+	s.finish(rec, r, req)
+	rec.release()
+}
+
+func (s *Server) finish(rec *recorder, r *http.Request, req *request) {
+	if req.siteObs != nil {
+		req.siteObs.Request(rec.status, time.Since(req.start))
+	} else if s.cfg.Observer != nil {
 		s.cfg.Observer.Request(req.propertyName(), rec.status, time.Since(req.start))
 	}
 	if s.cfg.AccessLog {
@@ -194,7 +291,9 @@ func (s *Server) route(w *recorder, r *http.Request, req *request, secure bool) 
 		// framed it otherwise cannot smuggle a request behind it.
 		w.Header().Set("Connection", "close")
 	}
-	rt.sites[p].serve(w, r, req)
+	st := rt.sites[p]
+	req.siteObs = st.obs
+	st.serve(w, r, req)
 }
 
 // sameCertificate reports whether the TLS connection's SNI names a
@@ -244,28 +343,67 @@ func (s *Server) logAccess(rec *recorder, r *http.Request, req *request) {
 	if ce == nil {
 		return
 	}
-	ce.Write(
-		zap.String("request_id", req.id),
-		zap.String("property", req.propertyName()),
-		zap.String("host", r.Host),
-		zap.String("method", r.Method),
-		zap.String("uri", r.RequestURI),
-		zap.String("proto", r.Proto),
-		zap.Int("status", rec.status),
-		zap.Int64("bytes", rec.bytes),
-		zap.Duration("duration", time.Since(req.start)),
-		zap.String("origin", req.origin),
-		zap.String("remote", r.RemoteAddr),
-	)
+	// The fields go in a pooled array: a variadic list of 12 fields would
+	// be a 768-byte allocation per request. The core encodes them before
+	// Write returns.
+	f := accessFields.Get().(*[12]zap.Field)
+	f[0] = zap.String("request_id", req.id)
+	f[1] = zap.String("property", req.propertyName())
+	f[2] = zap.String("host", r.Host)
+	f[3] = zap.String("method", r.Method)
+	f[4] = zap.String("uri", r.RequestURI)
+	f[5] = zap.String("proto", r.Proto)
+	f[6] = zap.Int("status", rec.status)
+	f[7] = zap.Int64("bytes", rec.bytes)
+	f[8] = zap.Duration("duration", time.Since(req.start))
+	f[9] = zap.String("origin", req.origin)
+	f[10] = zap.String("remote", r.RemoteAddr)
+	f[11] = zap.Error(req.err) // zap.Skip() when nil
+	ce.Write(f[:]...)
+	*f = [12]zap.Field{}
+	accessFields.Put(f)
 }
 
-// request is what the proxy knows of one request while serving it.
+var accessFields = sync.Pool{New: func() any { return new([12]zap.Field) }}
+
+// request is what the proxy knows of one request while serving it. It is
+// the context of the request handed to the upstream (Value(ctxKey{})
+// returns it), which saves context.WithValue's allocation.
 type request struct {
-	start  time.Time
-	id     string
-	prop   *property.Property
-	origin string // the last origin tried
-	body   *trackedBody
+	context.Context // the client request's; set when it is proxied
+
+	start   time.Time
+	id      string
+	idHdr   [1]string // the X-Request-Id header value: id
+	idBuf   [24]byte  // id's bytes
+	prop    *property.Property
+	siteObs SiteObserver // the property's metrics, when resolved
+	origin  string       // the last origin tried
+	body    *trackedBody
+	err     error // an origin failure after the response began
+}
+
+type ctxKey struct{}
+
+func (r *request) Value(key any) any {
+	if key == (ctxKey{}) {
+		return r
+	}
+	return r.Context.Value(key)
+}
+
+func (r *request) setID(id string) {
+	r.id = id
+	r.idHdr[0] = id
+}
+
+// requestOf returns the request state carried by ctx, or nil.
+func requestOf(ctx context.Context) *request {
+	if r, ok := ctx.(*request); ok {
+		return r
+	}
+	r, _ := ctx.Value(ctxKey{}).(*request)
+	return r
 }
 
 func (r *request) propertyName() string {
@@ -273,6 +411,30 @@ func (r *request) propertyName() string {
 		return ""
 	}
 	return r.prop.Name
+}
+
+// OriginStats are an origin's counters since it was made.
+type OriginStats struct {
+	Requests    uint64 // requests sent on the synchronous path
+	ConnsOpened uint64 // connections dialled for them
+}
+
+// OriginStats reports the counters of each http(s) origin of a property, by
+// URL: the share of requests that reused a connection is
+// 1 - ConnsOpened/Requests.
+func (s *Server) OriginStats(property string) map[string]OriginStats {
+	rt := s.routes.Load()
+	p := rt.table.ByName(property)
+	if p == nil || rt.sites[p] == nil {
+		return nil
+	}
+	out := map[string]OriginStats{}
+	for _, o := range rt.sites[p].origins {
+		if o.pool != nil {
+			out[o.name] = OriginStats{Requests: o.pool.requests.Load(), ConnsOpened: o.pool.opened.Load()}
+		}
+	}
+	return out
 }
 
 // OriginHealth reports whether each origin of a property is healthy now,

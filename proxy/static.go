@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"io/fs"
 	"net/http"
 	"os"
@@ -8,36 +9,58 @@ import (
 	"strings"
 )
 
-// newFileHandler serves a directory of static files: no directory listings
-// (a directory answers with its index.html or 404) and no dot files.
-func newFileHandler(dir string) http.Handler {
-	return http.FileServer(staticFS{http.Dir(dir)})
+// fileSite serves a directory of static files through an os.Root, so that
+// no name, symlink or ".." can reach outside the directory: no directory
+// listings (a directory answers with its index.html or 404) and no dot
+// files. It owns the directory handle until close.
+type fileSite struct {
+	root    *os.Root
+	handler http.Handler
 }
 
-type staticFS struct{ fs http.FileSystem }
+func openFileSite(dir string) (*fileSite, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	return &fileSite{root: root, handler: http.FileServerFS(staticFS{root.FS()})}, nil
+}
 
-func (s staticFS) Open(name string) (http.File, error) {
-	for _, part := range strings.Split(name, "/") {
-		if strings.HasPrefix(part, ".") {
+func (f *fileSite) close() { _ = f.root.Close() }
+
+// staticFS hides dot files and directories without an index.html, and
+// answers 404 (not 500) for a name that would escape the root.
+type staticFS struct{ fsys fs.FS }
+
+func (s staticFS) Open(name string) (fs.File, error) {
+	for part := range strings.SplitSeq(name, "/") {
+		if part != "." && strings.HasPrefix(part, ".") {
 			return nil, fs.ErrNotExist
 		}
 	}
-	f, err := s.fs.Open(name)
+	f, err := s.fsys.Open(name)
 	if err != nil {
-		return nil, err
+		return nil, notExist(err)
 	}
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, err
+		return nil, notExist(err)
 	}
 	if st.IsDir() {
-		idx, err := s.fs.Open(path.Join(name, "index.html"))
-		if err != nil {
+		if _, err := fs.Stat(s.fsys, path.Join(name, "index.html")); err != nil {
 			f.Close()
-			return nil, os.ErrNotExist
+			return nil, fs.ErrNotExist
 		}
-		idx.Close()
 	}
 	return f, nil
+}
+
+// notExist keeps permission errors (403) and turns everything else, an
+// escape from the root included, into "not found".
+func notExist(err error) error {
+	if errors.Is(err, fs.ErrPermission) {
+		return err
+	}
+	return fs.ErrNotExist
 }

@@ -1,0 +1,207 @@
+package proxy
+
+import (
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/edge-cdn/edge/property"
+)
+
+// hopByHop reports whether a (canonical) header name is hop-by-hop: it
+// describes one connection and is never forwarded (RFC 9110 7.6.1).
+func hopByHop(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+		"Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
+}
+
+// connectionListed reports whether the Connection header values conn name
+// k, which is then hop-by-hop too. No allocation: the lists are short.
+func connectionListed(conn []string, k string) bool {
+	for _, v := range conn {
+		for tok := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), k) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func hasToken(vv []string, token string) bool {
+	return connectionListed(vv, token)
+}
+
+// upgradeType returns the protocol a request or response asks to switch
+// to ("websocket"), or "".
+func upgradeType(h http.Header) string {
+	if !hasToken(h["Connection"], "Upgrade") {
+		return ""
+	}
+	if v := h["Upgrade"]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// ruled reports whether a property's rules set or remove header k: the
+// rule then decides what is sent.
+func ruled(rules *property.HeaderRules, k string) bool {
+	for _, kv := range rules.Set {
+		if kv.Name == k {
+			return true
+		}
+	}
+	for _, n := range rules.Remove {
+		if n == k {
+			return true
+		}
+	}
+	return false
+}
+
+func removed(rules *property.HeaderRules, k string) bool {
+	for _, n := range rules.Remove {
+		if n == k {
+			return true
+		}
+	}
+	return false
+}
+
+// headerSink receives the headers of a message being built: written
+// straight to an origin connection, or into an http.Header.
+type headerSink interface {
+	add(k, v string)
+	// addJoined adds one field whose value is vv joined by ", " then tail.
+	addJoined(k string, vv []string, tail string)
+}
+
+// outHeaders sends the headers of the request to forward: the client's
+// minus hop-by-hop, Connection-listed and edge-owned ones, then the
+// property's set rules, the upgrade if any, X-Forwarded-*, Via and the
+// request id. Body framing (Content-Length, Transfer-Encoding) and Host
+// are the caller's. One pass, no map built.
+func (st *site) outHeaders(r *http.Request, req *request, upgrade string, sink headerSink) {
+	rules := &st.prop.Headers.Request
+	conn := r.Header["Connection"]
+	for k, vv := range r.Header {
+		switch k {
+		case "X-Request-Id", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded",
+			"Via", "Content-Length", "Host", "Http2-Settings":
+			continue
+		case "Te":
+			// "trailers" is end to end (gRPC needs it); the rest is not.
+			if hasToken(vv, "trailers") && !ruled(rules, k) {
+				sink.add("Te", "trailers")
+			}
+			continue
+		case "Expect":
+			if r.ContentLength == 0 {
+				continue // nothing to wait for
+			}
+		}
+		if hopByHop(k) || (len(conn) > 0 && connectionListed(conn, k)) || ruled(rules, k) {
+			continue
+		}
+		for _, v := range vv {
+			sink.add(k, v)
+		}
+	}
+	for _, kv := range rules.Set {
+		if !removed(rules, kv.Name) {
+			sink.add(kv.Name, kv.Value)
+		}
+	}
+	if upgrade != "" {
+		sink.add("Connection", "Upgrade")
+		sink.add("Upgrade", upgrade)
+	}
+	// Append to the client's X-Forwarded-For, as most proxies do; origins
+	// that trust only the edge read the last entry.
+	if !ruled(rules, "X-Forwarded-For") {
+		ip, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			ip = r.RemoteAddr
+		}
+		sink.addJoined("X-Forwarded-For", r.Header["X-Forwarded-For"], ip)
+	}
+	if !ruled(rules, "X-Forwarded-Host") {
+		sink.add("X-Forwarded-Host", r.Host)
+	}
+	if !ruled(rules, "X-Forwarded-Proto") {
+		proto := "http"
+		if r.TLS != nil {
+			proto = "https"
+		}
+		sink.add("X-Forwarded-Proto", proto)
+	}
+	if !ruled(rules, "Via") {
+		sink.addJoined("Via", r.Header["Via"], st.s.via[protoIndex(r)])
+	}
+	if !ruled(rules, "X-Request-Id") {
+		sink.add("X-Request-Id", req.id)
+	}
+}
+
+// copyResponseHeader puts an origin's response headers into h, the
+// client's response headers: hop-by-hop, Connection-listed and the
+// origin's X-Request-Id are dropped (h already has the edge's), as is its
+// Strict-Transport-Security where the property sets its own. The value
+// slices of from are moved, not copied: from is not used after.
+func (st *site) copyResponseHeader(h, from http.Header, r *http.Request) {
+	rules := &st.prop.Headers.Response
+	conn := from["Connection"]
+	ownHSTS := st.prop.TLS.HSTS != "" && r.TLS != nil
+	for k, vv := range from {
+		switch {
+		case k == "X-Request-Id", k == "Strict-Transport-Security" && ownHSTS,
+			hopByHop(k), len(conn) > 0 && connectionListed(conn, k):
+			continue
+		}
+		h[k] = vv
+	}
+	// Via: the origin's, then this edge's. Only an origin's Via costs an
+	// allocation (append); the map growing is the Header's own.
+	if vv := from["Via"]; len(vv) > 0 {
+		h["Via"] = append(vv, st.s.via[protoIndex(r)])
+	} else {
+		h["Via"] = st.s.viaHdr[protoIndex(r)]
+	}
+	applyHeaders(h, *rules)
+}
+
+func protoIndex(r *http.Request) int {
+	switch {
+	case r == nil || r.ProtoMajor >= 2:
+		return 2
+	case r.ProtoMinor == 0:
+		return 0
+	}
+	return 1
+}
+
+func applyHeaders(h http.Header, rules property.HeaderRules) {
+	for _, kv := range rules.Set {
+		h[kv.Name] = []string{kv.Value}
+	}
+	for _, n := range rules.Remove {
+		delete(h, n)
+	}
+}
+
+// mapSink collects headers into an http.Header (the http.Transport path).
+type mapSink http.Header
+
+func (m mapSink) add(k, v string) { m[k] = append(m[k], v) }
+
+func (m mapSink) addJoined(k string, vv []string, tail string) {
+	if len(vv) > 0 {
+		tail = strings.Join(vv, ", ") + ", " + tail
+	}
+	m[k] = append(m[k], tail)
+}

@@ -1,0 +1,46 @@
+package proxy
+
+import "strings"
+
+// hasDotSegment reports whether a request path, already percent-decoded
+// (url.URL.Path), has a "." or ".." segment. Such a request is refused
+// (400), not normalised: joined under an origin's path, "/../b" would
+// leave it ("/a/../b"), and an origin may read the segments differently
+// from any normalisation of ours. Segments are split at "/" and "\\" (a
+// separator on some origins); a segment counts as dots when, after
+// cutting at ";" (path parameters, which some servers strip), it is made
+// of one or two "." or "%2e" (a second, double-encoded decoding), so
+// "%2e%2e", "..%2f", "..\\", ".%2e" and "..;x" are all refused.
+func hasDotSegment(p string) bool {
+	for {
+		i := strings.IndexAny(p, "/\\")
+		seg := p
+		if i >= 0 {
+			seg = p[:i]
+		}
+		if isDots(seg) {
+			return true
+		}
+		if i < 0 {
+			return false
+		}
+		p = p[i+1:]
+	}
+}
+
+func isDots(seg string) bool {
+	seg, _, _ = strings.Cut(seg, ";")
+	dots := 0
+	for len(seg) > 0 {
+		switch {
+		case seg[0] == '.':
+			seg = seg[1:]
+		case len(seg) >= 3 && seg[0] == '%' && seg[1] == '2' && (seg[2] == 'e' || seg[2] == 'E'):
+			seg = seg[3:]
+		default:
+			return false
+		}
+		dots++
+	}
+	return dots == 1 || dots == 2
+}

@@ -1,0 +1,178 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// maxIdlePerOrigin bounds the idle connections an origin keeps; beyond it
+// the longest idle one is closed. Each idle connection holds 8 KiB of
+// buffers, so 256 cost at most 2 MiB per origin.
+const maxIdlePerOrigin = 256
+
+// maxResponseHead bounds the bytes of an origin's response head (status
+// line and header fields); http.ReadResponse itself has no limit.
+const maxResponseHead = 1 << 20
+
+// upConn is one HTTP/1.1 connection to an origin.
+type upConn struct {
+	nc     net.Conn        // the connection (a *tls.Conn for https)
+	raw    syscall.RawConn // of the TCP socket, for the liveness peek; nil: none
+	lim    io.LimitedReader
+	br     *bufio.Reader // reads through lim
+	bw     *bufio.Writer
+	idleAt time.Time // when it went back to the pool
+	reused bool      // it served a request before this one
+
+	peekBuf [1]byte
+	numBuf  [20]byte // formats lengths without allocating
+	peekOK  bool
+	peekFn  func(fd uintptr) bool // c.peek, bound once at dial
+	abortFn func()                // c.abort, bound once at dial
+}
+
+// connPool keeps an origin's idle keep-alive connections, most recently
+// used last (LIFO: a warm connection is preferred, the cold ones expire).
+type connPool struct {
+	dial    func(ctx context.Context) (net.Conn, error)
+	idleTTL time.Duration
+
+	mu     sync.Mutex
+	idle   []*upConn
+	closed bool
+
+	opened   atomic.Uint64 // connections dialled
+	requests atomic.Uint64 // requests sent
+	onOpen   func()        // told about each connection opened; may be nil
+}
+
+// get returns an idle connection that is still good, or dials one.
+func (p *connPool) get(ctx context.Context) (*upConn, error) {
+	now := time.Now()
+	for {
+		p.mu.Lock()
+		n := len(p.idle)
+		if n == 0 {
+			p.mu.Unlock()
+			break
+		}
+		c := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		p.mu.Unlock()
+		if now.Sub(c.idleAt) < p.idleTTL && c.alive() {
+			c.reused = true
+			return c, nil
+		}
+		c.nc.Close()
+	}
+	return p.dialConn(ctx)
+}
+
+func (p *connPool) dialConn(ctx context.Context) (*upConn, error) {
+	nc, err := p.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p.opened.Add(1)
+	if p.onOpen != nil {
+		p.onOpen()
+	}
+	c := &upConn{nc: nc}
+	tcp := nc
+	if tc, ok := nc.(*tls.Conn); ok {
+		tcp = tc.NetConn()
+	}
+	if sc, ok := tcp.(syscall.Conn); ok {
+		c.raw, _ = sc.SyscallConn()
+	}
+	c.lim.R, c.lim.N = nc, 1<<62
+	c.br = bufio.NewReaderSize(&c.lim, 4<<10)
+	c.bw = bufio.NewWriterSize(nc, 4<<10)
+	c.peekFn, c.abortFn = c.peek, c.abort
+	return c, nil
+}
+
+// put returns a connection whose last exchange ended cleanly.
+func (p *connPool) put(c *upConn) {
+	c.idleAt = time.Now()
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		c.nc.Close()
+		return
+	}
+	var drop *upConn
+	if len(p.idle) >= maxIdlePerOrigin {
+		drop = p.idle[0]
+		copy(p.idle, p.idle[1:])
+		p.idle = p.idle[:len(p.idle)-1]
+	}
+	p.idle = append(p.idle, c)
+	p.mu.Unlock()
+	if drop != nil {
+		drop.nc.Close()
+	}
+}
+
+// expire closes the connections idle for longer than the idle timeout.
+func (p *connPool) expire(now time.Time) {
+	p.mu.Lock()
+	var old []*upConn
+	i := 0
+	for i < len(p.idle) && now.Sub(p.idle[i].idleAt) >= p.idleTTL {
+		i++
+	}
+	if i > 0 {
+		old = append(old, p.idle[:i]...)
+		n := copy(p.idle, p.idle[i:])
+		clear(p.idle[n:])
+		p.idle = p.idle[:n]
+	}
+	p.mu.Unlock()
+	for _, c := range old {
+		c.nc.Close()
+	}
+}
+
+// close closes the idle connections; those in use are closed when their
+// exchange ends.
+func (p *connPool) close() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle, p.closed = nil, true
+	p.mu.Unlock()
+	for _, c := range idle {
+		c.nc.Close()
+	}
+}
+
+// alive reports whether an idle connection is still open and quiet: a
+// peer that closed it, or that sent bytes nobody asked for (the rest of a
+// response that lied about its length, a response splitting attempt),
+// makes it unusable. One non-blocking recv(MSG_PEEK) on the socket.
+func (c *upConn) alive() bool {
+	if c.br.Buffered() > 0 {
+		return false
+	}
+	if c.raw == nil {
+		return true
+	}
+	c.peekOK = false
+	if err := c.raw.Read(c.peekFn); err != nil {
+		return false
+	}
+	return c.peekOK
+}
+
+// abort unblocks any I/O on the connection, for a client that left.
+func (c *upConn) abort() { _ = c.nc.SetDeadline(aLongTimeAgo) }
+
+var aLongTimeAgo = time.Unix(1, 0)

@@ -1,0 +1,128 @@
+package proxy
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+)
+
+// writeResponse streams an origin's response to the client. clean reports
+// that the body was read to its end (the origin connection may carry
+// another request); originErr, that the origin failed mid-body. A client
+// that stops reading ends the copy with neither.
+func (st *site) writeResponse(w http.ResponseWriter, r *http.Request, resp *http.Response) (clean bool, originErr error) {
+	h := w.Header()
+	st.copyResponseHeader(h, resp.Header, r)
+	announced := len(resp.Trailer)
+	if announced > 0 {
+		keys := make([]string, 0, announced)
+		for k := range resp.Trailer {
+			keys = append(keys, k)
+		}
+		h["Trailer"] = []string{strings.Join(keys, ", ")}
+	}
+	w.WriteHeader(resp.StatusCode)
+	if resp.Body == nil || resp.Body == http.NoBody {
+		return true, nil
+	}
+	var flusher http.Flusher
+	if resp.ContentLength < 0 || isEventStream(h) {
+		// A stream (SSE, a long poll, chunks as the origin makes them):
+		// each piece reaches the client as soon as it came.
+		flusher, _ = w.(http.Flusher)
+	}
+	buf := getBuffer()
+	defer putBuffer(buf)
+	for {
+		n, rerr := resp.Body.Read(*buf)
+		if n > 0 {
+			if _, werr := w.Write((*buf)[:n]); werr != nil {
+				return false, nil // the client left
+			}
+			if flusher != nil {
+				flusher.Flush()
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return false, rerr
+		}
+	}
+	if len(resp.Trailer) > 0 {
+		for k, vv := range resp.Trailer {
+			if len(resp.Trailer) != announced {
+				k = http.TrailerPrefix + k
+			}
+			h[k] = vv
+		}
+	}
+	return true, nil
+}
+
+// switchProtocols completes an upgrade (a websocket): the origin's 101
+// goes to the client, whose connection is hijacked, and bytes are copied
+// both ways until either side closes. The handler's goroutine copies one
+// way and owns the goroutine copying the other, which it waits for.
+func (st *site) switchProtocols(w http.ResponseWriter, r *http.Request, resp *http.Response, upgrade string, back io.ReadWriteCloser) error {
+	defer back.Close()
+	if got := upgradeType(resp.Header); upgrade == "" || !strings.EqualFold(got, upgrade) {
+		return &attemptError{err: fmt.Errorf("origin switched to protocol %q; the client asked for %q", got, upgrade)}
+	}
+	h := w.Header()
+	st.copyResponseHeader(h, resp.Header, r)
+	h["Connection"] = []string{"Upgrade"}
+	h["Upgrade"] = []string{upgrade}
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return &attemptError{err: fmt.Errorf("hijacking the client connection: %w", err)}
+	}
+	defer conn.Close()
+	res := &http.Response{StatusCode: resp.StatusCode, ProtoMajor: 1, ProtoMinor: 1, Header: h}
+	if err := res.Write(brw); err != nil {
+		return nil
+	}
+	if err := brw.Flush(); err != nil {
+		return nil
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = io.Copy(back, brw.Reader) // client to origin (with what the client already sent)
+		closeWrite(back)
+	}()
+	_, _ = io.Copy(conn, back) // origin to client
+	conn.Close()
+	back.Close()
+	<-done
+	return nil
+}
+
+func closeWrite(c any) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+}
+
+// upConnRWC is an upgraded origin connection: reads go through its buffer,
+// which may already hold the first bytes after the 101.
+type upConnRWC struct{ c *upConn }
+
+func (u upConnRWC) Read(p []byte) (int, error)  { return u.c.br.Read(p) }
+func (u upConnRWC) Write(p []byte) (int, error) { return u.c.nc.Write(p) }
+func (u upConnRWC) Close() error                { return u.c.nc.Close() }
+func (u upConnRWC) CloseWrite() error {
+	if cw, ok := u.c.nc.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite() // *net.TCPConn, *tls.Conn
+	}
+	return nil
+}
+
+// buffers lends 32 KiB copy buffers to body copies, both ways.
+var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func getBuffer() *[]byte  { return buffers.Get().(*[]byte) }
+func putBuffer(b *[]byte) { buffers.Put(b) }

@@ -1,0 +1,188 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// forward is the upstream entry of a site, the handler the cache sits in
+// front of: it sends r to one of the property's origins (retrying on
+// another when that is safe, see mayRetry) and writes the response into
+// w. A failure before the response started is answered with an error
+// status; an origin that fails mid-body aborts the client's response
+// (panic(http.ErrAbortHandler)), so nobody mistakes a truncated body for
+// a whole one.
+//
+// It records the origin tried (and a mid-body failure) in the request
+// state that is r's context, for the access log. Called with a context
+// derived from it (a cache fill: context.WithoutCancel(r.Context()), run
+// beside or after the client's exchange), it works on a state of its own
+// that keeps the client's request id, so two goroutines never write the
+// same one.
+func (st *site) forward(w http.ResponseWriter, r *http.Request) {
+	req, own := r.Context().(*request)
+	if !own {
+		req = &request{start: time.Now()}
+		if parent := requestOf(r.Context()); parent != nil {
+			req.setID(parent.id)
+		} else {
+			st.s.ids.next(req)
+		}
+		req.Context = r.Context()
+		r = r.WithContext(req)
+	}
+	upgrade := upgradeType(r.Header)
+	st.budget.deposit()
+	var tried uint64
+	var lastErr error
+	timeoutRetried := false
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		i := st.pick(tried)
+		if i < 0 {
+			break
+		}
+		o := st.origins[i]
+		tried |= 1 << i
+		req.origin = o.name
+		var elapsed time.Duration
+		var err error
+		if o.sync.Load() {
+			elapsed, err = st.syncAttempt(w, r, req, o, upgrade)
+		} else {
+			elapsed, err = st.transportAttempt(w, r, req, o, upgrade)
+		}
+		if st.obs != nil {
+			st.obs.OriginRequest(o.name, err, elapsed)
+		} else if obs := st.s.cfg.Observer; obs != nil {
+			obs.OriginRequest(st.prop.Name, o.name, err, elapsed)
+		}
+		if err == nil {
+			return
+		}
+		lastErr = err
+		if r.Context().Err() != nil {
+			break // the client left; not the origin's fault
+		}
+		if req.body != nil && req.body.err != nil {
+			break // the client's body broke: a 400, the origin did nothing wrong
+		}
+		o.failed(err)
+		if !st.mayRetry(r, req, err, &timeoutRetried) {
+			break
+		}
+		st.s.log.Debug("retrying on another origin", zap.String("property", st.prop.Name),
+			zap.String("origin", o.name), zap.Error(err))
+	}
+	if lastErr == nil {
+		lastErr = errNoOrigin
+	}
+	st.s.proxyError(w, r, lastErr)
+}
+
+var (
+	errNoOrigin  = errors.New("no origin available")
+	errNoUpgrade = errors.New("origin answered 101 without a connection to switch")
+)
+
+// syncAttempt runs one exchange with o over a pooled connection. It
+// returns an error only when nothing was written to w. A reused
+// connection that the origin had closed while idle is replaced by a new
+// one once, when the request can go again (nothing of it consumed).
+func (st *site) syncAttempt(w http.ResponseWriter, r *http.Request, req *request, o *origin, upgrade string) (time.Duration, error) {
+	ctx := r.Context()
+	for fresh := false; ; fresh = true {
+		var c *upConn
+		var err error
+		if fresh {
+			c, err = o.pool.dialConn(ctx)
+		} else {
+			c, err = o.pool.get(ctx)
+		}
+		if err != nil {
+			return 0, &attemptError{err: err, dial: true}
+		}
+		o.pool.requests.Add(1)
+		x := exchange{st: st, o: o, c: c, w: w, r: r, req: req, upgrade: upgrade, hasBody: hasBody(r)}
+		start := time.Now()
+		// The client leaving unblocks the exchange at once. context.AfterFunc
+		// allocates its registration (justified: without it a stalled origin
+		// holds this goroutine until a timeout).
+		stop := context.AfterFunc(ctx, c.abortFn)
+		resp, err := x.roundTrip()
+		elapsed := time.Since(start)
+		if err != nil {
+			stop()
+			c.nc.Close()
+			var nr *noResponse
+			if !fresh && c.reused && errors.As(err, &nr) && !isTimeout(err) && ctx.Err() == nil &&
+				(!x.wroteAny || x.writeError || !x.hasBody) && idempotent(r.Method) && bodyUntouched(req) {
+				continue // the origin closed it while idle: once more, on a new connection
+			}
+			return elapsed, classify(err, &x)
+		}
+		if resp.StatusCode == http.StatusSwitchingProtocols {
+			stop()
+			err := st.switchProtocols(w, r, resp, upgrade, upConnRWC{c})
+			return elapsed, err
+		}
+		clean, berr := st.writeResponse(w, r, resp)
+		fired := !stop()
+		if clean && !fired && x.reusable(resp) {
+			o.pool.put(c)
+		} else {
+			c.nc.Close()
+		}
+		if berr != nil {
+			st.abort(r, req, o, berr)
+		}
+		return elapsed, nil
+	}
+}
+
+// abort ends a response whose origin failed mid-body: logged once, then
+// the client's connection is cut (http.ErrAbortHandler) so that a
+// truncated body is never taken for a whole one.
+func (st *site) abort(r *http.Request, req *request, o *origin, err error) {
+	if r.Context().Err() == nil {
+		req.err = err
+		o.failed(err)
+	}
+	panic(http.ErrAbortHandler)
+}
+
+// hasBody reports whether a request has a body to send. An HTTP/2
+// request always has a Body; one whose stream ended with its headers has
+// ContentLength 0, and no body.
+func hasBody(r *http.Request) bool {
+	return r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
+}
+
+func bodyUntouched(req *request) bool { return req.body == nil || req.body.n == 0 }
+
+func idempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// forwardInfo passes a 1xx response (103 Early Hints) to the client.
+func forwardInfo(w http.ResponseWriter, resp *http.Response) {
+	h := w.Header()
+	saved := h.Clone()
+	for k, vv := range resp.Header {
+		if !hopByHop(k) {
+			h[k] = vv
+		}
+	}
+	w.WriteHeader(resp.StatusCode)
+	clear(h)
+	for k, vv := range saved {
+		h[k] = vv
+	}
+}
