@@ -26,6 +26,7 @@ type Metrics struct {
 	renewals      *prometheus.CounterVec
 	orders        *prometheus.CounterVec
 	webhooks      *prometheus.CounterVec
+	originConns   *prometheus.CounterVec
 	storeUp       prometheus.Gauge
 	// The handshake counters, resolved once: Handshake runs on every TLS
 	// handshake.
@@ -61,11 +62,13 @@ func New(certs CertificateLister) *Metrics {
 		Help: "ACME orders placed, by result."}, []string{"result"})
 	m.webhooks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edge_webhook_deliveries_total",
 		Help: "Webhook delivery attempts, by result."}, []string{"result"})
+	m.originConns = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edge_origin_connections_opened_total",
+		Help: "Connections opened to an origin on the HTTP/1.1 path; requests per connection is keep-alive reuse."}, []string{"property", "origin"})
 	m.storeUp = prometheus.NewGauge(prometheus.GaugeOpts{Name: "edge_store_up",
 		Help: "1 while the store (bbolt or etcd) answers, 0 while the node serves from memory."})
 	m.storeUp.Set(1)
 	for _, c := range []prometheus.Collector{m.storeUp, m.requests, m.requestTime, m.originTime, m.originErrors, m.originHealthy,
-		m.handshakes, m.reloads, m.renewals, m.orders, m.webhooks,
+		m.handshakes, m.reloads, m.renewals, m.orders, m.webhooks, m.originConns,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}
@@ -75,11 +78,11 @@ func New(certs CertificateLister) *Metrics {
 	return m
 }
 
-// Handler serves the Prometheus text format.
 // Registerer is where other parts of the node (the cache) register their
 // collectors.
 func (m *Metrics) Registerer() prometheus.Registerer { return m.reg }
 
+// Handler serves the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
@@ -169,4 +172,51 @@ func (m *Metrics) StoreUp(up bool) {
 	} else {
 		m.storeUp.Set(0)
 	}
+}
+
+// OriginConnOpened implements proxy.ConnObserver.
+func (m *Metrics) OriginConnOpened(property, origin string) {
+	m.originConns.WithLabelValues(property, origin).Inc()
+}
+
+// SiteMetrics are one property's request metrics with their labels
+// resolved once per routing update (proxy.PropertyObserver), so a request
+// costs no label lookup.
+type SiteMetrics struct {
+	m        *Metrics
+	property string
+	label    string
+	codes    [6]prometheus.Counter // by status class: 1xx … 5xx
+	time     prometheus.Observer
+	origin   prometheus.Observer
+}
+
+// ForProperty implements proxy.PropertyObserver.
+func (m *Metrics) ForProperty(property string) *SiteMetrics {
+	label := propertyLabel(property)
+	s := &SiteMetrics{m: m, property: property, label: label, time: m.requestTime.WithLabelValues(label),
+		origin: m.originTime.WithLabelValues(label)}
+	for i := 1; i < len(s.codes); i++ {
+		s.codes[i] = m.requests.WithLabelValues(label, codeClass(i*100))
+	}
+	return s
+}
+
+// Request implements proxy.SiteObserver.
+func (s *SiteMetrics) Request(status int, elapsed time.Duration) {
+	if i := status / 100; i >= 1 && i < len(s.codes) {
+		s.codes[i].Inc()
+	} else {
+		s.m.requests.WithLabelValues(s.label, codeClass(status)).Inc()
+	}
+	s.time.Observe(elapsed.Seconds())
+}
+
+// OriginRequest implements proxy.SiteObserver.
+func (s *SiteMetrics) OriginRequest(origin string, err error, elapsed time.Duration) {
+	if err != nil {
+		s.m.originErrors.WithLabelValues(s.property, origin).Inc()
+		return
+	}
+	s.origin.Observe(elapsed.Seconds())
 }

@@ -186,7 +186,7 @@ func (n *node) start(ctx context.Context, lns *listeners) (stop func(), err erro
 		AccessLog:    n.cfg.Log.Access,
 		AccessLogger: n.access,
 		HTTPSPort:    n.cfg.HTTPSRedirectPort(lns.https.Addr().(*net.TCPAddr).Port),
-		Observer:     n.metrics,
+		Observer:     observer{n.metrics},
 		Cache:        n.cache,
 	}
 	if acme != nil {
@@ -295,4 +295,17 @@ func (n *node) openCache(ctx context.Context) error {
 		n.cache.Purge(cache.Purge{All: true})
 	}
 	return nil
+}
+
+// observer gives the proxy the node's metrics, with the per-property ones
+// resolved once per routing update.
+type observer struct{ *metrics.Metrics }
+
+var (
+	_ proxy.PropertyObserver = observer{}
+	_ proxy.ConnObserver     = observer{}
+)
+
+func (o observer) ForProperty(property string) proxy.SiteObserver {
+	return o.Metrics.ForProperty(property)
 }
