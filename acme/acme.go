@@ -43,6 +43,7 @@ type Client struct {
 	issuer  *certmagic.ACMEIssuer
 	cache   *certmagic.Cache
 	storage *acmeStorage
+	pending *pending
 	log     *zap.Logger
 	staging bool
 }
@@ -63,7 +64,8 @@ func New(st Store, c Config) (*Client, error) {
 	if !c.AgreeTOS {
 		return nil, errors.New("acme.agree_tos must be true to issue certificates (read the CA's terms of service first)")
 	}
-	a := &Client{storage: &acmeStorage{st: st, now: time.Now}, log: c.Logger, staging: c.StagingDirectory != ""}
+	a := &Client{storage: &acmeStorage{st: st, now: time.Now}, pending: newPending(), log: c.Logger, staging: c.StagingDirectory != ""}
+	a.storage.seen = a.pending.observe
 	// certmagic wants a cache for certificates it manages; Edge manages its
 	// own, so this one stays empty and is stopped with Close.
 	a.cache = certmagic.NewCache(certmagic.CacheOptions{
@@ -150,16 +152,26 @@ func validToken(t string) bool {
 }
 
 // ServeChallenge answers a preflight probe or an ACME HTTP-01 challenge for
-// any hostname with an order pending, whether or not a property uses it.
-// It implements proxy.ChallengeResponder.
+// any hostname with an order pending (on any node sharing the store),
+// whether or not a property uses it. It implements
+// proxy.ChallengeResponder. Probes are answered from memory; a host with
+// no challenge pending is refused without a store read; the store
+// lookups left are rate-bounded (see pending).
 func (a *Client) ServeChallenge(w http.ResponseWriter, r *http.Request, host, token string) bool {
 	if !validToken(token) {
 		return false
 	}
-	if v, err := a.storage.Load(r.Context(), probeKey(token)); err == nil {
+	if v, ok := a.pending.probe(token); ok {
 		w.Header().Set("Content-Type", "text/plain")
-		_, _ = w.Write(v)
+		_, _ = w.Write([]byte(v))
 		return true
+	}
+	if !a.pending.hasName(host) {
+		return false
+	}
+	if !a.pending.limit.Allow() {
+		a.log.Warn("challenge lookups over their rate; refusing", zap.String("host", host))
+		return false
 	}
 	return a.issuer.HandleHTTPChallenge(w, r)
 }
