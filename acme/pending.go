@@ -2,7 +2,7 @@ package acme
 
 import (
 	"context"
-		"errors"
+	"errors"
 	"io/fs"
 	"strings"
 	"sync"
@@ -105,7 +105,7 @@ func (a *Client) Rescan(ctx context.Context) error {
 	err := a.storage.st.View(ctx, func(tx store.Tx) error {
 		return tx.ForEach(store.ACME, "", func(k string, v []byte) error {
 			if len(v) >= 8 && ( // 8 bytes of modification time, then the value
-strings.HasPrefix(k, probeKey("")) || strings.Contains(k, challengeDir)) {
+			strings.HasPrefix(k, probeKey("")) || strings.Contains(k, challengeDir)) {
 				fresh.observe(k, v[8:], true)
 			}
 			return nil
