@@ -27,6 +27,7 @@ type Metrics struct {
 	orders        *prometheus.CounterVec
 	webhooks      *prometheus.CounterVec
 	storeUp       prometheus.Gauge
+	rejects       rejects
 	// The handshake counters, resolved once: Handshake runs on every TLS
 	// handshake.
 	handshakeOK, handshakeUnknown prometheus.Counter
@@ -69,6 +70,7 @@ func New(certs CertificateLister) *Metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}
+	m.rejects = newRejects(m.reg)
 	if certs != nil {
 		f(notAfterCollector{certs})
 	}

@@ -40,6 +40,7 @@ type Config struct {
 	Challenge   ChallengeResponder // nil: no challenges answered
 	Observer    Observer           // nil: none
 	PassiveRest time.Duration      // how long a failed origin rests; 0: 10s
+	Limits      Limits             // request head limits (headers.go)
 }
 
 // Server routes requests to properties. Make one with New.
@@ -151,6 +152,9 @@ func (s *Server) route(w *recorder, r *http.Request, req *request, secure bool) 
 	rt := s.routes.Load()
 	p := rt.table.Lookup(host)
 	req.prop = p
+	if s.screen(w, r, req) {
+		return
+	}
 	if !secure && strings.HasPrefix(r.URL.Path, challengePrefix) {
 		if s.cfg.Challenge != nil && r.Method == http.MethodGet &&
 			s.cfg.Challenge.ServeChallenge(w, r, host, r.URL.Path[len(challengePrefix):]) {

@@ -48,6 +48,7 @@ type node struct {
 	reload    chan struct{}
 	listening atomic.Bool
 	health    storeHealth
+	rejects   *rejects
 }
 
 // listeners are the node's three bound sockets.
@@ -91,7 +92,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		return err
 	}
 	servers := n.servers(token)
-	serveErr := serve(servers, lns)
+	serveErr := n.serve(servers, lns)
 	n.listening.Store(true)
 	renewCtx, stopRenewals := context.WithCancel(context.WithoutCancel(ctx))
 	renewDone := n.startRenewals(renewCtx)
@@ -173,6 +174,11 @@ func (n *node) start(ctx context.Context, lns *listeners) (stop func(), err erro
 	}
 	if acme != nil {
 		pcfg.Challenge = acme
+	}
+	pcfg.Limits = proxy.Limits{MaxHeaderBytes: n.cfg.Limits.MaxHeaderBytes, MaxURIBytes: n.cfg.Limits.MaxURIBytes}
+	n.rejects = &rejects{log: n.log.Named("http"), count: n.metrics.ServerRejected}
+	if n.cfg.Log.Access {
+		n.rejects.access = n.access
 	}
 	n.proxy = proxy.New(pcfg)
 	stops = append(stops, n.proxy.Close)
