@@ -148,3 +148,38 @@ func TestHTTP2Settings(t *testing.T) {
 		t.Error("a request with a connection-specific field reached the origin")
 	}
 }
+
+// TestGoAnswersVisible: the answers Go's server writes itself (400 for a
+// malformed Host, 431 past the raw head limit) are counted and logged.
+func TestGoAnswersVisible(t *testing.T) {
+	o := newRecordingOrigin(t)
+	n := runTestNode(t, "", map[string]string{"a.yaml": fmt.Sprintf("hostnames: [a.example]\norigins: [{url: %s}]\ntls: {certificate: a}\n", o.URL)})
+	if got := rawStatus(t, n.addrs.HTTP, "", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n"); !strings.HasPrefix(got, "HTTP/1.1 400") {
+		t.Fatalf("bad Host: %q", got)
+	}
+	if got := rawStatus(t, n.addrs.HTTP, "", head("/", 80<<10)); !strings.HasPrefix(got, "HTTP/1.1 431") {
+		t.Fatalf("oversized head: %q", got)
+	}
+	if got := rawStatus(t, n.addrs.HTTPS, "a.example", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n"); !strings.HasPrefix(got, "HTTP/1.1 400") {
+		t.Fatalf("bad Host over TLS: %q", got)
+	}
+	for _, want := range []string{
+		`edge_http_server_rejected_total{proto="HTTP/1.1",reason="400"} 1`,
+		`edge_http_server_rejected_total{proto="HTTP/1.1",reason="431"} 1`,
+		`edge_http_server_rejected_total{proto="HTTP/1.1",reason="unparsed"} 1`,
+	} {
+		testutil.WaitFor(t, want, func() bool { return strings.Contains(n.metric("edge_http_server_rejected_total"), want) })
+	}
+	testutil.WaitFor(t, "access lines for Go's answers", func() bool {
+		found := 0
+		for _, l := range strings.Split(n.log.String(), "\n") {
+			if strings.Contains(l, `"logger":"access","msg":"request refused by the server"`) &&
+				(strings.Contains(l, `"port":"http","proto":"HTTP/1.1","reason":"400"`) ||
+					strings.Contains(l, `"port":"http","proto":"HTTP/1.1","reason":"431"`) ||
+					strings.Contains(l, `"port":"https","proto":"HTTP/1.1","reason":"unparsed"`)) {
+				found++
+			}
+		}
+		return found == 3
+	})
+}
