@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+	edgeacme "github.com/edge-cdn/edge/acme"
 	"github.com/edge-cdn/edge/cert"
 	"github.com/edge-cdn/edge/events"
 	"github.com/edge-cdn/edge/internal/config"
@@ -49,6 +50,8 @@ type node struct {
 	listening atomic.Bool
 	health    storeHealth
 	rejects   *rejects
+	acme      *edgeacme.Client // nil when ACME is off
+	tickets   *edgetls.TicketKeys
 }
 
 // listeners are the node's three bound sockets.
@@ -150,6 +153,7 @@ func (n *node) start(ctx context.Context, lns *listeners) (stop func(), err erro
 	if err := n.tls.Load(ctx); err != nil {
 		return stop, err
 	}
+	n.startTickets(ctx)
 	if n.events, err = events.Open(ctx, n.store, events.Options{Node: n.cfg.Node.Name, Logger: n.log.Named("events")}); err != nil {
 		return stop, fmt.Errorf("events: %w", err)
 	}
@@ -162,6 +166,8 @@ func (n *node) start(ctx context.Context, lns *listeners) (stop func(), err erro
 	}
 	if acme != nil {
 		stops = append(stops, acme.Close)
+		n.acme = acme
+		n.rescanChallenges(ctx)
 	}
 	n.renewer = n.newRenewer(acme)
 	pcfg := proxy.Config{
@@ -188,7 +194,8 @@ func (n *node) start(ctx context.Context, lns *listeners) (stop func(), err erro
 // startRenewals runs the renewal loop and the watches that follow the
 // store; the returned function waits for them after ctx is cancelled.
 func (n *node) startRenewals(ctx context.Context) (wait func()) {
-	done := make(chan struct{}, 3)
+	const watchers = 5
+	done := make(chan struct{}, watchers)
 	go func() {
 		defer func() { done <- struct{}{} }()
 		if !n.cfg.Renewal.Enabled {
@@ -199,8 +206,10 @@ func (n *node) startRenewals(ctx context.Context) (wait func()) {
 	}()
 	go func() { defer func() { done <- struct{}{} }(); n.watchCertificates(ctx) }()
 	go func() { defer func() { done <- struct{}{} }(); n.watchStore(ctx) }()
+	go func() { defer func() { done <- struct{}{} }(); n.watchChallenges(ctx) }()
+	go func() { defer func() { done <- struct{}{} }(); n.tickets.Run(ctx, ticketSyncInterval) }()
 	return func() {
-		for range 3 {
+		for range watchers {
 			<-done
 		}
 	}

@@ -30,6 +30,7 @@ func (n *node) servers(token string) []*http.Server {
 	// limit, and the proxy refuses such a head itself (431, proxy/headers.go).
 	httpsSrv := n.httpServer(n.proxy.HTTPSHandler(), h2HeaderSlop)
 	httpsSrv.TLSConfig = n.tls.ServerConfig()
+	n.tickets.Apply(httpsSrv.TLSConfig)
 	httpsSrv.Protocols = new(http.Protocols)
 	httpsSrv.Protocols.SetHTTP1(true)
 	httpsSrv.Protocols.SetHTTP2(true)
