@@ -81,6 +81,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if err != nil {
 		return err
 	}
+	warnExposures(log, cfg, lns.admin.Addr())
 	st, err := OpenStore(ctx, cfg, log.Named("store"))
 	if err != nil {
 		return err
