@@ -32,7 +32,12 @@ type Config struct {
 	// HTTP handler, which answers them through ServeChallenge.
 	HTTPHost string
 	HTTPPort int
-	Logger   *zap.Logger
+	// KnownHost reports whether a property serves host. Challenge requests
+	// for such hosts may read the store (rate-bounded): a probe or token
+	// another node just stored may not have reached this node's memory yet.
+	// nil: no host is known that way.
+	KnownHost func(host string) bool
+	Logger    *zap.Logger
 }
 
 // Client obtains certificates through certmagic's ACMEIssuer (acmez/v3
@@ -46,6 +51,7 @@ type Client struct {
 	pending *pending
 	log     *zap.Logger
 	staging bool
+	known   func(string) bool
 }
 
 // Store is what the ACME client needs of the store: transactions for the
@@ -66,6 +72,7 @@ func New(st Store, c Config) (*Client, error) {
 	}
 	a := &Client{storage: &acmeStorage{st: st, now: time.Now}, pending: newPending(), log: c.Logger, staging: c.StagingDirectory != ""}
 	a.storage.seen = a.pending.observe
+	a.known = c.KnownHost
 	// certmagic wants a cache for certificates it manages; Edge manages its
 	// own, so this one stays empty and is stopped with Close.
 	a.cache = certmagic.NewCache(certmagic.CacheOptions{
@@ -154,26 +161,40 @@ func validToken(t string) bool {
 // ServeChallenge answers a preflight probe or an ACME HTTP-01 challenge for
 // any hostname with an order pending (on any node sharing the store),
 // whether or not a property uses it. It implements
-// proxy.ChallengeResponder. Probes are answered from memory; a host with
-// no challenge pending is refused without a store read; the store
-// lookups left are rate-bounded (see pending).
+// proxy.ChallengeResponder. Known probes are answered from memory; a host
+// that no property serves and no pending challenge names is refused
+// without a store read; the store lookups left are rate-bounded (see
+// pending).
 func (a *Client) ServeChallenge(w http.ResponseWriter, r *http.Request, host, token string) bool {
 	if !validToken(token) {
 		return false
 	}
 	if v, ok := a.pending.probe(token); ok {
-		w.Header().Set("Content-Type", "text/plain")
-		_, _ = w.Write([]byte(v))
+		writeProbe(w, []byte(v))
 		return true
 	}
-	if !a.pending.hasName(host) {
+	pending := a.pending.hasName(host)
+	if !pending && (a.known == nil || !a.known(host)) {
 		return false
 	}
 	if !a.pending.limit.Allow() {
 		a.log.Warn("challenge lookups over their rate; refusing", zap.String("host", host))
 		return false
 	}
+	if !pending {
+		// A property's host: the probe or token may be one another node
+		// stored a moment ago, before its watch event reached this node.
+		if v, err := a.storage.Load(r.Context(), probeKey(token)); err == nil {
+			writeProbe(w, v)
+			return true
+		}
+	}
 	return a.issuer.HandleHTTPChallenge(w, r)
+}
+
+func writeProbe(w http.ResponseWriter, answer []byte) {
+	w.Header().Set("Content-Type", "text/plain")
+	_, _ = w.Write(answer)
 }
 
 // newProbe stores a random probe token and its answer.

@@ -151,3 +151,37 @@ func TestPendingFollowsTheFleet(t *testing.T) {
 		t.Errorf("probe from another node: %d %q", code, body)
 	}
 }
+
+// TestPropertyHostsReadTheStore: for a host a property serves, a probe
+// another node stored a moment ago (its watch event not yet here) is
+// answered from the store; other hosts still cost no read.
+func TestPropertyHostsReadTheStore(t *testing.T) {
+	st := &countingStore{Bolt: testutil.Bolt(t)}
+	cfg := Config{Directory: "https://ca.test/dir", AgreeTOS: true, HTTPHost: "127.0.0.1", HTTPPort: 1}
+	nodeA, err := New(st, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nodeA.Close()
+	cfg.KnownHost = func(h string) bool { return h == "prop.example" }
+	nodeB, err := New(st, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nodeB.Close()
+	base := challengeServer(t, nodeB)
+	tok, answer, err := nodeA.newProbe(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body := fetchChallenge(t, base, "prop.example", tok); code != 200 || body != answer {
+		t.Errorf("probe for a property host: %d %q", code, body)
+	}
+	before := st.views.Load()
+	if code, _ := fetchChallenge(t, base, "other.example", tok); code != 404 {
+		t.Errorf("probe for a host no property serves, before the watch: %d, want 404", code)
+	}
+	if n := st.views.Load() - before; n != 0 {
+		t.Errorf("%d store reads for an unknown host", n)
+	}
+}

@@ -38,3 +38,9 @@ func (n *node) watchChallenges(ctx context.Context) {
 		}
 	}, func() { n.rescanChallenges(ctx) })
 }
+
+// servesHost reports whether a property of the current table serves host.
+func (n *node) servesHost(host string) bool {
+	t := n.table.Load()
+	return t != nil && t.Lookup(host) != nil
+}
