@@ -147,6 +147,12 @@ func TestHTTP2Settings(t *testing.T) {
 	if o.hits.Load() != 0 {
 		t.Error("a request with a connection-specific field reached the origin")
 	}
+	// A protocol error Go's HTTP/2 server answers with RST_STREAM is counted.
+	if code, errCode := h.get("a.example", ""); code != 0 || errCode != http2.ErrCodeProtocol {
+		t.Errorf("empty :path: status %d, reset %v; want a PROTOCOL_ERROR reset", code, errCode)
+	}
+	want := `edge_http_server_rejected_total{proto="HTTP/2.0",reason="stream_PROTOCOL_ERROR_bad_path_method"} 1`
+	testutil.WaitFor(t, want, func() bool { return strings.Contains(n.metric("edge_http_server_rejected_total"), want) })
 }
 
 // TestGoAnswersVisible: the answers Go's server writes itself (400 for a

@@ -105,6 +105,15 @@ func (c *watchConn) Write(b []byte) (int, error) {
 // written through it.
 func (c *watchConn) ReadFrom(src io.Reader) (int64, error) { return io.Copy(c.Conn, src) }
 
+// CloseWrite lets Go's server half-close after a 431, so that the client
+// reads the answer before the connection goes.
+func (c *watchConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Conn.Close()
+}
+
 // connTrack follows one HTTPS connection's current request.
 type connTrack struct {
 	active atomic.Bool // a request began (StateActive) ...
