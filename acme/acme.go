@@ -173,21 +173,22 @@ func (a *Client) ServeChallenge(w http.ResponseWriter, r *http.Request, host, to
 		writeProbe(w, []byte(v))
 		return true
 	}
-	pending := a.pending.hasName(host)
-	if !pending && (a.known == nil || !a.known(host)) {
+	if want, pending := a.pending.token(host); pending {
+		// Only the pending token itself reads the store.
+		return want == token && a.issuer.HandleHTTPChallenge(w, r)
+	}
+	if a.known == nil || !a.known(host) {
 		return false
 	}
+	// A property's host: the probe or challenge may be one another node
+	// stored a moment ago, before its watch event reached this node.
 	if !a.pending.limit.Allow() {
 		a.log.Warn("challenge lookups over their rate; refusing", zap.String("host", host))
 		return false
 	}
-	if !pending {
-		// A property's host: the probe or token may be one another node
-		// stored a moment ago, before its watch event reached this node.
-		if v, err := a.storage.Load(r.Context(), probeKey(token)); err == nil {
-			writeProbe(w, v)
-			return true
-		}
+	if v, err := a.storage.Load(r.Context(), probeKey(token)); err == nil {
+		writeProbe(w, v)
+		return true
 	}
 	return a.issuer.HandleHTTPChallenge(w, r)
 }

@@ -2,6 +2,7 @@ package acme
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"strings"
@@ -13,18 +14,19 @@ import (
 )
 
 // pending is what the node knows, in memory, of the challenges it may have
-// to answer: the hostnames with an HTTP-01 token stored (by any node) and
-// the preflight probe tokens with their answers. A challenge request for
-// any other host is refused without a store read, so random hosts and
-// tokens from the internet cost nothing; the store lookups that remain
-// (a pending host, any token) are bounded by a token bucket.
+// to answer: the hostnames with an HTTP-01 challenge stored (by any node)
+// with its token, and the preflight probe tokens with their answers. A
+// request for any other host or token is refused without a store read, so
+// random hosts and tokens from the internet cost nothing; the store
+// lookups that remain (a property's host whose challenge or probe may not
+// have reached this node's memory yet) are bounded by a token bucket.
 //
 // It follows the store: writes through acmeStorage update it at once, and
 // on etcd the node feeds it the ACME bucket's watch (Refresh, Rescan) so
 // orders placed by other nodes of the fleet are known too.
 type pending struct {
 	mu     sync.RWMutex
-	names  map[string]bool   // certmagic.StorageKeys.Safe(host)
+	names  map[string]string // certmagic.StorageKeys.Safe(host) → token
 	probes map[string]string // probe token → answer
 	limit  *rate.Limiter     // store lookups by ServeChallenge
 }
@@ -37,7 +39,7 @@ const (
 )
 
 func newPending() *pending {
-	return &pending{names: map[string]bool{}, probes: map[string]string{},
+	return &pending{names: map[string]string{}, probes: map[string]string{},
 		limit: rate.NewLimiter(lookupRate, lookupBurst)}
 }
 
@@ -61,9 +63,15 @@ func (p *pending) observe(key string, value []byte, present bool) {
 		return
 	}
 	name := strings.TrimSuffix(key[i+len(challengeDir):], ".json")
+	var chal struct {
+		Token string `json:"token"` // certmagic stores an acme.Challenge
+	}
+	if present && json.Unmarshal(value, &chal) != nil {
+		chal.Token = "" // unreadable: the host is pending, no token matches
+	}
 	p.mu.Lock()
 	if present {
-		p.names[name] = true
+		p.names[name] = chal.Token
 	} else {
 		delete(p.names, name)
 	}
@@ -77,11 +85,18 @@ func (p *pending) probe(token string) (string, bool) {
 	return a, ok
 }
 
-func (p *pending) hasName(host string) bool {
+// token returns the token of host's pending challenge, if it has one.
+func (p *pending) token(host string) (string, bool) {
 	safe := certmagic.StorageKeys.Safe(host)
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	return p.names[safe]
+	tok, ok := p.names[safe]
+	return tok, ok
+}
+
+func (p *pending) hasName(host string) bool {
+	_, ok := p.token(host)
+	return ok
 }
 
 // Refresh re-reads one key of the ACME bucket that another node changed
