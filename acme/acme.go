@@ -32,7 +32,12 @@ type Config struct {
 	// HTTP handler, which answers them through ServeChallenge.
 	HTTPHost string
 	HTTPPort int
-	Logger   *zap.Logger
+	// KnownHost reports whether a property serves host. Challenge requests
+	// for such hosts may read the store (rate-bounded): a probe or token
+	// another node just stored may not have reached this node's memory yet.
+	// nil: no host is known that way.
+	KnownHost func(host string) bool
+	Logger    *zap.Logger
 }
 
 // Client obtains certificates through certmagic's ACMEIssuer (acmez/v3
@@ -43,8 +48,10 @@ type Client struct {
 	issuer  *certmagic.ACMEIssuer
 	cache   *certmagic.Cache
 	storage *acmeStorage
+	pending *pending
 	log     *zap.Logger
 	staging bool
+	known   func(string) bool
 }
 
 // Store is what the ACME client needs of the store: transactions for the
@@ -63,7 +70,9 @@ func New(st Store, c Config) (*Client, error) {
 	if !c.AgreeTOS {
 		return nil, errors.New("acme.agree_tos must be true to issue certificates (read the CA's terms of service first)")
 	}
-	a := &Client{storage: &acmeStorage{st: st, now: time.Now}, log: c.Logger, staging: c.StagingDirectory != ""}
+	a := &Client{storage: &acmeStorage{st: st, now: time.Now}, pending: newPending(), log: c.Logger, staging: c.StagingDirectory != ""}
+	a.storage.seen = a.pending.observe
+	a.known = c.KnownHost
 	// certmagic wants a cache for certificates it manages; Edge manages its
 	// own, so this one stays empty and is stopped with Close.
 	a.cache = certmagic.NewCache(certmagic.CacheOptions{
@@ -150,18 +159,43 @@ func validToken(t string) bool {
 }
 
 // ServeChallenge answers a preflight probe or an ACME HTTP-01 challenge for
-// any hostname with an order pending, whether or not a property uses it.
-// It implements proxy.ChallengeResponder.
+// any hostname with an order pending (on any node sharing the store),
+// whether or not a property uses it. It implements
+// proxy.ChallengeResponder. Known probes are answered from memory; a host
+// that no property serves and no pending challenge names is refused
+// without a store read; the store lookups left are rate-bounded (see
+// pending).
 func (a *Client) ServeChallenge(w http.ResponseWriter, r *http.Request, host, token string) bool {
 	if !validToken(token) {
 		return false
 	}
+	if v, ok := a.pending.probe(token); ok {
+		writeProbe(w, []byte(v))
+		return true
+	}
+	if want, pending := a.pending.token(host); pending {
+		// Only the pending token itself reads the store.
+		return want == token && a.issuer.HandleHTTPChallenge(w, r)
+	}
+	if a.known == nil || !a.known(host) {
+		return false
+	}
+	// A property's host: the probe or challenge may be one another node
+	// stored a moment ago, before its watch event reached this node.
+	if !a.pending.limit.Allow() {
+		a.log.Warn("challenge lookups over their rate; refusing", zap.String("host", host))
+		return false
+	}
 	if v, err := a.storage.Load(r.Context(), probeKey(token)); err == nil {
-		w.Header().Set("Content-Type", "text/plain")
-		_, _ = w.Write(v)
+		writeProbe(w, v)
 		return true
 	}
 	return a.issuer.HandleHTTPChallenge(w, r)
+}
+
+func writeProbe(w http.ResponseWriter, answer []byte) {
+	w.Header().Set("Content-Type", "text/plain")
+	_, _ = w.Write(answer)
 }
 
 // newProbe stores a random probe token and its answer.

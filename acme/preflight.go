@@ -128,23 +128,49 @@ func (p *Preflight) probe(ctx context.Context, name, token, answer string) strin
 	if p.Port == 80 {
 		url = "http://" + name + "/.well-known/acme-challenge/" + token
 	}
+	// Another node of a fleet learns of the probe token through its etcd
+	// watch, a moment after it was stored: a 404 is retried a few times.
+	for try := 1; ; try++ {
+		code, body, err := fetchProbe(ctx, client, url)
+		if err != nil {
+			var ne net.Error
+			if ctx.Err() != nil || (errors.As(err, &ne) && ne.Timeout()) {
+				return fmt.Sprintf("no answer on port %s of %s", port, strings.Join(addrs, ", "))
+			}
+			return fmt.Sprintf("cannot connect to port %s of %s", port, strings.Join(addrs, ", "))
+		}
+		if code == http.StatusOK && body == answer {
+			return ""
+		}
+		if code != http.StatusNotFound || try == probeTries {
+			return fmt.Sprintf("answered by another server at %s (HTTP %d)", strings.Join(addrs, ", "), code)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Sprintf("no answer on port %s of %s", port, strings.Join(addrs, ", "))
+		case <-time.After(probeRetryWait):
+		}
+	}
+}
+
+// A probe answered 404 is tried probeTries times in all, probeRetryWait
+// apart: about 2 s for the fleet's watches to carry the token.
+const (
+	probeTries     = 8
+	probeRetryWait = 300 * time.Millisecond
+)
+
+func fetchProbe(ctx context.Context, client *http.Client, url string) (int, string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return err.Error()
+		return 0, "", err
 	}
 	req.Header.Set("User-Agent", "edge-preflight")
 	resp, err := client.Do(req)
 	if err != nil {
-		var ne net.Error
-		if ctx.Err() != nil || (errors.As(err, &ne) && ne.Timeout()) {
-			return fmt.Sprintf("no answer on port %s of %s", port, strings.Join(addrs, ", "))
-		}
-		return fmt.Sprintf("cannot connect to port %s of %s", port, strings.Join(addrs, ", "))
+		return 0, "", err
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != answer {
-		return fmt.Sprintf("answered by another server at %s (HTTP %d)", strings.Join(addrs, ", "), resp.StatusCode)
-	}
-	return ""
+	return resp.StatusCode, strings.TrimSpace(string(body)), nil
 }

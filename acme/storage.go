@@ -26,6 +26,9 @@ import (
 type acmeStorage struct {
 	st  Store
 	now func() time.Time
+	// seen, if set, is told of every key written or deleted through this
+	// storage (the pending challenges follow it).
+	seen func(key string, value []byte, present bool)
 }
 
 var _ certmagic.Storage = (*acmeStorage)(nil)
@@ -34,7 +37,11 @@ func (s *acmeStorage) Store(ctx context.Context, key string, value []byte) error
 	b := make([]byte, 8+len(value))
 	binary.BigEndian.PutUint64(b, uint64(s.now().UnixNano()))
 	copy(b[8:], value)
-	return s.st.Update(ctx, func(tx store.Tx) error { return tx.Put(store.ACME, key, b) })
+	err := s.st.Update(ctx, func(tx store.Tx) error { return tx.Put(store.ACME, key, b) })
+	if err == nil && s.seen != nil {
+		s.seen(key, value, true)
+	}
+	return err
 }
 
 func (s *acmeStorage) get(ctx context.Context, key string) ([]byte, error) {
@@ -59,21 +66,29 @@ func (s *acmeStorage) Load(ctx context.Context, key string) ([]byte, error) {
 }
 
 func (s *acmeStorage) Delete(ctx context.Context, key string) error {
-	return s.st.Update(ctx, func(tx store.Tx) error {
-		var under []string
+	var under []string
+	err := s.st.Update(ctx, func(tx store.Tx) error {
+		under = under[:0]
 		if err := tx.ForEach(store.ACME, strings.TrimSuffix(key, "/")+"/", func(k string, _ []byte) error {
 			under = append(under, k)
 			return nil
 		}); err != nil {
 			return err
 		}
-		for _, k := range append(under, key) {
+		under = append(under, key)
+		for _, k := range under {
 			if err := tx.Delete(store.ACME, k); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+	if err == nil && s.seen != nil {
+		for _, k := range under {
+			s.seen(k, nil, false)
+		}
+	}
+	return err
 }
 
 func (s *acmeStorage) Exists(ctx context.Context, key string) bool {

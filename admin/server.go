@@ -110,10 +110,12 @@ func Handler(c Config) http.Handler {
 type api struct{ c Config }
 
 func (a *api) auth(next http.Handler) http.Handler {
-	want := []byte("Bearer " + a.c.Token)
+	want := []byte(a.c.Token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := []byte(r.Header.Get("Authorization"))
-		if a.c.Token == "" || subtle.ConstantTimeCompare(got, want) != 1 {
+		// The scheme is case-insensitive (RFC 6750, RFC 9110 §11.1).
+		scheme, got, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		got = strings.TrimLeft(got, " ")
+		if a.c.Token == "" || !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(got), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="edge"`)
 			writeError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token: send Authorization: Bearer <the token in admin.token_file>")
 			return

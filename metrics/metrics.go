@@ -28,6 +28,7 @@ type Metrics struct {
 	webhooks      *prometheus.CounterVec
 	originConns   *prometheus.CounterVec
 	storeUp       prometheus.Gauge
+	rejects       rejects
 	// The handshake counters, resolved once: Handshake runs on every TLS
 	// handshake.
 	handshakeOK, handshakeUnknown prometheus.Counter
@@ -72,6 +73,7 @@ func New(certs CertificateLister) *Metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}
+	m.rejects = newRejects(m.reg)
 	if certs != nil {
 		f(notAfterCollector{certs})
 	}

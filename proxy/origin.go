@@ -115,10 +115,9 @@ func newTransport(p *property.Property, o property.Origin, log *zap.Logger) *htt
 	if o.CAFile != "" {
 		pool := x509.NewCertPool()
 		if b, err := os.ReadFile(o.CAFile); err != nil || !pool.AppendCertsFromPEM(b) {
-			log.Error("origin ca_file unreadable; using the system roots", zap.String("file", o.CAFile), zap.Error(err))
-		} else {
-			tlsConf.RootCAs = pool
+			log.Error("origin ca_file unreadable; trusting no certificate for this origin (never the system roots)", zap.String("file", o.CAFile), zap.Error(err))
 		}
+		tlsConf.RootCAs = pool // empty when unreadable: fail closed
 	}
 	d := &net.Dialer{Timeout: p.Timeouts.Connect, KeepAlive: 30 * time.Second}
 	return &http.Transport{

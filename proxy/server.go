@@ -65,7 +65,8 @@ type Config struct {
 	PassiveRest time.Duration      // how long a failed origin rests; 0: 10s
 	// Cache, when set, answers the requests of properties with
 	// cache.enabled, calling upstream for what it cannot serve.
-	Cache Cache
+	Cache  Cache
+	Limits Limits // request head limits (headers.go)
 }
 
 // Cache is a shared HTTP cache in front of a property's origins. upstream
@@ -258,6 +259,9 @@ func (s *Server) route(w *recorder, r *http.Request, req *request, secure bool) 
 	rt := s.routes.Load()
 	p := rt.table.Lookup(host)
 	req.prop = p
+	if s.screen(w, r, req) {
+		return
+	}
 	if !secure && strings.HasPrefix(r.URL.Path, challengePrefix) {
 		if s.cfg.Challenge != nil && r.Method == http.MethodGet &&
 			s.cfg.Challenge.ServeChallenge(w, r, host, r.URL.Path[len(challengePrefix):]) {

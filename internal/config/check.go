@@ -184,8 +184,14 @@ func (c *checker) limits(cfg *Config) {
 			c.fail(key, "must be more than 0")
 		}
 	}
-	if n := cfg.Limits.MaxHeaderBytes; n < 4096 || n > 1<<20 {
-		c.fail("limits.max_header_bytes", "%d must be between 4096 and 1048576", n)
+	// Go's server reads max_header_bytes - 4096 plus its 4096-byte read
+	// buffer before it answers 431 (see internal/node): below 8192 that
+	// leaves too little for a real browser's head.
+	if n := cfg.Limits.MaxHeaderBytes; n < MinHeaderBytes || n > 1<<20 {
+		c.fail("limits.max_header_bytes", "%d must be between %d and 1048576", n, MinHeaderBytes)
+	}
+	if n := cfg.Limits.MaxURIBytes; n < 1024 || n > cfg.Limits.MaxHeaderBytes {
+		c.fail("limits.max_uri_bytes", "%d must be between 1024 and limits.max_header_bytes (%d)", n, cfg.Limits.MaxHeaderBytes)
 	}
 }
 

@@ -124,8 +124,12 @@ type LimitsConfig struct {
 	ReadHeaderTimeout conf.Duration `mapstructure:"read_header_timeout"`
 	IdleTimeout       conf.Duration `mapstructure:"idle_timeout"`
 	MaxHeaderBytes    int           `mapstructure:"max_header_bytes"`
+	MaxURIBytes       int           `mapstructure:"max_uri_bytes"`
 	ShutdownTimeout   conf.Duration `mapstructure:"shutdown_timeout"`
 }
+
+// MinHeaderBytes is the smallest limits.max_header_bytes accepted.
+const MinHeaderBytes = 8192
 
 func lineOf(err error) int {
 	var fe *conf.FieldError

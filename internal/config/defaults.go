@@ -45,6 +45,7 @@ var defaults = map[string]any{
 	"limits.read_header_timeout": "10s",
 	"limits.idle_timeout":        "120s",
 	"limits.max_header_bytes":    64 << 10,
+	"limits.max_uri_bytes":       8 << 10,
 	"limits.shutdown_timeout":    "30s",
 	"cache.memory_size":          "256MiB",
 	"cache.disk_size":            "0",

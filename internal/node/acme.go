@@ -41,7 +41,7 @@ func (n *node) newACME(httpLn net.Listener) (*edgeacme.Client, error) {
 	return edgeacme.New(n.store, edgeacme.Config{
 		Directory: c.Directory, StagingDirectory: c.StagingDirectory, Email: c.Email, AgreeTOS: true,
 		CARoots: roots, Profile: c.Profile, HTTPHost: host, HTTPPort: httpLn.Addr().(*net.TCPAddr).Port,
-		Logger: n.log.Named("acme"),
+		KnownHost: n.servesHost, Logger: n.log.Named("acme"),
 	})
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+	edgeacme "github.com/edge-cdn/edge/acme"
 	"github.com/edge-cdn/edge/cache"
 	"github.com/edge-cdn/edge/cert"
 	"github.com/edge-cdn/edge/events"
@@ -52,6 +53,9 @@ type node struct {
 	reload    chan struct{}
 	listening atomic.Bool
 	health    storeHealth
+	rejects   *rejects
+	acme      *edgeacme.Client // nil when ACME is off
+	tickets   *edgetls.TicketKeys
 }
 
 // listeners are the node's three bound sockets.
@@ -81,6 +85,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if err != nil {
 		return err
 	}
+	warnExposures(log, cfg, lns.admin.Addr())
 	st, err := OpenStore(ctx, cfg, log.Named("store"))
 	if err != nil {
 		return err
@@ -95,7 +100,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		return err
 	}
 	servers := n.servers(token)
-	serveErr := serve(servers, lns)
+	serveErr := n.serve(servers, lns)
 	n.listening.Store(true)
 	renewCtx, stopRenewals := context.WithCancel(context.WithoutCancel(ctx))
 	renewDone := n.startRenewals(renewCtx)
@@ -153,6 +158,7 @@ func (n *node) start(ctx context.Context, lns *listeners) (stop func(), err erro
 	if err := n.tls.Load(ctx); err != nil {
 		return stop, err
 	}
+	n.startTickets(ctx)
 	if n.events, err = events.Open(ctx, n.store, events.Options{Node: n.cfg.Node.Name, Logger: n.log.Named("events")}); err != nil {
 		return stop, fmt.Errorf("events: %w", err)
 	}
@@ -174,6 +180,8 @@ func (n *node) start(ctx context.Context, lns *listeners) (stop func(), err erro
 	}
 	if acme != nil {
 		stops = append(stops, acme.Close)
+		n.acme = acme
+		n.rescanChallenges(ctx)
 	}
 	n.renewer = n.newRenewer(acme)
 	if err := n.openCache(ctx); err != nil {
@@ -192,6 +200,11 @@ func (n *node) start(ctx context.Context, lns *listeners) (stop func(), err erro
 	if acme != nil {
 		pcfg.Challenge = acme
 	}
+	pcfg.Limits = proxy.Limits{MaxHeaderBytes: n.cfg.Limits.MaxHeaderBytes, MaxURIBytes: n.cfg.Limits.MaxURIBytes}
+	n.rejects = &rejects{log: n.log.Named("http"), count: n.metrics.ServerRejected}
+	if n.cfg.Log.Access {
+		n.rejects.access = n.access
+	}
 	n.proxy = proxy.New(pcfg)
 	stops = append(stops, n.proxy.Close)
 	return stop, n.loadProperties(ctx)
@@ -200,8 +213,8 @@ func (n *node) start(ctx context.Context, lns *listeners) (stop func(), err erro
 // startRenewals runs the renewal loop and the watches that follow the
 // store; the returned function waits for them after ctx is cancelled.
 func (n *node) startRenewals(ctx context.Context) (wait func()) {
-	const workers = 4
-	done := make(chan struct{}, workers)
+	const watchers = 6
+	done := make(chan struct{}, watchers)
 	go func() {
 		defer func() { done <- struct{}{} }()
 		if !n.cfg.Renewal.Enabled {
@@ -213,8 +226,10 @@ func (n *node) startRenewals(ctx context.Context) (wait func()) {
 	go func() { defer func() { done <- struct{}{} }(); n.watchCertificates(ctx) }()
 	go func() { defer func() { done <- struct{}{} }(); n.watchStore(ctx) }()
 	go func() { defer func() { done <- struct{}{} }(); n.purger.watch(ctx) }()
+	go func() { defer func() { done <- struct{}{} }(); n.watchChallenges(ctx) }()
+	go func() { defer func() { done <- struct{}{} }(); n.tickets.Run(ctx, ticketSyncInterval) }()
 	return func() {
-		for range workers {
+		for range watchers {
 			<-done
 		}
 	}

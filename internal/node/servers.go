@@ -24,31 +24,49 @@ func (n *node) servers(token string) []*http.Server {
 		Metrics: n.metrics.Handler(), Backup: backup, OriginHealth: n.proxy.OriginHealth,
 		Logger: n.log.Named("admin"), Ready: n.readiness, Degraded: n.degraded, Cache: n.purger,
 	})
-	httpsSrv := n.httpServer(n.proxy.HTTPSHandler())
+	// The HTTPS port's MaxHeaderBytes is set so that HTTP/2 advertises and
+	// enforces SETTINGS_MAX_HEADER_LIST_SIZE = limits.max_header_bytes
+	// (Go adds 320); HTTP/1.1 over TLS may then read a little more than the
+	// limit, and the proxy refuses such a head itself (431, proxy/headers.go).
+	httpsSrv := n.httpServer(n.proxy.HTTPSHandler(), h2HeaderSlop)
 	httpsSrv.TLSConfig = n.tls.ServerConfig()
+	n.tickets.Apply(httpsSrv.TLSConfig)
 	httpsSrv.Protocols = new(http.Protocols)
 	httpsSrv.Protocols.SetHTTP1(true)
 	httpsSrv.Protocols.SetHTTP2(true)
-	return []*http.Server{n.httpServer(n.proxy.HTTPHandler()), httpsSrv, n.httpServer(adminHandler)}
+	// 16 KiB, the protocol's initial value, instead of Go's 1 MiB: a peer's
+	// frames stay small (h2spec 4.2/3; nginx and Caddy advertise the same).
+	httpsSrv.HTTP2 = &http.HTTP2Config{MaxReadFrameSize: 16 << 10}
+	n.rejects.watchTLS(httpsSrv)
+	return []*http.Server{n.httpServer(n.proxy.HTTPHandler(), h1HeaderSlop), httpsSrv, n.httpServer(adminHandler, h1HeaderSlop)}
 }
+
+// What Go's server adds to MaxHeaderBytes: HTTP/1 reads MaxHeaderBytes
+// plus its 4096-byte read buffer before it answers 431, so with this taken
+// off, limits.max_header_bytes is the exact bound on a raw HTTP/1.1 head;
+// HTTP/2's header list limit is MaxHeaderBytes plus 10 fields of 32 bytes.
+const (
+	h1HeaderSlop = 4096
+	h2HeaderSlop = 320
+)
 
 // serve starts the servers on their listeners; the channel gets the error
 // of each server that stops.
-func serve(servers []*http.Server, lns *listeners) <-chan error {
+func (n *node) serve(servers []*http.Server, lns *listeners) <-chan error {
 	errs := make(chan error, len(servers))
-	go func() { errs <- servers[0].Serve(lns.http) }()
+	go func() { errs <- servers[0].Serve(n.rejects.listener(lns.http)) }()
 	go func() { errs <- servers[1].ServeTLS(lns.https, "", "") }()
 	go func() { errs <- servers[2].Serve(lns.admin) }()
 	return errs
 }
 
-func (n *node) httpServer(h http.Handler) *http.Server {
+func (n *node) httpServer(h http.Handler, headerSlop int) *http.Server {
 	l := n.cfg.Limits
 	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: l.ReadHeaderTimeout.Std(),
 		IdleTimeout:       l.IdleTimeout.Std(),
-		MaxHeaderBytes:    l.MaxHeaderBytes,
+		MaxHeaderBytes:    l.MaxHeaderBytes - headerSlop, // config.MinHeaderBytes keeps it > 0
 		// Handshake failures and malformed requests from the internet are
 		// routine: keep them out of the error level.
 		ErrorLog: stdLogAt(n.log.Named("http"), zapcore.DebugLevel),
