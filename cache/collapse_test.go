@@ -232,3 +232,43 @@ func TestShortBodyIsNeverStored(t *testing.T) {
 	}
 	e.wantHits(2)
 }
+
+// TestOriginErrorIsShared: waiters get the origin's error instead of each
+// trying a failing origin again.
+func TestOriginErrorIsShared(t *testing.T) {
+	release := make(chan struct{})
+	e := newEnv(t, Config{}, func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprint(w, "down")
+	})
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if resp, b := e.get("/err"); resp.StatusCode != 503 || b != "down" {
+				t.Errorf("got %d %q", resp.StatusCode, b)
+			}
+		}()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		e.c.fillsMu.Lock()
+		f := e.c.fills[primaryKeyOf("site", "/err")]
+		e.c.fillsMu.Unlock()
+		k := 0
+		if f != nil {
+			f.mu.Lock()
+			k = len(f.readers)
+			f.mu.Unlock()
+		}
+		if k == 10 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	wg.Wait()
+	e.wantHits(1)
+}

@@ -54,14 +54,16 @@ func (c *Cache) onHead(f *fill, reqT time.Time, code int, h http.Header) bool {
 	stripCacheHeaders(ch)
 	f.mu.Lock()
 	f.status, f.header, f.declared = code, ch, declared
-	f.shared, f.storing = d.Store, d.Store
+	// An origin error is shared with the requests waiting for it (not
+	// stored): sending each of them to a failing origin would only add load.
+	f.shared, f.storing = d.Store || code >= 500, d.Store
 	f.mu.Unlock()
 	f.mode = modeStream
 	if d.Store {
 		f.cstatus = "Edge; fwd=" + j.fwd + "; stored; ttl=" + strconv.FormatInt(int64(d.Lifetime/time.Second), 10)
 	} else {
 		f.cstatus = "Edge; fwd=" + j.fwd + "; detail=" + strings.ReplaceAll(d.Reason, " ", "-")
-		if !requestMadeIt(d.Reason) {
+		if !requestMadeIt(d.Reason) && code < 500 {
 			c.pass.Set(f.key, struct{}{})
 		}
 		c.unregister(f)
