@@ -2,7 +2,6 @@ package cache
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"sync"
 	"time"
@@ -50,8 +49,6 @@ type fill struct {
 	readers map[*int64]struct{} // offsets of live readers
 	wake    chan struct{}
 }
-
-var errOverSize = errors.New("over max_object_size")
 
 func (f *fill) signal() {
 	close(f.wake)

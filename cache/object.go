@@ -75,8 +75,6 @@ func (o *object) ttl(now time.Time) time.Duration {
 	return o.Lifetime - o.age(now)
 }
 
-func (o *object) storedAt() time.Time { return time.Unix(0, o.ResponseTime) }
-
 // seal prepares the values the hit path reuses; call it before storing.
 func (o *object) seal() *object {
 	o.clen = []string{strconv.Itoa(len(o.body))}
