@@ -67,7 +67,7 @@ func (c *Cache) onHead(f *fill, reqT time.Time, code int, h http.Header) bool {
 			c.pass.Set(f.key, struct{}{})
 		}
 		c.unregister(f)
-		if f.base != nil {
+		if f.base != nil && code < 500 {
 			c.remove(f.base.Key) // the origin no longer lets it be stored
 		}
 	}

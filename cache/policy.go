@@ -108,7 +108,10 @@ func (d *Decision) fresh(status int, h http.Header, cc directives, responseTime 
 		d.Lifetime = 0
 	case cc.sMaxAge >= 0:
 		d.Lifetime = seconds(cc.sMaxAge)
-		d.Revalidate = true // s-maxage implies proxy-revalidate (§5.2.2.10)
+		// s-maxage implies proxy-revalidate (§5.2.2.10), unless the origin
+		// allowed stale explicitly with RFC 5861 directives, as CDNs read
+		// "s-maxage=60, stale-while-revalidate=30".
+		d.Revalidate = cc.swr < 0 && cc.sie < 0
 	case cc.maxAge >= 0:
 		d.Lifetime = seconds(cc.maxAge)
 	case len(h["Expires"]) > 0:

@@ -65,6 +65,7 @@ func TestDecide(t *testing.T) {
 		{name: "RFC 9213 §2.1 CDN-Cache-Control overrides Cache-Control", resp: hdr("Cache-Control", "no-store", "Cdn-Cache-Control", "max-age=300"), store: true, lifetime: 5 * time.Minute},
 		{name: "RFC 9213 §2.1 CDN-Cache-Control no-store wins", resp: hdr("Cache-Control", "max-age=60", "Cdn-Cache-Control", "no-store"), store: false},
 		{name: "RFC 5861 §3 stale-while-revalidate from the origin", resp: hdr("Cache-Control", "max-age=1, stale-while-revalidate=30, stale-if-error=60"), store: true, lifetime: time.Second, swr: 30 * time.Second, sie: time.Minute},
+		{name: "RFC 5861 §3 stale-while-revalidate with s-maxage is honoured", resp: hdr("Cache-Control", "s-maxage=60, stale-while-revalidate=30"), store: true, lifetime: time.Minute, swr: 30 * time.Second},
 		{name: "RFC 5861 settings apply when the origin states none", resp: hdr("Cache-Control", "max-age=1"), pol: Policy{StaleWhileRevalidate: 5 * time.Second, StaleIfError: time.Hour}, store: true, lifetime: time.Second, swr: 5 * time.Second, sie: time.Hour},
 		{name: "§5.2 unparseable Cache-Control is ignored", resp: hdr("Cache-Control", `=,,"max-age=10`, "Etag", `"e"`), store: true},
 	}
