@@ -272,3 +272,54 @@ func TestOriginErrorIsShared(t *testing.T) {
 	wg.Wait()
 	e.wantHits(1)
 }
+
+// TestOverMaxWithManyReaders: clients following a fill that grows past
+// max_object_size all get the whole body intact while it is trimmed.
+func TestOverMaxWithManyReaders(t *testing.T) {
+	p := testProperty("site")
+	p.Cache.MaxObjectSize = 1000
+	var big strings.Builder
+	for i := 0; big.Len() < 4<<20; i++ {
+		fmt.Fprintf(&big, "%08d", i)
+	}
+	want := big.String()
+	release := make(chan struct{})
+	e := newEnv(t, Config{}, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.WriteHeader(200)
+		w.(http.Flusher).Flush()
+		<-release
+		for i := 0; i < len(want); i += 32 << 10 {
+			w.Write([]byte(want[i:min(i+32<<10, len(want))]))
+		}
+	}, p)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, b := e.get("/big"); b != want {
+				t.Errorf("got %d bytes, intact %v", len(b), b == want)
+			}
+		}()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		e.c.fillsMu.Lock()
+		f := e.c.fills[primaryKeyOf("site", "/big")]
+		e.c.fillsMu.Unlock()
+		k := 0
+		if f != nil {
+			f.mu.Lock()
+			k = len(f.readers)
+			f.mu.Unlock()
+		}
+		if k == 4 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	wg.Wait()
+	e.wantHits(1)
+}
