@@ -153,6 +153,13 @@ func TestDiskUnwritableStillServes(t *testing.T) {
 		e.settle()
 	}
 	e.wantHits(1) // the memory tier still holds it
+	deadline := time.Now().Add(5 * time.Second)
+	for e.c.Stats().DiskError == "" && time.Now().Before(deadline) {
+		time.Sleep(2 * time.Millisecond)
+	}
+	if e.c.Stats().DiskError == "" {
+		t.Error("Stats does not report the failing disk tier")
+	}
 }
 
 func TestDiskVariantsSurviveRestart(t *testing.T) {

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"bytes"
 	"net/http"
 	"slices"
 	"strconv"
@@ -53,6 +54,9 @@ func (c *Cache) onHead(f *fill, reqT time.Time, code int, h http.Header) bool {
 	ch := h.Clone()
 	stripCacheHeaders(ch)
 	f.mu.Lock()
+	if d.Store && declared > 0 {
+		f.buf = make([]byte, 0, declared) // stored as is: no slack counted against memory_size
+	}
 	f.status, f.header, f.declared = code, ch, declared
 	// An origin error is shared with the requests waiting for it (not
 	// stored): sending each of them to a failing origin would only add load.
@@ -163,6 +167,9 @@ func (c *Cache) store(f *fill, body []byte) {
 			c.put(m)
 		}
 		key = string(secondaryKey([]byte(j.primary), m.Gen, names, j.req.Header))
+	}
+	if cap(body)-len(body) > len(body)/8 {
+		body = bytes.Clone(body) // the slack of a grown buffer would be held but not weighed
 	}
 	o := c.newObject(key, f.status, h, body, j.reqTime, c.now(), j.decision, tags)
 	c.pass.Invalidate(f.key)
