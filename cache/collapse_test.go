@@ -323,3 +323,38 @@ func TestOverMaxWithManyReaders(t *testing.T) {
 	wg.Wait()
 	e.wantHits(1)
 }
+
+// TestEventStreamPassesThrough: server-sent events reach the client as they
+// are sent, and each client gets its own stream from the origin.
+func TestEventStreamPassesThrough(t *testing.T) {
+	release := make(chan struct{})
+	e := newEnv(t, Config{}, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("Cache-Control", "no-cache")
+		fmt.Fprint(w, "data: one\n\n")
+		w.(http.Flusher).Flush()
+		<-release
+		fmt.Fprint(w, "data: two\n\n")
+	})
+	open := func() (*http.Response, *bufio.Reader) {
+		req, _ := http.NewRequest("GET", e.edge.URL+"/events", nil)
+		req.Host = "site.test"
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, bufio.NewReader(resp.Body)
+	}
+	r1, b1 := open()
+	defer r1.Body.Close()
+	if line, _ := b1.ReadString('\n'); line != "data: one\n" {
+		t.Fatalf("first event %q", line)
+	}
+	r2, b2 := open()
+	defer r2.Body.Close()
+	if line, _ := b2.ReadString('\n'); line != "data: one\n" {
+		t.Fatalf("second client's first event %q", line)
+	}
+	close(release)
+	e.wantHits(2)
+}

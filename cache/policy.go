@@ -83,6 +83,10 @@ func Decide(method string, rh http.Header, status int, h http.Header, responseTi
 		d.Reason = "set-cookie"
 	case cc.mustUnderstand && !heuristicStatus[status] && status != 302 && status != 307:
 		d.Reason = "must-understand"
+	case strings.HasPrefix(h.Get("Content-Type"), "text/event-stream"):
+		d.Reason = "event stream" // a live stream per client, never one to share
+	case cc.noCache && h.Get("Etag") == "" && h.Get("Last-Modified") == "":
+		d.Reason = "no-cache without a validator" // every reuse would be a full fetch
 	}
 	if d.Reason != "" {
 		return d

@@ -46,6 +46,8 @@ func TestDecide(t *testing.T) {
 		{name: "§5.2.2.7 private is not for a shared cache", resp: hdr("Cache-Control", "private, max-age=60"), store: false},
 		{name: "§5.2.2.7 qualified private strips the field", resp: hdr("Cache-Control", `private="X-User", max-age=60`), store: true, lifetime: time.Minute},
 		{name: "§5.2.2.4 no-cache is stored, revalidated each time", resp: hdr("Cache-Control", "no-cache", "Etag", `"x"`), store: true},
+		{name: "§5.2.2.4 no-cache without a validator is not worth storing", resp: hdr("Cache-Control", "no-cache, max-age=60"), store: false},
+		{name: "§3 an event stream is never stored", resp: hdr("Cache-Control", "max-age=60", "Content-Type", "text/event-stream"), store: false},
 		{name: "§5.2.2.2 must-revalidate forbids stale", resp: hdr("Cache-Control", "max-age=1, must-revalidate"), store: true, lifetime: time.Second, reval: true},
 		{name: "§5.2.2.8 proxy-revalidate forbids stale in a shared cache", resp: hdr("Cache-Control", "max-age=1, proxy-revalidate"), store: true, lifetime: time.Second, reval: true},
 		{name: "§3.5 Authorization without public is not stored", req: hdr("Authorization", "Bearer x"), resp: hdr("Cache-Control", "max-age=60"), store: false},
