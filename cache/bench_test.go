@@ -2,12 +2,16 @@ package cache
 
 import (
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/edge-cdn/edge/property"
 )
@@ -184,3 +188,54 @@ func TestScanStaysBounded(t *testing.T) {
 		t.Error("the scan flushed the popular object")
 	}
 }
+
+// benchHTTP measures requests over a real keep-alive HTTP/1.1 connection,
+// either to the origin directly or to the cache in front of it (all hits).
+func benchHTTP(b *testing.B, size int, direct bool) {
+	body := strings.Repeat("x", size)
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=3600")
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, body)
+	}))
+	defer origin.Close()
+	c, err := New(Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	u, _ := url.Parse(origin.URL)
+	rp := httputil.NewSingleHostReverseProxy(u)
+	p := testProperty("bench")
+	edge := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c.Serve(w, r, p, rp)
+	}))
+	defer edge.Close()
+	target := edge.URL + "/obj"
+	if direct {
+		target = origin.URL + "/obj"
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
+	get := func() {
+		resp, err := client.Get(target)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	get()
+	time.Sleep(10 * time.Millisecond)
+	b.SetBytes(int64(size))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			get()
+		}
+	})
+}
+
+func BenchmarkHTTPOrigin100B(b *testing.B)   { benchHTTP(b, 100, true) }
+func BenchmarkHTTPHit100B(b *testing.B)      { benchHTTP(b, 100, false) }
+func BenchmarkHTTPOrigin100KiB(b *testing.B) { benchHTTP(b, 100<<10, true) }
+func BenchmarkHTTPHit100KiB(b *testing.B)    { benchHTTP(b, 100<<10, false) }

@@ -232,3 +232,129 @@ func TestShortBodyIsNeverStored(t *testing.T) {
 	}
 	e.wantHits(2)
 }
+
+// TestOriginErrorIsShared: waiters get the origin's error instead of each
+// trying a failing origin again.
+func TestOriginErrorIsShared(t *testing.T) {
+	release := make(chan struct{})
+	e := newEnv(t, Config{}, func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprint(w, "down")
+	})
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if resp, b := e.get("/err"); resp.StatusCode != 503 || b != "down" {
+				t.Errorf("got %d %q", resp.StatusCode, b)
+			}
+		}()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		e.c.fillsMu.Lock()
+		f := e.c.fills[primaryKeyOf("site", "/err")]
+		e.c.fillsMu.Unlock()
+		k := 0
+		if f != nil {
+			f.mu.Lock()
+			k = len(f.readers)
+			f.mu.Unlock()
+		}
+		if k == 10 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	wg.Wait()
+	e.wantHits(1)
+}
+
+// TestOverMaxWithManyReaders: clients following a fill that grows past
+// max_object_size all get the whole body intact while it is trimmed.
+func TestOverMaxWithManyReaders(t *testing.T) {
+	p := testProperty("site")
+	p.Cache.MaxObjectSize = 1000
+	var big strings.Builder
+	for i := 0; big.Len() < 4<<20; i++ {
+		fmt.Fprintf(&big, "%08d", i)
+	}
+	want := big.String()
+	release := make(chan struct{})
+	e := newEnv(t, Config{}, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.WriteHeader(200)
+		w.(http.Flusher).Flush()
+		<-release
+		for i := 0; i < len(want); i += 32 << 10 {
+			w.Write([]byte(want[i:min(i+32<<10, len(want))]))
+		}
+	}, p)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, b := e.get("/big"); b != want {
+				t.Errorf("got %d bytes, intact %v", len(b), b == want)
+			}
+		}()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		e.c.fillsMu.Lock()
+		f := e.c.fills[primaryKeyOf("site", "/big")]
+		e.c.fillsMu.Unlock()
+		k := 0
+		if f != nil {
+			f.mu.Lock()
+			k = len(f.readers)
+			f.mu.Unlock()
+		}
+		if k == 4 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	wg.Wait()
+	e.wantHits(1)
+}
+
+// TestEventStreamPassesThrough: server-sent events reach the client as they
+// are sent, and each client gets its own stream from the origin.
+func TestEventStreamPassesThrough(t *testing.T) {
+	release := make(chan struct{})
+	e := newEnv(t, Config{}, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("Cache-Control", "no-cache")
+		fmt.Fprint(w, "data: one\n\n")
+		w.(http.Flusher).Flush()
+		<-release
+		fmt.Fprint(w, "data: two\n\n")
+	})
+	open := func() (*http.Response, *bufio.Reader) {
+		req, _ := http.NewRequest("GET", e.edge.URL+"/events", nil)
+		req.Host = "site.test"
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, bufio.NewReader(resp.Body)
+	}
+	r1, b1 := open()
+	defer r1.Body.Close()
+	if line, _ := b1.ReadString('\n'); line != "data: one\n" {
+		t.Fatalf("first event %q", line)
+	}
+	r2, b2 := open()
+	defer r2.Body.Close()
+	if line, _ := b2.ReadString('\n'); line != "data: one\n" {
+		t.Fatalf("second client's first event %q", line)
+	}
+	close(release)
+	e.wantHits(2)
+}

@@ -40,9 +40,11 @@ type diskTier struct {
 	seq   atomic.Uint64
 	opSeq atomic.Uint64
 	tombs sync.Map // key → seq of the latest remove not yet applied by the writer
-	ops   chan diskOp
-	done  chan struct{}
-	once  sync.Once
+	// lastErr is the error of the last write, "" after a success.
+	lastErr atomic.Value
+	ops     chan diskOp
+	done    chan struct{}
+	once    sync.Once
 }
 
 var _ tier = (*diskTier)(nil)
@@ -156,8 +158,10 @@ func (d *diskTier) do(op diskOp) {
 	path, size, err := d.write(o)
 	if err != nil {
 		d.c.problem("disk tier: cannot write an object (disk full or read-only?)", zap.Error(err))
+		d.lastErr.Store(err.Error())
 		return
 	}
+	d.lastErr.Store("")
 	d.index.Set(o.Key, &diskEntry{path: path, size: size, tags: o.Tags, stored: o.ResponseTime})
 	d.c.stats.addedSize(tierDisk, o.Key, size)
 }

@@ -1,6 +1,8 @@
 package cache
 
 import (
+	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -151,4 +153,34 @@ func TestDiskUnwritableStillServes(t *testing.T) {
 		e.settle()
 	}
 	e.wantHits(1) // the memory tier still holds it
+	deadline := time.Now().Add(5 * time.Second)
+	for e.c.Stats().DiskError == "" && time.Now().Before(deadline) {
+		time.Sleep(2 * time.Millisecond)
+	}
+	if e.c.Stats().DiskError == "" {
+		t.Error("Stats does not report the failing disk tier")
+	}
+}
+
+func TestDiskVariantsSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	origin := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=3600")
+		w.Header().Set("Vary", "Accept-Encoding")
+		fmt.Fprint(w, "enc:"+r.Header.Get("Accept-Encoding"))
+	}
+	e := newEnv(t, Config{DiskSize: 1 << 20, Dir: dir}, origin)
+	e.get("/v", "Accept-Encoding", "gzip")
+	e.settle()
+	e.get("/v", "Accept-Encoding", "br")
+	e.settle()
+	waitDisk(t, e.c, 3) // the marker and two variants
+	e.c.Close()
+	e2 := newEnv(t, Config{DiskSize: 1 << 20, Dir: dir}, origin)
+	for _, enc := range []string{"gzip", "br"} {
+		if _, body := e2.get("/v", "Accept-Encoding", enc); body != "enc:"+enc {
+			t.Errorf("%s: got %q", enc, body)
+		}
+	}
+	e2.wantHits(0)
 }

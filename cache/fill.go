@@ -82,7 +82,8 @@ func (f *fill) modeSet() bool {
 func (f *fill) leave(pos *int64) {
 	f.mu.Lock()
 	delete(f.readers, pos)
-	stop := len(f.readers) == 0 && !f.storing && !f.end
+	// Before the head is known the fill goes on: it may be stored.
+	stop := len(f.readers) == 0 && f.modeSet() && !f.storing && !f.end
 	f.signal()
 	f.mu.Unlock()
 	if stop {
@@ -132,9 +133,15 @@ func (f *fill) trim() {
 	for p := range f.readers {
 		low = min(low, *p)
 	}
-	if n := low - f.off; n > 0 {
-		f.buf = append(f.buf[:0], f.buf[n:]...)
-		f.off = low
+	// Readers hold views of buf: the kept bytes go to a new array, never
+	// moved within the old one. Small trims wait for more to drop.
+	n := low - f.off
+	switch {
+	case n <= 0:
+	case n == int64(len(f.buf)):
+		f.buf, f.off = nil, low
+	case n >= 256<<10:
+		f.buf, f.off = append([]byte(nil), f.buf[n:]...), low
 	}
 }
 

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"bytes"
 	"net/http"
 	"slices"
 	"strconv"
@@ -53,19 +54,24 @@ func (c *Cache) onHead(f *fill, reqT time.Time, code int, h http.Header) bool {
 	ch := h.Clone()
 	stripCacheHeaders(ch)
 	f.mu.Lock()
+	if d.Store && declared > 0 {
+		f.buf = make([]byte, 0, declared) // stored as is: no slack counted against memory_size
+	}
 	f.status, f.header, f.declared = code, ch, declared
-	f.shared, f.storing = d.Store, d.Store
+	// An origin error is shared with the requests waiting for it (not
+	// stored): sending each of them to a failing origin would only add load.
+	f.shared, f.storing = d.Store || code >= 500, d.Store
 	f.mu.Unlock()
 	f.mode = modeStream
 	if d.Store {
 		f.cstatus = "Edge; fwd=" + j.fwd + "; stored; ttl=" + strconv.FormatInt(int64(d.Lifetime/time.Second), 10)
 	} else {
 		f.cstatus = "Edge; fwd=" + j.fwd + "; detail=" + strings.ReplaceAll(d.Reason, " ", "-")
-		if !requestMadeIt(d.Reason) {
+		if !requestMadeIt(d.Reason) && code < 500 {
 			c.pass.Set(f.key, struct{}{})
 		}
 		c.unregister(f)
-		if f.base != nil {
+		if f.base != nil && code < 500 {
 			c.remove(f.base.Key) // the origin no longer lets it be stored
 		}
 	}
@@ -161,6 +167,9 @@ func (c *Cache) store(f *fill, body []byte) {
 			c.put(m)
 		}
 		key = string(secondaryKey([]byte(j.primary), m.Gen, names, j.req.Header))
+	}
+	if cap(body)-len(body) > len(body)/8 {
+		body = bytes.Clone(body) // the slack of a grown buffer would be held but not weighed
 	}
 	o := c.newObject(key, f.status, h, body, j.reqTime, c.now(), j.decision, tags)
 	c.pass.Invalidate(f.key)

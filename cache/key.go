@@ -123,9 +123,9 @@ func secondaryKey(b []byte, gen uint64, names []string, rh http.Header) []byte {
 		} else {
 			for i, v := range vals {
 				if i > 0 {
-					b = append(b, ", "...)
+					b = append(b, ',')
 				}
-				b = append(b, strings.TrimSpace(v)...)
+				b = appendTrimmedList(b, v)
 			}
 		}
 		b = append(b, '\x02')
@@ -164,4 +164,16 @@ func appendNormalList(b []byte, vals []string) []byte {
 	}
 	slices.Sort(items)
 	return append(b, strings.Join(items, ",")...)
+}
+
+// appendTrimmedList appends v without the optional white space around its
+// commas (RFC 9110 §5.6.1), which does not change a list's meaning.
+func appendTrimmedList(b []byte, v string) []byte {
+	for i, it := range strings.Split(v, ",") {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, strings.TrimSpace(it)...)
+	}
+	return b
 }

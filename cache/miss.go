@@ -47,6 +47,8 @@ func (c *Cache) refresh(r *http.Request, p *property.Property, upstream http.Han
 	fkey := primary
 	if base != nil {
 		fkey = base.Key
+	} else if _, pass := c.pass.GetIfPresent(fkey); pass {
+		return // not storable last time: no full fetch behind a Range
 	}
 	c.fillsMu.Lock()
 	if _, running := c.fills[fkey]; running {

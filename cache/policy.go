@@ -83,6 +83,10 @@ func Decide(method string, rh http.Header, status int, h http.Header, responseTi
 		d.Reason = "set-cookie"
 	case cc.mustUnderstand && !heuristicStatus[status] && status != 302 && status != 307:
 		d.Reason = "must-understand"
+	case strings.HasPrefix(h.Get("Content-Type"), "text/event-stream"):
+		d.Reason = "event stream" // a live stream per client, never one to share
+	case cc.noCache && h.Get("Etag") == "" && h.Get("Last-Modified") == "":
+		d.Reason = "no-cache without a validator" // every reuse would be a full fetch
 	}
 	if d.Reason != "" {
 		return d
@@ -108,7 +112,10 @@ func (d *Decision) fresh(status int, h http.Header, cc directives, responseTime 
 		d.Lifetime = 0
 	case cc.sMaxAge >= 0:
 		d.Lifetime = seconds(cc.sMaxAge)
-		d.Revalidate = true // s-maxage implies proxy-revalidate (§5.2.2.10)
+		// s-maxage implies proxy-revalidate (§5.2.2.10), unless the origin
+		// allowed stale explicitly with RFC 5861 directives, as CDNs read
+		// "s-maxage=60, stale-while-revalidate=30".
+		d.Revalidate = cc.swr < 0 && cc.sie < 0
 	case cc.maxAge >= 0:
 		d.Lifetime = seconds(cc.maxAge)
 	case len(h["Expires"]) > 0:

@@ -46,6 +46,8 @@ func TestDecide(t *testing.T) {
 		{name: "§5.2.2.7 private is not for a shared cache", resp: hdr("Cache-Control", "private, max-age=60"), store: false},
 		{name: "§5.2.2.7 qualified private strips the field", resp: hdr("Cache-Control", `private="X-User", max-age=60`), store: true, lifetime: time.Minute},
 		{name: "§5.2.2.4 no-cache is stored, revalidated each time", resp: hdr("Cache-Control", "no-cache", "Etag", `"x"`), store: true},
+		{name: "§5.2.2.4 no-cache without a validator is not worth storing", resp: hdr("Cache-Control", "no-cache, max-age=60"), store: false},
+		{name: "§3 an event stream is never stored", resp: hdr("Cache-Control", "max-age=60", "Content-Type", "text/event-stream"), store: false},
 		{name: "§5.2.2.2 must-revalidate forbids stale", resp: hdr("Cache-Control", "max-age=1, must-revalidate"), store: true, lifetime: time.Second, reval: true},
 		{name: "§5.2.2.8 proxy-revalidate forbids stale in a shared cache", resp: hdr("Cache-Control", "max-age=1, proxy-revalidate"), store: true, lifetime: time.Second, reval: true},
 		{name: "§3.5 Authorization without public is not stored", req: hdr("Authorization", "Bearer x"), resp: hdr("Cache-Control", "max-age=60"), store: false},
@@ -65,6 +67,7 @@ func TestDecide(t *testing.T) {
 		{name: "RFC 9213 §2.1 CDN-Cache-Control overrides Cache-Control", resp: hdr("Cache-Control", "no-store", "Cdn-Cache-Control", "max-age=300"), store: true, lifetime: 5 * time.Minute},
 		{name: "RFC 9213 §2.1 CDN-Cache-Control no-store wins", resp: hdr("Cache-Control", "max-age=60", "Cdn-Cache-Control", "no-store"), store: false},
 		{name: "RFC 5861 §3 stale-while-revalidate from the origin", resp: hdr("Cache-Control", "max-age=1, stale-while-revalidate=30, stale-if-error=60"), store: true, lifetime: time.Second, swr: 30 * time.Second, sie: time.Minute},
+		{name: "RFC 5861 §3 stale-while-revalidate with s-maxage is honoured", resp: hdr("Cache-Control", "s-maxage=60, stale-while-revalidate=30"), store: true, lifetime: time.Minute, swr: 30 * time.Second},
 		{name: "RFC 5861 settings apply when the origin states none", resp: hdr("Cache-Control", "max-age=1"), pol: Policy{StaleWhileRevalidate: 5 * time.Second, StaleIfError: time.Hour}, store: true, lifetime: time.Second, swr: 5 * time.Second, sie: time.Hour},
 		{name: "§5.2 unparseable Cache-Control is ignored", resp: hdr("Cache-Control", `=,,"max-age=10`, "Etag", `"e"`), store: true},
 	}

@@ -45,61 +45,60 @@ func (c *Cache) Serve(w http.ResponseWriter, r *http.Request, p *property.Proper
 	} else {
 		lookupKey = key
 	}
-	if obj != nil {
-		switch c.usable(obj, &rd, now) {
-		case useFresh:
-			st.hits.Add(1)
-			st.servedBytes.Add(int64(len(obj.body)))
-			c.serveObject(w, r, obj, now, "")
-			return
-		case useStale:
-			st.stale.Add(1)
-			st.servedBytes.Add(int64(len(obj.body)))
-			c.serveObject(w, r, obj, now, "")
-			return
-		case useStaleRefresh:
-			st.stale.Add(1)
-			st.servedBytes.Add(int64(len(obj.body)))
-			c.refresh(r, p, upstream, primaryCopy(key), obj)
-			c.serveObject(w, r, obj, now, "")
-			return
-		}
+	if obj != nil && c.serveStored(w, r, p, upstream, st, obj, &rd, now, key) {
+		return
 	}
-	if rd.onlyIfCached {
+	switch {
+	case rd.onlyIfCached:
 		st.misses.Add(1)
 		w.Header().Set("Cache-Status", "Edge; fwd=miss; detail=only-if-cached")
 		w.Header().Set("Age", "0")
 		w.WriteHeader(http.StatusGatewayTimeout)
-		return
-	}
-	if r.Method == http.MethodHead && obj == nil {
+	case r.Method == http.MethodHead && obj == nil:
 		st.bypass.Add(1)
 		c.passThrough(w, r, upstream, "Edge; fwd=uri-miss")
-		return
-	}
-	if len(r.Header["Range"]) > 0 && obj == nil {
+	case len(r.Header["Range"]) > 0 && obj == nil:
 		// Ranges are served from full objects: fetch the object in the
 		// background and pass this request through meanwhile.
 		st.misses.Add(1)
 		c.refresh(r, p, upstream, primaryCopy(key), nil)
 		c.passThrough(w, r, upstream, "Edge; fwd=uri-miss")
-		return
-	}
-	fwd := "uri-miss"
-	switch {
-	case obj != nil && (rd.noCache || rd.maxAge >= 0):
-		fwd = "request"
 	case obj != nil:
-		fwd = "stale"
-	case marker != nil:
-		fwd = "vary-miss"
-	}
-	if obj != nil {
 		st.revalidated.Add(1)
-	} else {
+		fwd := "stale"
+		if rd.noCache || rd.maxAge >= 0 {
+			fwd = "request"
+		}
+		c.miss(w, r, p, upstream, primaryCopy(key), primaryCopy(lookupKey), obj, fwd)
+	default:
 		st.misses.Add(1)
+		fwd := "uri-miss"
+		if marker != nil {
+			fwd = "vary-miss"
+		}
+		c.miss(w, r, p, upstream, primaryCopy(key), primaryCopy(lookupKey), nil, fwd)
 	}
-	c.miss(w, r, p, upstream, primaryCopy(key), primaryCopy(lookupKey), obj, fwd)
+}
+
+// serveStored answers from obj when the request allows it as it is (fresh,
+// or stale within max-stale or stale-while-revalidate, which also starts a
+// background refresh); false means it must be revalidated.
+func (c *Cache) serveStored(w http.ResponseWriter, r *http.Request, p *property.Property, upstream http.Handler,
+	st *propStats, obj *object, rd *directives, now time.Time, key string) bool {
+	switch c.usable(obj, rd, now) {
+	case useFresh:
+		st.hits.Add(1)
+	case useStale:
+		st.stale.Add(1)
+	case useStaleRefresh:
+		st.stale.Add(1)
+		c.refresh(r, p, upstream, primaryCopy(key), obj)
+	default:
+		return false
+	}
+	st.servedBytes.Add(int64(len(obj.body)))
+	c.serveObject(w, r, obj, now, "")
+	return true
 }
 
 var keyPool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}

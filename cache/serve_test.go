@@ -396,3 +396,27 @@ func TestQueryModes(t *testing.T) {
 	e.get("/q?a=1")
 	e.wantHits(2)
 }
+
+func TestOriginErrorKeepsTheStoredObject(t *testing.T) {
+	var fail atomic.Bool
+	e := newEnv(t, Config{}, func(w http.ResponseWriter, r *http.Request) {
+		if fail.Load() {
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+		w.Header().Set("Cache-Control", "max-age=1")
+		w.Header().Set("ETag", `"k"`)
+		fmt.Fprint(w, "kept")
+	})
+	e.get("/k")
+	e.settle()
+	e.advance(5 * time.Second)
+	fail.Store(true)
+	if resp, _ := e.get("/k"); resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("got %d, want the origin's 502 (no stale-if-error)", resp.StatusCode)
+	}
+	e.settle()
+	if resp, body := e.get("/k", "Cache-Control", "max-stale"); body != "kept" || resp.StatusCode != 200 {
+		t.Fatalf("after the error: got %d %q, want the stored object", resp.StatusCode, body)
+	}
+}

@@ -76,11 +76,14 @@ type PropertyStats struct {
 
 // Stats is a snapshot of the cache's figures, for the admin API and CLI.
 type Stats struct {
-	Memory     TierStats                `json:"memory"`
-	Disk       TierStats                `json:"disk"`
-	MemorySize int64                    `json:"memory_size"`
-	DiskSize   int64                    `json:"disk_size"`
-	Purges     map[string]int64         `json:"purges"`
+	Memory     TierStats        `json:"memory"`
+	Disk       TierStats        `json:"disk"`
+	MemorySize int64            `json:"memory_size"`
+	DiskSize   int64            `json:"disk_size"`
+	Purges     map[string]int64 `json:"purges"`
+	// DiskError is the error of the disk tier's last write ("" when it
+	// worked): a full or read-only disk, for /readyz detail.
+	DiskError  string                   `json:"disk_error,omitempty"`
 	Properties map[string]PropertyStats `json:"properties"`
 }
 
@@ -102,6 +105,9 @@ func (c *Cache) Stats() Stats {
 	})
 	for i, n := range purgeKindNames {
 		out.Purges[n] = c.stats.purges[i].Load()
+	}
+	if c.disk != nil {
+		out.DiskError, _ = c.disk.lastErr.Load().(string)
 	}
 	return out
 }

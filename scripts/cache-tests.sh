@@ -11,7 +11,7 @@
 # Environment: CACHE_TESTS_DIR (where the npm package is installed; default
 # ${XDG_CACHE_HOME:-~/.cache}/edge-cache-tests), CACHE_TESTS_VERSION (0.4.5),
 # CACHE_TESTS_MAX_FAIL (exit 1 above this many failures; default: no limit),
-# CACHE_TESTS_DISK=1 (give the cache a disk tier too).
+# CACHE_TESTS_DISK=1 (give the cache a disk tier too), CACHE_TESTS_RESULTS=FILE (keep the raw results).
 # Needs: go, node and npm (Debian: nodejs npm), curl.
 set -euo pipefail
 
@@ -102,6 +102,7 @@ if [ -n "$test_id" ]; then
 	exit 0
 fi
 npm run --silent cli --base="http://localhost:$edge_port" >"$work/results.json"
+cp "$work/results.json" "${CACHE_TESTS_RESULTS:-/dev/null}" 2>/dev/null || true
 node "$root/scripts/cache-tests-count.mjs" "$suite" "$work/results.json" | tee "$work/counts.txt"
 fails=$(head -1 "$work/counts.txt" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("fail",0))')
 if [ -n "${CACHE_TESTS_MAX_FAIL:-}" ] && [ "$fails" -gt "$CACHE_TESTS_MAX_FAIL" ]; then
