@@ -207,7 +207,11 @@ func (n *node) start(ctx context.Context, lns *listeners) (stop func(), err erro
 	}
 	n.proxy = proxy.New(pcfg)
 	stops = append(stops, n.proxy.Close)
-	return stop, n.loadProperties(ctx)
+	if err := n.loadProperties(ctx); err != nil {
+		return stop, err
+	}
+	n.replayPurges(ctx)
+	return stop, nil
 }
 
 // startRenewals runs the renewal loop and the watches that follow the
@@ -289,8 +293,7 @@ func (n *node) shutdown(ctx context.Context, servers []*http.Server) {
 	n.log.Info("stopped")
 }
 
-// openCache opens the shared cache (its disk tier indexed) and applies the
-// purges the fleet made while this node was away, before anything serves.
+// openCache opens the shared cache, its disk tier indexed.
 func (n *node) openCache(ctx context.Context) error {
 	c := n.cfg.Cache
 	var err error
@@ -302,12 +305,6 @@ func (n *node) openCache(ctx context.Context) error {
 	n.purger = &purger{cache: n.cache, node: n.cfg.Node.Name, log: n.log.Named("cache"), now: time.Now}
 	if e, ok := n.store.(*store.Etcd); ok {
 		n.purger.fleet = e
-	}
-	if err := n.purger.replay(ctx); err != nil {
-		// Serving from a disk tier that may hold purged objects is worse
-		// than starting cold.
-		n.log.Error("cannot read the fleet's purges; the cache starts empty", zap.Error(err))
-		n.cache.Purge(cache.Purge{All: true})
 	}
 	return nil
 }
@@ -323,4 +320,16 @@ var (
 
 func (o observer) ForProperty(property string) proxy.SiteObserver {
 	return o.Metrics.ForProperty(property)
+}
+
+// replayPurges applies the purges the fleet made while this node was away,
+// once the properties are known (purge keys follow their query settings)
+// and before anything serves from the disk tier.
+func (n *node) replayPurges(ctx context.Context) {
+	if err := n.purger.replay(ctx); err != nil {
+		// Serving from a disk tier that may hold purged objects is worse
+		// than starting cold.
+		n.log.Error("cannot read the fleet's purges; the cache starts empty", zap.Error(err))
+		n.cache.Purge(cache.Purge{All: true})
+	}
 }

@@ -63,6 +63,7 @@ func (n *node) apply(ctx context.Context, t *property.Table) {
 		n.log.Error("bootstrap certificates", zap.Error(err))
 	}
 	n.tls.SetProperties(t)
+	n.cache.SetProperties(t.Properties())
 	n.proxy.Update(t)
 	n.table.Store(t)
 	result := "ok"

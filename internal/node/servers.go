@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 
@@ -94,7 +95,15 @@ func (n *node) degraded(ctx context.Context) map[string]error {
 			err = p.Ping(ctx)
 		}
 	}
-	return map[string]error{"store": err}
+	checks := map[string]error{"store": err}
+	if n.cache != nil {
+		if e := n.cache.Stats().DiskError; e != "" {
+			checks["cache"] = fmt.Errorf("the disk tier failed its last write: %s (objects stay in memory)", e)
+		} else {
+			checks["cache"] = nil
+		}
+	}
+	return checks
 }
 
 func webhooks(in []config.WebhookConfig) []events.Webhook {
