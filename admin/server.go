@@ -85,6 +85,8 @@ func Handler(c Config) http.Handler {
 	api.HandleFunc("DELETE /api/v1/certificates/{id}", a.deleteCertificate)
 	api.HandleFunc("POST /api/v1/certificates/{id}/renew", a.renewCertificate)
 	api.HandleFunc("GET /api/v1/certificates/{id}/versions", a.certificateVersions)
+	api.HandleFunc("POST /api/v1/certificates/{id}/versions", a.rotateCertificate)
+	api.HandleFunc("POST /api/v1/certificates/{id}/rollback", a.rollbackCertificate)
 	api.HandleFunc("GET /api/v1/properties", a.listProperties)
 	api.HandleFunc("GET /api/v1/properties/{name}", a.getProperty)
 	api.HandleFunc("GET /api/v1/events", a.listEvents)

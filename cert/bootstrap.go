@@ -59,7 +59,7 @@ func (c *Certs) Bootstrap(ctx context.Context, t *property.Table) ([]*Certificat
 			continue
 		}
 		rec := &Certificate{Name: name, Type: TypeServer, AutoRenew: AutoRenewNone, Status: StatusActive,
-			Renewal: Renewal{State: "none"}}
+			Bootstrap: true, Renewal: Renewal{State: "none"}}
 		if w.acme {
 			rec.AutoRenew, rec.Status = AutoRenewACME, StatusPending
 			rec.StatusDetail = "serving a self-signed bootstrap certificate until the CA issues one"
