@@ -78,6 +78,9 @@ func (r *Renewer) attempt(ctx context.Context, id, reason string) {
 		c.Renewal.LastAttemptAt = &now
 		c.Renewal.Attempts++
 		c.Renewal.Reason = reason
+		if c.StatusDetail == waitingReason {
+			c.StatusDetail = "ordering from the CA"
+		}
 		return nil
 	})
 	if err != nil {

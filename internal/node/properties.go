@@ -61,6 +61,14 @@ func (n *node) apply(ctx context.Context, t *property.Table) {
 	if err != nil {
 		n.log.Error("bootstrap certificates", zap.Error(err))
 	}
+	switched, err := n.certs.FollowAutomation(ctx, t)
+	for _, c := range switched {
+		n.log.Info("tls.renew_automation is on: the certificate now renews by ACME", zap.String("certificate", c.Name),
+			zap.String("auto_renew", c.AutoRenew), zap.String("source", c.Source))
+	}
+	if err != nil {
+		n.log.Error("following tls.renew_automation", zap.Error(err))
+	}
 	n.tls.SetProperties(t)
 	n.proxy.Update(t)
 	n.table.Store(t)
