@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/edge-cdn/edge/cert"
+	"github.com/edge-cdn/edge/internal/config"
 	"github.com/edge-cdn/edge/internal/pebbletest"
 	"github.com/edge-cdn/edge/store"
 )
@@ -48,6 +49,12 @@ func startACMENode(t *testing.T, o acmeOpts) *acmeNode {
 	writeFiles(t, filepath.Join(dir, "props"), o.props)
 	if o.before != nil {
 		o.before(dir)
+	}
+	// Every ACME test runs a private CA with the default staging settings
+	// (issue 11): its retries must stay with it. Checked before the node
+	// starts, so a regression fails here instead of reaching the internet.
+	if c, errs := config.Load(filepath.Join(dir, "edge.yaml")); len(errs) > 0 || c.ACME.StagingDirectory != "" {
+		t.Fatalf("a private CA with default staging settings: staging %q, errors %v", c.ACME.StagingDirectory, errs)
 	}
 	return &acmeNode{testNode: runNode(t, dir), pebble: p}
 }
@@ -326,7 +333,6 @@ var cmpOr = cmp.Or[string]
 func acmeConfig(p *pebbletest.Pebble, port int, renewal string, preflight bool) string {
 	return fmt.Sprintf(`acme:
   directory: %s
-  staging_directory: ""
   ca_roots: %s
   agree_tos: true
   email: ops@edge.test

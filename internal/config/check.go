@@ -122,6 +122,12 @@ func (c *checker) acme(cfg *Config) {
 			c.fail(key, "%q must be an https:// URL of an ACME directory", u)
 		}
 	}
+	// Let's Encrypt's staging CA tests retries against Let's Encrypt
+	// production only: a private CA's retries stay with it (issue 11). A
+	// staging directory set to anything else is the operator's choice.
+	if cfg.ACME.StagingDirectory == letsEncryptStaging && cfg.ACME.Directory != letsEncrypt {
+		cfg.ACME.StagingDirectory = ""
+	}
 	switch cfg.ACME.Profile {
 	case "", "classic", "tlsserver", "shortlived":
 	default:
