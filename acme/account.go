@@ -60,7 +60,9 @@ func (a *Client) accountKeys(email string) (reg, key string) {
 	return path.Join(dir, certmagic.StorageKeys.Safe(user)+".json"), path.Join(dir, certmagic.StorageKeys.Safe(user)+".key")
 }
 
-func (a *Client) usersPrefix() string { return path.Join("acme", certmagic.StorageKeys.Safe(a.issuer.IssuerKey()), "users") }
+func (a *Client) usersPrefix() string {
+	return path.Join("acme", certmagic.StorageKeys.Safe(a.issuer.IssuerKey()), "users")
+}
 
 // moveAccount updates the contact of the most recent account of this CA
 // when none is filed under the configured email yet.
