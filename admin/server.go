@@ -143,11 +143,26 @@ func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	// Rejected property files leave the node ready (the others serve, and
+	// a rejected file its last good version) but degraded, and are named
+	// (issue 11).
+	rejected := []RejectedView{}
+	if a.c.Properties != nil {
+		for _, r := range a.c.Properties().Rejected() {
+			rejected = append(rejected, RejectedView{File: r.File, LoadError: errStrings(r.Errors), Serving: r.Serving != nil})
+		}
+	}
+	if len(rejected) > 0 {
+		msg := fmt.Sprintf("%d property files rejected (see rejected_properties)", len(rejected))
+		checks["property_files"], degraded["property_files"] = msg, msg
+	} else {
+		checks["property_files"] = "ok"
+	}
 	code := http.StatusOK
 	if !ready {
 		code = http.StatusServiceUnavailable
 	}
-	writeJSON(w, code, map[string]any{"ready": ready, "degraded": len(degraded) > 0, "checks": checks})
+	writeJSON(w, code, map[string]any{"ready": ready, "degraded": len(degraded) > 0, "checks": checks, "rejected_properties": rejected})
 }
 
 // writeJSON writes v with status code.

@@ -2,25 +2,142 @@ package node
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/edge-cdn/edge/events"
 	"github.com/edge-cdn/edge/property"
+	"github.com/edge-cdn/edge/store"
 	"github.com/fsnotify/fsnotify"
 	"go.uber.org/zap"
 )
 
 // loadProperties loads the properties at start; an unreadable directory is
-// fatal here, while a bad file only is rejected.
+// fatal here, while a bad file only is rejected. A rejected file serves its
+// last good version, kept in the store, as it would have before the restart
+// (issue 11).
 func (n *node) loadProperties(ctx context.Context) error {
-	t, err := property.LoadDir(n.cfg.PropertiesDir, nil, n.propertyOptions(ctx))
+	opts := n.propertyOptions(ctx)
+	t, err := property.LoadDir(n.cfg.PropertiesDir, n.lastGoodTable(ctx, opts), opts)
 	if err != nil {
 		n.metrics.Reload("error")
 		return err
 	}
 	n.apply(ctx, t)
 	return nil
+}
+
+// The last good version of each property file is kept in the store's meta
+// bucket under lastGoodKey: the file's bytes, as they last loaded. Keys
+// hold the node's name, since property files are each node's own while a
+// fleet shares the store.
+func (n *node) lastGoodPrefix() string { return "property/" + n.cfg.Node.Name + "/" }
+
+// storeTimeout bounds each store call of the last-good bookkeeping.
+const storeTimeout = 10 * time.Second
+
+// lastGoodTable builds a table from the stored last good versions of the
+// files still in properties_dir, to stand in as the previous table of the
+// first load; nil when there are none or the store does not answer.
+func (n *node) lastGoodTable(ctx context.Context, opts property.Options) *property.Table {
+	files, err := property.ListDir(n.cfg.PropertiesDir)
+	if err != nil {
+		return nil
+	}
+	exists := make(map[string]bool, len(files))
+	for _, f := range files {
+		exists[f] = true
+	}
+	var loaded []property.Loaded
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	prefix := n.lastGoodPrefix()
+	err = n.store.View(sctx, func(tx store.Tx) error {
+		return tx.ForEach(store.Meta, prefix, func(k string, v []byte) error {
+			if file := k[len(prefix):]; exists[file] {
+				if p, errs := property.Parse(file, v); len(errs) == 0 {
+					loaded = append(loaded, property.Loaded{File: file, Property: p})
+				}
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		n.log.Warn("reading the last good property versions; rejected files will not serve", zap.Error(err))
+		return nil
+	}
+	if len(loaded) == 0 {
+		return nil
+	}
+	return property.Build(loaded, nil, opts)
+}
+
+// saveLastGood stores the version of every property t serves whose stored
+// version differs, and forgets the files that are gone. A file that
+// changed again since it was read is left for the next reload.
+func (n *node) saveLastGood(ctx context.Context, t *property.Table) {
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	prefix := n.lastGoodPrefix()
+	stored := map[string]string{}
+	err := n.store.View(sctx, func(tx store.Tx) error {
+		return tx.ForEach(store.Meta, prefix, func(k string, v []byte) error {
+			stored[k[len(prefix):]] = digest(v)
+			return nil
+		})
+	})
+	if err != nil {
+		n.log.Warn("reading the last good property versions", zap.Error(err))
+		return
+	}
+	keep := map[string]bool{}
+	puts := map[string][]byte{}
+	for _, p := range t.Properties() {
+		keep[p.File] = true
+		if stored[p.File] == p.Digest() {
+			continue
+		}
+		if data, err := os.ReadFile(p.File); err == nil && digest(data) == p.Digest() {
+			puts[p.File] = data
+		}
+	}
+	for _, r := range t.Rejected() {
+		keep[r.File] = true
+	}
+	var dels []string
+	for f := range stored {
+		if !keep[f] {
+			dels = append(dels, f)
+		}
+	}
+	if len(puts) == 0 && len(dels) == 0 {
+		return
+	}
+	err = n.store.Update(sctx, func(tx store.Tx) error {
+		for f, data := range puts {
+			if err := tx.Put(store.Meta, prefix+f, data); err != nil {
+				return err
+			}
+		}
+		for _, f := range dels {
+			if err := tx.Delete(store.Meta, prefix+f); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		n.log.Warn("storing the last good property versions", zap.Error(err))
+	}
+}
+
+// digest is property's digest of a file's bytes (Property.Digest).
+func digest(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
 }
 
 // reloadProperties rebuilds the table; on any error the last good table
@@ -80,6 +197,7 @@ func (n *node) apply(ctx context.Context, t *property.Table) {
 	n.log.Info("properties loaded", zap.Int("properties", len(t.Properties())), zap.Int("rejected", len(t.Rejected())))
 	n.announce(ctx, prev, t)
 	n.renewer.PropertiesChanged(ctx, prev, t) // hostnames may have changed
+	n.saveLastGood(ctx, t)
 }
 
 // announce emits property.loaded for each new or changed property and
