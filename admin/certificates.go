@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -36,6 +37,13 @@ func (a *api) listCertificates(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
+	for key, allowed := range map[string][]string{"status": {cert.StatusPending, cert.StatusActive, cert.StatusFailed, cert.StatusExpired},
+		"auto_renew": {cert.AutoRenewACME, cert.AutoRenewNone}, "type": {cert.TypeServer, cert.TypeCA}} {
+		if v := q.Get(key); v != "" && !slices.Contains(allowed, v) {
+			a.fail(w, r, inputErr(key, "%q: use one of %s", v, strings.Join(allowed, ", ")))
+			return
+		}
+	}
 	users, now := a.usersOf(), a.c.Now()
 	out := make([]CertificateView, 0, len(list))
 	for _, c := range list {
@@ -280,6 +288,9 @@ func selfSigned(b *createBody, now time.Time) (cert.Version, error) {
 	}
 	// No hostnames is fine: a bootstrap certificate's names do not matter
 	// (SPEC §1); renewals use the names of the properties using it.
+	if len(b.Hostnames) > cert.MaxNames {
+		return v, inputErr("hostnames", "%d names, more than %d", len(b.Hostnames), cert.MaxNames)
+	}
 	hosts := make([]string, 0, len(b.Hostnames))
 	for i, h := range b.Hostnames {
 		n, err := property.NormalizeWildcard(h)

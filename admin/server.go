@@ -98,6 +98,11 @@ func Handler(c Config) http.Handler {
 	api.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	api.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	api.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		if allowed := allowedMethods(api, r); len(allowed) > 0 {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", fmt.Sprintf("%s %s: use %s", r.Method, r.URL.Path, strings.Join(allowed, " or ")))
+			return
+		}
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
 	})
 	mux.Handle("/api/", a.auth(api))
@@ -106,6 +111,20 @@ func Handler(c Config) http.Handler {
 }
 
 type api struct{ c Config }
+
+// allowedMethods are the methods with an endpoint at r's path: the
+// catch-all that answers 404 in JSON also hides the mux's own 405.
+func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
+	var out []string
+	for _, m := range []string{"GET", "POST", "PATCH", "DELETE"} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := mux.Handler(probe); pattern != "" && pattern != "/api/" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
 
 func (a *api) auth(next http.Handler) http.Handler {
 	want := []byte("Bearer " + a.c.Token)
@@ -192,7 +211,10 @@ func writeError(w http.ResponseWriter, code int, errCode, msg string) {
 // conflicts 409, anything else 500 (logged, not shown).
 func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var ie *cert.InputError
+	var mbe *http.MaxBytesError
 	switch {
+	case errors.As(err, &mbe):
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body: larger than %d bytes", mbe.Limit))
 	case errors.As(err, &ie):
 		writeError(w, http.StatusBadRequest, "invalid", ie.Error())
 	case errors.Is(err, cert.ErrNotFound):
@@ -238,7 +260,7 @@ func jsonError(err error) error {
 	case errors.As(err, &se):
 		return &cert.InputError{Field: "body", Msg: fmt.Sprintf("malformed JSON at byte %d: %v", se.Offset, err)}
 	case errors.As(err, &mbe):
-		return &cert.InputError{Field: "body", Msg: fmt.Sprintf("larger than %d bytes", mbe.Limit)}
+		return tooLarge{mbe, &cert.InputError{Field: "body", Msg: fmt.Sprintf("larger than %d bytes", mbe.Limit)}}
 	case errors.Is(err, io.EOF):
 		return &cert.InputError{Field: "body", Msg: "empty: send a JSON object"}
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
@@ -260,3 +282,11 @@ func jsonKind(k string) string {
 	}
 	return "a " + k
 }
+
+// tooLarge is an oversized body: an input error answered 413.
+type tooLarge struct {
+	mbe *http.MaxBytesError
+	*cert.InputError
+}
+
+func (e tooLarge) Unwrap() []error { return []error{e.mbe, e.InputError} }

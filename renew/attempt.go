@@ -141,6 +141,15 @@ func (r *Renewer) checkNames(names []string) string {
 	if len(wild) > 0 {
 		return "HTTP-01 cannot validate wildcards: " + strings.Join(wild, ", ") + "; upload a wildcard certificate instead"
 	}
+	var never []string
+	for _, n := range names {
+		if why := unorderable(n); why != "" {
+			never = append(never, n+" "+why)
+		}
+	}
+	if len(never) > 0 {
+		return "a CA cannot issue a certificate for these names: " + strings.Join(never, "; ") + "; use a self-signed or uploaded certificate for them"
+	}
 	return ""
 }
 

@@ -180,6 +180,15 @@ func (r *Renewer) rescan(ctx context.Context) {
 // schedule puts c in the agenda at its next timed event, or takes it out
 // when it has none.
 func (r *Renewer) schedule(ctx context.Context, c *cert.Certificate, wanted map[string][]string, now time.Time) {
+	if c.Type == cert.TypeServer && c.AutoRenew == cert.AutoRenewACME && c.Renewal.RenewAt == nil && !c.Renewal.Forced {
+		// Show renew_at at once (an upload, a rotation), not only when the
+		// certificate's first timed event comes (issue 11).
+		if names := r.wantedNames(c, wanted); len(names) > 0 {
+			if due, reason := r.due(c, names); due.After(now) {
+				r.noteSchedule(ctx, c, due, reason)
+			}
+		}
+	}
 	at, ok := r.nextEvent(c, wanted, now)
 	if !ok {
 		r.agenda.remove(c.ID)

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"slices"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/edge-cdn/edge/admin"
@@ -17,6 +19,12 @@ func cmdCertList(ctx context.Context, c *cliCmd, args []string, stdout io.Writer
 	auto := c.fs.String("auto-renew", "", "only this auto_renew")
 	typ := c.fs.String("type", "", "only this type")
 	return c.run(args, 0, "no arguments", func(cl *apiClient) error {
+		for flag, v := range map[string][2]string{"--status": {*status, "pending active failed expired"},
+			"--auto-renew": {*auto, "acme none"}, "--type": {*typ, "server ca"}} {
+			if v[0] != "" && !slices.Contains(strings.Fields(v[1]), v[0]) {
+				return usageError{fmt.Sprintf("%s %q: use one of %s", flag, v[0], strings.ReplaceAll(v[1], " ", ", "))}
+			}
+		}
 		q := url.Values{}
 		for k, v := range map[string]string{"status": *status, "auto_renew": *auto, "type": *typ} {
 			if v != "" {

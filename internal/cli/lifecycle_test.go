@@ -189,3 +189,48 @@ func TestSelfSignedCATrueUpload(t *testing.T) {
 		t.Errorf("intermediate with key: %d %s", code, out)
 	}
 }
+
+// Issue 11 item 10: wrong methods get 405 with Allow, filters are
+// checked, and the CLI refuses a bogus --status.
+func TestAPIMethodsAndFilters(t *testing.T) {
+	n := startNode(t, "", nil)
+	code, body := n.api("PUT", "/api/v1/certificates", map[string]any{})
+	if code != 405 || !strings.Contains(errMsg(body), "use GET or POST") {
+		t.Errorf("PUT /api/v1/certificates: %d %v", code, body)
+	}
+	if code, _ := n.api("GET", "/api/v1/certificates/x/rollback", nil); code != 405 {
+		t.Errorf("GET .../rollback: %d, want 405", code)
+	}
+	if code, body := n.api("GET", "/api/v1/certificates?status=bogus", nil); code != 400 || !strings.Contains(errMsg(body), "status: \"bogus\"") {
+		t.Errorf("status=bogus: %d %v", code, body)
+	}
+	if code, out := n.cli("cert", "list", "--status", "bogus"); code != 2 || !strings.Contains(out, "--status \"bogus\"") {
+		t.Errorf("cert list --status bogus: %d %s", code, out)
+	}
+}
+
+// Issue 11 item 10: an upload with auto_renew acme shows renew_at at once.
+func TestUploadShowsRenewAt(t *testing.T) {
+	pki := newPKI(t)
+	n := startNode(t, "", nil)
+	if code, body := n.api("POST", "/api/v1/certificates", map[string]any{"name": "up", "certificate_pem": pki.leafPEM + pki.interPEM,
+		"private_key_pem": pki.leafKeyPEM, "auto_renew": "acme"}); code != 201 {
+		t.Fatalf("upload: %d %v", code, body)
+	}
+	var c map[string]any
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, c = n.api("GET", "/api/v1/certificates/up", nil); c["renewal"].(map[string]any)["renew_at"] != nil {
+			break
+		}
+	}
+	r := c["renewal"].(map[string]any)
+	at, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(r["renew_at"]))
+	notAfter, _ := time.Parse(time.RFC3339Nano, c["not_after"].(string))
+	// 13 hours of life: renewed with half of it left.
+	if want := notAfter.Add(-13 * time.Hour / 2); at.Sub(want).Abs() > time.Minute || r["state"] != "scheduled" {
+		t.Errorf("renewal %v, want renew_at about %s", r, want)
+	}
+	if code, out := n.cli("cert", "show", "up"); code != 0 || !strings.Contains(out, "renew_at:") || !strings.Contains(out, "reason:") {
+		t.Errorf("cert show: %d %s", code, out)
+	}
+}

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/edge-cdn/edge/cert"
@@ -40,6 +42,13 @@ func validate(file string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "note: certificate types not checked: %v\n", err)
 	} else {
 		opts.CertificateType = func(name string) (string, bool) { t, ok := types[name]; return t, ok }
+	}
+	if ents, err := os.ReadDir(cfg.PropertiesDir); err == nil {
+		for _, e := range ents {
+			if strings.HasSuffix(e.Name(), ".yml") && !strings.HasPrefix(e.Name(), ".") {
+				fmt.Fprintf(stdout, "note: %s is not read: only *.yaml files are property files\n", filepath.Join(cfg.PropertiesDir, e.Name()))
+			}
+		}
 	}
 	t, err := property.LoadDir(cfg.PropertiesDir, nil, opts)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func validateOut(t *testing.T, cfg string) (int, string) {
@@ -26,6 +27,7 @@ func TestValidateOnePass(t *testing.T) {
 		"edge.yaml": strings.Replace(baseConfig, `https: "127.0.0.1:0"`, `https: "127.0.0.1:99999"`, 1) +
 			"bogus: 1\nrenewal: {renew_before: soon}\nacme: {challenge_port: 0}\n",
 		"props/a.yaml": "hostnames: [a.example]\norigins: []\n",
+		"props/b.yml":  "hostnames: [b.example]\norigins: []\n",
 	})
 	t.Setenv("EDGE_LISTEN_HTTPZ", ":1")
 	code, out := validateOut(t, filepath.Join(dir, "edge.yaml"))
@@ -39,6 +41,7 @@ func TestValidateOnePass(t *testing.T) {
 		"edge.yaml:7: renewal.renew_before: invalid duration \"soon\"",
 		"edge.yaml:8: acme.challenge_port: 0 must be a port number from 1 to 65535",
 		"a.yaml:2: origins: at least one origin is required",
+		"note: " + filepath.Join(dir, "props", "b.yml") + " is not read: only *.yaml files are property files",
 		"6 problem(s)",
 	} {
 		if !strings.Contains(out, want) {
@@ -66,4 +69,23 @@ func TestValidateCertificateTypeWhileServing(t *testing.T) {
 		t.Errorf("the types were not checked:\n%s", out)
 	}
 	_ = fmt.Sprint
+}
+
+// Issue 11 item 10: a reload says which config changes need a restart,
+// and names *.yml files that are not read.
+func TestReloadNotesConfigChangesAndStrayFiles(t *testing.T) {
+	n := startNode(t, "", nil)
+	writeFiles(t, n.dir, map[string]string{"edge.yaml": baseConfig + "renewal: {check_interval: 5m}\n"})
+	writeFiles(t, n.props, map[string]string{"x.yml": "hostnames: [x.example]\norigins: [{url: http://127.0.0.1:1}]\n"})
+	n.reloadSignal()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		logs := n.log.String()
+		if strings.Contains(logs, `take effect at the next restart (a reload applies property files only)","node":"test-node","sections":["renewal"]`) &&
+			strings.Contains(logs, `"msg":"not a property file: only *.yaml files are read; rename it to load it","node":"test-node","file":"x.yml"`) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no notes in the log:\n%s", logs)
+		}
+	}
 }

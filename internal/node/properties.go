@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/edge-cdn/edge/events"
+	"github.com/edge-cdn/edge/internal/config"
 	"github.com/edge-cdn/edge/property"
 	"github.com/edge-cdn/edge/store"
 	"github.com/fsnotify/fsnotify"
@@ -20,6 +21,7 @@ import (
 // last good version, kept in the store, as it would have before the restart
 // (issue 11).
 func (n *node) loadProperties(ctx context.Context) error {
+	n.noteStrayFiles()
 	opts := n.propertyOptions(ctx)
 	t, err := property.LoadDir(n.cfg.PropertiesDir, n.lastGoodTable(ctx, opts), opts)
 	if err != nil {
@@ -143,6 +145,8 @@ func digest(data []byte) string {
 // reloadProperties rebuilds the table; on any error the last good table
 // keeps serving.
 func (n *node) reloadProperties(ctx context.Context) {
+	n.noteConfigChanges()
+	n.noteStrayFiles()
 	t, err := property.LoadDir(n.cfg.PropertiesDir, n.table.Load(), n.propertyOptions(ctx))
 	if err != nil {
 		n.metrics.Reload("error")
@@ -150,6 +154,38 @@ func (n *node) reloadProperties(ctx context.Context) {
 		return
 	}
 	n.apply(ctx, t)
+}
+
+// noteConfigChanges says which sections of the config file changed since
+// the node started: a reload applies property files only, and the rest
+// takes a restart (issue 11: SIGHUP ignored them silently).
+func (n *node) noteConfigChanges() {
+	if n.cfg.File() == "" {
+		return
+	}
+	now, errs := config.Load(n.cfg.File())
+	if len(errs) > 0 {
+		n.log.Warn("the config file has problems now; the node runs with the config it started with", zap.Error(errs[0]), zap.Int("problems", len(errs)))
+		return
+	}
+	if changed := config.ChangedSections(n.cfg, now); len(changed) > 0 {
+		n.log.Warn("the config file changed; these sections take effect at the next restart (a reload applies property files only)",
+			zap.Strings("sections", changed))
+	}
+}
+
+// noteStrayFiles warns about files of properties_dir that look like
+// property files but are not read: only *.yaml is (issue 11).
+func (n *node) noteStrayFiles() {
+	ents, err := os.ReadDir(n.cfg.PropertiesDir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if name := e.Name(); strings.HasSuffix(name, ".yml") && !strings.HasPrefix(name, ".") {
+			n.log.Warn("not a property file: only *.yaml files are read; rename it to load it", zap.String("file", name))
+		}
+	}
 }
 
 func (n *node) propertyOptions(ctx context.Context) property.Options {
