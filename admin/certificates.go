@@ -16,6 +16,21 @@ import (
 	"go.uber.org/zap"
 )
 
+// automatedUsers are the properties naming certificate name with renew
+// automation on.
+func (a *api) automatedUsers(name string) []string {
+	var out []string
+	if a.c.Properties == nil {
+		return nil
+	}
+	for _, p := range a.c.Properties().Properties() {
+		if p.TLS.Certificate == name && p.TLS.RenewAutomation {
+			out = append(out, p.Name)
+		}
+	}
+	return out
+}
+
 // usersOf maps each certificate name to the properties naming it.
 func (a *api) usersOf() map[string][]string {
 	out := map[string][]string{}
@@ -140,9 +155,28 @@ func (a *api) createCertificate(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	rec = a.followAutomation(r, rec, &warnings)
 	view := View(rec, a.usersOf()[rec.Name], a.c.Now())
 	view.Warnings = append(warnings, a.coverage(rec)...)
 	writeJSON(w, http.StatusCreated, view)
+}
+
+// followAutomation switches c to auto_renew acme when a property names it
+// with tls.renew_automation (issue 11: the property's setting drives it),
+// and says so in warnings.
+func (a *api) followAutomation(r *http.Request, c *cert.Certificate, warnings *[]string) *cert.Certificate {
+	if a.c.Properties == nil || c.Type != cert.TypeServer || c.AutoRenew == cert.AutoRenewACME {
+		return c
+	}
+	switched, err := a.c.Certs.FollowAutomationOf(r.Context(), a.c.Properties(), c.Name)
+	if err != nil {
+		a.c.Logger.Warn("following tls.renew_automation", zap.String("certificate", c.Name), zap.Error(err))
+	}
+	if len(switched) == 1 {
+		*warnings = append(*warnings, "auto_renew is acme: a property naming it has tls.renew_automation: true")
+		return switched[0]
+	}
+	return c
 }
 
 // newCertificate checks a create body and builds the record and version.
@@ -334,6 +368,12 @@ func (a *api) patchCertificate(w http.ResponseWriter, r *http.Request) {
 		}
 		if err := checkAutoRenew(b.AutoRenew, c.Type); err != nil {
 			return err
+		}
+		if *b.AutoRenew == cert.AutoRenewNone {
+			if users := a.automatedUsers(c.Name); len(users) > 0 {
+				return inputErr("auto_renew", "certificate %s renews by ACME because properties %s have tls.renew_automation: true; turn that off in their files first",
+					c.Name, strings.Join(users, ", "))
+			}
 		}
 		c.AutoRenew = *b.AutoRenew
 		if c.AutoRenew == cert.AutoRenewACME {

@@ -82,9 +82,19 @@ func (c *Certs) Bootstrap(ctx context.Context, t *property.Table) ([]*Certificat
 // CA issues one). Turning automation off changes nothing: a certificate
 // requested or set to acme keeps renewing. It returns what it switched.
 func (c *Certs) FollowAutomation(ctx context.Context, t *property.Table) ([]*Certificate, error) {
+	return c.followAutomation(ctx, t, "")
+}
+
+// FollowAutomationOf is FollowAutomation for one certificate name, after
+// an API write to it.
+func (c *Certs) FollowAutomationOf(ctx context.Context, t *property.Table, name string) ([]*Certificate, error) {
+	return c.followAutomation(ctx, t, name)
+}
+
+func (c *Certs) followAutomation(ctx context.Context, t *property.Table, only string) ([]*Certificate, error) {
 	names := map[string]bool{}
 	for _, p := range t.Properties() {
-		if p.TLS.Certificate != "" && p.TLS.RenewAutomation {
+		if p.TLS.Certificate != "" && p.TLS.RenewAutomation && (only == "" || p.TLS.Certificate == only) {
 			names[p.TLS.Certificate] = true
 		}
 	}

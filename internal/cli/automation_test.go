@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 )
 
 // Issue 11 item 2: tls.renew_automation turned on for an existing property
@@ -38,6 +37,11 @@ func TestAutomationFollowsTheProperty(t *testing.T) {
 	if leaf := n.servedChain("auto.example"); leaf.DNSNames[0] != "auto.example" {
 		t.Errorf("served %v", leaf.DNSNames)
 	}
+	// The property drives it: turning auto_renew off is refused, saying why.
+	if code, body := n.api("PATCH", "/api/v1/certificates/auto", map[string]any{"auto_renew": "none"}); code != 400 ||
+		!strings.Contains(errMsg(body), "properties auto have tls.renew_automation: true") {
+		t.Errorf("PATCH auto_renew none: %d %v", code, body)
+	}
 
 	// Several check intervals later "early" still has ordered nothing,
 	// and says why.
@@ -59,5 +63,4 @@ func TestAutomationFollowsTheProperty(t *testing.T) {
 	if strings.Contains(n.log.String(), `"names":["stand-in.example"]`) {
 		t.Errorf("an order named the stand-in's names:\n%s", n.log)
 	}
-	_ = time.Second
 }
