@@ -62,9 +62,13 @@ func cmdCertVersions(ctx context.Context, c *cliCmd, args []string, stdout io.Wr
 			return err
 		}
 		return c.print(out, func(w *tabwriter.Writer) {
-			fmt.Fprintln(w, "VERSION\tSOURCE\tNOT_BEFORE\tNOT_AFTER\tNAMES")
+			fmt.Fprintln(w, "VERSION\tSOURCE\tNOT_BEFORE\tNOT_AFTER\tNAMES\tROLLBACK_OF")
 			for _, v := range out.Versions {
-				fmt.Fprintf(w, "%v\t%v\t%v\t%v\t%v\n", v["version"], v["source"], v["not_before"], v["not_after"], v["subject_names"])
+				from := "-"
+				if r, ok := v["rollback_of"]; ok {
+					from = fmt.Sprint(r)
+				}
+				fmt.Fprintf(w, "%v\t%v\t%v\t%v\t%v\t%s\n", v["version"], v["source"], v["not_before"], v["not_after"], v["subject_names"], from)
 			}
 		})
 	})

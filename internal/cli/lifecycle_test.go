@@ -138,6 +138,9 @@ func TestRotateAndRollback(t *testing.T) {
 	if len(l) != 4 || l[3].(map[string]any)["rollback_of"] != 2.0 || l[0].(map[string]any)["source"] != "self_signed" {
 		t.Errorf("versions after rollback: %v", l)
 	}
+	if code, out := n.cli("cert", "versions", "shop"); code != 0 || !strings.Contains(out, "ROLLBACK_OF") || !strings.Contains(strings.TrimSpace(out), "  2") {
+		t.Errorf("cert versions: %d %s", code, out)
+	}
 	if _, c := n.api("GET", "/api/v1/certificates/shop", nil); c["status"] != "active" || c["bootstrap"] != nil {
 		t.Errorf("record after rollback: %v", c)
 	}
