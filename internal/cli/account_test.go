@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -95,5 +94,4 @@ func TestACMEAccountContact(t *testing.T) {
 	if len(contact2) != 1 || contact2[0] != "mailto:newops@edge.test" || location2 != location {
 		t.Errorf("after the email changed: contact %v at %s, want mailto:newops@edge.test at %s (the same account)", contact2, location2, location)
 	}
-	_ = json.Marshal
 }

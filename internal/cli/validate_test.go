@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"path/filepath"
 	"strings"
@@ -68,7 +67,6 @@ func TestValidateCertificateTypeWhileServing(t *testing.T) {
 	if strings.Contains(out, "not checked") {
 		t.Errorf("the types were not checked:\n%s", out)
 	}
-	_ = fmt.Sprint
 }
 
 // Issue 11 item 10: a reload says which config changes need a restart,
