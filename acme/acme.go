@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/certmagic"
@@ -52,6 +53,12 @@ type Client struct {
 	log     *zap.Logger
 	staging bool
 	known   func(string) bool
+
+	// The account: its contact, the CA and the roots to reach it.
+	email, directory string
+	roots            *x509.CertPool
+	acctMu           sync.Mutex
+	acctSynced       bool
 }
 
 // Store is what the ACME client needs of the store: transactions for the
@@ -70,7 +77,8 @@ func New(st Store, c Config) (*Client, error) {
 	if !c.AgreeTOS {
 		return nil, errors.New("acme.agree_tos must be true to issue certificates (read the CA's terms of service first)")
 	}
-	a := &Client{storage: &acmeStorage{st: st, now: time.Now}, pending: newPending(), log: c.Logger, staging: c.StagingDirectory != ""}
+	a := &Client{storage: &acmeStorage{st: st, now: time.Now}, pending: newPending(), log: c.Logger, staging: c.StagingDirectory != "",
+		email: c.Email, directory: c.Directory, roots: c.CARoots}
 	a.storage.seen = a.pending.observe
 	a.known = c.KnownHost
 	// certmagic wants a cache for certificates it manages; Edge manages its
@@ -112,6 +120,9 @@ func (a *Client) Issue(ctx context.Context, names []string, key crypto.Signer, s
 	}
 	csr, err := x509.ParseCertificateRequest(der)
 	if err != nil {
+		return nil, err
+	}
+	if err := a.syncAccount(ctx); err != nil {
 		return nil, err
 	}
 	if staging && a.staging {

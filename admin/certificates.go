@@ -1,8 +1,10 @@
 package admin
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -11,7 +13,23 @@ import (
 	"github.com/edge-cdn/edge/internal/conf"
 	"github.com/edge-cdn/edge/property"
 	"github.com/edge-cdn/edge/renew"
+	"go.uber.org/zap"
 )
+
+// automatedUsers are the properties naming certificate name with renew
+// automation on.
+func (a *api) automatedUsers(name string) []string {
+	var out []string
+	if a.c.Properties == nil {
+		return nil
+	}
+	for _, p := range a.c.Properties().Properties() {
+		if p.TLS.Certificate == name && p.TLS.RenewAutomation {
+			out = append(out, p.Name)
+		}
+	}
+	return out
+}
 
 // usersOf maps each certificate name to the properties naming it.
 func (a *api) usersOf() map[string][]string {
@@ -34,6 +52,13 @@ func (a *api) listCertificates(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
+	for key, allowed := range map[string][]string{"status": {cert.StatusPending, cert.StatusActive, cert.StatusFailed, cert.StatusExpired},
+		"auto_renew": {cert.AutoRenewACME, cert.AutoRenewNone}, "type": {cert.TypeServer, cert.TypeCA}} {
+		if v := q.Get(key); v != "" && !slices.Contains(allowed, v) {
+			a.fail(w, r, inputErr(key, "%q: use one of %s", v, strings.Join(allowed, ", ")))
+			return
+		}
+	}
 	users, now := a.usersOf(), a.c.Now()
 	out := make([]CertificateView, 0, len(list))
 	for _, c := range list {
@@ -108,61 +133,183 @@ func (a *api) createCertificate(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	rec, v, err := a.newCertificate(&b)
+	rec, v, warnings, err := a.newCertificate(&b)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	if err := a.c.Certs.Create(r.Context(), rec, v); err != nil {
+	err = a.c.Certs.Create(r.Context(), rec, v)
+	if errors.Is(err, cert.ErrExists) && !b.SelfSigned && b.Type == cert.TypeServer {
+		// A property named it before it was uploaded: the upload replaces
+		// the self-signed bootstrap Edge made meanwhile (issue 11).
+		want := *rec
+		rec, err = a.c.Certs.ReplaceBootstrap(r.Context(), b.Name, v, func(c *cert.Certificate) {
+			c.AutoRenew, c.Challenge, c.Authority = want.AutoRenew, want.Challenge, want.Authority
+			c.CommonName, c.AltNames = want.CommonName, want.AltNames
+		})
+		if err == nil {
+			warnings = append(warnings, fmt.Sprintf("replaced the self-signed bootstrap certificate %s (kept as version %d)", b.Name, rec.Version-1))
+		}
+	}
+	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, View(rec, a.usersOf()[rec.Name], a.c.Now()))
+	rec = a.followAutomation(r, rec, &warnings)
+	view := View(rec, a.usersOf()[rec.Name], a.c.Now())
+	view.Warnings = append(warnings, a.coverage(rec)...)
+	writeJSON(w, http.StatusCreated, view)
+}
+
+// followAutomation switches c to auto_renew acme when a property names it
+// with tls.renew_automation (issue 11: the property's setting drives it),
+// and says so in warnings.
+func (a *api) followAutomation(r *http.Request, c *cert.Certificate, warnings *[]string) *cert.Certificate {
+	if a.c.Properties == nil || c.Type != cert.TypeServer || c.AutoRenew == cert.AutoRenewACME {
+		return c
+	}
+	switched, err := a.c.Certs.FollowAutomationOf(r.Context(), a.c.Properties(), c.Name)
+	if err != nil {
+		a.c.Logger.Warn("following tls.renew_automation", zap.String("certificate", c.Name), zap.Error(err))
+	}
+	if len(switched) == 1 {
+		*warnings = append(*warnings, "auto_renew is acme: a property naming it has tls.renew_automation: true")
+		return switched[0]
+	}
+	return c
 }
 
 // newCertificate checks a create body and builds the record and version.
-func (a *api) newCertificate(b *createBody) (*cert.Certificate, cert.Version, error) {
+func (a *api) newCertificate(b *createBody) (*cert.Certificate, cert.Version, []string, error) {
 	var v cert.Version
 	if err := checkName(b.Name); err != nil {
-		return nil, v, err
+		return nil, v, nil, err
 	}
 	if b.Type == "" {
 		b.Type = cert.TypeServer
 	}
 	if b.Type != cert.TypeServer && b.Type != cert.TypeCA {
-		return nil, v, inputErr("type", "%q: use server or ca", b.Type)
+		return nil, v, nil, inputErr("type", "%q: use server or ca", b.Type)
 	}
 	if err := checkAutoRenew(&b.AutoRenew, b.Type); err != nil {
-		return nil, v, err
+		return nil, v, nil, err
 	}
 	rec := &cert.Certificate{Name: b.Name, Type: b.Type, AutoRenew: b.AutoRenew, Status: cert.StatusActive,
 		Renewal: cert.Renewal{State: "none"}}
 	now := a.c.Now()
 	var err error
+	var warnings []string
 	if b.SelfSigned {
 		if v, err = selfSigned(b, now); err != nil {
-			return nil, v, err
+			return nil, v, nil, err
 		}
 	} else {
 		if len(b.Hostnames) > 0 || b.ValidFor != "" {
-			return nil, v, inputErr("hostnames", "hostnames and valid_for go with self_signed: true")
+			return nil, v, nil, inputErr("hostnames", "hostnames and valid_for go with self_signed: true")
 		}
-		if v, err = cert.ParseUpload(b.CertificatePEM, b.PrivateKeyPEM, b.Type, now); err != nil {
-			return nil, v, err
+		if v, warnings, err = cert.CheckUpload(b.CertificatePEM, b.PrivateKeyPEM, b.Type, now); err != nil {
+			return nil, v, nil, err
 		}
 	}
 	if b.AutoRenew == cert.AutoRenewACME {
 		rec.Challenge, rec.Authority = "http", "lets_encrypt"
 		rec.Renewal.State = "scheduled"
-		if len(v.SubjectNames) > 0 {
-			rec.CommonName, rec.AltNames = v.SubjectNames[0], v.SubjectNames[1:]
-		}
 		if b.SelfSigned {
+			// Its names do not matter (SPEC §1): it renews for the
+			// hostnames of the properties using it, and waits for one
+			// rather than ordering the stand-in's names (issue 11).
 			rec.Status = cert.StatusPending
 			rec.StatusDetail = "serving a self-signed certificate until the CA issues one"
+		} else if len(v.SubjectNames) > 0 {
+			rec.CommonName, rec.AltNames = v.SubjectNames[0], v.SubjectNames[1:]
 		}
 	}
-	return rec, v, nil
+	return rec, v, warnings, nil
+}
+
+// coverage warns about hostnames of the properties using c that its
+// serving version does not cover.
+func (a *api) coverage(c *cert.Certificate) []string {
+	if a.c.Properties == nil || c.Type != cert.TypeServer {
+		return nil
+	}
+	var missing []string
+	for _, p := range a.c.Properties().Properties() {
+		if p.TLS.Certificate != c.Name {
+			continue
+		}
+		for _, h := range p.Hostnames {
+			if !covers(c.SubjectNames, h) {
+				missing = append(missing, h+" ("+p.Name+")")
+			}
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return []string{"the certificate does not cover these hostnames of the properties using it; their clients get a name mismatch: " + strings.Join(missing, ", ")}
+}
+
+// covers reports whether names hold host, exactly or by a wildcard of its
+// first label.
+func covers(names []string, host string) bool {
+	wild := ""
+	if i := strings.IndexByte(host, '.'); i > 0 {
+		wild = "*" + host[i:]
+	}
+	for _, n := range names {
+		if n == host || (wild != "" && n == wild) {
+			return true
+		}
+	}
+	return false
+}
+
+// rotateCertificate is POST /api/v1/certificates/{id}/versions: an
+// operator's new version, checked as an upload, serving at once.
+func (a *api) rotateCertificate(w http.ResponseWriter, r *http.Request) {
+	var b struct {
+		CertificatePEM string `json:"certificate_pem"`
+		PrivateKeyPEM  string `json:"private_key_pem"`
+	}
+	if err := decode(r, &b); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	c, warnings, err := a.c.Certs.Rotate(r.Context(), r.PathValue("id"), b.CertificatePEM, b.PrivateKeyPEM)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.c.Logger.Info("certificate rotated", zap.String("certificate", c.Name), zap.Int("version", c.Version))
+	view := View(c, a.usersOf()[c.Name], a.c.Now())
+	view.Warnings = append(warnings, a.coverage(c)...)
+	writeJSON(w, http.StatusCreated, view)
+}
+
+// rollbackCertificate is POST /api/v1/certificates/{id}/rollback: a kept
+// version serves again, as a new version.
+func (a *api) rollbackCertificate(w http.ResponseWriter, r *http.Request) {
+	var b struct {
+		Version *int `json:"version"`
+	}
+	if err := decode(r, &b); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if b.Version == nil {
+		a.fail(w, r, inputErr("version", "required: the kept version to serve again (see GET .../versions)"))
+		return
+	}
+	c, err := a.c.Certs.Rollback(r.Context(), r.PathValue("id"), *b.Version)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.c.Logger.Info("certificate rolled back", zap.String("certificate", c.Name), zap.Int("to", *b.Version), zap.Int("version", c.Version))
+	view := View(c, a.usersOf()[c.Name], a.c.Now())
+	view.Warnings = a.coverage(c)
+	writeJSON(w, http.StatusCreated, view)
 }
 
 func selfSigned(b *createBody, now time.Time) (cert.Version, error) {
@@ -175,6 +322,9 @@ func selfSigned(b *createBody, now time.Time) (cert.Version, error) {
 	}
 	// No hostnames is fine: a bootstrap certificate's names do not matter
 	// (SPEC §1); renewals use the names of the properties using it.
+	if len(b.Hostnames) > cert.MaxNames {
+		return v, inputErr("hostnames", "%d names, more than %d", len(b.Hostnames), cert.MaxNames)
+	}
 	hosts := make([]string, 0, len(b.Hostnames))
 	for i, h := range b.Hostnames {
 		n, err := property.NormalizeWildcard(h)
@@ -219,10 +369,18 @@ func (a *api) patchCertificate(w http.ResponseWriter, r *http.Request) {
 		if err := checkAutoRenew(b.AutoRenew, c.Type); err != nil {
 			return err
 		}
+		if *b.AutoRenew == cert.AutoRenewNone {
+			if users := a.automatedUsers(c.Name); len(users) > 0 {
+				return inputErr("auto_renew", "certificate %s renews by ACME because properties %s have tls.renew_automation: true; turn that off in their files first",
+					c.Name, strings.Join(users, ", "))
+			}
+		}
 		c.AutoRenew = *b.AutoRenew
 		if c.AutoRenew == cert.AutoRenewACME {
 			c.Challenge, c.Authority = "http", "lets_encrypt"
-			if c.CommonName == "" && len(c.SubjectNames) > 0 {
+			// A self-signed stand-in's names do not matter: it waits for a
+			// property to name it (issue 11).
+			if c.CommonName == "" && len(c.SubjectNames) > 0 && c.Source != cert.SourceSelfSigned {
 				c.CommonName, c.AltNames = c.SubjectNames[0], c.SubjectNames[1:]
 			}
 			c.Renewal.State = "scheduled"

@@ -16,11 +16,20 @@ type PropertyView struct {
 	File        string         `json:"file"`
 	Hostnames   []string       `json:"hostnames"`
 	Certificate string         `json:"certificate"`
-	TLS         property.TLS   `json:"tls"`
+	TLS         TLSView        `json:"tls"`
 	Origins     []OriginView   `json:"origins"`
 	OriginHost  string         `json:"origin_host,omitempty"`
 	LoadError   []string       `json:"load_error,omitempty"`
 	Timeouts    map[string]any `json:"timeouts"`
+}
+
+// TLSView is a property's tls section, with the property file's keys
+// (issue 11: the API showed Go's field names).
+type TLSView struct {
+	Certificate     string `json:"certificate"`
+	RenewAutomation bool   `json:"renew_automation"`
+	RedirectHTTP    bool   `json:"redirect_http"`
+	HSTS            string `json:"hsts"`
 }
 
 // OriginView is one origin with its health.
@@ -30,17 +39,20 @@ type OriginView struct {
 	Healthy *bool  `json:"healthy,omitempty"`
 }
 
-// RejectedView is a property file that does not load and has no version
-// serving.
+// RejectedView is a property file that does not load. In the property
+// list, only those with no version serving; in /readyz, every one, with
+// whether its last good version serves.
 type RejectedView struct {
 	File      string   `json:"file"`
 	LoadError []string `json:"load_error"`
+	Serving   bool     `json:"serving_last_good"`
 }
 
 func (a *api) propertyView(p *property.Property, t *property.Table) PropertyView {
 	v := PropertyView{Name: p.Name, File: p.File, Hostnames: p.Hostnames, Certificate: p.TLS.Certificate,
-		TLS: p.TLS, OriginHost: p.OriginHost,
-		Timeouts: map[string]any{"connect": p.Timeouts.Connect.String(), "response_header": p.Timeouts.ResponseHeader.String(), "idle": p.Timeouts.Idle.String()}}
+		TLS:        TLSView{Certificate: p.TLS.Certificate, RenewAutomation: p.TLS.RenewAutomation, RedirectHTTP: p.TLS.RedirectHTTP, HSTS: p.TLS.HSTS},
+		OriginHost: p.OriginHost,
+		Timeouts:   map[string]any{"connect": p.Timeouts.Connect.String(), "response_header": p.Timeouts.ResponseHeader.String(), "idle": p.Timeouts.Idle.String()}}
 	var health map[string]bool
 	if a.c.OriginHealth != nil {
 		health = a.c.OriginHealth(p.Name)

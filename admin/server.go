@@ -87,6 +87,8 @@ func Handler(c Config) http.Handler {
 	api.HandleFunc("DELETE /api/v1/certificates/{id}", a.deleteCertificate)
 	api.HandleFunc("POST /api/v1/certificates/{id}/renew", a.renewCertificate)
 	api.HandleFunc("GET /api/v1/certificates/{id}/versions", a.certificateVersions)
+	api.HandleFunc("POST /api/v1/certificates/{id}/versions", a.rotateCertificate)
+	api.HandleFunc("POST /api/v1/certificates/{id}/rollback", a.rollbackCertificate)
 	api.HandleFunc("GET /api/v1/properties", a.listProperties)
 	api.HandleFunc("GET /api/v1/properties/{name}", a.getProperty)
 	api.HandleFunc("GET /api/v1/events", a.listEvents)
@@ -100,6 +102,11 @@ func Handler(c Config) http.Handler {
 	api.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	api.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	api.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		if allowed := allowedMethods(api, r); len(allowed) > 0 {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", fmt.Sprintf("%s %s: use %s", r.Method, r.URL.Path, strings.Join(allowed, " or ")))
+			return
+		}
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
 	})
 	mux.Handle("/api/", a.auth(api))
@@ -108,6 +115,20 @@ func Handler(c Config) http.Handler {
 }
 
 type api struct{ c Config }
+
+// allowedMethods are the methods with an endpoint at r's path: the
+// catch-all that answers 404 in JSON also hides the mux's own 405.
+func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
+	var out []string
+	for _, m := range []string{"GET", "POST", "PATCH", "DELETE"} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := mux.Handler(probe); pattern != "" && pattern != "/api/" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
 
 func (a *api) auth(next http.Handler) http.Handler {
 	want := []byte(a.c.Token)
@@ -147,11 +168,26 @@ func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	// Rejected property files leave the node ready (the others serve, and
+	// a rejected file its last good version) but degraded, and are named
+	// (issue 11).
+	rejected := []RejectedView{}
+	if a.c.Properties != nil {
+		for _, r := range a.c.Properties().Rejected() {
+			rejected = append(rejected, RejectedView{File: r.File, LoadError: errStrings(r.Errors), Serving: r.Serving != nil})
+		}
+	}
+	if len(rejected) > 0 {
+		msg := fmt.Sprintf("%d property files rejected (see rejected_properties)", len(rejected))
+		checks["property_files"], degraded["property_files"] = msg, msg
+	} else {
+		checks["property_files"] = "ok"
+	}
 	code := http.StatusOK
 	if !ready {
 		code = http.StatusServiceUnavailable
 	}
-	body := map[string]any{"ready": ready, "degraded": len(degraded) > 0, "checks": checks}
+	body := map[string]any{"ready": ready, "degraded": len(degraded) > 0, "checks": checks, "rejected_properties": rejected}
 	if a.c.Cache != nil {
 		s := a.c.Cache.Stats()
 		body["cache"] = map[string]any{"memory": s.Memory, "disk": s.Disk, "memory_size": s.MemorySize, "disk_size": s.DiskSize}
@@ -186,7 +222,10 @@ func writeError(w http.ResponseWriter, code int, errCode, msg string) {
 // conflicts 409, anything else 500 (logged, not shown).
 func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var ie *cert.InputError
+	var mbe *http.MaxBytesError
 	switch {
+	case errors.As(err, &mbe):
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body: larger than %d bytes", mbe.Limit))
 	case errors.As(err, &ie):
 		writeError(w, http.StatusBadRequest, "invalid", ie.Error())
 	case errors.Is(err, cert.ErrNotFound):
@@ -232,7 +271,7 @@ func jsonError(err error) error {
 	case errors.As(err, &se):
 		return &cert.InputError{Field: "body", Msg: fmt.Sprintf("malformed JSON at byte %d: %v", se.Offset, err)}
 	case errors.As(err, &mbe):
-		return &cert.InputError{Field: "body", Msg: fmt.Sprintf("larger than %d bytes", mbe.Limit)}
+		return tooLarge{mbe, &cert.InputError{Field: "body", Msg: fmt.Sprintf("larger than %d bytes", mbe.Limit)}}
 	case errors.Is(err, io.EOF):
 		return &cert.InputError{Field: "body", Msg: "empty: send a JSON object"}
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
@@ -254,3 +293,11 @@ func jsonKind(k string) string {
 	}
 	return "a " + k
 }
+
+// tooLarge is an oversized body: an input error answered 413.
+type tooLarge struct {
+	mbe *http.MaxBytesError
+	*cert.InputError
+}
+
+func (e tooLarge) Unwrap() []error { return []error{e.mbe, e.InputError} }

@@ -12,6 +12,9 @@ import (
 type CertificateView struct {
 	cert.Certificate
 	Properties []string `json:"properties"`
+	// Warnings are about what was just accepted (an upload, a rotation),
+	// only in the answer to that write.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // View returns what the API shows of c.

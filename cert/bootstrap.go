@@ -59,7 +59,7 @@ func (c *Certs) Bootstrap(ctx context.Context, t *property.Table) ([]*Certificat
 			continue
 		}
 		rec := &Certificate{Name: name, Type: TypeServer, AutoRenew: AutoRenewNone, Status: StatusActive,
-			Renewal: Renewal{State: "none"}}
+			Bootstrap: true, Renewal: Renewal{State: "none"}}
 		if w.acme {
 			rec.AutoRenew, rec.Status = AutoRenewACME, StatusPending
 			rec.StatusDetail = "serving a self-signed bootstrap certificate until the CA issues one"
@@ -73,4 +73,62 @@ func (c *Certs) Bootstrap(ctx context.Context, t *property.Table) ([]*Certificat
 		made = append(made, rec)
 	}
 	return made, errors.Join(errs...)
+}
+
+// FollowAutomation makes the properties' tls.renew_automation drive their
+// certificates (issue 11): a server certificate named by a property with
+// renew automation on is switched to auto_renew acme, so that it is renewed
+// for the property's hostnames (a self-signed one becomes pending until the
+// CA issues one). Turning automation off changes nothing: a certificate
+// requested or set to acme keeps renewing. It returns what it switched.
+func (c *Certs) FollowAutomation(ctx context.Context, t *property.Table) ([]*Certificate, error) {
+	return c.followAutomation(ctx, t, "")
+}
+
+// FollowAutomationOf is FollowAutomation for one certificate name, after
+// an API write to it.
+func (c *Certs) FollowAutomationOf(ctx context.Context, t *property.Table, name string) ([]*Certificate, error) {
+	return c.followAutomation(ctx, t, name)
+}
+
+func (c *Certs) followAutomation(ctx context.Context, t *property.Table, only string) ([]*Certificate, error) {
+	names := map[string]bool{}
+	for _, p := range t.Properties() {
+		if p.TLS.Certificate != "" && p.TLS.RenewAutomation && (only == "" || p.TLS.Certificate == only) {
+			names[p.TLS.Certificate] = true
+		}
+	}
+	var switched []*Certificate
+	var errs []error
+	for name := range names {
+		rec, err := c.Get(ctx, name)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if rec.Type != TypeServer || rec.AutoRenew == AutoRenewACME {
+			continue
+		}
+		rec, err = c.Update(ctx, rec.ID, func(r *Certificate) error {
+			if r.Type != TypeServer || r.AutoRenew == AutoRenewACME {
+				return nil
+			}
+			r.AutoRenew, r.Challenge, r.Authority = AutoRenewACME, "http", "lets_encrypt"
+			r.Renewal = Renewal{State: RenewalScheduled, LastAttemptAt: r.Renewal.LastAttemptAt}
+			if r.Source == SourceSelfSigned {
+				r.Status = StatusPending
+				r.StatusDetail = "tls.renew_automation is on: serving a self-signed certificate until the CA issues one"
+			}
+			return nil
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("certificate %s: %w", name, err))
+			continue
+		}
+		switched = append(switched, rec)
+	}
+	return switched, errors.Join(errs...)
 }

@@ -49,12 +49,16 @@ type Certificate struct {
 	Authority    string    `json:"authority,omitempty"`
 	Version      int       `json:"version"`
 	Source       string    `json:"source"`
-	CommonName   string    `json:"common_name,omitempty"`
-	AltNames     []string  `json:"alternative_names,omitempty"`
-	Renewal      Renewal   `json:"renewal"`
-	Notices      Notices   `json:"notices"`
-	CreatedAt    time.Time `json:"created_at"`
-	UpdatedAt    time.Time `json:"updated_at"`
+	// Bootstrap marks a self-signed certificate that Edge made for a
+	// property naming a certificate that did not exist: an upload under
+	// its name replaces it instead of being refused.
+	Bootstrap  bool      `json:"bootstrap,omitempty"`
+	CommonName string    `json:"common_name,omitempty"`
+	AltNames   []string  `json:"alternative_names,omitempty"`
+	Renewal    Renewal   `json:"renewal"`
+	Notices    Notices   `json:"notices"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
 }
 
 // Renewal is the renewal state of a certificate.
@@ -108,7 +112,10 @@ type Version struct {
 	NotBefore    time.Time `json:"not_before"`
 	NotAfter     time.Time `json:"not_after"`
 	Source       string    `json:"source"`
-	CreatedAt    time.Time `json:"created_at"`
+	// RollbackOf is the kept version this one is a copy of, when an
+	// operator rolled back to it.
+	RollbackOf int       `json:"rollback_of,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
 }
 
 // KeepVersions is how many versions of a certificate are kept at least.

@@ -106,16 +106,33 @@ func applyVersion(rec *Certificate, v *Version) {
 // Versions beyond the newest KeepVersions are pruned. It returns the record
 // as stored.
 func (c *Certs) AddVersion(ctx context.Context, idOrName string, v Version, update func(*Certificate)) (*Certificate, error) {
+	return c.addVersion(ctx, idOrName, func(*Certificate, store.Tx) (Version, error) { return v, nil }, func(rec *Certificate) error {
+		if update != nil {
+			update(rec)
+		}
+		return nil
+	})
+}
+
+// addVersion is AddVersion with the version made inside the transaction
+// from the record as stored (rollback reads a kept version), and an update
+// that may refuse the change: an error from either aborts it and nothing
+// is written.
+func (c *Certs) addVersion(ctx context.Context, idOrName string, make func(*Certificate, store.Tx) (Version, error), update func(*Certificate) error) (*Certificate, error) {
 	var rec *Certificate
 	err := c.st.Update(ctx, func(tx store.Tx) error {
 		var err error
 		if rec, err = get(tx, idOrName); err != nil {
 			return err
 		}
+		v, err := make(rec, tx)
+		if err != nil {
+			return err
+		}
 		v.Version = rec.Version + 1
 		applyVersion(rec, &v)
-		if update != nil {
-			update(rec)
+		if err := update(rec); err != nil {
+			return err
 		}
 		rec.UpdatedAt = c.now().UTC()
 		if err := putJSON(tx, store.CertificateVersions, versionKey(rec.ID, v.Version), &v); err != nil {

@@ -37,7 +37,8 @@ func RenewAt(c *Certificate, wanted []string, ariAt time.Time, p Policy) (time.T
 	at := c.NotAfter.Add(-before)
 	reason := fmt.Sprintf("%s or less of validity left", RoundDuration(before))
 	if !ariAt.IsZero() && ariAt.Before(at) {
-		return ariAt, "the CA's renewal window (ARI) is open"
+		// ariAt may be months away: say when, not that the window is open.
+		return ariAt, "the CA's renewal window (ARI): a moment chosen inside it"
 	}
 	return at, reason
 }

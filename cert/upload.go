@@ -25,24 +25,40 @@ func inputErr(field, format string, args ...any) error {
 	return &InputError{Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
-// ParseUpload checks an uploaded certificate and returns it as a Version:
-// the PEM parses; for a server certificate the private key parses and
-// matches the leaf, and the chain is put in order, leaf first; no
-// certificate of the chain has expired. A CA certificate needs no key.
+// MaxNames bounds the names of an uploaded server certificate: far above
+// what any public CA issues (Let's Encrypt 100, commercial CAs ~250), low
+// enough that a mistaken upload is not served.
+const MaxNames = 1000
+
+// ParseUpload is CheckUpload without the warnings.
 func ParseUpload(certPEM, keyPEM string, typ string, now time.Time) (Version, error) {
+	v, _, err := CheckUpload(certPEM, keyPEM, typ, now)
+	return v, err
+}
+
+// CheckUpload checks an uploaded certificate and returns it as a Version,
+// with warnings about what is accepted but worth knowing: the PEM parses;
+// for a server certificate the private key parses and matches the leaf, the
+// leaf names at least one host and at most MaxNames, and the chain is put
+// in order, leaf first; no certificate of the chain has expired. A CA
+// certificate needs no key. A self-signed leaf marked CA:TRUE (what
+// `openssl req -x509` makes by default) is accepted as a server
+// certificate, with a warning (issue 11).
+func CheckUpload(certPEM, keyPEM string, typ string, now time.Time) (Version, []string, error) {
+	var warnings []string
 	certs, err := parseCerts(certPEM)
 	if err != nil {
-		return Version{}, err
+		return Version{}, nil, err
 	}
 	var leaf *x509.Certificate
 	switch typ {
 	case TypeServer:
 		if strings.TrimSpace(keyPEM) == "" {
-			return Version{}, inputErr("private_key_pem", "a server certificate needs its private key")
+			return Version{}, nil, inputErr("private_key_pem", "a server certificate needs its private key")
 		}
 		key, err := parseKey(keyPEM)
 		if err != nil {
-			return Version{}, err
+			return Version{}, nil, err
 		}
 		for _, c := range certs {
 			if PublicKeyEqual(c.PublicKey, key.Public()) {
@@ -51,29 +67,39 @@ func ParseUpload(certPEM, keyPEM string, typ string, now time.Time) (Version, er
 			}
 		}
 		if leaf == nil {
-			return Version{}, inputErr("private_key_pem", "the private key matches no certificate in certificate_pem")
+			return Version{}, nil, inputErr("private_key_pem", "the private key matches no certificate in certificate_pem")
 		}
 		if leaf.IsCA {
-			return Version{}, inputErr("certificate_pem", "the key's certificate is a CA certificate; upload it with type ca")
+			if !selfSignedCert(leaf) {
+				return Version{}, nil, inputErr("certificate_pem", "the key's certificate (%s) is a CA certificate (CA:TRUE) issued by %s, not a server certificate: upload the certificate the CA issued for your hostnames, with its key", leaf.Subject.String(), leaf.Issuer.String())
+			}
+			warnings = append(warnings, "the certificate is self-signed and marked CA:TRUE (as openssl req -x509 makes it); it is served as a server certificate, which browsers do not trust: fine for a bootstrap or a test")
+		}
+		names := subjectNames(leaf)
+		switch {
+		case len(names) == 0:
+			return Version{}, nil, inputErr("certificate_pem", "the certificate names no host (no DNS subject alternative name, no common name): it cannot be served")
+		case len(names) > MaxNames:
+			return Version{}, nil, inputErr("certificate_pem", "the certificate names %d hosts, more than %d", len(names), MaxNames)
 		}
 		certs, err = orderChain(leaf, certs)
 		if err != nil {
-			return Version{}, err
+			return Version{}, nil, err
 		}
 	case TypeCA:
 		leaf = certs[0]
 		if !leaf.IsCA {
-			return Version{}, inputErr("type", "the certificate is not a CA certificate (no CA basic constraint); upload it with type server")
+			return Version{}, nil, inputErr("type", "the certificate is not a CA certificate (no CA basic constraint); upload it with type server")
 		}
 		if keyPEM != "" {
-			return Version{}, inputErr("private_key_pem", "a CA certificate is a trust anchor: do not upload its private key")
+			return Version{}, nil, inputErr("private_key_pem", "a CA certificate is a trust anchor: do not upload its private key")
 		}
 	default:
-		return Version{}, inputErr("type", "%q: use server or ca", typ)
+		return Version{}, nil, inputErr("type", "%q: use server or ca", typ)
 	}
 	for i, c := range certs {
 		if now.After(c.NotAfter) {
-			return Version{}, inputErr("certificate_pem", "certificate %d (%s) expired on %s", i+1, c.Subject.CommonName, c.NotAfter.UTC().Format(time.RFC3339))
+			return Version{}, nil, inputErr("certificate_pem", "certificate %d (%s) expired on %s", i+1, c.Subject.CommonName, c.NotAfter.UTC().Format(time.RFC3339))
 		}
 	}
 	var out bytes.Buffer
@@ -85,7 +111,12 @@ func ParseUpload(certPEM, keyPEM string, typ string, now time.Time) (Version, er
 		SubjectNames: subjectNames(leaf), Issuer: leaf.Issuer.String(),
 		NotBefore: leaf.NotBefore.UTC(), NotAfter: leaf.NotAfter.UTC(),
 		Source: SourceUpload, CreatedAt: now.UTC(),
-	}, nil
+	}, warnings, nil
+}
+
+// selfSignedCert reports whether c is signed by its own key.
+func selfSignedCert(c *x509.Certificate) bool {
+	return bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignatureFrom(c) == nil
 }
 
 func subjectNames(c *x509.Certificate) []string {
@@ -129,6 +160,10 @@ func parseKey(s string) (crypto.Signer, error) {
 	b, _ := pem.Decode([]byte(s))
 	if b == nil {
 		return nil, inputErr("private_key_pem", "no PEM private key found (expected -----BEGIN PRIVATE KEY-----)")
+	}
+	// PKCS#8 encryption, or the legacy RFC 1423 form (its Proc-Type header).
+	if b.Type == "ENCRYPTED PRIVATE KEY" || strings.Contains(b.Headers["Proc-Type"], "ENCRYPTED") {
+		return nil, inputErr("private_key_pem", "the private key is encrypted with a passphrase: Edge needs it unencrypted (openssl pkey -in key.pem -out key-plain.pem), stored 0600")
 	}
 	var key any
 	var err error

@@ -78,6 +78,9 @@ func (r *Renewer) attempt(ctx context.Context, id, reason string) {
 		c.Renewal.LastAttemptAt = &now
 		c.Renewal.Attempts++
 		c.Renewal.Reason = reason
+		if c.StatusDetail == waitingReason {
+			c.StatusDetail = "ordering from the CA"
+		}
 		return nil
 	})
 	if err != nil {
@@ -137,6 +140,15 @@ func (r *Renewer) checkNames(names []string) string {
 	}
 	if len(wild) > 0 {
 		return "HTTP-01 cannot validate wildcards: " + strings.Join(wild, ", ") + "; upload a wildcard certificate instead"
+	}
+	var never []string
+	for _, n := range names {
+		if why := unorderable(n); why != "" {
+			never = append(never, n+" "+why)
+		}
+	}
+	if len(never) > 0 {
+		return "a CA cannot issue a certificate for these names: " + strings.Join(never, "; ") + "; use a self-signed or uploaded certificate for them"
 	}
 	return ""
 }

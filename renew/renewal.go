@@ -180,6 +180,15 @@ func (r *Renewer) rescan(ctx context.Context) {
 // schedule puts c in the agenda at its next timed event, or takes it out
 // when it has none.
 func (r *Renewer) schedule(ctx context.Context, c *cert.Certificate, wanted map[string][]string, now time.Time) {
+	if c.Type == cert.TypeServer && c.AutoRenew == cert.AutoRenewACME && c.Renewal.RenewAt == nil && !c.Renewal.Forced {
+		// Show renew_at at once (an upload, a rotation), not only when the
+		// certificate's first timed event comes (issue 11).
+		if names := r.wantedNames(c, wanted); len(names) > 0 {
+			if due, reason := r.due(c, names); due.After(now) {
+				r.noteSchedule(ctx, c, due, reason)
+			}
+		}
+	}
 	at, ok := r.nextEvent(c, wanted, now)
 	if !ok {
 		r.agenda.remove(c.ID)
@@ -210,7 +219,11 @@ func (r *Renewer) nextEvent(c *cert.Certificate, wanted map[string][]string, now
 	if c.Notices.ExpiringVersion != c.Version {
 		consider(c.NotAfter.Add(-r.cfg.ExpiryWarning))
 	}
-	if c.AutoRenew == cert.AutoRenewACME || c.Renewal.Forced {
+	waiting := c.AutoRenew == cert.AutoRenewACME && !c.Renewal.Forced && len(r.wantedNames(c, wanted)) == 0
+	if waiting && c.Renewal.Reason != waitingReason {
+		consider(now) // to record why it waits
+	}
+	if (c.AutoRenew == cert.AutoRenewACME && !waiting) || c.Renewal.Forced {
 		due, _ := r.due(c, r.wantedNames(c, wanted))
 		if c.Renewal.NextAttemptAt != nil && c.Renewal.NextAttemptAt.After(due) && !c.Renewal.Forced {
 			due = *c.Renewal.NextAttemptAt
@@ -263,6 +276,14 @@ func (r *Renewer) process(ctx context.Context, id string, wanted map[string][]st
 	r.notices(ctx, c, now)
 	if c.Type == cert.TypeServer && (c.AutoRenew == cert.AutoRenewACME || c.Renewal.Forced) {
 		names := r.wantedNames(c, wanted)
+		if len(names) == 0 && !c.Renewal.Forced {
+			r.noteWaiting(ctx, c)
+			if fresh, err := r.certs.Get(ctx, id); err == nil {
+				c = fresh
+			}
+			r.schedule(ctx, c, wanted, now)
+			return
+		}
 		if r.cfg.ARI {
 			r.refreshARI(ctx, c, now)
 		}
@@ -312,9 +333,32 @@ func (r *Renewer) noteSchedule(ctx context.Context, c *cert.Certificate, at time
 	}
 }
 
+// waitingReason is why a certificate with auto_renew acme orders nothing.
+const waitingReason = "waiting for a property with tls.renew_automation: true to name it: its hostnames are what the CA is asked for"
+
+// noteWaiting records that c waits for a property to give it names.
+func (r *Renewer) noteWaiting(ctx context.Context, c *cert.Certificate) {
+	if c.Renewal.Reason == waitingReason {
+		return
+	}
+	_, err := r.certs.Update(ctx, c.ID, func(c *cert.Certificate) error {
+		c.Renewal.RenewAt, c.Renewal.Reason = nil, waitingReason
+		if c.Status == cert.StatusPending {
+			c.StatusDetail = waitingReason
+		}
+		return nil
+	})
+	if err != nil && ctx.Err() == nil {
+		r.log.Warn("storing the renewal state", zap.String("certificate", c.Name), zap.Error(err))
+	}
+}
+
 // wantedNames are the names c must hold: the hostnames of the properties
-// using it with renew automation, else the names it was requested for, else
-// the names it holds.
+// using it with renew automation, else the names it was requested (or
+// uploaded) for, else the names of a CA-issued or uploaded version. A
+// self-signed stand-in's names do not matter (SPEC §1): with no property
+// naming it there is nothing to order yet, and it waits rather than spend
+// an order on names that a property about to appear would change (issue 11).
 func (r *Renewer) wantedNames(c *cert.Certificate, fromProps map[string][]string) []string {
 	if hs := fromProps[c.Name]; len(hs) > 0 {
 		return hs
@@ -323,6 +367,9 @@ func (r *Renewer) wantedNames(c *cert.Certificate, fromProps map[string][]string
 		names := append([]string{c.CommonName}, c.AltNames...)
 		slices.Sort(names)
 		return slices.Compact(names)
+	}
+	if c.Source == cert.SourceSelfSigned {
+		return nil
 	}
 	return c.SubjectNames
 }

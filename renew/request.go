@@ -3,6 +3,7 @@ package renew
 import (
 	"context"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -80,7 +81,32 @@ func orderableName(field, h string) (string, error) {
 	if err != nil {
 		return "", &cert.InputError{Field: field, Msg: err.Error()}
 	}
+	if why := unorderable(n); why != "" {
+		return "", &cert.InputError{Field: field, Msg: fmt.Sprintf("%q %s: a CA cannot issue a certificate for it", n, why)}
+	}
 	return n, nil
+}
+
+// reservedSuffixes are names no public CA issues for (RFC 6761, RFC 6762,
+// RFC 8375, and the private-use .internal).
+var reservedSuffixes = []string{"localhost", "local", "invalid", "internal", "home.arpa"}
+
+// unorderable says why a normalised name can never be issued by an ACME
+// CA, or "": an IP literal (HTTP-01 here orders DNS names), a single label,
+// a special-use domain.
+func unorderable(n string) string {
+	if net.ParseIP(n) != nil {
+		return "is an IP address"
+	}
+	if !strings.Contains(n, ".") {
+		return "is a single label (not a domain)"
+	}
+	for _, s := range reservedSuffixes {
+		if n == s || strings.HasSuffix(n, "."+s) {
+			return "is under ." + s + ", a special-use domain"
+		}
+	}
+	return ""
 }
 
 // Renew schedules an immediate renewal of a server certificate, whatever

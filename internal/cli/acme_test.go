@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/edge-cdn/edge/cert"
+	"github.com/edge-cdn/edge/internal/config"
 	"github.com/edge-cdn/edge/internal/pebbletest"
 	"github.com/edge-cdn/edge/store"
 )
@@ -49,6 +50,12 @@ func startACMENode(t *testing.T, o acmeOpts) *acmeNode {
 	if o.before != nil {
 		o.before(dir)
 	}
+	// Every ACME test runs a private CA with the default staging settings
+	// (issue 11): its retries must stay with it. Checked before the node
+	// starts, so a regression fails here instead of reaching the internet.
+	if c, errs := config.Load(filepath.Join(dir, "edge.yaml")); len(errs) > 0 || c.ACME.StagingDirectory != "" {
+		t.Fatalf("a private CA with default staging settings: staging %q, errors %v", c.ACME.StagingDirectory, errs)
+	}
 	return &acmeNode{testNode: runNode(t, dir), pebble: p}
 }
 
@@ -65,6 +72,20 @@ func (n *acmeNode) waitCert(name, what string, cond func(c map[string]any) bool)
 	}
 	n.t.Fatalf("certificate %s never %s; last %v\n%s", name, what, last, n.log)
 	return nil
+}
+
+// waitEvent polls the events until one of type typ is there: the event is
+// emitted just after the certificate's record is stored, so a test that
+// saw the record may ask a moment too early.
+func (n *testNode) waitEvent(typ string) {
+	n.t.Helper()
+	var evs map[string]any
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if _, evs = n.api("GET", "/api/v1/events", nil); strings.Contains(fmt.Sprint(evs), typ) {
+			return
+		}
+	}
+	n.t.Errorf("no %s event: %v", typ, evs)
 }
 
 func status(want string) func(map[string]any) bool {
@@ -126,10 +147,7 @@ func TestBootstrapFlow(t *testing.T) {
 		t.Errorf("versions: %v", l)
 	}
 	// Announced: event and metric.
-	_, evs := n.api("GET", "/api/v1/events", nil)
-	if !strings.Contains(fmt.Sprint(evs), "certificate.issued") {
-		t.Errorf("no certificate.issued event: %v", evs)
-	}
+	n.waitEvent("certificate.issued")
 
 	// A hostname added to the property: reissued with the new SAN list.
 	writeFiles(t, n.props, map[string]string{"shop.yaml": fmt.Sprintf(
@@ -143,10 +161,7 @@ func TestBootstrapFlow(t *testing.T) {
 	if leaf := n.servedChain("m.shop.example"); len(leaf.DNSNames) != 3 {
 		t.Errorf("served SAN after reissue %v", leaf.DNSNames)
 	}
-	_, evs = n.api("GET", "/api/v1/events", nil)
-	if !strings.Contains(fmt.Sprint(evs), "certificate.renewed") {
-		t.Errorf("no certificate.renewed event")
-	}
+	n.waitEvent("certificate.renewed")
 }
 
 func TestRequestFlow(t *testing.T) {
@@ -242,10 +257,7 @@ func TestChallengeFailureBacksOffThenSucceeds(t *testing.T) {
 	if wait := time.Until(next); wait < 30*time.Second || wait > 2*time.Minute {
 		t.Errorf("first backoff %s, want about 1m", wait)
 	}
-	_, evs := n.api("GET", "/api/v1/events", nil)
-	if !strings.Contains(fmt.Sprint(evs), "certificate.failed") {
-		t.Error("no certificate.failed event")
-	}
+	n.waitEvent("certificate.failed")
 	// Fixed: DNS now points here; the operator renews at once.
 	n.pebble.SetHost("moved.example", "127.0.0.1")
 	if code, out := n.cli("cert", "renew", "moved"); code != 0 {
@@ -326,7 +338,6 @@ var cmpOr = cmp.Or[string]
 func acmeConfig(p *pebbletest.Pebble, port int, renewal string, preflight bool) string {
 	return fmt.Sprintf(`acme:
   directory: %s
-  staging_directory: ""
   ca_roots: %s
   agree_tos: true
   email: ops@edge.test

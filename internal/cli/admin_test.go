@@ -191,7 +191,7 @@ func TestAdminCertificates(t *testing.T) {
 		{"duplicate name", map[string]any{"name": "shop", "self_signed": true, "hostnames": []string{"a.example"}}, 409, "already exists"},
 		{"wildcard acme", map[string]any{"name": "w", "self_signed": true, "hostnames": []string{"*.w.example"}, "auto_renew": "acme"}, 400, "hostnames[0]: wildcard"},
 		{"bad valid_for", map[string]any{"name": "w", "self_signed": true, "hostnames": []string{"w.example"}, "valid_for": "forever"}, 400, "valid_for:"},
-		{"oversized", `{"name": "` + strings.Repeat("a", 2<<20) + `"}`, 400, "larger than"},
+		{"oversized", `{"name": "` + strings.Repeat("a", 2<<20) + `"}`, 413, "larger than"},
 	} {
 		code, body := n.api("POST", "/api/v1/certificates", tc.body)
 		if code != tc.code || !strings.Contains(errMsg(body), tc.want) {

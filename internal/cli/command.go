@@ -19,6 +19,8 @@ const cliUsage = `usage:
   edge cert request --name N --common-name H [--alt H ...] [--json]
   edge cert upload --name N --cert FILE [--key FILE] [--type server|ca] [--auto-renew acme|none] [--json]
   edge cert self-signed --name N [--host H ...] [--valid-for DURATION] [--auto-renew acme|none] [--json]
+  edge cert rotate ID|NAME --cert FILE [--key FILE] [--json]
+  edge cert rollback ID|NAME --version N [--json]
   edge cert auto-renew ID|NAME acme|none
   edge cert renew ID|NAME
   edge cert delete ID|NAME
@@ -44,13 +46,14 @@ type cliCmd struct {
 	json   *bool
 	args   []string
 	stdout io.Writer
+	stderr io.Writer
 }
 
 func newCLICmd(name string, stderr, stdout io.Writer) *cliCmd {
 	fs := flag.NewFlagSet("edge "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, cliUsage) }
-	return &cliCmd{fs: fs, config: fs.String("config", "", "config file"), json: fs.Bool("json", false, "print JSON"), stdout: stdout}
+	return &cliCmd{fs: fs, config: fs.String("config", "", "config file"), json: fs.Bool("json", false, "print JSON"), stdout: stdout, stderr: stderr}
 }
 
 // parse parses flags anywhere among the arguments and checks the number of
@@ -111,6 +114,8 @@ var apiCommands = map[string]apiCommand{
 	"cert request":     cmdCertRequest,
 	"cert upload":      cmdCertUpload,
 	"cert self-signed": cmdCertSelfSigned,
+	"cert rotate":      cmdCertRotate,
+	"cert rollback":    cmdCertRollback,
 	"cert auto-renew":  cmdCertAutoRenew,
 	"cert renew":       cmdCertRenew,
 	"cert delete":      cmdCertDelete,

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/url"
@@ -10,6 +11,17 @@ import (
 
 	"github.com/edge-cdn/edge/events"
 )
+
+// certName is the name of the certificate an event carries, or "".
+func certName(raw json.RawMessage) string {
+	var c struct {
+		Name string `json:"name"`
+	}
+	if len(raw) == 0 || json.Unmarshal(raw, &c) != nil {
+		return ""
+	}
+	return c.Name
+}
 
 // cmdEvents is `edge events`.
 func cmdEvents(ctx context.Context, c *cliCmd, args []string, stdout io.Writer) error {
@@ -22,9 +34,9 @@ func cmdEvents(ctx context.Context, c *cliCmd, args []string, stdout io.Writer) 
 			return err
 		}
 		return c.print(out, func(w *tabwriter.Writer) {
-			fmt.Fprintln(w, "SEQ\tTIME\tTYPE\tPROPERTY\tDETAIL")
+			fmt.Fprintln(w, "SEQ\tTIME\tTYPE\tCERTIFICATE\tPROPERTY\tDETAIL")
 			for _, e := range out.Events {
-				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\n", e.Seq, e.Time.Format(time.RFC3339), e.Type, dash(e.Property), e.Detail)
+				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.Time.Format(time.RFC3339), e.Type, dash(certName(e.Certificate)), dash(e.Property), e.Detail)
 			}
 		})
 	})

@@ -52,8 +52,23 @@ func certDetail(w io.Writer, c admin.CertificateView) {
 	if c.Renewal.RenewAt != nil {
 		line("renew_at", day(*c.Renewal.RenewAt))
 	}
+	if c.Renewal.Reason != "" {
+		line("reason", c.Renewal.Reason)
+	}
+	if c.Renewal.NextAttemptAt != nil {
+		line("next_attempt_at", day(*c.Renewal.NextAttemptAt))
+	}
+	if c.Renewal.Attempts > 0 {
+		line("attempts", fmt.Sprint(c.Renewal.Attempts))
+	}
+	if c.Renewal.LastAttemptAt != nil {
+		line("last_attempt_at", day(*c.Renewal.LastAttemptAt))
+	}
 	if c.Renewal.LastError != "" {
 		line("last_error", c.Renewal.LastError)
+	}
+	if w := c.Renewal.ARIWindow; w != nil {
+		line("ari_window", day(w.Start)+" .. "+day(w.End))
 	}
 }
 

@@ -5,9 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/edge-cdn/edge/cert"
+	"github.com/edge-cdn/edge/internal/conf"
 	"github.com/edge-cdn/edge/internal/config"
 	"github.com/edge-cdn/edge/property"
 	"github.com/edge-cdn/edge/store"
@@ -22,39 +26,91 @@ func runValidate(_ context.Context, name string, args []string, stdout, stderr i
 	return validate(file, stdout)
 }
 
-// validate checks the config and every property file and lists every
-// problem; it fails (exit 1) if there is any.
+// validate checks the config and every property file with the rules the
+// running node uses, in one pass, and lists every problem; it fails (exit
+// 1) if there is any. Property files are checked even when the config has
+// problems, as long as properties_dir is known (issue 11).
 func validate(file string, stdout io.Writer) error {
-	cfg, errs := config.Load(file)
-	if len(errs) > 0 {
-		printProblems(stdout, errs)
-		return reportedError{fmt.Errorf("%d problems in the config", len(errs))}
+	cfg, problems := config.Load(file)
+	if cfg == nil || fieldFailed(problems, "properties_dir") {
+		fmt.Fprintln(stdout, "note: property files not checked: the config does not say where they are")
+		printProblems(stdout, problems)
+		return reportedError{fmt.Errorf("%d problems in the config", len(problems))}
 	}
 	opts := property.Options{MaxNamesPerCertificate: cfg.MaxNamesPerOrder()}
-	if types, err := storedCertificateTypes(cfg); err != nil {
+	if types, err := certificateTypes(cfg); err != nil {
 		fmt.Fprintf(stdout, "note: certificate types not checked: %v\n", err)
 	} else {
 		opts.CertificateType = func(name string) (string, bool) { t, ok := types[name]; return t, ok }
 	}
+	if ents, err := os.ReadDir(cfg.PropertiesDir); err == nil {
+		for _, e := range ents {
+			if strings.HasSuffix(e.Name(), ".yml") && !strings.HasPrefix(e.Name(), ".") {
+				fmt.Fprintf(stdout, "note: %s is not read: only *.yaml files are property files\n", filepath.Join(cfg.PropertiesDir, e.Name()))
+			}
+		}
+	}
 	t, err := property.LoadDir(cfg.PropertiesDir, nil, opts)
 	if err != nil {
-		printProblems(stdout, []error{err})
-		return reportedError{err}
+		problems = append(problems, err)
+	} else {
+		problems = append(problems, t.Problems()...)
 	}
-	problems := t.Problems()
 	if len(problems) > 0 {
 		printProblems(stdout, problems)
-		return reportedError{fmt.Errorf("%d problems in %d property files", len(problems), len(t.Rejected()))}
+		return reportedError{fmt.Errorf("%d problems", len(problems))}
 	}
 	fmt.Fprintf(stdout, "ok: %s and %d properties in %s\n", file, len(t.Properties()), cfg.PropertiesDir)
 	return nil
+}
+
+// fieldFailed reports whether errs hold a problem with key.
+func fieldFailed(errs []error, key string) bool {
+	for _, err := range errs {
+		var fe *conf.FieldError
+		if errors.As(err, &fe) && fe.Field == key {
+			return true
+		}
+	}
+	return false
+}
+
+// certificateTypes returns the type of every stored certificate by name,
+// as the running node checks property files against them: from a bbolt
+// store no node holds, else from the running node's admin API (a node
+// holding the store, or an etcd fleet).
+func certificateTypes(cfg *config.Config) (map[string]string, error) {
+	types, err := storedCertificateTypes(cfg)
+	if err == nil {
+		return types, nil
+	}
+	cl, cerr := newAPIClient(cfg)
+	if cerr != nil {
+		return nil, fmt.Errorf("%v; and the admin API: %v", err, cerr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var out struct {
+		Certificates []struct {
+			Name string `json:"name"`
+			Type string `json:"type"`
+		} `json:"certificates"`
+	}
+	if aerr := cl.do(ctx, "GET", "/api/v1/certificates", nil, &out, nil); aerr != nil {
+		return nil, fmt.Errorf("%v; and the admin API: %v", err, aerr)
+	}
+	types = make(map[string]string, len(out.Certificates))
+	for _, c := range out.Certificates {
+		types[c.Name] = c.Type
+	}
+	return types, nil
 }
 
 // storedCertificateTypes reads the certificate types of a bbolt store that
 // no running node holds.
 func storedCertificateTypes(cfg *config.Config) (map[string]string, error) {
 	if cfg.Store.Backend != "bbolt" {
-		return nil, errors.New("only the bbolt store is read by validate")
+		return nil, errors.New("the etcd store is not read by validate")
 	}
 	st, err := store.OpenBoltReadOnly(filepath.Join(cfg.DataDir, "edge.db"))
 	if errors.Is(err, store.ErrNotFound) {

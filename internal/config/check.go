@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -25,6 +26,9 @@ type checker struct {
 // fail records a problem with key, located in the environment when an
 // EDGE_ variable sets it, else at its line in the file.
 func (c *checker) fail(key, format string, args ...any) {
+	if c.failed(key) {
+		return // one problem per key: the first found says the most
+	}
 	e := &conf.FieldError{Field: key, Msg: fmt.Sprintf(format, args...)}
 	env := "EDGE_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
 	if _, ok := os.LookupEnv(env); ok {
@@ -42,6 +46,17 @@ func (c *checker) fail(key, format string, args ...any) {
 		e.Line = conf.Line(c.doc, path...)
 	}
 	c.errs = append(c.errs, e)
+}
+
+// failed reports whether key has a problem recorded already.
+func (c *checker) failed(key string) bool {
+	for _, err := range c.errs {
+		var fe *conf.FieldError
+		if errors.As(err, &fe) && fe.Field == key {
+			return true
+		}
+	}
+	return false
 }
 
 // check normalises cfg and records every problem, section by section.
@@ -122,6 +137,12 @@ func (c *checker) acme(cfg *Config) {
 		if pu, err := url.Parse(u); err != nil || pu.Scheme != "https" || pu.Host == "" {
 			c.fail(key, "%q must be an https:// URL of an ACME directory", u)
 		}
+	}
+	// Let's Encrypt's staging CA tests retries against Let's Encrypt
+	// production only: a private CA's retries stay with it (issue 11). A
+	// staging directory set to anything else is the operator's choice.
+	if cfg.ACME.StagingDirectory == letsEncryptStaging && cfg.ACME.Directory != letsEncrypt {
+		cfg.ACME.StagingDirectory = ""
 	}
 	switch cfg.ACME.Profile {
 	case "", "classic", "tlsserver", "shortlived":

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"path/filepath"
+	"reflect"
 
 	"github.com/edge-cdn/edge/internal/conf"
 )
@@ -174,6 +175,24 @@ func (c *Config) HTTPSRedirectPort(bound int) int {
 		return c.Listen.HTTPSRedirectPort
 	}
 	return bound
+}
+
+// ChangedSections lists the top-level keys whose values differ between
+// two configs, in file order.
+func ChangedSections(a, b *Config) []string {
+	va, vb := reflect.ValueOf(a).Elem(), reflect.ValueOf(b).Elem()
+	var out []string
+	for i := 0; i < va.NumField(); i++ {
+		f := va.Type().Field(i)
+		key := f.Tag.Get("mapstructure")
+		if key == "" || !f.IsExported() {
+			continue
+		}
+		if !reflect.DeepEqual(va.Field(i).Interface(), vb.Field(i).Interface()) {
+			out = append(out, key)
+		}
+	}
+	return out
 }
 
 // File is the file the config was read from.

@@ -34,13 +34,19 @@ func File(flagValue string) (string, error) {
 
 // Load reads, checks and normalises the config in one pipeline: YAML node
 // → unknown-key check → decode with defaults and EDGE_* overrides → the
-// checks of each section. It returns every problem found, each naming the
-// file and line, or the environment variable, and the key.
+// checks of each section. It returns every problem found in one pass, each
+// naming the file and line, or the environment variable, and the key: a
+// problem found early does not hide the later ones (issue 11), and a key
+// is reported once. With problems, the config is returned as far as it
+// decoded (nil when the YAML does not parse), for validate to go on with
+// the property files; callers must not run with it.
 func Load(file string) (*Config, []error) {
 	doc, errs := parseYAML(file)
-	if len(errs) > 0 {
+	if doc == nil {
 		return nil, errs
 	}
+	chk := &checker{file: file, doc: doc, errs: errs}
+	chk.environment()
 	v := viper.New()
 	for k, d := range defaults {
 		v.SetDefault(k, d)
@@ -51,24 +57,50 @@ func Load(file string) (*Config, []error) {
 	v.SetConfigFile(file)
 	v.SetConfigType("yaml")
 	if err := v.ReadInConfig(); err != nil {
-		return nil, []error{fmt.Errorf("%s: %w", file, err)}
+		return nil, append(chk.errs, fmt.Errorf("%s: %w", file, err))
 	}
 	c := &Config{file: file}
-	chk := &checker{file: file, doc: doc}
-	if err := v.UnmarshalExact(c, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
+	decode := v.UnmarshalExact
+	if len(chk.errs) > 0 {
+		decode = v.Unmarshal // the unknown keys are reported already
+	}
+	if err := decode(c, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
 		durationHook, mapstructure.StringToSliceHookFunc(","),
 	))); err != nil {
-		return nil, chk.decodeErrors(err)
+		chk.decodeErrors(err)
 	}
 	chk.check(c)
 	sort.SliceStable(chk.errs, func(i, j int) bool { return lineOf(chk.errs[i]) < lineOf(chk.errs[j]) })
 	if len(chk.errs) > 0 {
-		return nil, chk.errs
+		return c, chk.errs
 	}
 	return c, nil
 }
 
-// parseYAML reads file as a YAML mapping whose keys are all known.
+// environment reports EDGE_* variables that set no config key: a typo
+// there would otherwise be ignored silently (issue 11). EDGE_CONFIG names
+// the file; EDGE_BENCH_* belong to the benchmark tool.
+func (c *checker) environment() {
+	known := map[string]bool{"EDGE_CONFIG": true}
+	for k := range defaults {
+		known["EDGE_"+strings.ToUpper(strings.ReplaceAll(k, ".", "_"))] = true
+	}
+	var unknown []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, "EDGE_") && !known[name] && !strings.HasPrefix(name, "EDGE_BENCH_") {
+			unknown = append(unknown, name)
+		}
+	}
+	sort.Strings(unknown)
+	for _, name := range unknown {
+		c.errs = append(c.errs, &conf.FieldError{File: "environment " + name,
+			Msg: "sets no config key: EDGE_ and the key in capitals, dots as underscores, as in EDGE_LISTEN_HTTP"})
+	}
+}
+
+// parseYAML reads file as a YAML mapping and reports its unknown keys and
+// values of the wrong kind; the document is nil when it cannot be read.
 func parseYAML(file string) (*yaml.Node, []error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
@@ -81,10 +113,7 @@ func parseYAML(file string) (*yaml.Node, []error) {
 	if len(doc.Content) > 0 && doc.Content[0].Kind != yaml.MappingNode {
 		return nil, []error{&conf.FieldError{File: file, Line: conf.Line(&doc), Msg: "the config must be a YAML mapping"}}
 	}
-	if errs := conf.CheckKeys(file, &doc, reflect.TypeOf(Config{}), "mapstructure"); len(errs) > 0 {
-		return nil, errs
-	}
-	return &doc, nil
+	return &doc, conf.CheckKeys(file, &doc, reflect.TypeOf(Config{}), "mapstructure")
 }
 
 var durationType = reflect.TypeOf(conf.Duration(0))
@@ -110,12 +139,15 @@ func durationHook(from, to reflect.Type, data any) (any, error) {
 // decodeErrors turns mapstructure's errors into located ones: it walks the
 // joined errors down to each *mapstructure.DecodeError, whose Name is the
 // key, so no error text is parsed.
-func (c *checker) decodeErrors(err error) []error {
+func (c *checker) decodeErrors(err error) {
+	before := len(c.errs)
 	c.walkDecode(err)
-	if len(c.errs) == 0 {
+	// A decode hook's error is not a DecodeError. CheckKeys reports every
+	// wrong value of the file with its line first, so only a config with
+	// no other problem (a bad EDGE_* value) needs the decoder's own words.
+	if len(c.errs) == before && before == 0 {
 		c.errs = append(c.errs, fmt.Errorf("%s: %w", c.file, err))
 	}
-	return c.errs
 }
 
 func (c *checker) walkDecode(err error) {

@@ -87,3 +87,24 @@ func mustRead(t *testing.T, f string) string {
 	}
 	return string(b)
 }
+
+// Issue 11: Let's Encrypt's staging CA tests retries for Let's Encrypt
+// production only.
+func TestStagingOnlyForLetsEncrypt(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "edge.yaml")
+	for _, tc := range []struct{ name, acme, want string }{
+		{"defaults", "", letsEncryptStaging},
+		{"private CA, default staging", "acme: {directory: https://ca.internal/dir}\n", ""},
+		{"private CA, its own staging", "acme: {directory: https://ca.internal/dir, staging_directory: https://ca.internal/test}\n", "https://ca.internal/test"},
+		{"production, staging off", "acme: {staging_directory: \"\"}\n", ""},
+	} {
+		writeConfig(t, file, baseConfig+tc.acme)
+		cfg, errs := Load(file)
+		if len(errs) > 0 {
+			t.Fatalf("%s: %v", tc.name, errs)
+		}
+		if cfg.ACME.StagingDirectory != tc.want {
+			t.Errorf("%s: staging %q, want %q", tc.name, cfg.ACME.StagingDirectory, tc.want)
+		}
+	}
+}

@@ -2,20 +2,29 @@ package node
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/edge-cdn/edge/events"
+	"github.com/edge-cdn/edge/internal/config"
 	"github.com/edge-cdn/edge/property"
+	"github.com/edge-cdn/edge/store"
 	"github.com/fsnotify/fsnotify"
 	"go.uber.org/zap"
 )
 
 // loadProperties loads the properties at start; an unreadable directory is
-// fatal here, while a bad file only is rejected.
+// fatal here, while a bad file only is rejected. A rejected file serves its
+// last good version, kept in the store, as it would have before the restart
+// (issue 11).
 func (n *node) loadProperties(ctx context.Context) error {
-	t, err := property.LoadDir(n.cfg.PropertiesDir, nil, n.propertyOptions(ctx))
+	n.noteStrayFiles()
+	opts := n.propertyOptions(ctx)
+	t, err := property.LoadDir(n.cfg.PropertiesDir, n.lastGoodTable(ctx, opts), opts)
 	if err != nil {
 		n.metrics.Reload("error")
 		return err
@@ -24,9 +33,118 @@ func (n *node) loadProperties(ctx context.Context) error {
 	return nil
 }
 
+// The last good version of each property file is kept in the store's meta
+// bucket under lastGoodKey: the file's bytes, as they last loaded. Keys
+// hold the node's name, since property files are each node's own while a
+// fleet shares the store.
+func (n *node) lastGoodPrefix() string { return "property/" + n.cfg.Node.Name + "/" }
+
+// lastGoodTable builds a table from the stored last good versions of the
+// files still in properties_dir, to stand in as the previous table of the
+// first load; nil when there are none or the store does not answer.
+func (n *node) lastGoodTable(ctx context.Context, opts property.Options) *property.Table {
+	files, err := property.ListDir(n.cfg.PropertiesDir)
+	if err != nil {
+		return nil
+	}
+	exists := make(map[string]bool, len(files))
+	for _, f := range files {
+		exists[f] = true
+	}
+	var loaded []property.Loaded
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	prefix := n.lastGoodPrefix()
+	err = n.store.View(sctx, func(tx store.Tx) error {
+		return tx.ForEach(store.Meta, prefix, func(k string, v []byte) error {
+			if file := k[len(prefix):]; exists[file] {
+				if p, errs := property.Parse(file, v); len(errs) == 0 {
+					loaded = append(loaded, property.Loaded{File: file, Property: p})
+				}
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		n.log.Warn("reading the last good property versions; rejected files will not serve", zap.Error(err))
+		return nil
+	}
+	if len(loaded) == 0 {
+		return nil
+	}
+	return property.Build(loaded, nil, opts)
+}
+
+// saveLastGood stores the version of every property t serves whose stored
+// version differs, and forgets the files that are gone. A file that
+// changed again since it was read is left for the next reload.
+func (n *node) saveLastGood(ctx context.Context, t *property.Table) {
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	prefix := n.lastGoodPrefix()
+	stored := map[string]string{}
+	err := n.store.View(sctx, func(tx store.Tx) error {
+		return tx.ForEach(store.Meta, prefix, func(k string, v []byte) error {
+			stored[k[len(prefix):]] = digest(v)
+			return nil
+		})
+	})
+	if err != nil {
+		n.log.Warn("reading the last good property versions", zap.Error(err))
+		return
+	}
+	keep := map[string]bool{}
+	puts := map[string][]byte{}
+	for _, p := range t.Properties() {
+		keep[p.File] = true
+		if stored[p.File] == p.Digest() {
+			continue
+		}
+		if data, err := os.ReadFile(p.File); err == nil && digest(data) == p.Digest() {
+			puts[p.File] = data
+		}
+	}
+	for _, r := range t.Rejected() {
+		keep[r.File] = true
+	}
+	var dels []string
+	for f := range stored {
+		if !keep[f] {
+			dels = append(dels, f)
+		}
+	}
+	if len(puts) == 0 && len(dels) == 0 {
+		return
+	}
+	err = n.store.Update(sctx, func(tx store.Tx) error {
+		for f, data := range puts {
+			if err := tx.Put(store.Meta, prefix+f, data); err != nil {
+				return err
+			}
+		}
+		for _, f := range dels {
+			if err := tx.Delete(store.Meta, prefix+f); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		n.log.Warn("storing the last good property versions", zap.Error(err))
+	}
+}
+
+// digest is property's digest of a file's bytes (Property.Digest).
+func digest(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
 // reloadProperties rebuilds the table; on any error the last good table
 // keeps serving.
 func (n *node) reloadProperties(ctx context.Context) {
+	n.noteConfigChanges()
+	n.noteStrayFiles()
 	t, err := property.LoadDir(n.cfg.PropertiesDir, n.table.Load(), n.propertyOptions(ctx))
 	if err != nil {
 		n.metrics.Reload("error")
@@ -34,6 +152,38 @@ func (n *node) reloadProperties(ctx context.Context) {
 		return
 	}
 	n.apply(ctx, t)
+}
+
+// noteConfigChanges says which sections of the config file changed since
+// the node started: a reload applies property files only, and the rest
+// takes a restart (issue 11: SIGHUP ignored them silently).
+func (n *node) noteConfigChanges() {
+	if n.cfg.File() == "" {
+		return
+	}
+	now, errs := config.Load(n.cfg.File())
+	if len(errs) > 0 {
+		n.log.Warn("the config file has problems now; the node runs with the config it started with", zap.Error(errs[0]), zap.Int("problems", len(errs)))
+		return
+	}
+	if changed := config.ChangedSections(n.cfg, now); len(changed) > 0 {
+		n.log.Warn("the config file changed; these sections take effect at the next restart (a reload applies property files only)",
+			zap.Strings("sections", changed))
+	}
+}
+
+// noteStrayFiles warns about files of properties_dir that look like
+// property files but are not read: only *.yaml is (issue 11).
+func (n *node) noteStrayFiles() {
+	ents, err := os.ReadDir(n.cfg.PropertiesDir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if name := e.Name(); strings.HasSuffix(name, ".yml") && !strings.HasPrefix(name, ".") {
+			n.log.Warn("not a property file: only *.yaml files are read; rename it to load it", zap.String("file", name))
+		}
+	}
 }
 
 func (n *node) propertyOptions(ctx context.Context) property.Options {
@@ -62,6 +212,14 @@ func (n *node) apply(ctx context.Context, t *property.Table) {
 	if err != nil {
 		n.log.Error("bootstrap certificates", zap.Error(err))
 	}
+	switched, err := n.certs.FollowAutomation(ctx, t)
+	for _, c := range switched {
+		n.log.Info("tls.renew_automation is on: the certificate now renews by ACME", zap.String("certificate", c.Name),
+			zap.String("auto_renew", c.AutoRenew), zap.String("source", c.Source))
+	}
+	if err != nil {
+		n.log.Error("following tls.renew_automation", zap.Error(err))
+	}
 	n.tls.SetProperties(t)
 	n.cache.SetProperties(t.Properties())
 	n.proxy.Update(t)
@@ -75,6 +233,7 @@ func (n *node) apply(ctx context.Context, t *property.Table) {
 	n.dropCached(prev, t)
 	n.announce(ctx, prev, t)
 	n.renewer.PropertiesChanged(ctx, prev, t) // hostnames may have changed
+	n.saveLastGood(ctx, t)
 }
 
 // announce emits property.loaded for each new or changed property and

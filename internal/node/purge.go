@@ -24,8 +24,11 @@ import (
 const (
 	purgePrefix    = "purge/"
 	purgeRetention = 7 * 24 * time.Hour
-	storeTimeout   = 5 * time.Second
 )
+
+// storeTimeout bounds each store call the node makes for its own
+// bookkeeping (purges, last good property versions).
+const storeTimeout = 5 * time.Second
 
 // purger purges this node's cache and, in a fleet, records the purge for
 // the others.

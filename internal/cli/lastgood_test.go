@@ -1,0 +1,91 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// waitBody polls url on the node until the body starts with want.
+func (n *testNode) waitBody(url, want string, hdr ...string) {
+	n.t.Helper()
+	var last string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if _, last = n.get(n.client(), url, hdr...); strings.HasPrefix(last, want) {
+			return
+		}
+	}
+	n.t.Fatalf("GET %s: %q, want %q\n%s", url, last, want, n.log)
+}
+
+// Issue 11 item 8: a rejected property keeps serving its last good
+// version across a restart, and is named in /readyz and the API.
+func TestRejectedPropertySurvivesRestart(t *testing.T) {
+	v1 := namedOrigin(t, "v1")
+	good := fmt.Sprintf("hostnames: [a.example]\norigins: [{url: %s}]\ntls: {certificate: a, renew_automation: false}\n", v1.URL)
+	n := startNode(t, "", map[string]string{"a.yaml": good,
+		"b.yaml": fmt.Sprintf("hostnames: [b.example]\norigins: [{url: %s}]\n", v1.URL)})
+	n.waitBody("http://a.example/", "v1 a.example")
+	if code, r := n.api("GET", "/readyz", nil, ""); code != 200 || r["degraded"] != false || len(r["rejected_properties"].([]any)) != 0 {
+		t.Errorf("readyz with every file good: %d %v", code, r)
+	}
+	// The property API shows tls with the file's keys.
+	if _, p := n.api("GET", "/api/v1/properties/a", nil); fmt.Sprint(p["tls"]) != "map[certificate:a hsts: redirect_http:false renew_automation:false]" {
+		t.Errorf("tls view: %v", p["tls"])
+	}
+
+	writeFiles(t, n.props, map[string]string{"a.yaml": "hostnames: [a.example]\norigins: []\n"})
+	checkRejected := func(n *testNode) {
+		t.Helper()
+		var r map[string]any
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if _, r = n.api("GET", "/readyz", nil, ""); len(r["rejected_properties"].([]any)) == 1 {
+				break
+			}
+		}
+		rej := r["rejected_properties"].([]any)
+		if r["ready"] != true || r["degraded"] != true || len(rej) != 1 {
+			t.Fatalf("readyz with a rejected file: %v", r)
+		}
+		if e := rej[0].(map[string]any); !strings.HasSuffix(e["file"].(string), "a.yaml") || e["serving_last_good"] != true ||
+			!strings.Contains(fmt.Sprint(e["load_error"]), "at least one origin") {
+			t.Errorf("rejected entry: %v", e)
+		}
+		if _, p := n.api("GET", "/api/v1/properties/a", nil); !strings.Contains(fmt.Sprint(p["load_error"]), "at least one origin") {
+			t.Errorf("property a in the API: %v", p)
+		}
+		n.waitBody("http://a.example/", "v1 a.example")
+	}
+	checkRejected(n)
+
+	// Restart with the file still bad: its last good version serves.
+	if err := n.stop(); err != nil {
+		t.Fatal(err)
+	}
+	n2 := runNode(t, n.dir)
+	checkRejected(n2)
+	n2.waitBody("http://b.example/", "v1 b.example")
+
+	// The file removed: the property goes, and does not come back at the
+	// next restart.
+	os.Remove(filepath.Join(n2.props, "a.yaml"))
+	n2.reloadSignal()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if r, _ := n2.get(n2.client(), "http://a.example/"); r.StatusCode == 421 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a removed property still serves")
+		}
+	}
+	if err := n2.stop(); err != nil {
+		t.Fatal(err)
+	}
+	n3 := runNode(t, n.dir)
+	if r, _ := n3.get(n3.client(), "http://a.example/"); r.StatusCode != 421 {
+		t.Errorf("a removed property came back after a restart: %d", r.StatusCode)
+	}
+}
