@@ -220,8 +220,14 @@ func (r *Renewer) nextEvent(c *cert.Certificate, wanted map[string][]string, now
 		consider(c.NotAfter.Add(-r.cfg.ExpiryWarning))
 	}
 	waiting := c.AutoRenew == cert.AutoRenewACME && !c.Renewal.Forced && len(r.wantedNames(c, wanted)) == 0
-	if waiting && c.Renewal.Reason != waitingReason {
+	switch {
+	case waiting && c.Renewal.Reason != waitingReason:
 		consider(now) // to record why it waits
+	case waiting:
+		// Look again each check interval: a reload that gives it names
+		// reschedules it at once, but a pass that read the table before the
+		// reload may have taken it out of the agenda after that.
+		consider(now.Add(r.cfg.CheckInterval))
 	}
 	if (c.AutoRenew == cert.AutoRenewACME && !waiting) || c.Renewal.Forced {
 		due, _ := r.due(c, r.wantedNames(c, wanted))
