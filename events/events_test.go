@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge-cdn/edge/internal/testutil"
 	"github.com/edge-cdn/edge/store"
 )
 
@@ -113,16 +114,6 @@ func (rc *receiver) events() []Event {
 	return append([]Event(nil), rc.got...)
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}
-
 func TestWebhookDelivery(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "edge.db")
@@ -148,8 +139,8 @@ func TestWebhookDelivery(t *testing.T) {
 		_, _ = l.Emit(ctx, Event{Type: PropertyLoaded, Property: fmt.Sprint(i)})
 	}
 	_, _ = l.Emit(ctx, Event{Type: CertificateFailed, Detail: "boom"})
-	waitFor(t, "4 deliveries to the good receiver", func() bool { return len(good.events()) == 4 })
-	waitFor(t, "1 delivery to the filtered receiver", func() bool { return len(only.events()) == 1 })
+	testutil.WaitFor(t, "4 deliveries to the good receiver", func() bool { return len(good.events()) == 4 })
+	testutil.WaitFor(t, "1 delivery to the filtered receiver", func() bool { return len(only.events()) == 1 })
 	got := good.events()
 	for i, ev := range got[:3] {
 		if ev.Property != fmt.Sprint(i) {
@@ -178,7 +169,7 @@ func TestWebhookDelivery(t *testing.T) {
 	_, _ = l2.Emit(ctx, Event{Type: CertificateIssued, Detail: "while away"})
 	stop2 := l2.StartWebhooks([]Webhook{{URL: gs.URL, Secret: "s3cret"}}, DeliveryOptions{RetryBase: 20 * time.Millisecond})
 	defer stop2()
-	waitFor(t, "the event emitted before the restart", func() bool { return len(good.events()) == 5 })
+	testutil.WaitFor(t, "the event emitted before the restart", func() bool { return len(good.events()) == 5 })
 	time.Sleep(100 * time.Millisecond)
 	if got := good.events(); len(got) != 5 || got[4].Detail != "while away" {
 		t.Errorf("after restart: %d events, last %+v", len(got), got[len(got)-1])

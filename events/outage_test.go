@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/edge-cdn/edge/internal/etcdtest"
+	"github.com/edge-cdn/edge/internal/testutil"
 	"github.com/edge-cdn/edge/store"
 )
 
@@ -226,7 +227,7 @@ func TestEventsRideOutAnEtcdOutage(t *testing.T) {
 	}
 	checkSeqs(t, evs, 200)
 	// The webhook gets every event of the outage, in order, once.
-	waitFor(t, "200 deliveries", func() bool { return len(recv.events()) >= 200 })
+	testutil.WaitFor(t, "200 deliveries", func() bool { return len(recv.events()) >= 200 })
 	time.Sleep(100 * time.Millisecond)
 	checkSeqs(t, recv.events(), 200)
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge-cdn/edge/internal/testutil"
 	"github.com/edge-cdn/edge/property"
 	"github.com/gorilla/websocket"
 )
@@ -308,24 +309,14 @@ func TestActiveHealthCheck(t *testing.T) {
 	e := newEdge(t, Config{}, map[string]string{"h.yaml": prop("h.example", "{url: "+a.URL+"}, {url: "+b.URL+"}",
 		"health_check: {path: /healthz, interval: 1s, timeout: 500ms}")})
 	site := e.srv.routes.Load().sites[e.tab.Lookup("h.example")]
-	waitFor(t, "a marked down", func() bool { return site.origins[0].down.Load() })
+	testutil.WaitFor(t, "a marked down", func() bool { return site.origins[0].down.Load() })
 	for range 20 {
 		if b := readBody(t, e.do("GET", "h.example", "/", nil)); b == "a" {
 			t.Fatal("request routed to an origin failing its health check")
 		}
 	}
 	sick.Store(false)
-	waitFor(t, "a healthy again", func() bool { return !site.origins[0].down.Load() })
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting for %s", what)
+	testutil.WaitFor(t, "a healthy again", func() bool { return !site.origins[0].down.Load() })
 }
 
 func TestWebsocketThrough(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 	"github.com/edge-cdn/edge/cert"
 	"github.com/edge-cdn/edge/internal/config"
 	"github.com/edge-cdn/edge/internal/pebbletest"
+	"github.com/edge-cdn/edge/internal/testutil"
 	"github.com/edge-cdn/edge/store"
 )
 
@@ -311,11 +312,7 @@ func TestKilledDuringOrder(t *testing.T) {
 	o := namedOrigin(t, "o")
 	n := startACMENode(t, acmeOpts{props: map[string]string{"k.yaml": fmt.Sprintf(
 		"hostnames: [k.example]\norigins: [{url: %s}]\ntls: {certificate: k, renew_automation: true}\n", o.URL)}})
-	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(n.log.String(), "renewing certificate"); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("no renewal started")
-		}
-	}
+	testutil.WaitForWithin(t, 30*time.Second, "a renewal started", func() bool { return strings.Contains(n.log.String(), "renewing certificate") })
 	if err := n.stop(); err != nil { // mid-order
 		t.Fatalf("stop during an order: %v", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge-cdn/edge/internal/testutil"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 )
@@ -455,11 +456,7 @@ func TestAccessLogWhateverTheLevel(t *testing.T) {
 	writeFiles(t, n.dir, map[string]string{"edge.yaml": cfg})
 	n2 := runNode(t, n.dir)
 	n2.get(n2.client(), "http://a.example/")
-	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(n2.log.String(), `"msg":"request"`); time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no access line at log.level warn:\n%s", n2.log)
-		}
-	}
+	testutil.WaitFor(t, "an access line at log.level warn", func() bool { return strings.Contains(n2.log.String(), `"msg":"request"`) }, n2.log.String)
 	if strings.Contains(n2.log.String(), `"msg":"properties loaded"`) {
 		t.Error("info lines written at log.level warn")
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/edge-cdn/edge/internal/node"
+	"github.com/edge-cdn/edge/internal/testutil"
 )
 
 // syncBuffer is a bytes.Buffer safe for the node's logger and the test.
@@ -214,11 +215,7 @@ func TestServeHTTPAndHTTPS(t *testing.T) {
 	}
 	// An access log line per request (buffered: written within a second),
 	// and the bootstrap certificates made.
-	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(n.log.String(), `"msg":"request"`); time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no access lines in the log:\n%s", n.log)
-		}
-	}
+	testutil.WaitFor(t, "access lines in the log", func() bool { return strings.Contains(n.log.String(), `"msg":"request"`) }, n.log.String)
 	if logs := n.log.String(); strings.Count(logs, "self-signed bootstrap certificate created") != 2 {
 		t.Errorf("log lacks the bootstrap notes:\n%s", logs)
 	}
@@ -323,12 +320,7 @@ func TestSIGHUPReloads(t *testing.T) {
 	n := startNode(t, "", map[string]string{"a.yaml": fmt.Sprintf("hostnames: [a.example]\norigins: [{url: %s}]\n", o.URL)})
 	before := strings.Count(n.log.String(), `"msg":"properties loaded"`)
 	n.reloadSignal()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if strings.Count(n.log.String(), `"msg":"properties loaded"`) > before {
-			return
-		}
-	}
-	t.Fatalf("SIGHUP did not reload:\n%s", n.log)
+	testutil.WaitFor(t, "a reload after SIGHUP", func() bool { return strings.Count(n.log.String(), `"msg":"properties loaded"`) > before }, n.log.String)
 }
 
 func TestGracefulShutdown(t *testing.T) {

@@ -1,5 +1,7 @@
 // Package testutil holds the helpers that tests of several packages share.
-// Only tests import it.
+// It imports nothing of Edge, so that any package's own tests may use it;
+// package fixture makes Edge's stores, certificates and tables. Only tests
+// import either.
 package testutil
 
 import (
@@ -8,18 +10,23 @@ import (
 )
 
 // WaitFor polls cond every few milliseconds until it holds, and fails the
-// test if it does not within 10 seconds.
-func WaitFor(t testing.TB, what string, cond func() bool) {
+// test if it does not within 10 seconds. detail, if given, is called on a
+// time-out and its text added to the failure (a log, the last answer).
+func WaitFor(t testing.TB, what string, cond func() bool, detail ...func() string) {
 	t.Helper()
-	WaitForWithin(t, 10*time.Second, what, cond)
+	WaitForWithin(t, 10*time.Second, what, cond, detail...)
 }
 
 // WaitForWithin is WaitFor with its own limit.
-func WaitForWithin(t testing.TB, limit time.Duration, what string, cond func() bool) {
+func WaitForWithin(t testing.TB, limit time.Duration, what string, cond func() bool, detail ...func() string) {
 	t.Helper()
 	for deadline := time.Now().Add(limit); !cond(); time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", limit, what)
+			more := ""
+			for _, d := range detail {
+				more += "\n" + d()
+			}
+			t.Fatalf("timed out after %s waiting for %s%s", limit, what, more)
 		}
 	}
 }
