@@ -27,6 +27,7 @@ type Metrics struct {
 	orders        *prometheus.CounterVec
 	webhooks      *prometheus.CounterVec
 	originConns   *prometheus.CounterVec
+	rejected      prometheus.Gauge
 	storeUp       prometheus.Gauge
 	rejects       rejects
 	// The handshake counters, resolved once: Handshake runs on every TLS
@@ -65,11 +66,13 @@ func New(certs CertificateLister) *Metrics {
 		Help: "Webhook delivery attempts, by result."}, []string{"result"})
 	m.originConns = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edge_origin_connections_opened_total",
 		Help: "Connections opened to an origin on the HTTP/1.1 path; requests per connection is keep-alive reuse."}, []string{"property", "origin"})
+	m.rejected = prometheus.NewGauge(prometheus.GaugeOpts{Name: "edge_property_files_rejected",
+		Help: "Property files the serving table refused (their last good version serves, if any)."})
 	m.storeUp = prometheus.NewGauge(prometheus.GaugeOpts{Name: "edge_store_up",
 		Help: "1 while the store (bbolt or etcd) answers, 0 while the node serves from memory."})
 	m.storeUp.Set(1)
 	for _, c := range []prometheus.Collector{m.storeUp, m.requests, m.requestTime, m.originTime, m.originErrors, m.originHealthy,
-		m.handshakes, m.reloads, m.renewals, m.orders, m.webhooks, m.originConns,
+		m.handshakes, m.reloads, m.renewals, m.orders, m.webhooks, m.originConns, m.rejected,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}
@@ -144,6 +147,9 @@ func (m *Metrics) Handshake(result string) {
 
 // Reload counts one property reload.
 func (m *Metrics) Reload(result string) { m.reloads.WithLabelValues(result).Inc() }
+
+// Rejected sets how many property files the serving table refused.
+func (m *Metrics) Rejected(files int) { m.rejected.Set(float64(files)) }
 
 // Renewal counts one renewal attempt.
 func (m *Metrics) Renewal(result string) { m.renewals.WithLabelValues(result).Inc() }

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -57,6 +59,9 @@ func TestRejectedPropertySurvivesRestart(t *testing.T) {
 		if _, p := n.api("GET", "/api/v1/properties/a", nil); !strings.Contains(fmt.Sprint(p["load_error"]), "at least one origin") {
 			t.Errorf("property a in the API: %v", p)
 		}
+		if m := n.metricsText(); !strings.Contains(m, "\nedge_property_files_rejected 1\n") {
+			t.Errorf("metrics lack edge_property_files_rejected 1")
+		}
 		n.waitBody("http://a.example/", "v1 a.example")
 	}
 	checkRejected(n)
@@ -88,4 +93,16 @@ func TestRejectedPropertySurvivesRestart(t *testing.T) {
 	if r, _ := n3.get(n3.client(), "http://a.example/"); r.StatusCode != 421 {
 		t.Errorf("a removed property came back after a restart: %d", r.StatusCode)
 	}
+}
+
+// metricsText is the node's /metrics page.
+func (n *testNode) metricsText() string {
+	n.t.Helper()
+	resp, err := http.Get("http://" + n.addrs.Admin + "/metrics")
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }

@@ -229,6 +229,7 @@ func (n *node) apply(ctx context.Context, t *property.Table) {
 		result = "rejected"
 	}
 	n.metrics.Reload(result)
+	n.metrics.Rejected(len(t.Rejected()))
 	n.log.Info("properties loaded", zap.Int("properties", len(t.Properties())), zap.Int("rejected", len(t.Rejected())))
 	n.dropCached(prev, t)
 	n.announce(ctx, prev, t)
