@@ -30,11 +30,16 @@ type RenewerConfig struct {
 	EdgeHostname  string
 	MaxNames      int // the CA's limit of names in one order; 0: 100
 	Workers       int // attempts at once; 0: 4
-	Announce      Announce
-	OnRenewal     func(result string) // metrics; may be nil
-	OnOrder       func(result string)
-	Logger        *zap.Logger
-	Now           func() time.Time
+	ARIWorkers    int // ARI requests at once; 0: DefaultARIWorkers
+	// PassBudget bounds one pass over the due certificates; what is left
+	// stays due for the next pass, after the loop has looked at its
+	// context and wake-ups. 0: DefaultPassBudget.
+	PassBudget time.Duration
+	Announce   Announce
+	OnRenewal  func(result string) // metrics; may be nil
+	OnOrder    func(result string)
+	Logger     *zap.Logger
+	Now        func() time.Time
 }
 
 // Renewer keeps automatically renewed certificates valid: one loop that
@@ -54,7 +59,11 @@ type Renewer struct {
 	inflight map[string]bool
 	sem      chan struct{}
 	wg       sync.WaitGroup
+	ari      *ariQueue
 }
+
+// DefaultPassBudget bounds one renewal pass.
+const DefaultPassBudget = 30 * time.Second
 
 // rescanEvery is how often the whole store is looked at again, as a safety
 // net under the per-certificate updates.
@@ -74,6 +83,12 @@ func NewRenewer(certs *cert.Certs, a *acme.Client, props func() *property.Table,
 	if cfg.Workers <= 0 {
 		cfg.Workers = 4
 	}
+	if cfg.ARIWorkers <= 0 {
+		cfg.ARIWorkers = DefaultARIWorkers
+	}
+	if cfg.PassBudget <= 0 {
+		cfg.PassBudget = DefaultPassBudget
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -90,7 +105,7 @@ func NewRenewer(certs *cert.Certs, a *acme.Client, props func() *property.Table,
 		cfg.OnOrder = func(string) {}
 	}
 	r := &Renewer{certs: certs, acme: a, props: props, locks: locks, cfg: cfg, log: cfg.Logger, agenda: newAgenda(),
-		wake: make(chan struct{}, 1), inflight: map[string]bool{}, sem: make(chan struct{}, cfg.Workers)}
+		wake: make(chan struct{}, 1), inflight: map[string]bool{}, sem: make(chan struct{}, cfg.Workers), ari: newARIQueue()}
 	certs.OnChange(func(id string) { r.Changed(context.Background(), id) })
 	return r
 }
@@ -131,9 +146,15 @@ func (r *Renewer) Wake() {
 	}
 }
 
-// Run loops until ctx ends, then waits for attempts under way to stop.
+// Run loops until ctx ends, then waits for attempts and ARI checks under
+// way to stop.
 func (r *Renewer) Run(ctx context.Context) {
 	defer r.wg.Wait()
+	if r.cfg.ARI && r.acme != nil {
+		for range r.cfg.ARIWorkers {
+			r.wg.Go(func() { r.ariWorker(ctx) })
+		}
+	}
 	r.rescan(ctx)
 	lastScan := r.cfg.Now()
 	for {
@@ -216,7 +237,7 @@ func (r *Renewer) nextEvent(c *cert.Certificate, wanted map[string][]string, now
 			due = *c.Renewal.NextAttemptAt
 		}
 		consider(due)
-		if r.cfg.ARI && r.acme != nil && c.Source == cert.SourceACME {
+		if r.cfg.ARI && r.acme != nil && c.Source == cert.SourceACME && !r.ari.isPending(c.ID) {
 			if c.Renewal.ARINextCheckAt == nil {
 				consider(now)
 			} else {
@@ -227,25 +248,38 @@ func (r *Renewer) nextEvent(c *cert.Certificate, wanted map[string][]string, now
 	return at, ok
 }
 
-// runDue handles every certificate whose moment has come.
+// runDue handles the certificates whose moment has come, each at the time
+// it is looked at, within PassBudget: what is left stays due for the next
+// pass.
 func (r *Renewer) runDue(ctx context.Context) {
-	defer func() {
-		if p := recover(); p != nil {
-			r.log.Error("renewal pass panicked", zap.Any("panic", p), zap.ByteString("stack", debug.Stack()))
-		}
-	}()
-	now := r.cfg.Now()
-	ids := r.agenda.popDue(now)
+	start := r.cfg.Now()
+	ids := r.agenda.popDue(start)
 	if len(ids) == 0 {
 		return
 	}
 	wanted := r.props().CertificateNames()
-	for _, id := range ids {
-		if ctx.Err() != nil {
+	for i, id := range ids {
+		now := r.cfg.Now()
+		if ctx.Err() != nil || now.Sub(start) >= r.cfg.PassBudget {
+			for _, left := range ids[i:] {
+				r.agenda.setEarlier(left, start)
+			}
 			return
 		}
-		r.process(ctx, id, wanted, now)
+		r.processSafely(ctx, id, wanted, now)
 	}
+}
+
+// processSafely is process, with a panic logged and the certificate looked
+// at again later, not the loop stopped.
+func (r *Renewer) processSafely(ctx context.Context, id string, wanted map[string][]string, now time.Time) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.log.Error("renewal pass panicked", zap.String("certificate", id), zap.Any("panic", p), zap.ByteString("stack", debug.Stack()))
+			r.agenda.setEarlier(id, now.Add(r.cfg.CheckInterval))
+		}
+	}()
+	r.process(ctx, id, wanted, now)
 }
 
 // process looks at one due certificate, fresh from the store: notices,
@@ -263,8 +297,8 @@ func (r *Renewer) process(ctx context.Context, id string, wanted map[string][]st
 	r.notices(ctx, c, now)
 	if c.Type == cert.TypeServer && (c.AutoRenew == cert.AutoRenewACME || c.Renewal.Forced) {
 		names := r.wantedNames(c, wanted)
-		if r.cfg.ARI {
-			r.refreshARI(ctx, c, now)
+		if r.needsARI(c, now) {
+			r.ari.add(c.ID) // its answer reschedules c
 		}
 		at, reason := r.due(c, names)
 		if c.Renewal.NextAttemptAt != nil && c.Renewal.NextAttemptAt.After(at) && !c.Renewal.Forced {
