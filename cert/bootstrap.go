@@ -19,6 +19,13 @@ const BootstrapValidity = 365 * 24 * time.Hour
 // property naming it; it renews by ACME (status pending) when one of them
 // has renew automation, else it is simply active. It returns what it made.
 func (c *Certs) Bootstrap(ctx context.Context, t *property.Table) ([]*Certificate, error) {
+	return c.BootstrapKnown(ctx, t, nil)
+}
+
+// BootstrapKnown is Bootstrap given the certificates the store holds, by
+// name, as listed once for a whole reload: it reads nothing for them. With
+// known nil, each name is read.
+func (c *Certs) BootstrapKnown(ctx context.Context, t *property.Table, known map[string]*Certificate) ([]*Certificate, error) {
 	type want struct {
 		hosts []string
 		acme  bool
@@ -45,7 +52,11 @@ func (c *Certs) Bootstrap(ctx context.Context, t *property.Table) ([]*Certificat
 	var made []*Certificate
 	var errs []error
 	for _, name := range names {
-		if _, err := c.Get(ctx, name); err == nil {
+		if known != nil {
+			if _, ok := known[name]; ok {
+				continue
+			}
+		} else if _, err := c.Get(ctx, name); err == nil {
 			continue
 		} else if !errors.Is(err, ErrNotFound) {
 			errs = append(errs, err)

@@ -137,6 +137,40 @@ func (r *Renewer) PropertiesChanged(ctx context.Context, old, new *property.Tabl
 	}
 }
 
+// PropertiesChangedKnown is PropertiesChanged given the certificates by
+// name as listed once for the reload: it reads only the names missing from
+// known (nil: every name). A listed record may be older than a write that
+// raced the reload, so it can only bring a certificate's turn earlier: the
+// turn then reads it fresh.
+func (r *Renewer) PropertiesChangedKnown(ctx context.Context, old, new *property.Table, known map[string]*cert.Certificate) {
+	if known == nil {
+		r.PropertiesChanged(ctx, old, new)
+		return
+	}
+	wanted, now := new.CertificateNames(), r.cfg.Now()
+	look := func(n string) {
+		c, ok := known[n]
+		if !ok {
+			r.Changed(ctx, n)
+			return
+		}
+		if at, ok := r.nextEvent(c, wanted, now); ok {
+			r.agenda.setEarlier(c.ID, at)
+			if !at.After(now) {
+				r.Wake()
+			}
+		}
+	}
+	for n := range wanted {
+		look(n)
+	}
+	for n := range old.CertificateNames() {
+		if _, done := wanted[n]; !done {
+			look(n)
+		}
+	}
+}
+
 // Wake makes the loop look at once (a new request, a reload, a renew
 // command).
 func (r *Renewer) Wake() {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edge-cdn/edge/cert"
 	"github.com/edge-cdn/edge/events"
 	"github.com/edge-cdn/edge/property"
 	"github.com/fsnotify/fsnotify"
@@ -14,33 +15,35 @@ import (
 // loadProperties loads the properties at start; an unreadable directory is
 // fatal here, while a bad file only is rejected.
 func (n *node) loadProperties(ctx context.Context) error {
-	t, err := property.LoadDir(n.cfg.PropertiesDir, nil, n.propertyOptions(ctx))
+	known := n.certificatesByName(ctx)
+	t, err := property.LoadDir(n.cfg.PropertiesDir, nil, n.propertyOptions(known))
 	if err != nil {
 		n.metrics.Reload("error")
 		return err
 	}
-	n.apply(ctx, t)
+	n.apply(ctx, t, known)
 	return nil
 }
 
 // reloadProperties rebuilds the table; on any error the last good table
 // keeps serving.
 func (n *node) reloadProperties(ctx context.Context) {
-	t, err := property.LoadDir(n.cfg.PropertiesDir, n.table.Load(), n.propertyOptions(ctx))
+	known := n.certificatesByName(ctx)
+	t, err := property.LoadDir(n.cfg.PropertiesDir, n.table.Load(), n.propertyOptions(known))
 	if err != nil {
 		n.metrics.Reload("error")
 		n.log.Error("property reload failed; the last good properties keep serving", zap.Error(err))
 		return
 	}
-	n.apply(ctx, t)
+	n.apply(ctx, t, known)
 }
 
-func (n *node) propertyOptions(ctx context.Context) property.Options {
+func (n *node) propertyOptions(known map[string]*cert.Certificate) property.Options {
 	return property.Options{
 		MaxNamesPerCertificate: n.cfg.MaxNamesPerOrder(),
 		CertificateType: func(name string) (string, bool) {
-			c, err := n.certs.Get(ctx, name)
-			if err != nil {
+			c, ok := known[name]
+			if !ok {
 				return "", false
 			}
 			return c.Type, true
@@ -50,10 +53,11 @@ func (n *node) propertyOptions(ctx context.Context) property.Options {
 
 // apply makes t the serving table: bootstrap certificates first, so that
 // every property with a certificate name can complete a handshake, then the
-// handshake index and the proxy; then it announces what changed.
-func (n *node) apply(ctx context.Context, t *property.Table) {
+// handshake index and the proxy; then it announces what changed. known are
+// the stored certificates by name (certificatesByName), nil if unknown.
+func (n *node) apply(ctx context.Context, t *property.Table, known map[string]*cert.Certificate) {
 	prev := n.table.Load()
-	made, err := n.certs.Bootstrap(ctx, t)
+	made, err := n.certs.BootstrapKnown(ctx, t, known)
 	for _, c := range made {
 		n.log.Info("self-signed bootstrap certificate created", zap.String("certificate", c.Name),
 			zap.Strings("names", c.SubjectNames), zap.String("auto_renew", c.AutoRenew))
@@ -71,7 +75,7 @@ func (n *node) apply(ctx context.Context, t *property.Table) {
 	n.metrics.Reload(result)
 	n.log.Info("properties loaded", zap.Int("properties", len(t.Properties())), zap.Int("rejected", len(t.Rejected())))
 	n.announce(ctx, prev, t)
-	n.renewer.PropertiesChanged(ctx, prev, t) // hostnames may have changed
+	n.renewer.PropertiesChangedKnown(ctx, prev, t, known) // hostnames may have changed
 }
 
 // announce emits property.loaded for each new or changed property and
