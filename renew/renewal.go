@@ -262,7 +262,9 @@ func (r *Renewer) nextEvent(c *cert.Certificate, wanted map[string][]string, now
 	if c.Notices.ExpiredVersion != c.Version {
 		consider(c.NotAfter)
 	}
-	if c.Notices.ExpiringVersion != c.Version {
+	// Once expired, the expiring notice is moot: considering it would make
+	// an expired certificate due at every turn (a busy loop).
+	if c.Notices.ExpiringVersion != c.Version && c.Notices.ExpiredVersion != c.Version {
 		consider(c.NotAfter.Add(-r.cfg.ExpiryWarning))
 	}
 	if c.AutoRenew == cert.AutoRenewACME || c.Renewal.Forced {
