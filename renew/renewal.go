@@ -65,6 +65,9 @@ type Renewer struct {
 // DefaultPassBudget bounds one renewal pass.
 const DefaultPassBudget = 30 * time.Second
 
+// changeTimeout bounds the rescheduling that follows a write.
+const changeTimeout = 10 * time.Second
+
 // rescanEvery is how often the whole store is looked at again, as a safety
 // net under the per-certificate updates.
 const rescanEvery = 6 * time.Hour
@@ -106,7 +109,11 @@ func NewRenewer(certs *cert.Certs, a *acme.Client, props func() *property.Table,
 	}
 	r := &Renewer{certs: certs, acme: a, props: props, locks: locks, cfg: cfg, log: cfg.Logger, agenda: newAgenda(),
 		wake: make(chan struct{}, 1), inflight: map[string]bool{}, sem: make(chan struct{}, cfg.Workers), ari: newARIQueue()}
-	certs.OnChange(func(id string) { r.Changed(context.Background(), id) })
+	certs.OnChange(func(id string) {
+		ctx, cancel := context.WithTimeout(context.Background(), changeTimeout)
+		defer cancel()
+		r.Changed(ctx, id)
+	})
 	return r
 }
 

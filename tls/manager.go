@@ -53,6 +53,8 @@ const (
 	DefaultRetryDelay = 2 * time.Second
 	// DefaultLoadTimeout bounds one load (one store read and a parse).
 	DefaultLoadTimeout = 3 * time.Second
+	// refreshTimeout bounds the refresh that follows a write.
+	refreshTimeout = 10 * time.Second
 )
 
 // NewManager returns a Manager serving the server certificates of certs. A
@@ -65,7 +67,9 @@ func NewManager(certs *cert.Certs, log *zap.Logger) *Manager {
 		retryDelay: DefaultRetryDelay, loadTimeout: DefaultLoadTimeout, now: time.Now}
 	m.snap.Store(&snapshot{byName: map[string]*entry{}, byID: map[string]*entry{}})
 	certs.OnChange(func(id string) {
-		if err := m.Refresh(context.Background(), id); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), refreshTimeout)
+		defer cancel()
+		if err := m.Refresh(ctx, id); err != nil {
 			m.log.Error("certificate refresh failed", zap.String("certificate", id), zap.Error(err))
 		}
 	})
