@@ -290,3 +290,27 @@ func TestConcurrentRefreshes(t *testing.T) {
 		t.Errorf("serving version %d at the end, want 31", e.version)
 	}
 }
+
+// TestCloseStopsWarmUp: Close stops the background warm-up and waits for
+// it: no store read happens after it returns; a new Load stops the
+// warm-up of the snapshot it replaces.
+func TestCloseStopsWarmUp(t *testing.T) {
+	fs := &faultStore{Bolt: testutil.Bolt(t), delay: 100 * time.Millisecond}
+	c := cert.NewCerts(fs)
+	serverCert(t, c, "s", "s.example")
+	m := NewManager(c, nil)
+	for range 3 {
+		if err := m.Load(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.Close()
+	after := fs.views.Load()
+	time.Sleep(300 * time.Millisecond)
+	if n := fs.views.Load() - after; n != 0 {
+		t.Errorf("%d store reads after Close returned", n)
+	}
+	if m.Certificate("s") == nil {
+		t.Error("not served after Close")
+	}
+}

@@ -33,6 +33,11 @@ type Manager struct {
 	loadTimeout time.Duration      // bound of one lazy load
 	now         func() time.Time
 
+	warmMu     sync.Mutex // guards warmCancel and closed
+	warmCancel context.CancelFunc
+	closed     bool
+	warms      sync.WaitGroup
+
 	// OnHandshake, if set before serving, is called with "ok" or
 	// "unrecognized_name" for every certificate choice (for metrics).
 	OnHandshake func(result string)
@@ -101,8 +106,39 @@ func (m *Manager) Load(ctx context.Context) error {
 	m.mergeNewer(s)
 	m.snap.Store(s)
 	m.mu.Unlock()
-	go m.warm(s)
+	m.startWarm(s)
 	return nil
+}
+
+// startWarm warms s up in the background, stopping the warm-up of an older
+// snapshot first (a new Load supersedes it).
+func (m *Manager) startWarm(s *snapshot) {
+	m.warmMu.Lock()
+	defer m.warmMu.Unlock()
+	if m.closed {
+		return
+	}
+	if m.warmCancel != nil {
+		m.warmCancel()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m.warmCancel = cancel
+	m.warms.Go(func() {
+		defer cancel()
+		m.warm(ctx, s)
+	})
+}
+
+// Close stops the background warm-up and waits for it. Handshakes keep
+// working; what is not warmed loads at its first handshake.
+func (m *Manager) Close() {
+	m.warmMu.Lock()
+	m.closed = true
+	if m.warmCancel != nil {
+		m.warmCancel()
+	}
+	m.warmMu.Unlock()
+	m.warms.Wait()
 }
 
 // mergeNewer keeps in s what Refresh stored while Load was reading: a
@@ -128,9 +164,9 @@ func (m *Manager) mergeNewer(s *snapshot) {
 
 // warm reads every version of s into memory as DER, in batches, so that
 // the node no longer needs the store to serve them.
-func (m *Manager) warm(s *snapshot) {
+func (m *Manager) warm(ctx context.Context, s *snapshot) {
 	start := time.Now()
-	n, err := m.certs.EachVersion(context.Background(), func(id string, v *cert.Version) {
+	n, err := m.certs.EachVersion(ctx, func(id string, v *cert.Version) {
 		e := s.byID[id]
 		if e == nil || e.version != v.Version || e.der.Load() != nil || e.cert.Load() != nil {
 			return
@@ -140,7 +176,9 @@ func (m *Manager) warm(s *snapshot) {
 		}
 	})
 	if err != nil {
-		m.log.Warn("warming certificates up; the rest load at their first handshake", zap.Error(err))
+		if ctx.Err() == nil {
+			m.log.Warn("warming certificates up; the rest load at their first handshake", zap.Error(err))
+		}
 		return
 	}
 	if n > 10_000 {
