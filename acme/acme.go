@@ -102,6 +102,9 @@ func New(st Store, c Config) (*Client, error) {
 		Logger:                  c.Logger,
 	})
 	a.cfg.Issuers = []certmagic.Issuer{a.issuer}
+	if !hookTransport(a.issuer, time.Now) {
+		c.Logger.Warn("cannot read the CA's Retry-After (certmagic's HTTP client moved); rate limits wait a fixed hour")
+	}
 	return a, nil
 }
 
@@ -129,9 +132,10 @@ func (a *Client) Issue(ctx context.Context, names []string, key crypto.Signer, s
 		attempts := 1
 		ctx = context.WithValue(ctx, certmagic.AttemptsCtxKey, &attempts)
 	}
+	ctx, note := withRetryNote(ctx)
 	ic, err := a.issuer.Issue(ctx, csr)
 	if err != nil {
-		return nil, err
+		return nil, note.wrap(err)
 	}
 	return ic.Certificate, nil
 }
@@ -139,9 +143,10 @@ func (a *Client) Issue(ctx context.Context, names []string, key crypto.Signer, s
 // RenewalInfo asks the CA for its ARI window for leaf, and when to ask
 // again.
 func (a *Client) RenewalInfo(ctx context.Context, leaf *x509.Certificate) (cert.Window, time.Time, error) {
+	ctx, note := withRetryNote(ctx)
 	ri, err := a.issuer.GetRenewalInfo(ctx, certmagic.Certificate{Certificate: tlsCertWithLeaf(leaf)})
 	if err != nil {
-		return cert.Window{}, time.Time{}, err
+		return cert.Window{}, time.Time{}, note.wrap(err)
 	}
 	var retry time.Time
 	if ri.RetryAfter != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"sort"
 	"strings"
 	"time"
@@ -23,8 +24,24 @@ type Failure struct {
 
 // Describe turns an issuance error into a sentence a person can act on. It
 // classifies by the ACME problem type and the identifiers it names, never by
-// the CA's wording, which it only appends.
+// the CA's wording, which it only appends. When the CA answered with a
+// Retry-After (a *RetryAfterError), that wait is MinWait; a rate limit
+// without one waits an hour.
 func Describe(err error, names []string, edgeHostname string) Failure {
+	f := describe(err, names, edgeHostname)
+	var ra *RetryAfterError
+	if errors.As(err, &ra) && ra.After > 0 {
+		f.MinWait = ra.After
+		if ra.Status == http.StatusServiceUnavailable && f.Result == "error" {
+			f.Result = "ca_unavailable"
+			f.Detail = fmt.Sprintf("the CA is temporarily unavailable (HTTP 503): %v", ra.Err)
+		}
+		f.Detail += fmt.Sprintf("; the CA asked to wait %s before retrying", ra.After.Round(time.Second))
+	}
+	return f
+}
+
+func describe(err error, names []string, edgeHostname string) Failure {
 	target := "this edge"
 	if edgeHostname != "" {
 		target = edgeHostname

@@ -45,6 +45,8 @@ func main() {
 	useWrk := flag.Bool("wrk", true, "use wrk for HTTP/1.1 scenarios when installed")
 	flag.StringVar(&profileFile, "profile", "", "write a CPU profile of the edge during the first scenario's edge run to this file")
 	flag.IntVar(&certCount, "certs", 0, "instead of the scenarios, measure the edge with this many certificates in its store (e.g. 100000)")
+	flag.IntVar(&propCount, "properties", 0, "instead of the scenarios, measure a start-up with this many properties, each with a certificate")
+	flag.StringVar(&heapFile, "heapprofile", "", "with -properties: save a heap profile of the settled edge to this file")
 	flag.Parse()
 	if err := run(*duration, *conns, strings.Split(*scenarios, ","), *useWrk); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -88,6 +90,8 @@ func (r result) pct(p float64) time.Duration {
 var (
 	profileFile string
 	certCount   int
+	propCount   int
+	heapFile    string
 )
 
 func run(d time.Duration, conns int, scenarios []string, useWrk bool) error {
@@ -121,6 +125,9 @@ func run(d time.Duration, conns int, scenarios []string, useWrk bool) error {
 		return fmt.Errorf("go build: %w", err)
 	}
 	self, _ := os.Executable()
+	if propCount > 0 {
+		return runProperties(propCount, serverCPU, edgeBin, heapFile)
+	}
 	if certCount > 1 {
 		return runCerts(certCount, d, conns, serverCPU, edgeBin)
 	}

@@ -19,6 +19,13 @@ const BootstrapValidity = 365 * 24 * time.Hour
 // property naming it; it renews by ACME (status pending) when one of them
 // has renew automation, else it is simply active. It returns what it made.
 func (c *Certs) Bootstrap(ctx context.Context, t *property.Table) ([]*Certificate, error) {
+	return c.BootstrapKnown(ctx, t, nil)
+}
+
+// BootstrapKnown is Bootstrap given the certificates the store holds, by
+// name, as listed once for a whole reload: it reads nothing for them. With
+// known nil, each name is read.
+func (c *Certs) BootstrapKnown(ctx context.Context, t *property.Table, known map[string]*Certificate) ([]*Certificate, error) {
 	type want struct {
 		hosts []string
 		acme  bool
@@ -45,7 +52,11 @@ func (c *Certs) Bootstrap(ctx context.Context, t *property.Table) ([]*Certificat
 	var made []*Certificate
 	var errs []error
 	for _, name := range names {
-		if _, err := c.Get(ctx, name); err == nil {
+		if known != nil {
+			if _, ok := known[name]; ok {
+				continue
+			}
+		} else if _, err := c.Get(ctx, name); err == nil {
 			continue
 		} else if !errors.Is(err, ErrNotFound) {
 			errs = append(errs, err)
@@ -82,16 +93,23 @@ func (c *Certs) Bootstrap(ctx context.Context, t *property.Table) ([]*Certificat
 // CA issues one). Turning automation off changes nothing: a certificate
 // requested or set to acme keeps renewing. It returns what it switched.
 func (c *Certs) FollowAutomation(ctx context.Context, t *property.Table) ([]*Certificate, error) {
-	return c.followAutomation(ctx, t, "")
+	return c.followAutomation(ctx, t, "", nil)
+}
+
+// FollowAutomationKnown is FollowAutomation given the stored certificates
+// by name, listed once for a reload: it reads only the ones it switches
+// (inside their update). known nil reads each.
+func (c *Certs) FollowAutomationKnown(ctx context.Context, t *property.Table, known map[string]*Certificate) ([]*Certificate, error) {
+	return c.followAutomation(ctx, t, "", known)
 }
 
 // FollowAutomationOf is FollowAutomation for one certificate name, after
 // an API write to it.
 func (c *Certs) FollowAutomationOf(ctx context.Context, t *property.Table, name string) ([]*Certificate, error) {
-	return c.followAutomation(ctx, t, name)
+	return c.followAutomation(ctx, t, name, nil)
 }
 
-func (c *Certs) followAutomation(ctx context.Context, t *property.Table, only string) ([]*Certificate, error) {
+func (c *Certs) followAutomation(ctx context.Context, t *property.Table, only string, known map[string]*Certificate) ([]*Certificate, error) {
 	names := map[string]bool{}
 	for _, p := range t.Properties() {
 		if p.TLS.Certificate != "" && p.TLS.RenewAutomation && (only == "" || p.TLS.Certificate == only) {
@@ -101,9 +119,12 @@ func (c *Certs) followAutomation(ctx context.Context, t *property.Table, only st
 	var switched []*Certificate
 	var errs []error
 	for name := range names {
-		rec, err := c.Get(ctx, name)
-		if errors.Is(err, ErrNotFound) {
-			continue
+		rec, err := known[name], error(nil)
+		if known == nil {
+			rec, err = c.Get(ctx, name)
+		}
+		if errors.Is(err, ErrNotFound) || (err == nil && rec == nil) {
+			continue // none yet: a bootstrap made now follows the property already
 		}
 		if err != nil {
 			errs = append(errs, err)

@@ -57,7 +57,9 @@ func sameNames(a, b []string) bool {
 // Backoff returns how long to wait after the attempts-th failure in a row:
 // about 1m, 10m, 100m, then daily; never more than a quarter of the
 // validity left (a minute at least), so a certificate close to expiry is
-// retried often.
+// retried often; and once it has expired never more than ExpiredBackoff:
+// the daily step is for certificates that still serve, not for an outage.
+// A CA's Retry-After, when longer, is applied on top (acme.Failure.MinWait).
 func Backoff(attempts int, notAfter, now time.Time) time.Duration {
 	var d time.Duration
 	switch {
@@ -70,11 +72,19 @@ func Backoff(attempts int, notAfter, now time.Time) time.Duration {
 	default:
 		d = 24 * time.Hour
 	}
-	if left := notAfter.Sub(now); left > 0 && d > left/4 {
+	switch left := notAfter.Sub(now); {
+	case left <= 0:
+		d = min(d, ExpiredBackoff)
+	case d > left/4:
 		d = max(left/4, time.Minute)
 	}
 	return d
 }
+
+// ExpiredBackoff is the longest wait between attempts for an expired
+// certificate: within Let's Encrypt's failed-validation limit (5 an hour
+// per name), yet an expired name is retried several times a day.
+const ExpiredBackoff = 100 * time.Minute
 
 // RoundDuration writes d in days when it is a whole number of them.
 func RoundDuration(d time.Duration) string {

@@ -51,6 +51,10 @@ func TestBackoff(t *testing.T) {
 		{4, now.Add(8 * time.Hour), 2 * time.Hour},  // expiry near: a quarter of what is left
 		{2, now.Add(2 * time.Minute), time.Minute},  // never under a minute
 		{3, now.Add(-time.Hour), 100 * time.Minute}, // expired: the plain schedule
+		{1, now.Add(-time.Hour), time.Minute},       // expired: first retries quick
+		{4, now.Add(-time.Hour), ExpiredBackoff},    // expired: never daily
+		{9, now.Add(-30 * 24 * time.Hour), ExpiredBackoff},
+		{4, now, ExpiredBackoff}, // expiring this instant
 	} {
 		if got := Backoff(tc.attempts, tc.notAfter, now); got != tc.want {
 			t.Errorf("Backoff(%d, in %s) = %s, want %s", tc.attempts, tc.notAfter.Sub(now).Round(time.Minute), got, tc.want)

@@ -38,6 +38,22 @@ func (a *agenda) set(id string, at time.Time) {
 	heap.Push(&a.h, e)
 }
 
+// setEarlier schedules id at at unless it is already due sooner.
+func (a *agenda) setEarlier(id string, at time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if e, ok := a.byID[id]; ok {
+		if at.Before(e.at) {
+			e.at = at
+			heap.Fix(&a.h, e.idx)
+		}
+		return
+	}
+	e := &agendaEntry{id: id, at: at}
+	a.byID[id] = e
+	heap.Push(&a.h, e)
+}
+
 // remove forgets id.
 func (a *agenda) remove(id string) {
 	a.mu.Lock()

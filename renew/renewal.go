@@ -30,11 +30,16 @@ type RenewerConfig struct {
 	EdgeHostname  string
 	MaxNames      int // the CA's limit of names in one order; 0: 100
 	Workers       int // attempts at once; 0: 4
-	Announce      Announce
-	OnRenewal     func(result string) // metrics; may be nil
-	OnOrder       func(result string)
-	Logger        *zap.Logger
-	Now           func() time.Time
+	ARIWorkers    int // ARI requests at once; 0: DefaultARIWorkers
+	// PassBudget bounds one pass over the due certificates; what is left
+	// stays due for the next pass, after the loop has looked at its
+	// context and wake-ups. 0: DefaultPassBudget.
+	PassBudget time.Duration
+	Announce   Announce
+	OnRenewal  func(result string) // metrics; may be nil
+	OnOrder    func(result string)
+	Logger     *zap.Logger
+	Now        func() time.Time
 }
 
 // Renewer keeps automatically renewed certificates valid: one loop that
@@ -54,7 +59,14 @@ type Renewer struct {
 	inflight map[string]bool
 	sem      chan struct{}
 	wg       sync.WaitGroup
+	ari      *ariQueue
 }
+
+// DefaultPassBudget bounds one renewal pass.
+const DefaultPassBudget = 30 * time.Second
+
+// changeTimeout bounds the rescheduling that follows a write.
+const changeTimeout = 10 * time.Second
 
 // rescanEvery is how often the whole store is looked at again, as a safety
 // net under the per-certificate updates.
@@ -74,6 +86,12 @@ func NewRenewer(certs *cert.Certs, a *acme.Client, props func() *property.Table,
 	if cfg.Workers <= 0 {
 		cfg.Workers = 4
 	}
+	if cfg.ARIWorkers <= 0 {
+		cfg.ARIWorkers = DefaultARIWorkers
+	}
+	if cfg.PassBudget <= 0 {
+		cfg.PassBudget = DefaultPassBudget
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -90,8 +108,12 @@ func NewRenewer(certs *cert.Certs, a *acme.Client, props func() *property.Table,
 		cfg.OnOrder = func(string) {}
 	}
 	r := &Renewer{certs: certs, acme: a, props: props, locks: locks, cfg: cfg, log: cfg.Logger, agenda: newAgenda(),
-		wake: make(chan struct{}, 1), inflight: map[string]bool{}, sem: make(chan struct{}, cfg.Workers)}
-	certs.OnChange(func(id string) { r.Changed(context.Background(), id) })
+		wake: make(chan struct{}, 1), inflight: map[string]bool{}, sem: make(chan struct{}, cfg.Workers), ari: newARIQueue()}
+	certs.OnChange(func(id string) {
+		ctx, cancel := context.WithTimeout(context.Background(), changeTimeout)
+		defer cancel()
+		r.Changed(ctx, id)
+	})
 	return r
 }
 
@@ -122,6 +144,40 @@ func (r *Renewer) PropertiesChanged(ctx context.Context, old, new *property.Tabl
 	}
 }
 
+// PropertiesChangedKnown is PropertiesChanged given the certificates by
+// name as listed once for the reload: it reads only the names missing from
+// known (nil: every name). A listed record may be older than a write that
+// raced the reload, so it can only bring a certificate's turn earlier: the
+// turn then reads it fresh.
+func (r *Renewer) PropertiesChangedKnown(ctx context.Context, old, new *property.Table, known map[string]*cert.Certificate) {
+	if known == nil {
+		r.PropertiesChanged(ctx, old, new)
+		return
+	}
+	wanted, now := new.CertificateNames(), r.cfg.Now()
+	look := func(n string) {
+		c, ok := known[n]
+		if !ok {
+			r.Changed(ctx, n)
+			return
+		}
+		if at, ok := r.nextEvent(c, wanted, now); ok {
+			r.agenda.setEarlier(c.ID, at)
+			if !at.After(now) {
+				r.Wake()
+			}
+		}
+	}
+	for n := range wanted {
+		look(n)
+	}
+	for n := range old.CertificateNames() {
+		if _, done := wanted[n]; !done {
+			look(n)
+		}
+	}
+}
+
 // Wake makes the loop look at once (a new request, a reload, a renew
 // command).
 func (r *Renewer) Wake() {
@@ -131,10 +187,21 @@ func (r *Renewer) Wake() {
 	}
 }
 
-// Run loops until ctx ends, then waits for attempts under way to stop.
+// Run loops until ctx ends, then waits for attempts and ARI checks under
+// way to stop.
 func (r *Renewer) Run(ctx context.Context) {
 	defer r.wg.Wait()
+	if r.cfg.ARI && r.acme != nil {
+		for range r.cfg.ARIWorkers {
+			r.wg.Go(func() { r.ariWorker(ctx) })
+		}
+	}
 	r.rescan(ctx)
+	if r.agenda.len() >= 1000 {
+		// The first scan decoded every record: give that garbage back
+		// now rather than over the next minutes (see bench -properties).
+		debug.FreeOSMemory()
+	}
 	lastScan := r.cfg.Now()
 	for {
 		r.runDue(ctx)
@@ -216,7 +283,9 @@ func (r *Renewer) nextEvent(c *cert.Certificate, wanted map[string][]string, now
 	if c.Notices.ExpiredVersion != c.Version {
 		consider(c.NotAfter)
 	}
-	if c.Notices.ExpiringVersion != c.Version {
+	// Once expired, the expiring notice is moot: considering it would make
+	// an expired certificate due at every turn (a busy loop).
+	if c.Notices.ExpiringVersion != c.Version && c.Notices.ExpiredVersion != c.Version {
 		consider(c.NotAfter.Add(-r.cfg.ExpiryWarning))
 	}
 	waiting := c.AutoRenew == cert.AutoRenewACME && !c.Renewal.Forced && len(r.wantedNames(c, wanted)) == 0
@@ -235,7 +304,7 @@ func (r *Renewer) nextEvent(c *cert.Certificate, wanted map[string][]string, now
 			due = *c.Renewal.NextAttemptAt
 		}
 		consider(due)
-		if r.cfg.ARI && r.acme != nil && c.Source == cert.SourceACME {
+		if r.cfg.ARI && r.acme != nil && c.Source == cert.SourceACME && !r.ari.isPending(c.ID) {
 			if c.Renewal.ARINextCheckAt == nil {
 				consider(now)
 			} else {
@@ -246,25 +315,38 @@ func (r *Renewer) nextEvent(c *cert.Certificate, wanted map[string][]string, now
 	return at, ok
 }
 
-// runDue handles every certificate whose moment has come.
+// runDue handles the certificates whose moment has come, each at the time
+// it is looked at, within PassBudget: what is left stays due for the next
+// pass.
 func (r *Renewer) runDue(ctx context.Context) {
-	defer func() {
-		if p := recover(); p != nil {
-			r.log.Error("renewal pass panicked", zap.Any("panic", p), zap.ByteString("stack", debug.Stack()))
-		}
-	}()
-	now := r.cfg.Now()
-	ids := r.agenda.popDue(now)
+	start := r.cfg.Now()
+	ids := r.agenda.popDue(start)
 	if len(ids) == 0 {
 		return
 	}
 	wanted := r.props().CertificateNames()
-	for _, id := range ids {
-		if ctx.Err() != nil {
+	for i, id := range ids {
+		now := r.cfg.Now()
+		if ctx.Err() != nil || now.Sub(start) >= r.cfg.PassBudget {
+			for _, left := range ids[i:] {
+				r.agenda.setEarlier(left, start)
+			}
 			return
 		}
-		r.process(ctx, id, wanted, now)
+		r.processSafely(ctx, id, wanted, now)
 	}
+}
+
+// processSafely is process, with a panic logged and the certificate looked
+// at again later, not the loop stopped.
+func (r *Renewer) processSafely(ctx context.Context, id string, wanted map[string][]string, now time.Time) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.log.Error("renewal pass panicked", zap.String("certificate", id), zap.Any("panic", p), zap.ByteString("stack", debug.Stack()))
+			r.agenda.setEarlier(id, now.Add(r.cfg.CheckInterval))
+		}
+	}()
+	r.process(ctx, id, wanted, now)
 }
 
 // process looks at one due certificate, fresh from the store: notices,
@@ -290,8 +372,8 @@ func (r *Renewer) process(ctx context.Context, id string, wanted map[string][]st
 			r.schedule(ctx, c, wanted, now)
 			return
 		}
-		if r.cfg.ARI {
-			r.refreshARI(ctx, c, now)
+		if r.needsARI(c, now) {
+			r.ari.add(c.ID) // its answer reschedules c
 		}
 		at, reason := r.due(c, names)
 		if c.Renewal.NextAttemptAt != nil && c.Renewal.NextAttemptAt.After(at) && !c.Renewal.Forced {

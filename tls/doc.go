@@ -14,4 +14,12 @@
 // certificate snapshot are immutable values behind atomic pointers: a reload
 // or a new certificate version swaps one pointer and the next handshake uses
 // it.
+//
+// A certificate the background warm-up has not reached yet is read and
+// parsed by its first handshake: concurrent first handshakes share one load
+// (singleflight), each waits no longer than its own handshake context, the
+// load is bounded (DefaultLoadTimeout), and only a success is kept - a
+// failure is tried again after DefaultRetryDelay. The snapshot never goes
+// back to a lower version of a certificate, and Load keeps the entries that
+// did not change.
 package tls

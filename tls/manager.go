@@ -2,10 +2,7 @@ package tls
 
 import (
 	"context"
-	"crypto"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"maps"
@@ -17,6 +14,7 @@ import (
 	"github.com/edge-cdn/edge/cert"
 	"github.com/edge-cdn/edge/property"
 	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
 )
 
 // Manager picks the certificate for each handshake. Its zero value is not
@@ -27,7 +25,18 @@ type Manager struct {
 
 	props atomic.Pointer[property.Table]
 	snap  atomic.Pointer[snapshot]
-	mu    sync.Mutex // serialises writers of snap
+	mu    sync.Mutex      // serialises writers of snap and gone
+	gone  map[string]bool // ids deleted since start (ids are never reused)
+
+	loads       singleflight.Group // lazy loads under way, by id/version
+	retryDelay  time.Duration      // a failed lazy load is tried again after this
+	loadTimeout time.Duration      // bound of one lazy load
+	now         func() time.Time
+
+	warmMu     sync.Mutex // guards warmCancel and closed
+	warmCancel context.CancelFunc
+	closed     bool
+	warms      sync.WaitGroup
 
 	// OnHandshake, if set before serving, is called with "ok" or
 	// "unrecognized_name" for every certificate choice (for metrics).
@@ -40,91 +49,18 @@ type snapshot struct {
 	byID   map[string]*entry
 }
 
-// entry is one served certificate. At start only the records are read, so
-// a node with 100,000 certificates is ready at once; a background warm-up
-// then keeps each key pair in memory as DER (about half its PEM size), and
-// the first handshake that needs a certificate parses it (once), loading it
-// from the store itself if the warm-up has not reached it yet. A new
-// VersionOf is parsed before it replaces the old one.
-type entry struct {
-	id, name string
-	version  int
-	notAfter time.Time
-	der      atomic.Pointer[derPair]
-	load     func() (*cert.Version, error) // reads this version from the store
-
-	once sync.Once
-	cert *tls.Certificate
-	err  error
-}
-
-// derPair is a version's chain and key, decoded from PEM.
-type derPair struct {
-	chain [][]byte
-	key   []byte
-}
-
-func toDER(v *cert.Version) (*derPair, error) {
-	var p derPair
-	rest := []byte(v.CertPEM)
-	for {
-		var b *pem.Block
-		if b, rest = pem.Decode(rest); b == nil {
-			break
-		}
-		if b.Type == "CERTIFICATE" {
-			p.chain = append(p.chain, b.Bytes)
-		}
-	}
-	kb, _ := pem.Decode([]byte(v.KeyPEM))
-	if len(p.chain) == 0 || kb == nil {
-		return nil, errors.New("version holds no PEM certificate or key")
-	}
-	p.key = kb.Bytes
-	return &p, nil
-}
-
-func (e *entry) get() *tls.Certificate {
-	e.once.Do(func() {
-		p := e.der.Load()
-		if p == nil {
-			v, err := e.load()
-			if err == nil {
-				p, err = toDER(v)
-			}
-			if err != nil {
-				e.err = err
-				return
-			}
-		}
-		e.cert, e.err = parseDER(p)
-		e.der.Store(nil) // parsed: the DER lives on in e.cert
-	})
-	return e.cert
-}
-
-func parseDER(p *derPair) (*tls.Certificate, error) {
-	leaf, err := x509.ParseCertificate(p.chain[0])
-	if err != nil {
-		return nil, err
-	}
-	key, err := x509.ParsePKCS8PrivateKey(p.key)
-	if err != nil {
-		if k, err2 := x509.ParseECPrivateKey(p.key); err2 == nil {
-			key, err = k, nil
-		} else if k, err2 := x509.ParsePKCS1PrivateKey(p.key); err2 == nil {
-			key, err = k, nil
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("private key: %w", err)
-	}
-	signer, ok := key.(crypto.Signer)
-	if !ok || !cert.PublicKeyEqual(leaf.PublicKey, signer.Public()) {
-		return nil, errors.New("the private key does not match the certificate")
-	}
-	return &tls.Certificate{Certificate: p.chain, PrivateKey: key, Leaf: leaf}, nil
-}
+// Bounds of the lazy load of a certificate at its first handshake.
+const (
+	// DefaultRetryDelay is how long handshakes are answered without a
+	// certificate after its load failed, before one tries again: short,
+	// so a store outage does not outlast itself, yet enough that the
+	// handshakes of a busy name do not all hit a store that is down.
+	DefaultRetryDelay = 2 * time.Second
+	// DefaultLoadTimeout bounds one load (one store read and a parse).
+	DefaultLoadTimeout = 3 * time.Second
+	// refreshTimeout bounds the refresh that follows a write.
+	refreshTimeout = 10 * time.Second
+)
 
 // NewManager returns a Manager serving the server certificates of certs. A
 // nil logger logs nothing. Call Load before serving.
@@ -132,10 +68,13 @@ func NewManager(certs *cert.Certs, log *zap.Logger) *Manager {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	m := &Manager{certs: certs, log: log}
+	m := &Manager{certs: certs, log: log, gone: map[string]bool{},
+		retryDelay: DefaultRetryDelay, loadTimeout: DefaultLoadTimeout, now: time.Now}
 	m.snap.Store(&snapshot{byName: map[string]*entry{}, byID: map[string]*entry{}})
 	certs.OnChange(func(id string) {
-		if err := m.Refresh(context.Background(), id); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), refreshTimeout)
+		defer cancel()
+		if err := m.Refresh(ctx, id); err != nil {
 			m.log.Error("certificate refresh failed", zap.String("certificate", id), zap.Error(err))
 		}
 	})
@@ -143,34 +82,93 @@ func NewManager(certs *cert.Certs, log *zap.Logger) *Manager {
 }
 
 // Load rebuilds the whole snapshot from the certificate records, then warms
-// the key pairs up in the background.
+// the key pairs up in the background. An entry whose version and name did
+// not change is kept as it is, parsed or warmed: after a store outage the
+// first handshakes must not all go to the store. When Load fails (the store
+// does not answer) the snapshot serving stays.
 func (m *Manager) Load(ctx context.Context) error {
-	s := &snapshot{byName: map[string]*entry{}, byID: map[string]*entry{}}
+	old := m.snap.Load()
+	s := &snapshot{byName: make(map[string]*entry, len(old.byID)), byID: make(map[string]*entry, len(old.byID))}
 	err := m.certs.EachRecord(ctx, func(id, name, typ string, version int, notAfter time.Time) {
 		if typ != cert.TypeServer {
 			return
 		}
-		e := &entry{id: id, name: name, version: version, notAfter: notAfter}
-		e.load = func() (*cert.Version, error) { return m.certs.VersionOf(context.Background(), id, version) }
+		e := old.byID[id]
+		if e == nil || e.version != version || e.name != name {
+			e = &entry{id: id, name: name, version: version, notAfter: notAfter}
+		}
 		s.byName[e.name], s.byID[e.id] = e, e
 	})
 	if err != nil {
 		return fmt.Errorf("loading certificates: %w", err)
 	}
 	m.mu.Lock()
+	m.mergeNewer(s)
 	m.snap.Store(s)
 	m.mu.Unlock()
-	go m.warm(s)
+	m.startWarm(s)
 	return nil
+}
+
+// startWarm warms s up in the background, stopping the warm-up of an older
+// snapshot first (a new Load supersedes it).
+func (m *Manager) startWarm(s *snapshot) {
+	m.warmMu.Lock()
+	defer m.warmMu.Unlock()
+	if m.closed {
+		return
+	}
+	if m.warmCancel != nil {
+		m.warmCancel()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m.warmCancel = cancel
+	m.warms.Go(func() {
+		defer cancel()
+		m.warm(ctx, s)
+	})
+}
+
+// Close stops the background warm-up and waits for it. Handshakes keep
+// working; what is not warmed loads at its first handshake.
+func (m *Manager) Close() {
+	m.warmMu.Lock()
+	m.closed = true
+	if m.warmCancel != nil {
+		m.warmCancel()
+	}
+	m.warmMu.Unlock()
+	m.warms.Wait()
+}
+
+// mergeNewer keeps in s what Refresh stored while Load was reading: a
+// higher version than s read, and the deletions. m.mu is held.
+func (m *Manager) mergeNewer(s *snapshot) {
+	for id, cur := range m.snap.Load().byID {
+		if e := s.byID[id]; e != nil && cur.version > e.version {
+			if s.byName[e.name] == e {
+				delete(s.byName, e.name)
+			}
+			s.byName[cur.name], s.byID[id] = cur, cur
+		}
+	}
+	for id := range m.gone {
+		if e := s.byID[id]; e != nil {
+			delete(s.byID, id)
+			if s.byName[e.name] == e {
+				delete(s.byName, e.name)
+			}
+		}
+	}
 }
 
 // warm reads every version of s into memory as DER, in batches, so that
 // the node no longer needs the store to serve them.
-func (m *Manager) warm(s *snapshot) {
+func (m *Manager) warm(ctx context.Context, s *snapshot) {
 	start := time.Now()
-	n, err := m.certs.EachVersion(context.Background(), func(id string, v *cert.Version) {
+	n, err := m.certs.EachVersion(ctx, func(id string, v *cert.Version) {
 		e := s.byID[id]
-		if e == nil || e.version != v.Version || e.der.Load() != nil {
+		if e == nil || e.version != v.Version || e.der.Load() != nil || e.cert.Load() != nil {
 			return
 		}
 		if p, err := toDER(v); err == nil {
@@ -178,7 +176,9 @@ func (m *Manager) warm(s *snapshot) {
 		}
 	})
 	if err != nil {
-		m.log.Warn("warming certificates up; the rest load at their first handshake", zap.Error(err))
+		if ctx.Err() == nil {
+			m.log.Warn("warming certificates up; the rest load at their first handshake", zap.Error(err))
+		}
 		return
 	}
 	if n > 10_000 {
@@ -193,11 +193,15 @@ func (m *Manager) warm(s *snapshot) {
 // Refresh reloads one certificate (by id) into the snapshot, or drops it if
 // it is gone. A version that does not parse leaves the previous one serving.
 // A write that changed only the record (status, renewal state, notices),
-// most writes, leaves the snapshot alone: no version read, no parse, no copy
-// of the index.
+// most writes, leaves a healthy entry alone: no version read, no parse, no
+// copy of the index; it replaces an entry whose load failed. An entry is
+// never replaced by a lower version: a local write and the etcd watch may
+// refresh the same certificate at once, and the one that read first may
+// finish last.
 func (m *Manager) Refresh(ctx context.Context, id string) error {
 	if rec, err := m.certs.Get(ctx, id); err == nil {
-		if e := m.snap.Load().byID[id]; e != nil && rec.Type == cert.TypeServer && e.version == rec.Version && e.name == rec.Name {
+		if e := m.snap.Load().byID[id]; e != nil && rec.Type == cert.TypeServer && e.name == rec.Name &&
+			(e.version > rec.Version || e.version == rec.Version && e.healthy()) {
 			return nil
 		}
 	}
@@ -215,8 +219,20 @@ func (m *Manager) Refresh(ctx context.Context, id string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	old := m.snap.Load()
+	prev := old.byID[id]
+	if errors.Is(err, cert.ErrNotFound) {
+		m.gone[id] = true
+	}
+	switch {
+	case e != nil && m.gone[id]:
+		return nil // read before a deletion that is already applied
+	case e != nil && prev != nil && prev.version > e.version:
+		return nil // a newer version is already served
+	case e == nil && prev == nil:
+		return nil
+	}
 	s := &snapshot{byName: maps.Clone(old.byName), byID: maps.Clone(old.byID)}
-	if prev, ok := s.byID[id]; ok {
+	if prev != nil {
 		delete(s.byID, id)
 		if s.byName[prev.name] == prev {
 			delete(s.byName, prev.name)
@@ -229,35 +245,21 @@ func (m *Manager) Refresh(ctx context.Context, id string) error {
 	return nil
 }
 
-// parseEntry parses a version at once: a new version that does not parse
-// must not replace the one serving.
-func parseEntry(rec *cert.Certificate, v *cert.Version) (*entry, error) {
-	e := &entry{id: rec.ID, name: rec.Name, version: v.Version, notAfter: v.NotAfter}
-	p, err := toDER(v)
-	if err != nil {
-		return nil, err
-	}
-	e.der.Store(p)
-	if e.get() == nil {
-		return nil, e.err
-	}
-	return e, nil
-}
-
 // SetProperties swaps in the property table used to map names to
 // certificates.
 func (m *Manager) SetProperties(t *property.Table) { m.props.Store(t) }
 
 // Certificate returns the serving certificate with that store name, or nil.
 func (m *Manager) Certificate(name string) *tls.Certificate {
+	return m.certificate(context.Background(), name)
+}
+
+func (m *Manager) certificate(ctx context.Context, name string) *tls.Certificate {
 	e := m.snap.Load().byName[name]
 	if e == nil {
 		return nil
 	}
-	c := e.get()
-	if c == nil {
-		m.log.Error("stored certificate does not load", zap.String("certificate", name), zap.Error(e.err))
-	}
+	c, _ := m.get(ctx, e) // a failed load is logged once, by the load
 	return c
 }
 
@@ -265,7 +267,7 @@ func (m *Manager) Certificate(name string) *tls.Certificate {
 // returns no certificate and no error, which crypto/tls answers with the
 // unrecognized_name alert when the config holds no static certificate.
 func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	c := m.lookup(hello.ServerName)
+	c := m.lookup(hello)
 	if m.OnHandshake != nil {
 		if c == nil {
 			m.OnHandshake("unrecognized_name")
@@ -276,11 +278,11 @@ func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 	return c, nil
 }
 
-func (m *Manager) lookup(sni string) *tls.Certificate {
-	if sni == "" {
+func (m *Manager) lookup(hello *tls.ClientHelloInfo) *tls.Certificate {
+	if hello.ServerName == "" {
 		return nil
 	}
-	name, err := property.Normalize(sni)
+	name, err := property.Normalize(hello.ServerName)
 	if err != nil {
 		return nil
 	}
@@ -288,7 +290,19 @@ func (m *Manager) lookup(sni string) *tls.Certificate {
 	if p == nil || p.TLS.Certificate == "" {
 		return nil
 	}
-	return m.Certificate(p.TLS.Certificate)
+	e := m.snap.Load().byName[p.TLS.Certificate]
+	if e == nil {
+		return nil
+	}
+	if c := e.cert.Load(); c != nil {
+		return c // the common case: no context needed
+	}
+	ctx := hello.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	c, _ := m.get(ctx, e)
+	return c
 }
 
 // ServerConfig returns the TLS configuration of the HTTPS port: TLS 1.2 and

@@ -208,8 +208,8 @@ func TestGetCertificateDoesNotAllocate(t *testing.T) {
 }
 
 func parsed(name string, c *tls.Certificate) *entry {
-	e := &entry{id: name, name: name, cert: c}
-	e.once.Do(func() {})
+	e := &entry{id: name, name: name}
+	e.cert.Store(c)
 	return e
 }
 

@@ -153,6 +153,7 @@ func (n *node) start(ctx context.Context, lns *listeners) (stop func(), err erro
 	}
 	n.certs = cert.NewCerts(n.store)
 	n.tls = edgetls.NewManager(n.certs, n.log.Named("tls"))
+	stops = append(stops, n.tls.Close) // stops the warm-up and waits for it
 	n.metrics = metrics.New(n.tls.Each)
 	n.tls.OnHandshake = n.metrics.Handshake
 	if err := n.tls.Load(ctx); err != nil {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edge-cdn/edge/cert"
 	"github.com/edge-cdn/edge/events"
 	"github.com/edge-cdn/edge/internal/config"
 	"github.com/edge-cdn/edge/property"
@@ -23,13 +24,15 @@ import (
 // (issue 11).
 func (n *node) loadProperties(ctx context.Context) error {
 	n.noteStrayFiles()
-	opts := n.propertyOptions(ctx)
+	known := n.certificatesByName(ctx)
+	opts := n.propertyOptions(known)
 	t, err := property.LoadDir(n.cfg.PropertiesDir, n.lastGoodTable(ctx, opts), opts)
 	if err != nil {
 		n.metrics.Reload("error")
 		return err
 	}
-	n.apply(ctx, t)
+	n.apply(ctx, t, known)
+	releaseStartGarbage(len(t.Properties()))
 	return nil
 }
 
@@ -145,13 +148,14 @@ func digest(data []byte) string {
 func (n *node) reloadProperties(ctx context.Context) {
 	n.noteConfigChanges()
 	n.noteStrayFiles()
-	t, err := property.LoadDir(n.cfg.PropertiesDir, n.table.Load(), n.propertyOptions(ctx))
+	known := n.certificatesByName(ctx)
+	t, err := property.LoadDir(n.cfg.PropertiesDir, n.table.Load(), n.propertyOptions(known))
 	if err != nil {
 		n.metrics.Reload("error")
 		n.log.Error("property reload failed; the last good properties keep serving", zap.Error(err))
 		return
 	}
-	n.apply(ctx, t)
+	n.apply(ctx, t, known)
 }
 
 // noteConfigChanges says which sections of the config file changed since
@@ -186,12 +190,12 @@ func (n *node) noteStrayFiles() {
 	}
 }
 
-func (n *node) propertyOptions(ctx context.Context) property.Options {
+func (n *node) propertyOptions(known map[string]*cert.Certificate) property.Options {
 	return property.Options{
 		MaxNamesPerCertificate: n.cfg.MaxNamesPerOrder(),
 		CertificateType: func(name string) (string, bool) {
-			c, err := n.certs.Get(ctx, name)
-			if err != nil {
+			c, ok := known[name]
+			if !ok {
 				return "", false
 			}
 			return c.Type, true
@@ -201,10 +205,11 @@ func (n *node) propertyOptions(ctx context.Context) property.Options {
 
 // apply makes t the serving table: bootstrap certificates first, so that
 // every property with a certificate name can complete a handshake, then the
-// handshake index and the proxy; then it announces what changed.
-func (n *node) apply(ctx context.Context, t *property.Table) {
+// handshake index and the proxy; then it announces what changed. known are
+// the stored certificates by name (certificatesByName), nil if unknown.
+func (n *node) apply(ctx context.Context, t *property.Table, known map[string]*cert.Certificate) {
 	prev := n.table.Load()
-	made, err := n.certs.Bootstrap(ctx, t)
+	made, err := n.certs.BootstrapKnown(ctx, t, known)
 	for _, c := range made {
 		n.log.Info("self-signed bootstrap certificate created", zap.String("certificate", c.Name),
 			zap.Strings("names", c.SubjectNames), zap.String("auto_renew", c.AutoRenew))
@@ -212,7 +217,7 @@ func (n *node) apply(ctx context.Context, t *property.Table) {
 	if err != nil {
 		n.log.Error("bootstrap certificates", zap.Error(err))
 	}
-	switched, err := n.certs.FollowAutomation(ctx, t)
+	switched, err := n.certs.FollowAutomationKnown(ctx, t, known)
 	for _, c := range switched {
 		n.log.Info("tls.renew_automation is on: the certificate now renews by ACME", zap.String("certificate", c.Name),
 			zap.String("auto_renew", c.AutoRenew), zap.String("source", c.Source))
@@ -233,7 +238,7 @@ func (n *node) apply(ctx context.Context, t *property.Table) {
 	n.log.Info("properties loaded", zap.Int("properties", len(t.Properties())), zap.Int("rejected", len(t.Rejected())))
 	n.dropCached(prev, t)
 	n.announce(ctx, prev, t)
-	n.renewer.PropertiesChanged(ctx, prev, t) // hostnames may have changed
+	n.renewer.PropertiesChangedKnown(ctx, prev, t, known) // hostnames may have changed
 	n.saveLastGood(ctx, t)
 }
 

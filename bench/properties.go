@@ -1,0 +1,192 @@
+package main
+
+import (
+	"bufio"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// runProperties measures a start-up with n properties, each with its own
+// certificate, on bbolt: time to the first HTTPS answer (for the last
+// property's name), RSS then and once settled, and where start-up time
+// goes by the node's own log lines. With heapFile set it saves a heap
+// profile of the settled edge there (go tool pprof -sample_index=inuse_space).
+func runProperties(n int, serverCPU func(...string) []string, edgeBin, heapFile string) error {
+	dir, err := os.MkdirTemp("", "edge-props-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	fmt.Printf("writing %d certificates and %d properties …\n", n, n)
+	if err := writeCertificates(filepath.Join(dir, "data", "edge.db"), n); err != nil {
+		return err
+	}
+	if err := writeProperties(filepath.Join(dir, "props"), n); err != nil {
+		return err
+	}
+	eHTTPS, eAdmin := freePort(), freePort()
+	if err := os.WriteFile(filepath.Join(dir, "edge.yaml"), []byte(fmt.Sprintf(`node: {name: bench}
+listen: {http: "127.0.0.1:%d", https: "127.0.0.1:%d", admin: "127.0.0.1:%d"}
+data_dir: ./data
+properties_dir: ./props
+log: {level: info, format: json, access: false}
+renewal: {check_interval: 1h}
+`, freePort(), eHTTPS, eAdmin)), 0o644); err != nil {
+		return err
+	}
+	args := serverCPU(edgeBin, "serve", "--config", filepath.Join(dir, "edge.yaml"))
+	cmd := exec.Command(args[0], args[1:]...)
+	logs, _ := cmd.StderrPipe()
+	marks := make(chan map[string]time.Time, 1)
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	go func() { marks <- logMarks(logs) }()
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+
+	sni := fmt.Sprintf("h%d.example", n-1)
+	for !httpsAnswers(eHTTPS, sni) {
+		if time.Since(start) > 15*time.Minute {
+			return fmt.Errorf("no HTTPS answer after 15 minutes")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	first := time.Since(start)
+	rssFirst := rssKB(cmd.Process.Pid)
+	settle := time.Now()
+	for prev := procCPU(cmd.Process.Pid); time.Since(settle) < 2*time.Minute; {
+		time.Sleep(500 * time.Millisecond)
+		cur := procCPU(cmd.Process.Pid)
+		if cur-prev <= 10*time.Millisecond {
+			break
+		}
+		prev = cur
+	}
+	settled := time.Since(start)
+	rssSettled := rssKB(cmd.Process.Pid)
+	anon, file := procStatus(cmd.Process.Pid, "RssAnon"), procStatus(cmd.Process.Pid, "RssFile")
+	memStats := ""
+	if heapFile != "" {
+		saveHeap(dir, eAdmin, heapFile, "")
+		memStats = saveHeap(dir, eAdmin, "", "&debug=1")
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	m := <-marks
+	fmt.Printf("\nEdge start-up with %d properties, each with a certificate (ECDSA P-256), bbolt\n\n", n)
+	fmt.Printf("%-34s %10s\n", "first HTTPS answer after", first.Round(time.Millisecond))
+	since := func(k string) string {
+		if t, ok := m[k]; ok {
+			return t.Sub(start).Round(time.Millisecond).String()
+		}
+		return "-"
+	}
+	fmt.Printf("%-34s %10s\n", "  log: properties loaded at", since("properties loaded"))
+	fmt.Printf("%-34s %10s\n", "  log: edge serving at", since("edge serving"))
+	fmt.Printf("%-34s %10s\n", "settled after", settled.Round(time.Millisecond))
+	fmt.Printf("%-34s %9.1fM (%.1f KiB per property)\n", "RSS at first HTTPS answer", float64(rssFirst)/1024, float64(rssFirst)/float64(n))
+	fmt.Printf("%-34s %9.1fM (%.1f KiB per property)\n", "RSS settled", float64(rssSettled)/1024, float64(rssSettled)/float64(n))
+	fmt.Printf("%-34s %s anonymous, %s file-backed (bbolt's mmap, the binary)\n", "  of which", anon, file)
+	for _, l := range strings.Split(memStats, "\n") {
+		for _, k := range []string{"# HeapAlloc ", "# HeapSys ", "# HeapIdle ", "# HeapReleased ", "# HeapInuse ", "# Stack", "# NextGC"} {
+			if strings.HasPrefix(l, k) {
+				fmt.Println("  go runtime:", strings.TrimPrefix(l, "# "))
+			}
+		}
+	}
+	return nil
+}
+
+// writeProperties writes n property files; property i uses certificate ci
+// for host hi.example (localhost for 0), as writeCertificates names them.
+func writeProperties(dir string, n int) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for i := range n {
+		host := fmt.Sprintf("h%d.example", i)
+		if i == 0 {
+			host = "localhost"
+		}
+		body := fmt.Sprintf("hostnames: [%s]\norigins: [{url: http://127.0.0.1:1}]\ntls: {certificate: c%d}\n", host, i)
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("p%06d.yaml", i)), []byte(body), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// httpsAnswers reports whether an HTTPS request for sni gets any answer
+// (the origin is down: a 502 after a full handshake).
+func httpsAnswers(port int, sni string) bool {
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", fmt.Sprintf("127.0.0.1:%d", port),
+		&tls.Config{ServerName: sni, InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", sni)
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return err == nil && strings.HasPrefix(line, "HTTP/1.1 ")
+}
+
+// logMarks reads the edge's JSON log and keeps when each message first
+// appeared.
+func logMarks(r io.Reader) map[string]time.Time {
+	out := map[string]time.Time{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var l struct {
+			Msg string `json:"msg"`
+		}
+		if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg != "" {
+			if _, ok := out[l.Msg]; !ok {
+				out[l.Msg] = time.Now()
+			}
+		}
+	}
+	return out
+}
+
+// saveHeap fetches a heap profile (after a GC) through the admin API into
+// file, or returns it when file is "".
+func saveHeap(dir string, adminPort int, file, query string) string {
+	tok, err := os.ReadFile(filepath.Join(dir, "data", "admin.token"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "heap profile:", err)
+		return ""
+	}
+	req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap?gc=1%s", adminPort, query), nil)
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "heap profile:", err)
+		return ""
+	}
+	defer resp.Body.Close()
+	if file == "" {
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "heap profile:", err)
+		return ""
+	}
+	defer f.Close()
+	io.Copy(f, resp.Body)
+	return ""
+}

@@ -1,0 +1,78 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+
+	"github.com/edge-cdn/edge/internal/config"
+	"github.com/edge-cdn/edge/store"
+	"go.uber.org/zap"
+)
+
+// countingStore is the real bbolt store, counting read transactions.
+type countingStore struct {
+	*store.Bolt
+	views atomic.Int64
+}
+
+func (s *countingStore) View(ctx context.Context, fn func(store.Tx) error) error {
+	s.views.Add(1)
+	return s.Bolt.View(ctx, fn)
+}
+
+// TestReloadReadsStoreOnce: a property reload reads the certificates with
+// one list, not a read per certificate (three, before: the property
+// check, the bootstrap and the renewal schedule each read every one).
+func TestReloadReadsStoreOnce(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	props := filepath.Join(dir, "props")
+	if err := os.MkdirAll(props, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const n = 50
+	for i := range n {
+		body := fmt.Sprintf("hostnames: [h%d.example]\norigins: [{url: http://127.0.0.1:1}]\ntls: {certificate: c%d, renew_automation: true}\n", i, i)
+		if err := os.WriteFile(filepath.Join(props, fmt.Sprintf("p%d.yaml", i)), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	file := filepath.Join(dir, "edge.yaml")
+	conf := "node: {name: n1}\nlisten: {http: \"127.0.0.1:0\", https: \"127.0.0.1:0\", admin: \"127.0.0.1:0\"}\ndata_dir: ./data\nproperties_dir: ./props\n"
+	if err := os.WriteFile(file, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, errs := config.Load(file)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	lns, err := listen(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lns.close()
+	bolt, err := store.OpenBolt(filepath.Join(dir, "edge.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &countingStore{Bolt: bolt}
+	defer st.Close()
+	nd := &node{cfg: cfg, log: zap.NewNop(), access: zap.NewNop(), store: st, reload: make(chan struct{}, 1)}
+	stop, err := nd.start(ctx, lns)
+	defer stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(nd.table.Load().Properties()); got != n {
+		t.Fatalf("%d properties loaded, want %d", got, n)
+	}
+	before := st.views.Load()
+	nd.reloadProperties(ctx)
+	if reads := st.views.Load() - before; reads > 2 {
+		t.Errorf("a reload of %d properties with certificates made %d store reads, want one list", n, reads)
+	}
+}
