@@ -27,7 +27,7 @@ func TestDescribe(t *testing.T) {
 		{"unauthorized names the identifier", wrap(acme.Problem{Type: acme.ProblemTypeUnauthorized, Detail: "404", Resource: authz("b.example")}),
 			[]string{"reached b.example", "point to edge.example", "(CA: 404)"}, 0},
 		{"connection", wrap(acme.Problem{Type: acme.ProblemTypeConnection, Resource: &[]acme.Authorization{authz("c.example")}[0]}),
-			[]string{"could not connect to c.example on port 80"}, 0},
+			[]string{"could not reach c.example on port 80", "resolve in public DNS", "so a.example, b.example were not checked"}, 0},
 		{"dns from subproblems", wrap(acme.Problem{Type: acme.ProblemTypeCompound, Subproblems: []acme.Subproblem{
 			{Problem: acme.Problem{Type: acme.ProblemTypeDNS}, Identifier: acme.Identifier{Value: "d.example"}}}}),
 			[]string{"refused the order for d.example"}, 0},

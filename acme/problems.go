@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -69,7 +70,9 @@ func describe(err error, names []string, edgeHostname string) Failure {
 	case acme.ProblemTypeDNS:
 		f.Detail = fmt.Sprintf("the CA could not resolve %s: verify that these hostnames have DNS records pointing to %s", who, target)
 	case acme.ProblemTypeConnection:
-		f.Detail = fmt.Sprintf("the CA could not connect to %s on port 80: verify that these hostnames point to %s and that port 80 is open to the internet", who, target)
+		// CAs report a name that does not resolve as a connection problem
+		// too (Pebble does), so the sentence covers both.
+		f.Detail = fmt.Sprintf("the CA could not reach %s on port 80: verify that these hostnames resolve in public DNS (a CNAME to %s) and that port 80 is open to the internet", who, target)
 	case acme.ProblemTypeCAA:
 		f.Detail = fmt.Sprintf("a CAA record of %s does not allow Let's Encrypt: add `0 issue \"letsencrypt.org\"` to its DNS or remove the CAA record", who)
 	case acme.ProblemTypeRateLimited:
@@ -91,7 +94,21 @@ func describe(err error, names []string, edgeHostname string) Failure {
 	if d := strings.TrimSpace(p.Detail); d != "" {
 		f.Detail += " (CA: " + d + ")"
 	}
+	if rest := unchecked(names, ids); len(rest) > 0 && len(ids) > 0 && len(ids) < len(names) {
+		f.Detail += fmt.Sprintf("; the CA stops at the first failing name, so %s were not checked", strings.Join(rest, ", "))
+	}
 	return f
+}
+
+// unchecked are the names of an order that a problem does not name.
+func unchecked(names, named []string) []string {
+	var out []string
+	for _, n := range names {
+		if !slices.Contains(named, n) {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // problemIdentifiers returns the names a problem is about: the failed

@@ -250,7 +250,7 @@ func TestChallengeFailureBacksOffThenSucceeds(t *testing.T) {
 	}
 	c := n.waitCert("moved", "failed", status("failed"))
 	detail := c["status_detail"].(string)
-	if !strings.Contains(detail, "could not connect to moved.example") || !strings.Contains(detail, "edge.test") {
+	if !strings.Contains(detail, "could not reach moved.example") || !strings.Contains(detail, "edge.test") {
 		t.Errorf("status_detail %q", detail)
 	}
 	r := c["renewal"].(map[string]any)
