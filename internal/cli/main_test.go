@@ -21,24 +21,6 @@ import (
 	"github.com/edge-cdn/edge/internal/testutil"
 )
 
-// syncBuffer is a bytes.Buffer safe for the node's logger and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // testNode is an edge started through run, as the binary would be.
 type testNode struct {
 	t      *testing.T
@@ -47,7 +29,7 @@ type testNode struct {
 	addrs  node.Addrs
 	cancel context.CancelFunc
 	done   chan error
-	log    *syncBuffer
+	log    *testutil.SyncBuffer
 }
 
 const baseConfig = `node: {name: test-node}
@@ -90,7 +72,7 @@ func startNode(t *testing.T, extra string, props map[string]string) *testNode {
 
 func runNode(t *testing.T, dir string) *testNode {
 	t.Helper()
-	n := &testNode{t: t, dir: dir, props: filepath.Join(dir, "props"), done: make(chan error, 1), log: &syncBuffer{}}
+	n := &testNode{t: t, dir: dir, props: filepath.Join(dir, "props"), done: make(chan error, 1), log: &testutil.SyncBuffer{}}
 	ready := make(chan node.Addrs, 1)
 	ctx, cancel := context.WithCancel(node.WithReady(context.Background(), func(a node.Addrs) { ready <- a }))
 	n.cancel = cancel

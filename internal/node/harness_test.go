@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -16,32 +15,15 @@ import (
 	"time"
 
 	"github.com/edge-cdn/edge/internal/config"
+	"github.com/edge-cdn/edge/internal/testutil"
 )
-
-// syncBuffer collects the node's logs for the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // testNode is a node run by Run from a config file in a temp dir.
 type testNode struct {
 	t     *testing.T
 	dir   string
 	addrs Addrs
-	log   *syncBuffer
+	log   *testutil.SyncBuffer
 }
 
 const testConfig = `node: {name: test-node}
@@ -71,7 +53,7 @@ func runTestNode(t *testing.T, extra string, props map[string]string) *testNode 
 	if len(errs) > 0 {
 		t.Fatalf("config: %v", errs)
 	}
-	n := &testNode{t: t, dir: dir, log: &syncBuffer{}}
+	n := &testNode{t: t, dir: dir, log: &testutil.SyncBuffer{}}
 	ready := make(chan Addrs, 1)
 	ctx, cancel := context.WithCancel(WithReady(context.Background(), func(a Addrs) { ready <- a }))
 	done := make(chan error, 1)

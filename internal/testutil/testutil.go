@@ -5,6 +5,8 @@
 package testutil
 
 import (
+	"bytes"
+	"sync"
 	"testing"
 	"time"
 )
@@ -29,4 +31,23 @@ func WaitForWithin(t testing.TB, limit time.Duration, what string, cond func() b
 			t.Fatalf("timed out after %s waiting for %s%s", limit, what, more)
 		}
 	}
+}
+
+// SyncBuffer is a bytes.Buffer safe for a node's logger and the test that
+// reads it.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
