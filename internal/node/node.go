@@ -73,7 +73,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	defer log.Sync() //nolint:errcheck // stderr sync errors are not actionable
 	access, stopAccess := newAccessLogger(cfg.Log, opts.Stderr)
 	defer stopAccess()
-	tuneGC()
+	tuneGC(cfg.Limits.MemoryLimitBytes)
 
 	// Listeners first, so that a busy port fails at once.
 	lns, err := listen(cfg)
