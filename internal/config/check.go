@@ -234,13 +234,9 @@ func (c *checker) cache(cfg *Config) {
 	}
 }
 
-// AutoMemoryHeadroom is what limits.memory_limit: auto allows beyond
-// cache.memory_size for the rest of the node: measured in bench/, 35 MiB
-// peak RSS under the load test with one certificate and 494 MiB settled
-// with 100,000 (README, Performance); 768 MiB keeps the collector from
-// running constantly at that size, and with the default cache gives the
-// 1 GiB limit nodes had before the key existed.
-const AutoMemoryHeadroom = 768 << 20
+// AutoMemoryLimit is MemoryLimitBytes for limits.memory_limit: auto; the
+// node then follows its heap (internal/node, gc.go).
+const AutoMemoryLimit = -1
 
 // MinMemoryLimitHeadroom is the least a set limits.memory_limit must
 // leave beyond cache.memory_size: under it the collector would run
@@ -250,7 +246,7 @@ const MinMemoryLimitHeadroom = 64 << 20
 func (c *checker) memoryLimit(cfg *Config) {
 	switch v := strings.TrimSpace(cfg.Limits.MemoryLimit); v {
 	case "auto", "":
-		cfg.Limits.MemoryLimitBytes = cfg.Cache.MemoryBytes + AutoMemoryHeadroom
+		cfg.Limits.MemoryLimitBytes = AutoMemoryLimit
 	case "off", "0":
 		cfg.Limits.MemoryLimitBytes = 0
 	default:

@@ -38,7 +38,7 @@ func TestHeadLimitsChecked(t *testing.T) {
 	}
 }
 
-// TestMemoryLimit: auto is cache.memory_size plus the headroom, off is 0,
+// TestMemoryLimit: auto is AutoMemoryLimit, off is 0,
 // a size is read, and one that leaves the cache under 64 MiB of room is
 // refused with the key's line; EDGE_LIMITS_MEMORY_LIMIT sets it too.
 func TestMemoryLimit(t *testing.T) {
@@ -47,8 +47,8 @@ func TestMemoryLimit(t *testing.T) {
 		extra string
 		want  int64
 	}{
-		{"", 256<<20 + AutoMemoryHeadroom}, // 1 GiB, the limit of before
-		{"cache: {memory_size: 64MiB}\nlimits: {memory_limit: auto}\n", 64<<20 + AutoMemoryHeadroom},
+		{"", AutoMemoryLimit},
+		{"cache: {memory_size: 64MiB}\nlimits: {memory_limit: auto}\n", AutoMemoryLimit},
 		{"limits: {memory_limit: off}\n", 0},
 		{"limits: {memory_limit: 1GiB}\n", 1 << 30},
 		{"cache: {memory_size: 16MiB}\nlimits: {memory_limit: 80MiB}\n", 80 << 20},
