@@ -183,6 +183,7 @@ log: {level: warn, format: json, access: true}
 		rep          int
 		load         string // the 1-minute load average when it started
 		direct, edge result
+		directCPU    time.Duration // the origin's CPU per request, served directly
 		cpuPerReq    time.Duration
 		peakRSS      string // VmHWM during the scenario
 		originConns  int64  // origin connections the edge opened
@@ -238,7 +239,12 @@ log: {level: warn, format: json, access: true}
 				}
 				return generate(url, host, sc.mode, d, conns)
 			}
+			originBefore := procCPU(origin.Process.Pid)
 			direct := load(directURL, "")
+			var directPer time.Duration
+			if direct.requests > 0 {
+				directPer = (procCPU(origin.Process.Pid) - originBefore) / time.Duration(direct.requests)
+			}
 			if sc.host != "" {
 				// The first request fills the cache: the run measures hits.
 				if err := warm(edgeURL, sc.host); err != nil {
@@ -281,7 +287,7 @@ log: {level: warn, format: json, access: true}
 			if through.requests > 0 {
 				per = cpu / time.Duration(through.requests)
 			}
-			rows = append(rows, row{name, rep, la, direct, through, per, procStatus(edgePID, "VmHWM"), opened, <-midConns, originReqs})
+			rows = append(rows, row{name, rep, la, direct, through, directPer, per, procStatus(edgePID, "VmHWM"), opened, <-midConns, originReqs})
 		}
 	}
 	time.Sleep(5 * time.Second)
@@ -290,7 +296,7 @@ log: {level: warn, format: json, access: true}
 	fmt.Printf("\nEdge load test: %d connections, %s per measurement, %d repetition(s), generator on core 0, origin and edge on core 1, %s\n", conns, d, reps, gen)
 	fmt.Printf("edge: %s %s\n\n", strings.TrimSpace(strings.ReplaceAll(edgeConfigExtra(), "\n", " ")), edgeEnv)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\trep\tload1\tdirect req/s\tdirect p50\tdirect p99\tedge req/s\tedge p50\tedge p99\tratio\tedge CPU/req\tpeak RSS\torigin conns/10k req\tmid-run conns\torigin reqs\terrors\t")
+	fmt.Fprintln(tw, "scenario\trep\tload1\tdirect req/s\tdirect p50\tdirect p99\tedge req/s\tedge p50\tedge p99\tratio\tdirect CPU/req\tedge CPU/req\tpeak RSS\torigin conns/10k req\tmid-run conns\torigin reqs\terrors\t")
 	for _, r := range rows {
 		reqs := "-"
 		if r.originReqs >= 0 {
@@ -300,21 +306,26 @@ log: {level: warn, format: json, access: true}
 		if r.edge.requests > 0 && r.originConns >= 0 {
 			per10k = fmt.Sprintf("%.2f", float64(r.originConns)*10000/float64(r.edge.requests))
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%.0f\t%s\t%s\t%.0f\t%s\t%s\t%.2f\t%s\t%s\t%s\t%d\t%s\t%d\t\n", r.name, r.rep, r.load, r.direct.rps(), r.direct.show(0.5), r.direct.show(0.99),
-			r.edge.rps(), r.edge.show(0.5), r.edge.show(0.99), r.edge.rps()/r.direct.rps(), r.cpuPerReq.Round(100*time.Nanosecond), r.peakRSS, per10k, r.midConns, reqs, r.direct.errors+r.edge.errors)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%.0f\t%s\t%s\t%.0f\t%s\t%s\t%.2f\t%s\t%s\t%s\t%s\t%d\t%s\t%d\t\n", r.name, r.rep, r.load, r.direct.rps(), r.direct.show(0.5), r.direct.show(0.99),
+			r.edge.rps(), r.edge.show(0.5), r.edge.show(0.99), r.edge.rps()/r.direct.rps(), r.directCPU.Round(100*time.Nanosecond), r.cpuPerReq.Round(100*time.Nanosecond), r.peakRSS, per10k, r.midConns, reqs, r.direct.errors+r.edge.errors)
 	}
 	tw.Flush()
 	if reps > 1 {
 		fmt.Printf("\nmedian of %d repetitions (min–max):\n", reps)
 		tw = tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "scenario\tratio\tedge CPU/req\t")
+		fmt.Fprintln(tw, "scenario\tratio\tedge CPU/req\tdirect (origin) CPU/req\tpeak RSS (max)\t")
 		for _, name := range scenarios {
 			var ratios []float64
-			var cpus []time.Duration
+			var cpus, dcpus []time.Duration
+			peak := ""
 			for _, r := range rows {
 				if r.name == name {
 					ratios = append(ratios, r.edge.rps()/r.direct.rps())
 					cpus = append(cpus, r.cpuPerReq)
+					dcpus = append(dcpus, r.directCPU)
+					if len(r.peakRSS) > len(peak) || (len(r.peakRSS) == len(peak) && r.peakRSS > peak) {
+						peak = r.peakRSS
+					}
 				}
 			}
 			if len(cpus) == 0 {
@@ -322,8 +333,10 @@ log: {level: warn, format: json, access: true}
 			}
 			sort.Float64s(ratios)
 			sort.Slice(cpus, func(i, j int) bool { return cpus[i] < cpus[j] })
-			fmt.Fprintf(tw, "%s\t%.2f (%.2f–%.2f)\t%s (%s–%s)\t\n", name, ratios[len(ratios)/2], ratios[0], ratios[len(ratios)-1],
-				cpus[len(cpus)/2].Round(100*time.Nanosecond), cpus[0].Round(100*time.Nanosecond), cpus[len(cpus)-1].Round(100*time.Nanosecond))
+			sort.Slice(dcpus, func(i, j int) bool { return dcpus[i] < dcpus[j] })
+			fmt.Fprintf(tw, "%s\t%.2f (%.2f–%.2f)\t%s (%s–%s)\t%s\t%s\t\n", name, ratios[len(ratios)/2], ratios[0], ratios[len(ratios)-1],
+				cpus[len(cpus)/2].Round(100*time.Nanosecond), cpus[0].Round(100*time.Nanosecond), cpus[len(cpus)-1].Round(100*time.Nanosecond),
+				dcpus[len(dcpus)/2].Round(100*time.Nanosecond), peak)
 		}
 		tw.Flush()
 	}
