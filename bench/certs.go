@@ -91,10 +91,10 @@ renewal: {check_interval: 1h}
 		before := procCPU(cmd.Process.Pid)
 		var r result
 		if err == nil {
-			r, err = runWrk(wrk, url, d, conns, true)
+			r, err = runWrk(wrk, url, "", d, conns, true)
 		}
 		if err != nil {
-			r = generate(url, "handshake", d, conns)
+			r = generate(url, "", "handshake", d, conns)
 		}
 		m.hs = r.requests + r.errors // the origin is down: every answer is a 502, after a full handshake
 		if m.hs > 0 {
@@ -122,10 +122,13 @@ renewal: {check_interval: 1h}
 	return nil
 }
 
-func rssKB(pid int) int {
+func rssKB(pid int) int { return rssKBKey(pid, "VmRSS") }
+
+// rssKBKey reads a kB field of /proc/<pid>/status (VmRSS, VmHWM).
+func rssKBKey(pid int, key string) int {
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmRSS:") {
+		if strings.HasPrefix(l, key+":") {
 			kb, _ := strconv.Atoi(strings.Fields(l)[1])
 			return kb
 		}

@@ -41,14 +41,18 @@ func main() {
 	}
 	duration := flag.Duration("duration", 5*time.Second, "length of each measurement")
 	conns := flag.Int("conns", 32, "concurrent connections (streams for HTTP/2)")
-	scenarios := flag.String("scenarios", "h1-small,h1-100k,https-small,h2-small,tls-handshake", "comma-separated scenarios")
+	scenarios := flag.String("scenarios", defaultScenarios, "comma-separated scenarios: "+allScenarios())
+	reps := flag.Int("reps", 1, "repetitions of the scenario list, against the same edge")
+	flag.StringVar(&cacheMemory, "cache-memory", "", "the edge's cache.memory_size (default: the node's)")
+	flag.StringVar(&memoryLimit, "memory-limit", "", "the edge's limits.memory_limit (default: the node's)")
+	flag.StringVar(&edgeEnv, "edge-env", "", "comma-separated VAR=value for the edge only, e.g. GOGC=100")
 	useWrk := flag.Bool("wrk", true, "use wrk for HTTP/1.1 scenarios when installed")
 	flag.StringVar(&profileFile, "profile", "", "write a CPU profile of the edge during the first scenario's edge run to this file")
 	flag.IntVar(&certCount, "certs", 0, "instead of the scenarios, measure the edge with this many certificates in its store (e.g. 100000)")
 	flag.IntVar(&propCount, "properties", 0, "instead of the scenarios, measure a start-up with this many properties, each with a certificate")
 	flag.StringVar(&heapFile, "heapprofile", "", "with -properties: save a heap profile of the settled edge to this file")
 	flag.Parse()
-	if err := run(*duration, *conns, strings.Split(*scenarios, ","), *useWrk); err != nil {
+	if err := run(*duration, *conns, *reps, strings.Split(*scenarios, ","), *useWrk); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -92,9 +96,12 @@ var (
 	certCount   int
 	propCount   int
 	heapFile    string
+	cacheMemory string
+	memoryLimit string
+	edgeEnv     string
 )
 
-func run(d time.Duration, conns int, scenarios []string, useWrk bool) error {
+func run(d time.Duration, conns, reps int, scenarios []string, useWrk bool) error {
 	pinned := os.Getenv("EDGE_BENCH_PINNED") == "1"
 	taskset, _ := exec.LookPath("taskset")
 	if !pinned && taskset != "" && runtime.NumCPU() >= 2 {
@@ -133,8 +140,8 @@ func run(d time.Duration, conns int, scenarios []string, useWrk bool) error {
 	}
 
 	oHTTP, oHTTPS := freePort(), freePort()
-	origin := exec.Command(serverCPU(self, "origin", strconv.Itoa(oHTTP), strconv.Itoa(oHTTPS))[0],
-		serverCPU(self, "origin", strconv.Itoa(oHTTP), strconv.Itoa(oHTTPS))[1:]...)
+	originArgs := serverCPU(self, "origin", strconv.Itoa(oHTTP), strconv.Itoa(oHTTPS))
+	origin := exec.Command(originArgs[0], originArgs[1:]...)
 	origin.Stderr = os.Stderr
 	if err := origin.Start(); err != nil {
 		return err
@@ -146,17 +153,25 @@ func run(d time.Duration, conns int, scenarios []string, useWrk bool) error {
 	os.MkdirAll(props, 0o755)
 	os.WriteFile(filepath.Join(props, "bench.yaml"), []byte(fmt.Sprintf(
 		"hostnames: [localhost]\norigins: [{url: http://127.0.0.1:%d}]\ntls: {certificate: bench}\n", oHTTP)), 0o644)
+	// The cache scenarios' property: same origin and certificate, reached
+	// with Host (and :authority) cache.bench over a connection to localhost.
+	os.WriteFile(filepath.Join(props, "cached.yaml"), []byte(fmt.Sprintf(
+		"hostnames: [%s]\norigins: [{url: http://127.0.0.1:%d}]\ntls: {certificate: bench}\ncache: {enabled: true}\n", cacheHost, oHTTP)), 0o644)
 	os.WriteFile(filepath.Join(dir, "edge.yaml"), []byte(fmt.Sprintf(`node: {name: bench}
 listen: {http: ":%d", https: ":%d", admin: "127.0.0.1:%d"}
 data_dir: ./data
 properties_dir: ./props
 log: {level: warn, format: json, access: true}
-`, eHTTP, eHTTPS, eAdmin)), 0o644)
+%s`, eHTTP, eHTTPS, eAdmin, edgeConfigExtra())), 0o644)
 	logFile, _ := os.Create(filepath.Join(dir, "edge.log"))
 	defer logFile.Close()
 	edgeArgs := serverCPU(edgeBin, "serve", "--config", filepath.Join(dir, "edge.yaml"))
 	edge := exec.Command(edgeArgs[0], edgeArgs[1:]...)
 	edge.Stderr = logFile
+	edge.Env = os.Environ()
+	if edgeEnv != "" {
+		edge.Env = append(edge.Env, strings.Split(edgeEnv, ",")...)
+	}
 	if err := edge.Start(); err != nil {
 		return err
 	}
@@ -172,110 +187,182 @@ log: {level: warn, format: json, access: true}
 
 	type row struct {
 		name         string
+		rep          int
+		load         string // the 1-minute load average when it started
 		direct, edge result
+		directCPU    time.Duration // the origin's CPU per request, served directly
 		cpuPerReq    time.Duration
-		originConns  int64 // origin connections the edge opened
-		midConns     int64 // of which in the middle half of the run
+		peakRSS      string // VmHWM during the scenario
+		originConns  int64  // origin connections the edge opened
+		midConns     int64  // of which in the middle half of the run
+		originReqs   int64  // cache scenarios: requests that reached the origin; -1 otherwise
 	}
 	var rows []row
+	var scans []scanResult
 	wrk, _ := exec.LookPath("wrk")
 	h2load, _ := exec.LookPath("h2load")
 	gen := "the built-in Go generator"
 	if useWrk && (wrk != "" || h2load != "") {
 		gen = "wrk (HTTP/1.1, handshakes) and h2load (HTTP/2) where installed, else the Go generator"
 	}
-	for _, s := range scenarios {
-		var directURL, edgeURL string
-		var mode string
-		switch s {
-		// The edge is reached as localhost (SNI and Host of its property).
-		case "h1-small":
-			directURL, edgeURL, mode = fmt.Sprintf("http://127.0.0.1:%d/small", oHTTP), fmt.Sprintf("http://localhost:%d/small", eHTTP), "h1"
-		case "h1-100k":
-			directURL, edgeURL, mode = fmt.Sprintf("http://127.0.0.1:%d/large", oHTTP), fmt.Sprintf("http://localhost:%d/large", eHTTP), "h1"
-		case "https-small":
-			directURL, edgeURL, mode = fmt.Sprintf("https://127.0.0.1:%d/small", oHTTPS), fmt.Sprintf("https://localhost:%d/small", eHTTPS), "h1tls"
-		case "h2-small":
-			directURL, edgeURL, mode = fmt.Sprintf("https://127.0.0.1:%d/small", oHTTPS), fmt.Sprintf("https://localhost:%d/small", eHTTPS), "h2"
-		case "tls-handshake":
-			directURL, edgeURL, mode = fmt.Sprintf("https://127.0.0.1:%d/small", oHTTPS), fmt.Sprintf("https://localhost:%d/small", eHTTPS), "handshake"
-		default:
-			return fmt.Errorf("unknown scenario %q", s)
-		}
-		fmt.Printf("running %s …\n", s)
-		load := func(url string) result {
-			switch {
-			case wrk != "" && useWrk && (mode == "h1" || mode == "h1tls"):
-				if r, err := runWrk(wrk, url, d, conns, false); err == nil {
-					return r
+	for rep := 1; rep <= reps; rep++ {
+		for _, name := range scenarios {
+			if name == "cache-scan" {
+				fmt.Printf("running %s (rep %d) …\n", name, rep)
+				sr, err := runScan(edgePID, eHTTP, oHTTP)
+				if err != nil {
+					return err
 				}
-			case wrk != "" && useWrk && mode == "handshake":
-				if r, err := runWrk(wrk, url, d, conns, true); err == nil {
-					return r
+				scans = append(scans, sr)
+				continue
+			}
+			sc, ok := scenarioByName(name)
+			if !ok {
+				return fmt.Errorf("unknown scenario %q", name)
+			}
+			scheme, dPort, ePort := "http", oHTTP, eHTTP
+			if sc.mode != "h1" {
+				scheme, dPort, ePort = "https", oHTTPS, eHTTPS
+			}
+			// The edge is reached as localhost (SNI and Host of its property).
+			directURL := fmt.Sprintf("%s://127.0.0.1:%d%s", scheme, dPort, sc.path)
+			edgeURL := fmt.Sprintf("%s://localhost:%d%s", scheme, ePort, sc.path)
+			fmt.Printf("running %s (rep %d) …\n", name, rep)
+			la := loadAvg()
+			load := func(url, host string) result {
+				switch {
+				case wrk != "" && useWrk && (sc.mode == "h1" || sc.mode == "h1tls"):
+					if r, err := runWrk(wrk, url, host, d, conns, false); err == nil {
+						return r
+					}
+				case wrk != "" && useWrk && sc.mode == "handshake":
+					if r, err := runWrk(wrk, url, host, d, conns, true); err == nil {
+						return r
+					}
+				case h2load != "" && useWrk && sc.mode == "h2":
+					if r, err := runH2load(h2load, url, host, d, conns); err == nil {
+						return r
+					}
 				}
-			case h2load != "" && useWrk && mode == "h2":
-				if r, err := runH2load(h2load, url, d, conns); err == nil {
-					return r
+				return generate(url, host, sc.mode, d, conns)
+			}
+			originBefore := procCPU(origin.Process.Pid)
+			direct := load(directURL, "")
+			var directPer time.Duration
+			if direct.requests > 0 {
+				directPer = (procCPU(origin.Process.Pid) - originBefore) / time.Duration(direct.requests)
+			}
+			if sc.host != "" {
+				// The first request fills the cache: the run measures hits.
+				if err := warm(edgeURL, sc.host); err != nil {
+					return fmt.Errorf("%s: %w", name, err)
 				}
 			}
-			return generate(url, mode, d, conns)
+			resetPeak(edgePID)
+			servedBefore := originCount(oHTTP, "/cacheable")
+			connsBefore := originConns(oHTTP)
+			before := procCPU(edgePID)
+			var profDone chan struct{}
+			if profileFile != "" {
+				profDone = make(chan struct{})
+				go func() { defer close(profDone); saveProfile(dir, eAdmin, d, profileFile) }()
+			}
+			// Connections opened in the middle half of the run: steady state,
+			// without the warm-up and the end (where the generator closing its
+			// connections cuts requests in flight, whose origin connections are
+			// then closed, not reused).
+			midConns := make(chan int64, 1)
+			go func() {
+				time.Sleep(d / 4)
+				a := originConns(oHTTP)
+				time.Sleep(d / 2)
+				midConns <- originConns(oHTTP) - a - 1
+			}()
+			through := load(edgeURL, sc.host)
+			if profDone != nil {
+				<-profDone
+				fmt.Printf("CPU profile of the edge during %s: %s (go tool pprof -top %s)\n", name, profileFile, profileFile)
+				profileFile = ""
+			}
+			cpu := procCPU(edgePID) - before
+			opened := originConns(oHTTP) - connsBefore - 1 // the /conns request's own
+			originReqs := int64(-1)
+			if sc.host != "" {
+				originReqs = originCount(oHTTP, "/cacheable") - servedBefore
+			}
+			var per time.Duration
+			if through.requests > 0 {
+				per = cpu / time.Duration(through.requests)
+			}
+			rows = append(rows, row{name, rep, la, direct, through, directPer, per, procStatus(edgePID, "VmHWM"), opened, <-midConns, originReqs})
 		}
-		direct := load(directURL)
-		connsBefore := originConns(oHTTP)
-		before := procCPU(edgePID)
-		var profDone chan struct{}
-		if profileFile != "" {
-			profDone = make(chan struct{})
-			go func() { defer close(profDone); saveProfile(dir, eAdmin, d, profileFile) }()
-		}
-		// Connections opened in the middle half of the run: steady state,
-		// without the warm-up and the end (where the generator closing its
-		// connections cuts requests in flight, whose origin connections are
-		// then closed, not reused).
-		midConns := make(chan int64, 1)
-		go func() {
-			time.Sleep(d / 4)
-			a := originConns(oHTTP)
-			time.Sleep(d / 2)
-			midConns <- originConns(oHTTP) - a - 1
-		}()
-		through := load(edgeURL)
-		if profDone != nil {
-			<-profDone
-			fmt.Printf("CPU profile of the edge during %s: %s (go tool pprof -top %s)\n", s, profileFile, profileFile)
-			profileFile = ""
-		}
-		cpu := procCPU(edgePID) - before
-		opened := originConns(oHTTP) - connsBefore - 1 // the /conns request's own
-		var per time.Duration
-		if through.requests > 0 {
-			per = cpu / time.Duration(through.requests)
-		}
-		rows = append(rows, row{s, direct, through, per, opened, <-midConns})
 	}
-	peakRSS := procStatus(edgePID, "VmHWM")
+	time.Sleep(5 * time.Second)
+	settledRSS := procStatus(edgePID, "VmRSS")
 
-	fmt.Printf("\nEdge load test: %d connections, %s per measurement, generator on core 0, origin and edge on core 1, %s\n\n", conns, d, gen)
+	fmt.Printf("\nEdge load test: %d connections, %s per measurement, %d repetition(s), generator on core 0, origin and edge on core 1, %s\n", conns, d, reps, gen)
+	fmt.Printf("edge: %s %s\n\n", strings.TrimSpace(strings.ReplaceAll(edgeConfigExtra(), "\n", " ")), edgeEnv)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tdirect req/s\tdirect p50\tdirect p99\tedge req/s\tedge p50\tedge p99\tratio\tedge CPU/req\torigin conns/10k req\tmid-run conns\terrors\t")
+	fmt.Fprintln(tw, "scenario\trep\tload1\tdirect req/s\tdirect p50\tdirect p99\tedge req/s\tedge p50\tedge p99\tratio\tdirect CPU/req\tedge CPU/req\tpeak RSS\torigin conns/10k req\tmid-run conns\torigin reqs\terrors\t")
 	for _, r := range rows {
+		reqs := "-"
+		if r.originReqs >= 0 {
+			reqs = strconv.FormatInt(r.originReqs, 10)
+		}
 		per10k := "-"
 		if r.edge.requests > 0 && r.originConns >= 0 {
 			per10k = fmt.Sprintf("%.2f", float64(r.originConns)*10000/float64(r.edge.requests))
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%.0f\t%s\t%s\t%.2f\t%s\t%s\t%d\t%d\t\n", r.name, r.direct.rps(), r.direct.show(0.5), r.direct.show(0.99),
-			r.edge.rps(), r.edge.show(0.5), r.edge.show(0.99), r.edge.rps()/r.direct.rps(), r.cpuPerReq.Round(100*time.Nanosecond), per10k, r.midConns, r.direct.errors+r.edge.errors)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%.0f\t%s\t%s\t%.0f\t%s\t%s\t%.2f\t%s\t%s\t%s\t%s\t%d\t%s\t%d\t\n", r.name, r.rep, r.load, r.direct.rps(), r.direct.show(0.5), r.direct.show(0.99),
+			r.edge.rps(), r.edge.show(0.5), r.edge.show(0.99), r.edge.rps()/r.direct.rps(), r.directCPU.Round(100*time.Nanosecond), r.cpuPerReq.Round(100*time.Nanosecond), r.peakRSS, per10k, r.midConns, reqs, r.direct.errors+r.edge.errors)
 	}
 	tw.Flush()
-	fmt.Printf("\nedge RSS: idle %s, peak %s\n", idleRSS, peakRSS)
+	if reps > 1 {
+		fmt.Printf("\nmedian of %d repetitions (min–max):\n", reps)
+		tw = tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "scenario\tratio\tedge CPU/req\tdirect (origin) CPU/req\tpeak RSS (max)\t")
+		for _, name := range scenarios {
+			var ratios []float64
+			var cpus, dcpus []time.Duration
+			peak := ""
+			for _, r := range rows {
+				if r.name == name {
+					ratios = append(ratios, r.edge.rps()/r.direct.rps())
+					cpus = append(cpus, r.cpuPerReq)
+					dcpus = append(dcpus, r.directCPU)
+					if len(r.peakRSS) > len(peak) || (len(r.peakRSS) == len(peak) && r.peakRSS > peak) {
+						peak = r.peakRSS
+					}
+				}
+			}
+			if len(cpus) == 0 {
+				continue
+			}
+			sort.Float64s(ratios)
+			sort.Slice(cpus, func(i, j int) bool { return cpus[i] < cpus[j] })
+			sort.Slice(dcpus, func(i, j int) bool { return dcpus[i] < dcpus[j] })
+			fmt.Fprintf(tw, "%s\t%.2f (%.2f–%.2f)\t%s (%s–%s)\t%s\t%s\t\n", name, ratios[len(ratios)/2], ratios[0], ratios[len(ratios)-1],
+				cpus[len(cpus)/2].Round(100*time.Nanosecond), cpus[0].Round(100*time.Nanosecond), cpus[len(cpus)-1].Round(100*time.Nanosecond),
+				dcpus[len(dcpus)/2].Round(100*time.Nanosecond), peak)
+		}
+		tw.Flush()
+	}
+	for _, s := range scans {
+		fmt.Println()
+		s.print()
+	}
+	fmt.Printf("\nedge RSS: idle %s before the load, %s 5 s after it\n", idleRSS, settledRSS)
 	return nil
 }
 
 // originConns asks the bench origin how many connections it accepted
 // (its /conns, on a connection of its own); -1 when it cannot say.
-func originConns(port int) int64 {
+func originConns(port int) int64 { return originCount(port, "/conns") }
+
+// originCount reads one of the bench origin's counters; -1 when it cannot.
+func originCount(port int, path string) int64 {
 	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/conns", port))
+	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d%s", port, path))
 	if err != nil {
 		return -1
 	}
@@ -343,7 +430,7 @@ func procStatus(pid int, key string) string {
 
 // generate is the Go load generator: conns workers for d, each looping
 // GET url; latencies are sampled.
-func generate(url, mode string, d time.Duration, conns int) result {
+func generate(url, host, mode string, d time.Duration, conns int) result {
 	tlsConf := &tls.Config{InsecureSkipVerify: true}
 	tr := &http.Transport{TLSClientConfig: tlsConf, MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns, DisableCompression: true}
 	switch mode {
@@ -382,6 +469,9 @@ func generate(url, mode string, d time.Duration, conns int) result {
 					}
 				}
 				req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+				if host != "" {
+					req.Host = host
+				}
 				t0 := time.Now()
 				resp, err := client.Do(req)
 				if err == nil {
@@ -420,8 +510,11 @@ func generate(url, mode string, d time.Duration, conns int) result {
 
 // runWrk runs wrk and reads its summary; with closeEach every request opens
 // a new connection (a full TLS handshake: wrk keeps no sessions).
-func runWrk(wrk, url string, d time.Duration, conns int, closeEach bool) (result, error) {
+func runWrk(wrk, url, host string, d time.Duration, conns int, closeEach bool) (result, error) {
 	args := []string{"-t1", "-c", strconv.Itoa(conns), "-d", fmt.Sprintf("%ds", int(d.Seconds())), "--latency", url}
+	if host != "" {
+		args = append(args, "-H", "Host: "+host)
+	}
 	if closeEach {
 		args = append(args, "-H", "Connection: close")
 	}
@@ -474,9 +567,12 @@ func saveProfile(dir string, adminPort int, d time.Duration, file string) {
 // runH2load runs h2load over one HTTP/2 connection with conns streams.
 // It reports no percentiles: the table shows its mean as p50 and its
 // maximum as p99, marked with ~.
-func runH2load(h2load, url string, d time.Duration, conns int) (result, error) {
-	out, err := exec.Command(h2load, "-D", strconv.Itoa(int(d.Seconds())), "--warm-up-time=1", "-c1", "-t1",
-		"-m", strconv.Itoa(conns), url).CombinedOutput()
+func runH2load(h2load, url, host string, d time.Duration, conns int) (result, error) {
+	args := []string{"-D", strconv.Itoa(int(d.Seconds())), "--warm-up-time=1", "-c1", "-t1", "-m", strconv.Itoa(conns), url}
+	if host != "" {
+		args = append(args, "-H", ":authority: "+host)
+	}
+	out, err := exec.Command(h2load, args...).CombinedOutput()
 	if err != nil {
 		return result{}, fmt.Errorf("%v: %s", err, out)
 	}

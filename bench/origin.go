@@ -18,12 +18,27 @@ import (
 
 // runOrigin serves /small (100 bytes) and /large (100 KiB) on an HTTP port
 // and an HTTPS port (HTTP/2 and HTTP/1.1, ECDSA P-256), until killed.
+// /c/small and /c/large are the same bodies with Cache-Control: max-age
+// (the cache scenarios), and /scan/<anything> a 64 KiB cacheable body
+// (the cache scan).
 func runOrigin(args []string) {
 	small := []byte(strings.Repeat("s", 100))
 	large := []byte(strings.Repeat("L", 100<<10))
+	scan := []byte(strings.Repeat("S", scanObject))
 	mux := http.NewServeMux()
 	mux.HandleFunc("/small", func(w http.ResponseWriter, r *http.Request) { w.Write(small) })
 	mux.HandleFunc("/large", func(w http.ResponseWriter, r *http.Request) { w.Write(large) })
+	var cacheableServed atomic.Int64 // for /cacheable: the cache scenarios' origin requests
+	cacheable := func(body []byte) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			cacheableServed.Add(1)
+			w.Header().Set("Cache-Control", "max-age=3600")
+			w.Write(body)
+		}
+	}
+	mux.HandleFunc("/c/small", cacheable(small))
+	mux.HandleFunc("/c/large", cacheable(large))
+	mux.HandleFunc("/scan/", cacheable(scan))
 	// /conns: connections accepted so far (both ports), for the edge's
 	// upstream reuse.
 	var conns atomic.Int64
@@ -33,6 +48,7 @@ func runOrigin(args []string) {
 		}
 	}
 	mux.HandleFunc("/conns", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, conns.Load()) })
+	mux.HandleFunc("/cacheable", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, cacheableServed.Load()) })
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "bench.local"}, DNSNames: []string{"bench.local"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}

@@ -321,7 +321,7 @@ func requestHost(hostport string) (string, int) {
 	if hostport == "" {
 		return "", http.StatusMisdirectedRequest
 	}
-	h := property.HostOnly(hostport)
+	h := hostOnly(hostport)
 	if h == "" {
 		return "", http.StatusMisdirectedRequest
 	}
@@ -330,6 +330,26 @@ func requestHost(hostport string) (string, int) {
 		return "", http.StatusBadRequest
 	}
 	return n, 0
+}
+
+// hostOnly is property.HostOnly without its one allocation per request:
+// that parses every host as an IP literal, and net.ParseIP allocates the
+// error it makes of a name. A host (port stripped) with no ':' or '['
+// whose last byte is a letter is no IP literal (an IPv4 literal ends with
+// a digit, an IPv6 one holds ':'), so it is returned unparsed; anything
+// else goes to property.HostOnly.
+func hostOnly(hostport string) string {
+	if strings.IndexAny(hostport, "[]") >= 0 {
+		return property.HostOnly(hostport)
+	}
+	h := hostport
+	if i := strings.LastIndexByte(h, ':'); i >= 0 {
+		h = h[:i]
+	}
+	if n := len(h); n > 0 && strings.IndexByte(h, ':') < 0 && (h[n-1]|0x20 >= 'a' && h[n-1]|0x20 <= 'z') {
+		return h
+	}
+	return property.HostOnly(hostport)
 }
 
 func (s *Server) redirect(w http.ResponseWriter, r *http.Request, host string) {

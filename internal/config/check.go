@@ -71,6 +71,7 @@ func (c *checker) check(cfg *Config) {
 	c.log(cfg)
 	c.limits(cfg)
 	c.cache(cfg)
+	c.memoryLimit(cfg)
 }
 
 func (c *checker) node(cfg *Config) {
@@ -230,5 +231,35 @@ func (c *checker) cache(cfg *Config) {
 		cfg.Cache.Dir = filepath.Join(cfg.DataDir, "cache")
 	} else {
 		cfg.Cache.Dir = ResolvePath(filepath.Dir(c.file), cfg.Cache.Dir)
+	}
+}
+
+// AutoMemoryLimit is MemoryLimitBytes for limits.memory_limit: auto; the
+// node then follows its heap (internal/node, gc.go).
+const AutoMemoryLimit = -1
+
+// MinMemoryLimitHeadroom is the least a set limits.memory_limit must
+// leave beyond cache.memory_size: under it the collector would run
+// nearly constantly once the cache fills.
+const MinMemoryLimitHeadroom = 64 << 20
+
+func (c *checker) memoryLimit(cfg *Config) {
+	switch v := strings.TrimSpace(cfg.Limits.MemoryLimit); v {
+	case "auto", "":
+		cfg.Limits.MemoryLimitBytes = AutoMemoryLimit
+	case "off", "0":
+		cfg.Limits.MemoryLimitBytes = 0
+	default:
+		n, err := property.ParseSize(v)
+		if err != nil {
+			c.fail("limits.memory_limit", "%v (or auto, or off)", err)
+			return
+		}
+		if floor := cfg.Cache.MemoryBytes + MinMemoryLimitHeadroom; n < floor {
+			c.fail("limits.memory_limit", "%s is less than cache.memory_size + 64MiB (%dMiB): the collector would run almost constantly once the cache fills",
+				v, floor>>20)
+			return
+		}
+		cfg.Limits.MemoryLimitBytes = n
 	}
 }

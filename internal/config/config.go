@@ -127,6 +127,12 @@ type LimitsConfig struct {
 	MaxHeaderBytes    int           `mapstructure:"max_header_bytes"`
 	MaxURIBytes       int           `mapstructure:"max_uri_bytes"`
 	ShutdownTimeout   conf.Duration `mapstructure:"shutdown_timeout"`
+	// MemoryLimit is the Go runtime's soft memory limit: "auto" (the node
+	// sets it from cache.memory_size and its live heap), "off", or a size
+	// such as 512MiB; read into MemoryLimitBytes (AutoMemoryLimit for
+	// auto, 0 for off) by the checks.
+	MemoryLimit      string `mapstructure:"memory_limit"`
+	MemoryLimitBytes int64  `mapstructure:"-"`
 }
 
 // MinHeaderBytes is the smallest limits.max_header_bytes accepted.

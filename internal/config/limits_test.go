@@ -37,3 +37,45 @@ func TestHeadLimitsChecked(t *testing.T) {
 		t.Errorf("smallest limits refused: %v", errs)
 	}
 }
+
+// TestMemoryLimit: auto is AutoMemoryLimit, off is 0,
+// a size is read, and one that leaves the cache under 64 MiB of room is
+// refused with the key's line; EDGE_LIMITS_MEMORY_LIMIT sets it too.
+func TestMemoryLimit(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "edge.yaml")
+	for _, tc := range []struct {
+		extra string
+		want  int64
+	}{
+		{"", AutoMemoryLimit},
+		{"cache: {memory_size: 64MiB}\nlimits: {memory_limit: auto}\n", AutoMemoryLimit},
+		{"limits: {memory_limit: off}\n", 0},
+		{"limits: {memory_limit: 1GiB}\n", 1 << 30},
+		{"cache: {memory_size: 16MiB}\nlimits: {memory_limit: 80MiB}\n", 80 << 20},
+	} {
+		writeConfig(t, file, baseConfig+tc.extra)
+		cfg, errs := Load(file)
+		if len(errs) > 0 {
+			t.Errorf("%q: %v", tc.extra, errs)
+			continue
+		}
+		if cfg.Limits.MemoryLimitBytes != tc.want {
+			t.Errorf("%q: limit %d, want %d", tc.extra, cfg.Limits.MemoryLimitBytes, tc.want)
+		}
+	}
+	for _, tc := range []struct{ extra, want string }{
+		{"limits:\n  memory_limit: lots\n", "edge.yaml:7: limits.memory_limit: "},
+		{"limits:\n  memory_limit: 300MiB\n", "edge.yaml:7: limits.memory_limit: 300MiB is less than cache.memory_size + 64MiB (320MiB)"},
+	} {
+		writeConfig(t, file, baseConfig+tc.extra)
+		_, errs := Load(file)
+		if got := fmt.Sprint(errs); !strings.Contains(got, tc.want) {
+			t.Errorf("%q: errors %v, want %q", tc.extra, got, tc.want)
+		}
+	}
+	writeConfig(t, file, baseConfig)
+	t.Setenv("EDGE_LIMITS_MEMORY_LIMIT", "2GiB")
+	if cfg, errs := Load(file); len(errs) > 0 || cfg.Limits.MemoryLimitBytes != 2<<30 {
+		t.Errorf("from the environment: %v %v", cfg.Limits.MemoryLimitBytes, errs)
+	}
+}

@@ -73,7 +73,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	defer log.Sync() //nolint:errcheck // stderr sync errors are not actionable
 	access, stopAccess := newAccessLogger(cfg.Log, opts.Stderr)
 	defer stopAccess()
-	tuneGC()
+	govern := tuneGC(cfg.Limits.MemoryLimitBytes, cfg.Cache.MemoryBytes)
 
 	// Listeners first, so that a busy port fails at once.
 	lns, err := listen(cfg)
@@ -99,6 +99,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if err != nil {
 		return err
 	}
+	defer n.startMemoryGovernor(ctx, govern)()
 	servers := n.servers(token)
 	serveErr := n.serve(servers, lns)
 	n.listening.Store(true)
