@@ -372,10 +372,9 @@ func (c *Certs) EachVersion(ctx context.Context, fn func(id string, v *Version))
 		var last string
 		batch := 0
 		err := c.st.View(ctx, func(tx store.Tx) error {
-			return tx.ForEach(store.CertificateVersions, "", func(k string, b []byte) error {
-				if k <= from && from != "" {
-					return nil
-				}
+			// Each batch starts after the last: on etcd the range read
+			// starts there, so a batch never reads the keys before it.
+			return tx.ForEachFrom(store.CertificateVersions, "", from, func(k string, b []byte) error {
 				if batch == 2000 {
 					return errBatchFull
 				}
@@ -394,7 +393,7 @@ func (c *Certs) EachVersion(ctx context.Context, fn func(id string, v *Version))
 		if !errors.Is(err, errBatchFull) {
 			return n, nil
 		}
-		from = last
+		from = last + "\x00"
 	}
 }
 

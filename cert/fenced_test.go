@@ -2,7 +2,9 @@ package cert_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/edge-cdn/edge/cert"
@@ -39,5 +41,37 @@ func TestFencedWrites(t *testing.T) {
 	rev, _ = certs.Revision(ctx, rec.ID)
 	if c, err := certs.AddVersionIf(ctx, rec.ID, rev, fixture.SelfSigned(t, "f.example"), nil); err != nil || c.Version != 2 {
 		t.Fatalf("AddVersionIf on a fresh revision: %v", err)
+	}
+}
+
+// EachVersion reads in batches, each starting after the last: every
+// version once, in key order, across batch boundaries.
+func TestEachVersionBatches(t *testing.T) {
+	ctx := context.Background()
+	st := fixture.Bolt(t)
+	v := fixture.SelfSigned(t, "b.example")
+	const n = 4500 // over two batches of 2,000
+	err := st.Update(ctx, func(tx store.Tx) error {
+		for i := range n {
+			v.Version = 1
+			b, _ := json.Marshal(v)
+			if err := tx.Put(store.CertificateVersions, fmt.Sprintf("crt_%06d/%010d", i, 1), b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen, last := map[string]bool{}, ""
+	got, err := cert.NewCerts(st).EachVersion(ctx, func(id string, _ *cert.Version) {
+		if seen[id] || id <= last {
+			t.Fatalf("%s again or out of order (after %s)", id, last)
+		}
+		seen[id], last = true, id
+	})
+	if err != nil || got != n || len(seen) != n {
+		t.Fatalf("EachVersion: %d versions, %d distinct, %v; want %d", got, len(seen), err, n)
 	}
 }
