@@ -106,7 +106,7 @@ func applyVersion(rec *Certificate, v *Version) {
 // Versions beyond the newest KeepVersions are pruned. It returns the record
 // as stored.
 func (c *Certs) AddVersion(ctx context.Context, idOrName string, v Version, update func(*Certificate)) (*Certificate, error) {
-	return c.addVersion(ctx, idOrName, func(*Certificate, store.Tx) (Version, error) { return v, nil }, func(rec *Certificate) error {
+	return c.addVersion(ctx, nil, idOrName, func(*Certificate, store.Tx) (Version, error) { return v, nil }, func(rec *Certificate) error {
 		if update != nil {
 			update(rec)
 		}
@@ -117,10 +117,16 @@ func (c *Certs) AddVersion(ctx context.Context, idOrName string, v Version, upda
 // addVersion is AddVersion with the version made inside the transaction
 // from the record as stored (rollback reads a kept version), and an update
 // that may refuse the change: an error from either aborts it and nothing
-// is written.
-func (c *Certs) addVersion(ctx context.Context, idOrName string, make func(*Certificate, store.Tx) (Version, error), update func(*Certificate) error) (*Certificate, error) {
+// is written. fence, if not nil, runs first in the transaction: an error
+// from it aborts the change too.
+func (c *Certs) addVersion(ctx context.Context, fence func(store.Tx) error, idOrName string, make func(*Certificate, store.Tx) (Version, error), update func(*Certificate) error) (*Certificate, error) {
 	var rec *Certificate
 	err := c.st.Update(ctx, func(tx store.Tx) error {
+		if fence != nil {
+			if err := fence(tx); err != nil {
+				return err
+			}
+		}
 		var err error
 		if rec, err = get(tx, idOrName); err != nil {
 			return err
@@ -155,8 +161,18 @@ func (c *Certs) addVersion(ctx context.Context, idOrName string, make func(*Cert
 // Update changes a certificate's record (not its versions) with fn. An error
 // from fn aborts the change and is returned.
 func (c *Certs) Update(ctx context.Context, idOrName string, fn func(*Certificate) error) (*Certificate, error) {
+	return c.update(ctx, nil, idOrName, fn)
+}
+
+// update is Update with an optional fence run first in the transaction.
+func (c *Certs) update(ctx context.Context, fence func(store.Tx) error, idOrName string, fn func(*Certificate) error) (*Certificate, error) {
 	var rec *Certificate
 	err := c.st.Update(ctx, func(tx store.Tx) error {
+		if fence != nil {
+			if err := fence(tx); err != nil {
+				return err
+			}
+		}
 		var err error
 		if rec, err = get(tx, idOrName); err != nil {
 			return err
@@ -356,10 +372,9 @@ func (c *Certs) EachVersion(ctx context.Context, fn func(id string, v *Version))
 		var last string
 		batch := 0
 		err := c.st.View(ctx, func(tx store.Tx) error {
-			return tx.ForEach(store.CertificateVersions, "", func(k string, b []byte) error {
-				if k <= from && from != "" {
-					return nil
-				}
+			// Each batch starts after the last: on etcd the range read
+			// starts there, so a batch never reads the keys before it.
+			return tx.ForEachFrom(store.CertificateVersions, "", from, func(k string, b []byte) error {
 				if batch == 2000 {
 					return errBatchFull
 				}
@@ -378,7 +393,7 @@ func (c *Certs) EachVersion(ctx context.Context, fn func(id string, v *Version))
 		if !errors.Is(err, errBatchFull) {
 			return n, nil
 		}
-		from = last
+		from = last + "\x00"
 	}
 }
 

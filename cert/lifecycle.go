@@ -21,7 +21,7 @@ import (
 // upload's warnings.
 func (c *Certs) Rotate(ctx context.Context, idOrName, certPEM, keyPEM string) (*Certificate, []string, error) {
 	var warnings []string
-	rec, err := c.addVersion(ctx, idOrName, func(rec *Certificate, _ store.Tx) (Version, error) {
+	rec, err := c.addVersion(ctx, nil, idOrName, func(rec *Certificate, _ store.Tx) (Version, error) {
 		v, w, err := CheckUpload(certPEM, keyPEM, rec.Type, c.now())
 		warnings = w
 		return v, err
@@ -36,7 +36,7 @@ func (c *Certs) Rotate(ctx context.Context, idOrName, certPEM, keyPEM string) (*
 // history reads forwards). The version must be kept, not the one serving,
 // and not expired.
 func (c *Certs) Rollback(ctx context.Context, idOrName string, version int) (*Certificate, error) {
-	return c.addVersion(ctx, idOrName, func(rec *Certificate, tx store.Tx) (Version, error) {
+	return c.addVersion(ctx, nil, idOrName, func(rec *Certificate, tx store.Tx) (Version, error) {
 		if version == rec.Version {
 			return Version{}, inputErr("version", "version %d is the one serving", version)
 		}
@@ -69,7 +69,7 @@ func (c *Certs) Rollback(ctx context.Context, idOrName string, version int) (*Ce
 // asked for (auto_renew). A certificate that is not a bootstrap is left
 // alone: ErrExists.
 func (c *Certs) ReplaceBootstrap(ctx context.Context, name string, v Version, update func(*Certificate)) (*Certificate, error) {
-	return c.addVersion(ctx, name, func(rec *Certificate, _ store.Tx) (Version, error) {
+	return c.addVersion(ctx, nil, name, func(rec *Certificate, _ store.Tx) (Version, error) {
 		if !rec.Bootstrap || rec.Name != name {
 			return Version{}, fmt.Errorf("certificate %q: %w (to give it a new version: edge cert rotate)", name, ErrExists)
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/edge-cdn/edge/acme"
 	"github.com/edge-cdn/edge/cert"
+	"github.com/edge-cdn/edge/store"
 	"go.uber.org/zap"
 )
 
@@ -53,6 +54,12 @@ func (r *Renewer) start(ctx context.Context, id, reason string) {
 // attempt renews one certificate: lock, check again, preflight, order,
 // store. The certificate in service is never touched unless a new one is
 // stored.
+//
+// The lock's lease may lapse during an order that runs for minutes (a
+// partition, a paused process): the attempt runs under a context that
+// ends when the lock is lost, and its writes after the order are fenced
+// on the record's revision read under the lock, so that a node that lost
+// the lock, and another that took it over, never both store a version.
 func (r *Renewer) attempt(ctx context.Context, id, reason string) {
 	lock := "renew/" + id
 	ok, err := r.locks.TryLock(ctx, lock)
@@ -60,19 +67,71 @@ func (r *Renewer) attempt(ctx context.Context, id, reason string) {
 		return // another node renews it
 	}
 	defer r.locks.Unlock(context.WithoutCancel(ctx), lock)
+	hctx, release := store.HeldContext(ctx, r.locks, lock)
+	defer release() // before Unlock
 
-	c, err := r.certs.Get(ctx, id)
-	if err != nil {
+	c, rev, names, ok := r.begin(hctx, id, reason)
+	if !ok {
 		return
 	}
-	names := r.wantedNames(c, r.props().CertificateNames())
+	log := r.log.With(zap.String("certificate", c.Name), zap.Strings("names", names))
+	log.Info("renewing certificate", zap.String("reason", reason), zap.Int("attempt", c.Renewal.Attempts))
+	a := &fenced{Renewer: r, rev: rev, log: log}
+
+	if f := r.checkNames(names); f != "" {
+		a.failed(hctx, c, acme.Failure{Detail: f, Result: "invalid_names"})
+		return
+	}
+	if r.acme == nil {
+		a.failed(hctx, c, acme.Failure{Detail: "ACME is off on this node: set acme.agree_tos: true (after reading the CA's terms) and acme.email, then reload", Result: "acme_disabled"})
+		return
+	}
+	if p := r.cfg.Preflight; p != nil {
+		if err := p.Check(hctx, r.acme, names); err != nil {
+			if a.lost(ctx, hctx, c) {
+				return
+			}
+			a.failed(hctx, c, acme.Failure{Detail: err.Error(), Result: "preflight"})
+			return
+		}
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		a.failed(hctx, c, acme.Failure{Detail: err.Error(), Result: "error"})
+		return
+	}
+	octx, cancel := context.WithTimeout(hctx, 5*time.Minute)
+	chain, err := r.acme.Issue(octx, names, key, c.Renewal.Attempts > 1)
+	cancel()
+	if err != nil {
+		if a.lost(ctx, hctx, c) || ctx.Err() != nil {
+			return // lost the lock, or shutting down: the next start retries
+		}
+		f := acme.Describe(err, names, r.cfg.EdgeHostname)
+		r.cfg.OnOrder("error")
+		log.Warn("ACME order failed", zap.Error(err))
+		a.failed(hctx, c, f)
+		return
+	}
+	r.cfg.OnOrder("ok")
+	a.succeeded(hctx, c, chain, key)
+}
+
+// begin checks under the lock that id is still due, marks it renewing and
+// reads the record's revision after that write: the fence of what
+// follows. ok is false when there is nothing to do.
+func (r *Renewer) begin(ctx context.Context, id, reason string) (c *cert.Certificate, rev store.Rev, names []string, ok bool) {
+	c, err := r.certs.Get(ctx, id)
+	if err != nil {
+		return nil, "", nil, false
+	}
+	names = r.wantedNames(c, r.props().CertificateNames())
 	at, _ := r.due(c, names)
 	now := r.cfg.Now()
 	if (c.AutoRenew != cert.AutoRenewACME && !c.Renewal.Forced) || at.After(now) ||
 		(c.Renewal.NextAttemptAt != nil && c.Renewal.NextAttemptAt.After(now) && !c.Renewal.Forced) {
-		return // renewed meanwhile (by another node), or no longer due
+		return nil, "", nil, false // renewed meanwhile (by another node), or no longer due
 	}
-	log := r.log.With(zap.String("certificate", c.Name), zap.Strings("names", names))
 	c, err = r.certs.Update(ctx, id, func(c *cert.Certificate) error {
 		c.Renewal.State = cert.RenewalRenewing
 		c.Renewal.LastAttemptAt = &now
@@ -84,44 +143,14 @@ func (r *Renewer) attempt(ctx context.Context, id, reason string) {
 		return nil
 	})
 	if err != nil {
-		return
+		return nil, "", nil, false
 	}
-	log.Info("renewing certificate", zap.String("reason", reason), zap.Int("attempt", c.Renewal.Attempts))
-
-	if f := r.checkNames(names); f != "" {
-		r.failed(ctx, c, acme.Failure{Detail: f, Result: "invalid_names"}, log)
-		return
+	// Update's change hooks have run: this node writes nothing more to
+	// the record until the fenced write.
+	if rev, err = r.certs.Revision(ctx, c.ID); err != nil {
+		return nil, "", nil, false
 	}
-	if r.acme == nil {
-		r.failed(ctx, c, acme.Failure{Detail: "ACME is off on this node: set acme.agree_tos: true (after reading the CA's terms) and acme.email, then reload", Result: "acme_disabled"}, log)
-		return
-	}
-	if p := r.cfg.Preflight; p != nil {
-		if err := p.Check(ctx, r.acme, names); err != nil {
-			r.failed(ctx, c, acme.Failure{Detail: err.Error(), Result: "preflight"}, log)
-			return
-		}
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		r.failed(ctx, c, acme.Failure{Detail: err.Error(), Result: "error"}, log)
-		return
-	}
-	octx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	chain, err := r.acme.Issue(octx, names, key, c.Renewal.Attempts > 1)
-	cancel()
-	if err != nil {
-		if ctx.Err() != nil {
-			return // shutting down: the next start retries
-		}
-		f := acme.Describe(err, names, r.cfg.EdgeHostname)
-		r.cfg.OnOrder("error")
-		log.Warn("ACME order failed", zap.Error(err))
-		r.failed(ctx, c, f, log)
-		return
-	}
-	r.cfg.OnOrder("ok")
-	r.succeeded(ctx, c, chain, key, log)
+	return c, rev, names, true
 }
 
 // checkNames returns why names cannot be ordered, or "".
@@ -153,10 +182,11 @@ func (r *Renewer) checkNames(names []string) string {
 	return ""
 }
 
-func (r *Renewer) succeeded(ctx context.Context, c *cert.Certificate, chain []byte, key *ecdsa.PrivateKey, log *zap.Logger) {
+func (a *fenced) succeeded(ctx context.Context, c *cert.Certificate, chain []byte, key *ecdsa.PrivateKey) {
+	r, log := a.Renewer, a.log
 	leaf, err := parseLeaf(string(chain))
 	if err != nil {
-		r.failed(ctx, c, acme.Failure{Detail: "the CA returned a certificate that does not parse: " + err.Error(), Result: "bad_certificate"}, log)
+		a.failed(ctx, c, acme.Failure{Detail: "the CA returned a certificate that does not parse: " + err.Error(), Result: "bad_certificate"})
 		return
 	}
 	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
@@ -167,11 +197,15 @@ func (r *Renewer) succeeded(ctx context.Context, c *cert.Certificate, chain []by
 		SubjectNames: leaf.DNSNames, Issuer: leaf.Issuer.String(),
 		NotBefore: leaf.NotBefore.UTC(), NotAfter: leaf.NotAfter.UTC(), Source: cert.SourceACME, CreatedAt: now.UTC(),
 	}
-	stored, err := r.certs.AddVersion(context.WithoutCancel(ctx), c.ID, v, func(c *cert.Certificate) {
+	stored, err := r.certs.AddVersionIf(context.WithoutCancel(ctx), c.ID, a.rev, v, func(c *cert.Certificate) {
 		c.Status, c.StatusDetail = cert.StatusActive, ""
 		c.Challenge, c.Authority = "http", "lets_encrypt"
 		c.Renewal = cert.Renewal{State: cert.RenewalScheduled, Attempts: 0, LastAttemptAt: c.Renewal.LastAttemptAt}
 	})
+	if errors.Is(err, store.ErrConflict) {
+		a.abandon(ctx, c, "the certificate changed since the renewal lock was taken: another node took the renewal over; the new certificate is dropped")
+		return
+	}
 	if err != nil {
 		log.Error("storing the new certificate failed; the old one keeps serving", zap.Error(err))
 		r.cfg.OnRenewal("error")
@@ -191,7 +225,8 @@ func (r *Renewer) succeeded(ctx context.Context, c *cert.Certificate, chain []by
 // failed records a failed attempt: status_detail, backoff and the failure
 // event. A certificate with a valid CA-issued version keeps it serving and
 // stays active.
-func (r *Renewer) failed(ctx context.Context, c *cert.Certificate, f acme.Failure, log *zap.Logger) {
+func (a *fenced) failed(ctx context.Context, c *cert.Certificate, f acme.Failure) {
+	r, log := a.Renewer, a.log
 	now := r.cfg.Now()
 	wait := cert.Backoff(c.Renewal.Attempts, c.NotAfter, now)
 	if c.Source != cert.SourceACME && c.Source != cert.SourceUpload {
@@ -200,7 +235,7 @@ func (r *Renewer) failed(ctx context.Context, c *cert.Certificate, f acme.Failur
 	}
 	wait = max(wait, f.MinWait)
 	next := now.Add(wait)
-	stored, err := r.certs.Update(context.WithoutCancel(ctx), c.ID, func(c *cert.Certificate) error {
+	stored, err := r.certs.UpdateIf(context.WithoutCancel(ctx), c.ID, a.rev, func(c *cert.Certificate) error {
 		c.Renewal.State = cert.RenewalBackoff
 		c.Renewal.LastError = f.Detail
 		c.Renewal.NextAttemptAt = &next
@@ -212,6 +247,10 @@ func (r *Renewer) failed(ctx context.Context, c *cert.Certificate, f acme.Failur
 		}
 		return nil
 	})
+	if errors.Is(err, store.ErrConflict) {
+		a.abandon(ctx, c, "the certificate changed since the renewal lock was taken: another node took the renewal over; this failure is not recorded ("+f.Detail+")")
+		return
+	}
 	r.cfg.OnRenewal(f.Result)
 	log.Warn("certificate renewal failed", zap.String("detail", f.Detail), zap.Time("next_attempt_at", next))
 	if err != nil {

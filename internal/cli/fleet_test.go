@@ -35,6 +35,14 @@ func newFleet(t *testing.T) *fleet {
 
 // start runs node i (listening on 127.0.0.<i+1>) with props.
 func (f *fleet) start(i int, renewal string, props map[string]string) *acmeNode {
+	n := &acmeNode{testNode: runNode(f.t, f.prepare(i, renewal, props)), pebble: f.pebble}
+	f.nodes = append(f.nodes, n)
+	return n
+}
+
+// prepare writes the config and properties of node i and returns its
+// directory.
+func (f *fleet) prepare(i int, renewal string, props map[string]string) string {
 	t := f.t
 	ip := fmt.Sprintf("127.0.0.%d", i+1)
 	dir := t.TempDir()
@@ -50,9 +58,7 @@ store:
 	writeFiles(t, dir, map[string]string{"edge.yaml": cfg})
 	os.MkdirAll(filepath.Join(dir, "props"), 0o755)
 	writeFiles(t, filepath.Join(dir, "props"), props)
-	n := &acmeNode{testNode: runNode(t, dir), pebble: f.pebble}
-	f.nodes = append(f.nodes, n)
-	return n
+	return dir
 }
 
 func TestFleetChallengeReachesAnotherNode(t *testing.T) {

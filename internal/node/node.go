@@ -36,21 +36,24 @@ type Options struct {
 // node is one running edge: its store, certificates, properties and
 // listeners, wired together.
 type node struct {
-	cfg       *config.Config
-	opts      Options
-	log       *zap.Logger
-	access    *zap.Logger
-	store     store.Store
-	certs     *cert.Certs
-	tls       *edgetls.Manager
-	proxy     *proxy.Server
-	events    *events.Log
-	metrics   *metrics.Metrics
-	cache     *cache.Cache
-	purger    *purger
-	renewer   *renew.Renewer
-	table     atomic.Pointer[property.Table]
-	reload    chan struct{}
+	cfg     *config.Config
+	opts    Options
+	log     *zap.Logger
+	access  *zap.Logger
+	store   store.Store
+	certs   *cert.Certs
+	tls     *edgetls.Manager
+	proxy   *proxy.Server
+	events  *events.Log
+	metrics *metrics.Metrics
+	cache   *cache.Cache
+	purger  *purger
+	renewer *renew.Renewer
+	table   atomic.Pointer[property.Table]
+	reload  chan struct{}
+	// unapplied is set when a reload could not write the certificates
+	// its properties need (store down): the store's return reloads again.
+	unapplied atomic.Bool
 	listening atomic.Bool
 	health    storeHealth
 	rejects   *rejects

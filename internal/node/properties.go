@@ -209,12 +209,14 @@ func (n *node) propertyOptions(known map[string]*cert.Certificate) property.Opti
 // the stored certificates by name (certificatesByName), nil if unknown.
 func (n *node) apply(ctx context.Context, t *property.Table, known map[string]*cert.Certificate) {
 	prev := n.table.Load()
+	n.unapplied.Store(false)
 	made, err := n.certs.BootstrapKnown(ctx, t, known)
 	for _, c := range made {
 		n.log.Info("self-signed bootstrap certificate created", zap.String("certificate", c.Name),
 			zap.Strings("names", c.SubjectNames), zap.String("auto_renew", c.AutoRenew))
 	}
 	if err != nil {
+		n.unapplied.Store(true)
 		n.log.Error("bootstrap certificates", zap.Error(err))
 	}
 	switched, err := n.certs.FollowAutomationKnown(ctx, t, known)
@@ -223,6 +225,7 @@ func (n *node) apply(ctx context.Context, t *property.Table, known map[string]*c
 			zap.String("auto_renew", c.AutoRenew), zap.String("source", c.Source))
 	}
 	if err != nil {
+		n.unapplied.Store(true)
 		n.log.Error("following tls.renew_automation", zap.Error(err))
 	}
 	n.tls.SetProperties(t)

@@ -120,6 +120,14 @@ func (n *node) watchStore(ctx context.Context) {
 			}
 			n.renewer.Rescan(ctx)
 			n.renewer.Wake()
+			if n.unapplied.Load() {
+				// A reload during the outage could not create its
+				// certificates: the main loop reloads again.
+				select {
+				case n.reload <- struct{}{}:
+				default:
+				}
+			}
 		}
 	}
 }

@@ -6,6 +6,7 @@
 package pebbletest
 
 import (
+	"bytes"
 	"crypto/x509"
 	"encoding/pem"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -51,9 +53,10 @@ type Pebble struct {
 	// DNS is the DNS server's host:port (for acme.resolver).
 	DNS string
 
-	ca    *ca.CAImpl
-	mu    sync.Mutex
-	hosts map[string]string // name → IPv4; "" answers NXDOMAIN
+	ca        *ca.CAImpl
+	badNonces atomic.Int64
+	mu        sync.Mutex
+	hosts     map[string]string // name → IPv4; "" answers NXDOMAIN
 }
 
 // Start runs Pebble and its DNS server until the test ends.
@@ -83,7 +86,7 @@ func Start(t testing.TB, opts Options) *Pebble {
 	v := va.New(logger, opts.HTTPPort, 0, false, p.DNS, store)
 	w := wfe.New(logger, store, v, p.ca, []string{"pebble.letsencrypt.org"}, false, false, 3, 5)
 	mux := http.NewServeMux()
-	mux.Handle("/", w.Handler())
+	mux.Handle("/", p.countBadNonces(w.Handler()))
 	srv := httptest.NewTLSServer(mux)
 	t.Cleanup(srv.Close)
 	p.DirectoryURL = srv.URL + "/dir"
@@ -92,6 +95,33 @@ func Start(t testing.TB, opts Options) *Pebble {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// BadNonces is how many requests Pebble refused with a badNonce problem
+// (NonceRejectPercent refuses good nonces too).
+func (p *Pebble) BadNonces() int { return int(p.badNonces.Load()) }
+
+func (p *Pebble) countBadNonces(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(&nonceWatch{ResponseWriter: w, p: p}, r)
+	})
+}
+
+// nonceWatch counts the responses whose problem document is badNonce.
+type nonceWatch struct {
+	http.ResponseWriter
+	p    *Pebble
+	seen bool
+}
+
+func (w *nonceWatch) Write(b []byte) (int, error) {
+	if !w.seen {
+		w.seen = true
+		if bytes.Contains(b, []byte("urn:ietf:params:acme:error:badNonce")) {
+			w.p.badNonces.Add(1)
+		}
+	}
+	return w.ResponseWriter.Write(b)
 }
 
 // Root returns the root that issued certificates chain to.
