@@ -339,7 +339,7 @@ func requestHost(hostport string) (string, int) {
 // a digit, an IPv6 one holds ':'), so it is returned unparsed; anything
 // else goes to property.HostOnly.
 func hostOnly(hostport string) string {
-	if strings.IndexAny(hostport, "[]") >= 0 {
+	if strings.ContainsAny(hostport, "[]") {
 		return property.HostOnly(hostport)
 	}
 	h := hostport

@@ -46,7 +46,7 @@ func TestHelperProcessNode(t *testing.T) {
 // childNode is a node in a child process.
 type childNode struct {
 	cmd  *exec.Cmd
-	log  *syncBuffer
+	log  *testutil.SyncBuffer
 	done chan struct{} // closed when it exited
 }
 
@@ -54,7 +54,7 @@ type childNode struct {
 // the test ends.
 func startChild(t *testing.T, dir string) *childNode {
 	t.Helper()
-	c := &childNode{log: &syncBuffer{}, done: make(chan struct{})}
+	c := &childNode{log: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	c.cmd = exec.Command(os.Args[0], "-test.run=^TestHelperProcessNode$")
 	c.cmd.Env = append(os.Environ(), childEnv+"="+filepath.Join(dir, "edge.yaml"))
 	c.cmd.Dir = dir

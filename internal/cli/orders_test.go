@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/edge-cdn/edge/internal/pebbletest"
+	"github.com/edge-cdn/edge/internal/testutil"
 )
 
 // TestBadNoncesAndFailingValidations: Pebble refuses 30% of good nonces,
@@ -16,7 +17,7 @@ import (
 // with a detail that says what to fix; no certificate has two attempts
 // at once, and the CA saw one order per attempt.
 func TestBadNoncesAndFailingValidations(t *testing.T) {
-	pebbleLog := &syncBuffer{}
+	pebbleLog := &testutil.SyncBuffer{}
 	n := startACMENode(t, acmeOpts{pebble: pebbletest.Options{NonceRejectPercent: 30, Log: pebbleLog}})
 	n.pebble.SetHost("refused.orders.example", "127.0.0.8") // nothing listens there
 	n.pebble.SetHost("nxdomain.orders.example", "")
