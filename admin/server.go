@@ -232,6 +232,11 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusNotFound, "not_found", err.Error())
 	case errors.Is(err, cert.ErrExists):
 		writeError(w, http.StatusConflict, "exists", err.Error())
+	case errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil:
+		// The store did not answer in time (etcd down): nothing was
+		// written, and the same request may be sent again.
+		a.c.Logger.Warn("admin API: the store did not answer", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Error(err))
+		writeError(w, http.StatusServiceUnavailable, "store_unavailable", "the store did not answer in time; nothing was changed: retry when /readyz no longer reports the store degraded")
 	default:
 		a.c.Logger.Error("admin API", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Error(err))
 		writeError(w, http.StatusInternalServerError, "internal", "internal error; see the node's log")
