@@ -228,3 +228,14 @@ func (s *SiteMetrics) OriginRequest(origin string, err error, elapsed time.Durat
 	}
 	s.origin.Observe(elapsed.Seconds())
 }
+
+// EventQueue exports the event log's queue: events waiting for the store
+// and events refused because the queue was full (issue 13: the store may be
+// down for a while).
+func (m *Metrics) EventQueue(pending func() (waiting int, dropped uint64)) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "edge_events_waiting",
+		Help: "Events queued in memory, waiting for the store."}, func() float64 { w, _ := pending(); return float64(w) }))
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "edge_events_dropped_total",
+		Help: "Events refused because the queue was full while the store did not answer (they are in the log)."},
+		func() float64 { _, d := pending(); return float64(d) }))
+}

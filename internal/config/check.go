@@ -125,6 +125,14 @@ func (c *checker) store(cfg *Config) {
 		if len(cfg.Store.Etcd.Endpoints) == 0 {
 			c.fail("store.etcd.endpoints", "store.backend etcd needs at least one endpoint")
 		}
+		for key, d := range map[string]conf.Duration{"store.etcd.op_timeout": cfg.Store.Etcd.OpTimeout, "store.etcd.lock_timeout": cfg.Store.Etcd.LockTimeout} {
+			if d <= 0 {
+				c.fail(key, "must be more than 0: every etcd call needs a bound")
+			}
+		}
+		if n := cfg.Store.Etcd.MaxTxnOps; n < 16 {
+			c.fail("store.etcd.max_txn_ops", "%d: use the etcd server's --max-txn-ops (128 by default), at least 16", n)
+		}
 	default:
 		c.fail("store.backend", "%q: use bbolt (one node) or etcd (a fleet)", cfg.Store.Backend)
 	}

@@ -55,6 +55,12 @@ type EtcdConfig struct {
 	Password    string        `mapstructure:"password"`
 	TLS         EtcdTLS       `mapstructure:"tls"`
 	DialTimeout conf.Duration `mapstructure:"dial_timeout"`
+	// OpTimeout bounds each etcd request, LockTimeout a wait for a lock
+	// another node holds; MaxTxnOps must equal the server's --max-txn-ops
+	// (extensions, issue 13).
+	OpTimeout   conf.Duration `mapstructure:"op_timeout"`
+	LockTimeout conf.Duration `mapstructure:"lock_timeout"`
+	MaxTxnOps   int           `mapstructure:"max_txn_ops"`
 }
 
 type EtcdTLS struct {

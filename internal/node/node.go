@@ -167,6 +167,7 @@ func (n *node) start(ctx context.Context, lns *listeners) (stop func(), err erro
 	if n.events, err = events.Open(ctx, n.store, events.Options{Node: n.cfg.Node.Name, Logger: n.log.Named("events")}); err != nil {
 		return stop, fmt.Errorf("events: %w", err)
 	}
+	n.metrics.EventQueue(n.events.Pending)
 	stops = append(stops, func() {
 		// The flusher stores what is queued while the store answers, for
 		// at most a few seconds: shutdown must not wait on an outage.

@@ -34,7 +34,8 @@ func openEtcd(ctx context.Context, cfg *config.Config, log *zap.Logger) (*store.
 	}
 	return store.OpenEtcd(ctx, store.EtcdConfig{
 		Endpoints: e.Endpoints, Prefix: e.Prefix, Username: e.Username, Password: e.Password,
-		TLS: tc, DialTimeout: e.DialTimeout.Std(), Logger: log,
+		TLS: tc, DialTimeout: e.DialTimeout.Std(), OpTimeout: e.OpTimeout.Std(), LockTimeout: e.LockTimeout.Std(),
+		MaxTxnOps: e.MaxTxnOps, Logger: log,
 	})
 }
 
