@@ -106,9 +106,7 @@ func (c *Cache) Stats() Stats {
 	for i, n := range purgeKindNames {
 		out.Purges[n] = c.stats.purges[i].Load()
 	}
-	if c.disk != nil {
-		out.DiskError, _ = c.disk.lastErr.Load().(string)
-	}
+	out.DiskError = c.DiskError()
 	return out
 }
 
@@ -126,4 +124,18 @@ func (s *statsSet) addedSize(tier int, key string, size int64) {
 	ps := s.of(propertyOf(key))
 	ps.objects[tier].Add(1)
 	ps.bytes[tier].Add(size)
+}
+
+// MemoryBytes is what the memory tier holds, heads and bodies, read without
+// building Stats (the node's memory governor asks every 2 s).
+func (c *Cache) MemoryBytes() int64 { return c.mem.bytes() }
+
+// DiskError is the error of the disk tier's last write, "" when it worked or
+// there is no disk tier (for /readyz, without building Stats).
+func (c *Cache) DiskError() string {
+	if c.disk == nil {
+		return ""
+	}
+	e, _ := c.disk.lastErr.Load().(string)
+	return e
 }

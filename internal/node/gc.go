@@ -105,5 +105,5 @@ func (n *node) cachedBytes() int64 {
 	if n.cache == nil {
 		return 0
 	}
-	return n.cache.Stats().Memory.Bytes
+	return n.cache.MemoryBytes()
 }

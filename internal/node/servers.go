@@ -97,7 +97,7 @@ func (n *node) degraded(ctx context.Context) map[string]error {
 	}
 	checks := map[string]error{"store": err}
 	if n.cache != nil {
-		if e := n.cache.Stats().DiskError; e != "" {
+		if e := n.cache.DiskError(); e != "" {
 			checks["cache"] = fmt.Errorf("the disk tier failed its last write: %s (objects stay in memory)", e)
 		} else {
 			checks["cache"] = nil
