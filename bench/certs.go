@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -160,15 +159,7 @@ func writeCertificates(path string, n int) error {
 				rec := cert.Certificate{ID: fmt.Sprintf("crt_%08d", j), Name: fmt.Sprintf("c%d", j), Type: cert.TypeServer,
 					AutoRenew: cert.AutoRenewNone, Status: cert.StatusActive, Version: 1, SubjectNames: v.SubjectNames,
 					Issuer: v.Issuer, NotBefore: v.NotBefore, NotAfter: v.NotAfter, Source: v.Source, CreatedAt: now, UpdatedAt: now}
-				rb, _ := json.Marshal(rec)
-				vb, _ := json.Marshal(v)
-				if err := tx.Put(store.Certificates, rec.ID, rb); err != nil {
-					return err
-				}
-				if err := tx.Put(store.CertificateNames, rec.Name, []byte(rec.ID)); err != nil {
-					return err
-				}
-				if err := tx.Put(store.CertificateVersions, fmt.Sprintf("%s/%010d", rec.ID, 1), vb); err != nil {
+				if err := cert.Put(tx, &rec, &v); err != nil {
 					return err
 				}
 			}

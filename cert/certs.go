@@ -78,19 +78,29 @@ func (c *Certs) Create(ctx context.Context, rec *Certificate, v Version) error {
 		}
 		v.Version = 1
 		applyVersion(rec, &v)
-		if err := putJSON(tx, store.CertificateVersions, versionKey(rec.ID, 1), &v); err != nil {
-			return err
-		}
-		if err := tx.Put(store.CertificateNames, rec.Name, []byte(rec.ID)); err != nil {
-			return err
-		}
-		return putJSON(tx, store.Certificates, rec.ID, rec)
+		return Put(tx, rec, &v)
 	})
 	if err != nil {
 		return err
 	}
 	c.changed(rec.ID)
 	return nil
+}
+
+// Put writes rec, its name and, when v is not nil, v as its version
+// v.Version, in tx, as Create does after its checks. It is for bulk loads
+// that write many certificates in one transaction (benchmarks, imports): it
+// checks nothing and runs no change hook.
+func Put(tx store.Tx, rec *Certificate, v *Version) error {
+	if v != nil {
+		if err := putJSON(tx, store.CertificateVersions, versionKey(rec.ID, v.Version), v); err != nil {
+			return err
+		}
+	}
+	if err := tx.Put(store.CertificateNames, rec.Name, []byte(rec.ID)); err != nil {
+		return err
+	}
+	return putJSON(tx, store.Certificates, rec.ID, rec)
 }
 
 func applyVersion(rec *Certificate, v *Version) {

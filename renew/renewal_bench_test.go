@@ -2,7 +2,6 @@ package renew
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -56,11 +55,7 @@ func bulkCertificates(b testing.TB, st store.Store, n int, now time.Time) []stri
 				CommonName: fmt.Sprintf("h%d.example", i), NotBefore: now.Add(-30 * 24 * time.Hour), NotAfter: now.Add(60 * 24 * time.Hour),
 				Notices: cert.Notices{ExpiringVersion: 1}}
 			ids[i] = rec.ID
-			data, _ := json.Marshal(rec)
-			if err := tx.Put(store.Certificates, rec.ID, data); err != nil {
-				return err
-			}
-			if err := tx.Put(store.CertificateNames, rec.Name, []byte(rec.ID)); err != nil {
+			if err := cert.Put(tx, &rec, nil); err != nil {
 				return err
 			}
 		}
