@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -255,6 +256,11 @@ func (d *diskTier) get(key string) *object {
 		return nil
 	}
 	o, err := readObject(e.path, true)
+	if errors.Is(err, fs.ErrNotExist) {
+		// The writer replaced the entry between the index lookup and the
+		// open, and the old file went to the trash: the new entry stands.
+		return nil
+	}
 	if err != nil || o.Key != key {
 		d.c.problem("disk tier: dropping a corrupt object", zap.String("file", e.path), zap.Error(err))
 		d.index.Invalidate(key)

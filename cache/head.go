@@ -38,8 +38,9 @@ func (c *Cache) onHead(f *fill, reqT time.Time, code int, h http.Header) bool {
 		if err != nil || n < 0 {
 			c.problem("origin sent a bad Content-Length", zap.String("property", j.prop), zap.String("value", cl))
 			d.Store, d.Reason = false, "bad content-length"
+		} else {
+			declared = n // a short or long body against it is never stored
 		}
-		declared = n
 		if d.Store && j.policy.MaxObjectSize > 0 && n > j.policy.MaxObjectSize {
 			d.Store, d.Reason = false, "over max_object_size"
 		}

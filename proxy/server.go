@@ -164,11 +164,13 @@ func (s *Server) Close() {
 		<-s.expiryDone
 	})
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, o := range s.origins {
+	gone := s.origins
+	s.origins = map[string]*origin{}
+	s.mu.Unlock()
+	// As in Update: stopping waits for health checks, not under the lock.
+	for _, o := range gone {
 		o.stop()
 	}
-	s.origins = map[string]*origin{}
 }
 
 // expiryTick is how often idle origin connections past their idle
