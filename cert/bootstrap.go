@@ -92,19 +92,15 @@ func (c *Certs) BootstrapKnown(ctx context.Context, t *property.Table, known map
 // for the property's hostnames (a self-signed one becomes pending until the
 // CA issues one). Turning automation off changes nothing: a certificate
 // requested or set to acme keeps renewing. It returns what it switched.
-func (c *Certs) FollowAutomation(ctx context.Context, t *property.Table) ([]*Certificate, error) {
-	return c.followAutomation(ctx, t, "", nil)
-}
-
-// FollowAutomationKnown is FollowAutomation given the stored certificates
-// by name, listed once for a reload: it reads only the ones it switches
-// (inside their update). known nil reads each.
-func (c *Certs) FollowAutomationKnown(ctx context.Context, t *property.Table, known map[string]*Certificate) ([]*Certificate, error) {
+// known are the stored certificates by name, listed once for a reload, so
+// that only the ones switched are read (inside their update); nil reads
+// each.
+func (c *Certs) FollowAutomation(ctx context.Context, t *property.Table, known map[string]*Certificate) ([]*Certificate, error) {
 	return c.followAutomation(ctx, t, "", known)
 }
 
-// FollowAutomationOf is FollowAutomation for one certificate name, after
-// an API write to it.
+// FollowAutomationOf is FollowAutomation for one certificate name, read
+// from the store, after an API write to it.
 func (c *Certs) FollowAutomationOf(ctx context.Context, t *property.Table, name string) ([]*Certificate, error) {
 	return c.followAutomation(ctx, t, name, nil)
 }
@@ -135,7 +131,7 @@ func (c *Certs) followAutomation(ctx context.Context, t *property.Table, only st
 		}
 		rec, err = c.Update(ctx, rec.ID, func(r *Certificate) error {
 			if r.Type != TypeServer || r.AutoRenew == AutoRenewACME {
-				return nil
+				return errUnchanged // switched meanwhile: nothing to write
 			}
 			r.AutoRenew, r.Challenge, r.Authority = AutoRenewACME, "http", "lets_encrypt"
 			r.Renewal = Renewal{State: RenewalScheduled, LastAttemptAt: r.Renewal.LastAttemptAt}
@@ -145,6 +141,9 @@ func (c *Certs) followAutomation(ctx context.Context, t *property.Table, only st
 			}
 			return nil
 		})
+		if errors.Is(err, errUnchanged) {
+			continue
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("certificate %s: %w", name, err))
 			continue
@@ -153,3 +152,6 @@ func (c *Certs) followAutomation(ctx context.Context, t *property.Table, only st
 	}
 	return switched, errors.Join(errs...)
 }
+
+// errUnchanged ends an update that has nothing to write.
+var errUnchanged = errors.New("unchanged")

@@ -219,7 +219,7 @@ func (n *node) apply(ctx context.Context, t *property.Table, known map[string]*c
 		n.unapplied.Store(true)
 		n.log.Error("bootstrap certificates", zap.Error(err))
 	}
-	switched, err := n.certs.FollowAutomationKnown(ctx, t, known)
+	switched, err := n.certs.FollowAutomation(ctx, t, known)
 	for _, c := range switched {
 		n.log.Info("tls.renew_automation is on: the certificate now renews by ACME", zap.String("certificate", c.Name),
 			zap.String("auto_renew", c.AutoRenew), zap.String("source", c.Source))
