@@ -129,7 +129,7 @@ func (c *Certs) AddVersion(ctx context.Context, idOrName string, v Version, upda
 // that may refuse the change: an error from either aborts it and nothing
 // is written. fence, if not nil, runs first in the transaction: an error
 // from it aborts the change too.
-func (c *Certs) addVersion(ctx context.Context, fence func(store.Tx) error, idOrName string, make func(*Certificate, store.Tx) (Version, error), update func(*Certificate) error) (*Certificate, error) {
+func (c *Certs) addVersion(ctx context.Context, fence Fence, idOrName string, make func(*Certificate, store.Tx) (Version, error), update func(*Certificate) error) (*Certificate, error) {
 	var rec *Certificate
 	err := c.st.Update(ctx, func(tx store.Tx) error {
 		if fence != nil {
@@ -175,7 +175,7 @@ func (c *Certs) Update(ctx context.Context, idOrName string, fn func(*Certificat
 }
 
 // update is Update with an optional fence run first in the transaction.
-func (c *Certs) update(ctx context.Context, fence func(store.Tx) error, idOrName string, fn func(*Certificate) error) (*Certificate, error) {
+func (c *Certs) update(ctx context.Context, fence Fence, idOrName string, fn func(*Certificate) error) (*Certificate, error) {
 	var rec *Certificate
 	err := c.st.Update(ctx, func(tx store.Tx) error {
 		if fence != nil {

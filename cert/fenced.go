@@ -3,34 +3,42 @@ package cert
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/edge-cdn/edge/store"
 )
 
-// Fenced writes are those of a lock holder whose lock may lapse while it
-// works (a renewal's order can outlast its lease): it reads the record's
-// revision under the lock, and its later writes happen only if the record
-// is still in that state. Otherwise they fail with store.ErrConflict and
-// nothing is written: another node took over.
+// Fenced writes are those of a renewal attempt whose lock may lapse while
+// it works (an order can outlast its lease). The attempt marked the record
+// renewing with its own LastAttemptAt under the lock; its later writes
+// happen only while the record still carries that mark. A node that took
+// the lock over marks the record with its own attempt, so the first node's
+// writes then fail with store.ErrConflict and nothing is written. Writes
+// that leave the mark alone (an ARI answer, an expiry notice) do not break
+// the fence: the attempt's certificate is not thrown away for them.
 
-// Revision returns the token of the state of the certificate record id
-// (an id, not a name), for AddVersionIf and UpdateIf.
-func (c *Certs) Revision(ctx context.Context, id string) (store.Rev, error) {
-	var rev store.Rev
-	err := c.st.View(ctx, func(tx store.Tx) (err error) {
-		rev, err = tx.Revision(store.Certificates, id)
-		return err
-	})
-	if err != nil {
-		return "", fmt.Errorf("certificate %q: %w", id, err)
+// Fence is a condition checked inside the write's transaction.
+type Fence func(tx store.Tx) error
+
+// RequireAttempt is the fence of the renewal attempt that marked record id
+// renewing at at.
+func RequireAttempt(id string, at time.Time) Fence {
+	return func(tx store.Tx) error {
+		rec, err := get(tx, id)
+		if err != nil {
+			return err
+		}
+		if r := rec.Renewal; r.State != RenewalRenewing || r.LastAttemptAt == nil || !r.LastAttemptAt.Equal(at) {
+			return fmt.Errorf("certificate %q is no longer under the renewal attempt of %s: %w", id, at.Format(time.RFC3339Nano), store.ErrConflict)
+		}
+		return nil
 	}
-	return rev, nil
 }
 
-// AddVersionIf is AddVersion on condition that the record id is still in
-// the state rev (from Revision): else it returns store.ErrConflict.
-func (c *Certs) AddVersionIf(ctx context.Context, id string, rev store.Rev, v Version, update func(*Certificate)) (*Certificate, error) {
-	return c.addVersion(ctx, requireRev(id, rev), id, func(*Certificate, store.Tx) (Version, error) { return v, nil }, func(rec *Certificate) error {
+// AddVersionIf is AddVersion on condition that fence holds in the same
+// transaction: else it returns the fence's error (store.ErrConflict).
+func (c *Certs) AddVersionIf(ctx context.Context, id string, fence Fence, v Version, update func(*Certificate)) (*Certificate, error) {
+	return c.addVersion(ctx, fence, id, func(*Certificate, store.Tx) (Version, error) { return v, nil }, func(rec *Certificate) error {
 		if update != nil {
 			update(rec)
 		}
@@ -38,12 +46,8 @@ func (c *Certs) AddVersionIf(ctx context.Context, id string, rev store.Rev, v Ve
 	})
 }
 
-// UpdateIf is Update on condition that the record id is still in the
-// state rev: else it returns store.ErrConflict.
-func (c *Certs) UpdateIf(ctx context.Context, id string, rev store.Rev, fn func(*Certificate) error) (*Certificate, error) {
-	return c.update(ctx, requireRev(id, rev), id, fn)
-}
-
-func requireRev(id string, rev store.Rev) func(store.Tx) error {
-	return func(tx store.Tx) error { return tx.Require(store.Certificates, id, rev) }
+// UpdateIf is Update on condition that fence holds in the same
+// transaction.
+func (c *Certs) UpdateIf(ctx context.Context, id string, fence Fence, fn func(*Certificate) error) (*Certificate, error) {
+	return c.update(ctx, fence, id, fn)
 }

@@ -6,14 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/edge-cdn/edge/cert"
 	"github.com/edge-cdn/edge/internal/fixture"
 	"github.com/edge-cdn/edge/store"
 )
 
-// A fenced write lands while the record is as read, and not after anyone
-// else wrote it: then nothing is written.
+// A fenced write lands while the record carries the attempt's mark, also
+// after writes that leave the mark alone (an ARI answer), and not once
+// another attempt marked it: then nothing is written.
 func TestFencedWrites(t *testing.T) {
 	ctx := context.Background()
 	certs := cert.NewCerts(fixture.Bolt(t))
@@ -21,26 +23,38 @@ func TestFencedWrites(t *testing.T) {
 	if err := certs.Create(ctx, rec, fixture.SelfSigned(t, "f.example")); err != nil {
 		t.Fatal(err)
 	}
-	rev, err := certs.Revision(ctx, rec.ID)
-	if err != nil {
+	mark := func(at time.Time) {
+		t.Helper()
+		if _, err := certs.Update(ctx, rec.ID, func(c *cert.Certificate) error {
+			c.Renewal.State, c.Renewal.LastAttemptAt = cert.RenewalRenewing, &at
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mine := time.Now()
+	mark(mine)
+	fence := cert.RequireAttempt(rec.ID, mine)
+	if _, err := certs.UpdateIf(ctx, rec.ID, fence, func(c *cert.Certificate) error { c.StatusDetail = "mine"; return nil }); err != nil {
+		t.Fatalf("UpdateIf under the attempt's mark: %v", err)
+	}
+	// A write that leaves the mark alone does not break the fence.
+	if _, err := certs.Update(ctx, rec.ID, func(c *cert.Certificate) error { c.StatusDetail = "an ARI answer"; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := certs.UpdateIf(ctx, rec.ID, rev, func(c *cert.Certificate) error { c.StatusDetail = "mine"; return nil }); err != nil {
-		t.Fatalf("UpdateIf on the state read: %v", err)
+	if c, err := certs.AddVersionIf(ctx, rec.ID, fence, fixture.SelfSigned(t, "f.example"), nil); err != nil || c.Version != 2 {
+		t.Fatalf("AddVersionIf after an unrelated write: %v", err)
 	}
-	// The record changed (by that very write): the old revision is stale.
-	if _, err := certs.AddVersionIf(ctx, rec.ID, rev, fixture.SelfSigned(t, "f.example"), nil); !errors.Is(err, store.ErrConflict) {
-		t.Fatalf("AddVersionIf on a stale revision: %v, want ErrConflict", err)
+	// Another node's attempt marks the record: this one's writes are refused.
+	mark(mine.Add(time.Second))
+	if _, err := certs.AddVersionIf(ctx, rec.ID, fence, fixture.SelfSigned(t, "f.example"), nil); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("AddVersionIf under another attempt: %v, want ErrConflict", err)
 	}
-	if _, err := certs.UpdateIf(ctx, rec.ID, rev, func(*cert.Certificate) error { return nil }); !errors.Is(err, store.ErrConflict) {
-		t.Fatalf("UpdateIf on a stale revision: %v, want ErrConflict", err)
+	if _, err := certs.UpdateIf(ctx, rec.ID, fence, func(*cert.Certificate) error { return nil }); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("UpdateIf under another attempt: %v, want ErrConflict", err)
 	}
-	if vs, _ := certs.Versions(ctx, rec.ID); len(vs) != 1 {
-		t.Errorf("%d versions after a refused fenced write, want 1", len(vs))
-	}
-	rev, _ = certs.Revision(ctx, rec.ID)
-	if c, err := certs.AddVersionIf(ctx, rec.ID, rev, fixture.SelfSigned(t, "f.example"), nil); err != nil || c.Version != 2 {
-		t.Fatalf("AddVersionIf on a fresh revision: %v", err)
+	if vs, _ := certs.Versions(ctx, rec.ID); len(vs) != 2 {
+		t.Errorf("%d versions after a refused fenced write, want 2", len(vs))
 	}
 }
 

@@ -58,8 +58,8 @@ func (r *Renewer) start(ctx context.Context, id, reason string) {
 // The lock's lease may lapse during an order that runs for minutes (a
 // partition, a paused process): the attempt runs under a context that
 // ends when the lock is lost, and its writes after the order are fenced
-// on the record's revision read under the lock, so that a node that lost
-// the lock, and another that took it over, never both store a version.
+// on the attempt's mark in the record, so that a node that lost the lock,
+// and another that took it over, never both store a version.
 func (r *Renewer) attempt(ctx context.Context, id, reason string) {
 	lock := "renew/" + id
 	ok, err := r.locks.TryLock(ctx, lock)
@@ -70,13 +70,13 @@ func (r *Renewer) attempt(ctx context.Context, id, reason string) {
 	hctx, release := store.HeldContext(ctx, r.locks, lock)
 	defer release() // before Unlock
 
-	c, rev, names, ok := r.begin(hctx, id, reason)
+	c, at, names, ok := r.begin(hctx, id, reason)
 	if !ok {
 		return
 	}
 	log := r.log.With(zap.String("certificate", c.Name), zap.Strings("names", names))
 	log.Info("renewing certificate", zap.String("reason", reason), zap.Int("attempt", c.Renewal.Attempts))
-	a := &fenced{Renewer: r, rev: rev, log: log}
+	a := &fenced{Renewer: r, fence: cert.RequireAttempt(c.ID, at), log: log}
 
 	if f := r.checkNames(names); f != "" {
 		a.failed(hctx, c, acme.Failure{Detail: f, Result: "invalid_names"})
@@ -117,20 +117,20 @@ func (r *Renewer) attempt(ctx context.Context, id, reason string) {
 	a.succeeded(hctx, c, chain, key)
 }
 
-// begin checks under the lock that id is still due, marks it renewing and
-// reads the record's revision after that write: the fence of what
-// follows. ok is false when there is nothing to do.
-func (r *Renewer) begin(ctx context.Context, id, reason string) (c *cert.Certificate, rev store.Rev, names []string, ok bool) {
+// begin checks under the lock that id is still due and marks it renewing
+// at the moment it returns: the attempt's fence (cert.RequireAttempt). ok
+// is false when there is nothing to do.
+func (r *Renewer) begin(ctx context.Context, id, reason string) (c *cert.Certificate, at time.Time, names []string, ok bool) {
 	c, err := r.certs.Get(ctx, id)
 	if err != nil {
-		return nil, "", nil, false
+		return nil, time.Time{}, nil, false
 	}
 	names = r.wantedNames(c, r.props().CertificateNames())
-	at, _ := r.due(c, names)
+	due, _ := r.due(c, names)
 	now := r.cfg.Now()
-	if (c.AutoRenew != cert.AutoRenewACME && !c.Renewal.Forced) || at.After(now) ||
+	if (c.AutoRenew != cert.AutoRenewACME && !c.Renewal.Forced) || due.After(now) ||
 		(c.Renewal.NextAttemptAt != nil && c.Renewal.NextAttemptAt.After(now) && !c.Renewal.Forced) {
-		return nil, "", nil, false // renewed meanwhile (by another node), or no longer due
+		return nil, time.Time{}, nil, false // renewed meanwhile (by another node), or no longer due
 	}
 	c, err = r.certs.Update(ctx, id, func(c *cert.Certificate) error {
 		c.Renewal.State = cert.RenewalRenewing
@@ -143,14 +143,9 @@ func (r *Renewer) begin(ctx context.Context, id, reason string) (c *cert.Certifi
 		return nil
 	})
 	if err != nil {
-		return nil, "", nil, false
+		return nil, time.Time{}, nil, false
 	}
-	// Update's change hooks have run: this node writes nothing more to
-	// the record until the fenced write.
-	if rev, err = r.certs.Revision(ctx, c.ID); err != nil {
-		return nil, "", nil, false
-	}
-	return c, rev, names, true
+	return c, now, names, true
 }
 
 // checkNames returns why names cannot be ordered, or "".
@@ -197,7 +192,7 @@ func (a *fenced) succeeded(ctx context.Context, c *cert.Certificate, chain []byt
 		SubjectNames: leaf.DNSNames, Issuer: leaf.Issuer.String(),
 		NotBefore: leaf.NotBefore.UTC(), NotAfter: leaf.NotAfter.UTC(), Source: cert.SourceACME, CreatedAt: now.UTC(),
 	}
-	stored, err := r.certs.AddVersionIf(context.WithoutCancel(ctx), c.ID, a.rev, v, func(c *cert.Certificate) {
+	stored, err := r.certs.AddVersionIf(context.WithoutCancel(ctx), c.ID, a.fence, v, func(c *cert.Certificate) {
 		c.Status, c.StatusDetail = cert.StatusActive, ""
 		c.Challenge, c.Authority = "http", "lets_encrypt"
 		c.Renewal = cert.Renewal{State: cert.RenewalScheduled, Attempts: 0, LastAttemptAt: c.Renewal.LastAttemptAt}
@@ -235,7 +230,7 @@ func (a *fenced) failed(ctx context.Context, c *cert.Certificate, f acme.Failure
 	}
 	wait = max(wait, f.MinWait)
 	next := now.Add(wait)
-	stored, err := r.certs.UpdateIf(context.WithoutCancel(ctx), c.ID, a.rev, func(c *cert.Certificate) error {
+	stored, err := r.certs.UpdateIf(context.WithoutCancel(ctx), c.ID, a.fence, func(c *cert.Certificate) error {
 		c.Renewal.State = cert.RenewalBackoff
 		c.Renewal.LastError = f.Detail
 		c.Renewal.NextAttemptAt = &next

@@ -9,12 +9,12 @@ import (
 	"go.uber.org/zap"
 )
 
-// fenced is one attempt after its lock was taken: its writes are
-// conditional on the record's revision rev, read under the lock.
+// fenced is one attempt after its lock was taken: its writes happen only
+// while the record still carries the attempt's mark (cert.RequireAttempt).
 type fenced struct {
 	*Renewer
-	rev store.Rev
-	log *zap.Logger
+	fence cert.Fence
+	log   *zap.Logger
 }
 
 // lost reports whether the attempt's lock was lost (hctx, from
