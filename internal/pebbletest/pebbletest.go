@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"io"
 	"log"
+	mathrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -188,13 +189,22 @@ func (p *Pebble) startDNS(t testing.TB) string {
 }
 
 // FreePort returns a loopback TCP port that was free a moment ago, for a
-// listener that Pebble must know before the edge starts.
+// listener that Pebble must know before the edge starts. It is drawn from
+// below Linux's ephemeral range (32768 and up): a port the kernel handed
+// out for ":0" goes back to that pool when its listener closes, and the
+// next ":0" anywhere on the machine (Pebble's own listeners, another test
+// binary's) may get it before the edge binds it.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 200 {
+		port := 20000 + mathrand.IntN(12000)
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return port
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatal("no loopback port free between 20000 and 32000")
+	return 0
 }
