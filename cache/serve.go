@@ -14,22 +14,44 @@ import (
 // origin's response (a 502 or 504 when it cannot). A property without
 // cache.enabled goes straight to upstream.
 func (c *Cache) Serve(w http.ResponseWriter, r *http.Request, p *property.Property, upstream http.Handler) {
+	c.serve(w, r, p, upstream)
+}
+
+// ServeHit answers r from a stored object that needs nothing of the origin
+// (fresh, or stale within the request's max-stale) and returns true, with
+// the same counters, headers and body as Serve would have; otherwise it
+// writes and counts nothing and returns false, and the caller goes on with
+// Serve. It lets a caller skip what only a miss needs (the proxy's
+// request state in r's context, an allocation per request) on a hit.
+func (c *Cache) ServeHit(w http.ResponseWriter, r *http.Request, p *property.Property) bool {
+	return c.serve(w, r, p, nil)
+}
+
+// serve is Serve, or ServeHit when upstream is nil: then it returns false,
+// having written and counted nothing, wherever Serve would call upstream.
+func (c *Cache) serve(w http.ResponseWriter, r *http.Request, p *property.Property, upstream http.Handler) bool {
+	hitOnly := upstream == nil
 	if p == nil || !p.Cache.Enabled || c.closed.Load() {
+		if hitOnly {
+			return false
+		}
 		upstream.ServeHTTP(w, r)
-		return
-	}
-	st := c.stats.of(p.Name)
-	if v, ok := c.props.Load(p.Name); !ok || v.(*property.Property) != p {
-		c.props.Store(p.Name, p)
+		return true
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		c.serveUnsafe(w, r, p, upstream, st)
-		return
+		if hitOnly {
+			return false
+		}
+		c.serveUnsafe(w, r, p, upstream, c.statsOf(p))
+		return true
 	}
 	if bypassRequest(r) {
-		st.bypass.Add(1)
+		if hitOnly {
+			return false
+		}
+		c.statsOf(p).bypass.Add(1)
 		c.passThrough(w, r, upstream, "Edge; fwd=bypass")
-		return
+		return true
 	}
 	kb := keyPool.Get().(*[]byte)
 	defer keyPool.Put(kb)
@@ -39,6 +61,10 @@ func (c *Cache) Serve(w http.ResponseWriter, r *http.Request, p *property.Proper
 	rd := requestDirectives(r.Header)
 	now := c.now()
 	obj, marker := c.lookup(key, r.Header, kb)
+	if hitOnly {
+		return obj != nil && c.serveStored(w, r, p, nil, nil, obj, &rd, now, key)
+	}
+	st := c.statsOf(p)
 	var lookupKey string // the key of obj (or of the variant sought)
 	if marker != nil {
 		lookupKey = unsafe.String(unsafe.SliceData(*kb), len(*kb))
@@ -46,7 +72,7 @@ func (c *Cache) Serve(w http.ResponseWriter, r *http.Request, p *property.Proper
 		lookupKey = key
 	}
 	if obj != nil && c.serveStored(w, r, p, upstream, st, obj, &rd, now, key) {
-		return
+		return true
 	}
 	switch {
 	case rd.onlyIfCached:
@@ -78,14 +104,33 @@ func (c *Cache) Serve(w http.ResponseWriter, r *http.Request, p *property.Proper
 		}
 		c.miss(w, r, p, upstream, primaryCopy(key), primaryCopy(lookupKey), nil, fwd)
 	}
+	return true
+}
+
+// statsOf returns p's counters, and remembers p as the property of its
+// name (for purges and stats).
+func (c *Cache) statsOf(p *property.Property) *propStats {
+	if v, ok := c.props.Load(p.Name); !ok || v.(*property.Property) != p {
+		c.props.Store(p.Name, p)
+	}
+	return c.stats.of(p.Name)
 }
 
 // serveStored answers from obj when the request allows it as it is (fresh,
 // or stale within max-stale or stale-while-revalidate, which also starts a
-// background refresh); false means it must be revalidated.
+// background refresh); false means it must be revalidated. With no
+// upstream (ServeHit), st is looked up here, and false also means a
+// background refresh would be due.
 func (c *Cache) serveStored(w http.ResponseWriter, r *http.Request, p *property.Property, upstream http.Handler,
 	st *propStats, obj *object, rd *directives, now time.Time, key string) bool {
-	switch c.usable(obj, rd, now) {
+	u := c.usable(obj, rd, now)
+	if u == useRevalidate || (upstream == nil && u == useStaleRefresh) {
+		return false
+	}
+	if st == nil {
+		st = c.statsOf(p)
+	}
+	switch u {
 	case useFresh:
 		st.hits.Add(1)
 	case useStale:
@@ -93,8 +138,6 @@ func (c *Cache) serveStored(w http.ResponseWriter, r *http.Request, p *property.
 	case useStaleRefresh:
 		st.stale.Add(1)
 		c.refresh(r, p, upstream, primaryCopy(key), obj)
-	default:
-		return false
 	}
 	st.servedBytes.Add(int64(len(obj.body)))
 	c.serveObject(w, r, obj, now, "")

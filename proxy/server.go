@@ -76,6 +76,14 @@ type Cache interface {
 	Serve(w http.ResponseWriter, r *http.Request, p *property.Property, upstream http.Handler)
 }
 
+// HitCache, when the Cache implements it too, answers a request from a
+// stored object that needs nothing of the origin, before the proxy builds
+// what a forwarded request needs. ServeHit returns false, having written
+// nothing, when Serve must answer instead.
+type HitCache interface {
+	ServeHit(w http.ResponseWriter, r *http.Request, p *property.Property) bool
+}
+
 // Server routes requests to properties. Make one with New.
 type Server struct {
 	cfg    Config

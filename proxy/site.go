@@ -80,13 +80,22 @@ func (st *site) serve(w *recorder, r *http.Request, req *request) {
 		req.body = &trackedBody{rc: r.Body}
 		r.Body = req.body
 	}
+	c := st.s.cfg.Cache
+	cached := c != nil && st.prop.Cache.Enabled
+	if cached {
+		// A hit needs nothing of the request state in r's context: serve it
+		// before the hand-over below, saving its allocation.
+		if hc, ok := c.(HitCache); ok && hc.ServeHit(w, r, st.prop) {
+			return
+		}
+	}
 	// The request travels in r's context (request is a context.Context):
 	// the upstream and anything in front of it find it with requestOf.
 	// WithContext copies the *http.Request: the one allocation of this
 	// hand-over.
 	req.Context = r.Context()
 	r = r.WithContext(req)
-	if c := st.s.cfg.Cache; c != nil && st.prop.Cache.Enabled {
+	if cached {
 		c.Serve(w, r, st.prop, st.upstream)
 		return
 	}

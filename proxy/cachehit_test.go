@@ -1,0 +1,158 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/edge-cdn/edge/cache"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// syncBuffer collects log output across goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) lines() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Split(strings.TrimSpace(s.b.String()), "\n")
+}
+
+// jsonKeys returns the keys of a JSON object line in order, and its values.
+func jsonKeys(t *testing.T, line string) ([]string, map[string]any) {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(line), &m); err != nil {
+		t.Fatalf("%q: %v", line, err)
+	}
+	d := json.NewDecoder(strings.NewReader(line))
+	d.Token() // {
+	var keys []string
+	for d.More() {
+		k, _ := d.Token()
+		keys = append(keys, k.(string))
+		var v any
+		d.Decode(&v)
+	}
+	return keys, m
+}
+
+// TestCacheHitThroughProxy: a hit served through the proxy has the stored
+// head and the hit's own Age, Cache-Status and X-Request-Id, never the
+// miss's; the origin sees the miss only; each request's access line has
+// the same fields in the same order, the hit naming no origin.
+func TestCacheHitThroughProxy(t *testing.T) {
+	date := time.Now().UTC().Format(http.TimeFormat)
+	var originIDs []string
+	var mu sync.Mutex
+	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		originIDs = append(originIDs, r.Header.Get("X-Request-Id"))
+		mu.Unlock()
+		w.Header().Set("Cache-Control", "max-age=3600")
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("Date", date)
+		w.Header().Set("Etag", `"e1"`)
+		w.Header().Set("X-Origin", "o")
+		fmt.Fprint(w, "stored body")
+	}))
+	t.Cleanup(o.Close)
+	c, err := cache.New(cache.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	var logs syncBuffer
+	enc := zap.NewProductionEncoderConfig()
+	enc.TimeKey = "time"
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	access := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(&logs), zapcore.InfoLevel))
+	e := newEdge(t, Config{AccessLog: true, AccessLogger: access, Cache: c},
+		map[string]string{"c.yaml": prop("c.example", "{url: "+o.URL+"}", "cache: {enabled: true}")})
+
+	miss := e.do("GET", "c.example", "/obj", nil)
+	if b := readBody(t, miss); b != "stored body" || !strings.Contains(miss.Header.Get("Cache-Status"), "stored") {
+		t.Fatalf("miss: %q, Cache-Status %q", b, miss.Header.Get("Cache-Status"))
+	}
+	var hit *http.Response
+	for range 200 { // the fill is stored as the miss ends
+		hit = e.do("GET", "c.example", "/obj", nil)
+		if readBody(t, hit) != "stored body" {
+			t.Fatal("hit: wrong body")
+		}
+		if strings.Contains(hit.Header.Get("Cache-Status"), "hit") {
+			break
+		}
+	}
+	want := http.Header{
+		"Age":            {"0"},
+		"Cache-Control":  {"max-age=3600"},
+		"Cache-Status":   {"Edge; hit; ttl=3600"},
+		"Content-Length": {"11"},
+		"Content-Type":   {"text/plain"},
+		"Date":           {date},
+		"Etag":           {`"e1"`},
+		"Via":            {"1.1 edge"},
+		"X-Origin":       {"o"},
+		"X-Request-Id":   hit.Header["X-Request-Id"],
+	}
+	got := hit.Header.Clone()
+	// A second or two may pass between the origin's Date and the hit: Age
+	// and ttl move together (ttl rounds down a fractional age's rest).
+	var age, ttl int
+	if _, err := fmt.Sscanf(got.Get("Age")+" "+got.Get("Cache-Status"), "%d Edge; hit; ttl=%d", &age, &ttl); err != nil ||
+		age > 2 || (age+ttl != 3600 && age+ttl != 3599) {
+		t.Errorf("hit Age %q, Cache-Status %q", got.Get("Age"), got.Get("Cache-Status"))
+	}
+	got["Age"], got["Cache-Status"] = want["Age"], want["Cache-Status"]
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("hit header\n got %v\nwant %v", hit.Header, want)
+	}
+	hitID := hit.Header.Get("X-Request-Id")
+	if hitID == "" || hitID == miss.Header.Get("X-Request-Id") {
+		t.Errorf("hit X-Request-Id %q, miss %q", hitID, miss.Header.Get("X-Request-Id"))
+	}
+	mu.Lock()
+	if len(originIDs) != 1 || originIDs[0] != miss.Header.Get("X-Request-Id") {
+		t.Errorf("origin saw request ids %q, want the miss's %q only", originIDs, miss.Header.Get("X-Request-Id"))
+	}
+	mu.Unlock()
+
+	lines := logs.lines()
+	wantKeys := []string{"level", "time", "msg", "request_id", "property", "host", "method", "uri", "proto",
+		"status", "bytes", "duration", "origin", "remote"}
+	var sawHit bool
+	for _, l := range lines {
+		keys, m := jsonKeys(t, l)
+		if !reflect.DeepEqual(keys, wantKeys) {
+			t.Errorf("access line keys %v, want %v", keys, wantKeys)
+		}
+		if m["request_id"] == hitID {
+			sawHit = true
+			if m["origin"] != "" || m["status"] != 200.0 || m["bytes"] != 11.0 || m["property"] != "c" ||
+				m["uri"] != "/obj" || m["method"] != "GET" || m["host"] != "c.example" || m["proto"] != "HTTP/1.1" {
+				t.Errorf("hit access line %s", l)
+			}
+		}
+	}
+	if !sawHit {
+		t.Errorf("no access line for the hit %s in %q", hitID, lines)
+	}
+}
