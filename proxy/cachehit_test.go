@@ -138,11 +138,19 @@ func TestCacheHitThroughProxy(t *testing.T) {
 	lines := logs.lines()
 	wantKeys := []string{"level", "time", "msg", "request_id", "property", "host", "method", "uri", "proto",
 		"status", "bytes", "duration", "origin", "remote"}
-	var sawHit bool
+	var sawHit, sawMiss bool
 	for _, l := range lines {
 		keys, m := jsonKeys(t, l)
 		if !reflect.DeepEqual(keys, wantKeys) {
 			t.Errorf("access line keys %v, want %v", keys, wantKeys)
+		}
+		if m["request_id"] == miss.Header.Get("X-Request-Id") {
+			// The fill asked the origin on a state of its own: the miss's
+			// line still names the origin.
+			sawMiss = true
+			if m["origin"] == "" {
+				t.Errorf("miss access line names no origin: %s", l)
+			}
 		}
 		if m["request_id"] == hitID {
 			sawHit = true
@@ -151,6 +159,9 @@ func TestCacheHitThroughProxy(t *testing.T) {
 				t.Errorf("hit access line %s", l)
 			}
 		}
+	}
+	if !sawMiss {
+		t.Errorf("no access line for the miss in %q", lines)
 	}
 	if !sawHit {
 		t.Errorf("no access line for the hit %s in %q", hitID, lines)

@@ -411,7 +411,7 @@ func (l *accessLine) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddInt64("status", int64(l.rec.status))
 	enc.AddInt64("bytes", l.rec.bytes)
 	enc.AddDuration("duration", l.elapsed)
-	enc.AddString("origin", l.req.origin)
+	enc.AddString("origin", l.req.originName())
 	enc.AddString("remote", l.r.RemoteAddr)
 	return nil
 }
@@ -431,8 +431,13 @@ type request struct {
 	prop    *property.Property
 	siteObs SiteObserver // the property's metrics, when resolved
 	origin  string       // the last origin tried
-	body    *trackedBody
-	err     error // an origin failure after the response began
+	// fillOrigin is the origin tried by a cache fill made for this request
+	// on a state of its own (forward's parent), for this request's access
+	// line: the fill's goroutine sets it while this one serves.
+	fillOrigin atomic.Pointer[string]
+	parent     *request // a fill's: the request it was made for
+	body       *trackedBody
+	err        error // an origin failure after the response began
 }
 
 type ctxKey struct{}
@@ -456,6 +461,17 @@ func requestOf(ctx context.Context) *request {
 	}
 	r, _ := ctx.Value(ctxKey{}).(*request)
 	return r
+}
+
+// originName is the last origin tried for r, by r itself or by the cache
+// fill made for it.
+func (r *request) originName() string {
+	if r.origin == "" {
+		if o := r.fillOrigin.Load(); o != nil {
+			return *o
+		}
+	}
+	return r.origin
 }
 
 func (r *request) propertyName() string {

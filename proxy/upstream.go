@@ -29,6 +29,7 @@ func (st *site) forward(w http.ResponseWriter, r *http.Request) {
 		req = &request{start: time.Now()}
 		if parent := requestOf(r.Context()); parent != nil {
 			req.setID(parent.id)
+			req.parent = parent
 		} else {
 			st.s.ids.next(req)
 		}
@@ -48,6 +49,9 @@ func (st *site) forward(w http.ResponseWriter, r *http.Request) {
 		o := st.origins[i]
 		tried |= 1 << i
 		req.origin = o.name
+		if req.parent != nil {
+			req.parent.fillOrigin.Store(&o.name)
+		}
 		var elapsed time.Duration
 		var err error
 		if o.sync.Load() {
