@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -119,9 +121,34 @@ func (n *node) saveLastGood(ctx context.Context, t *property.Table) {
 	if len(puts) == 0 && len(dels) == 0 {
 		return
 	}
-	err = n.store.Update(sctx, func(tx store.Tx) error {
-		for f, data := range puts {
-			if err := tx.Put(store.Meta, prefix+f, data); err != nil {
+	// The writes go in key order (bbolt inserts a key into an in-memory
+	// node by copying what follows it: 100,000 new keys in map order took
+	// 20 s, in order a fraction of one) and in batches that etcd takes
+	// (--max-txn-ops), each with its own deadline.
+	keys := slices.Sorted(maps.Keys(puts))
+	slices.Sort(dels)
+	batch := store.MaxTxnWrites(n.store)
+	if batch <= 0 {
+		batch = len(keys) + len(dels)
+	}
+	for len(keys)+len(dels) > 0 {
+		np := min(len(keys), batch)
+		nd := min(len(dels), batch-np)
+		if err := n.writeLastGood(ctx, prefix, keys[:np], puts, dels[:nd]); err != nil {
+			n.log.Warn("storing the last good property versions", zap.Error(err))
+			return
+		}
+		keys, dels = keys[np:], dels[nd:]
+	}
+}
+
+// writeLastGood stores one batch of saveLastGood's writes.
+func (n *node) writeLastGood(ctx context.Context, prefix string, keys []string, puts map[string][]byte, dels []string) error {
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	return n.store.Update(ctx, func(tx store.Tx) error {
+		for _, f := range keys {
+			if err := tx.Put(store.Meta, prefix+f, puts[f]); err != nil {
 				return err
 			}
 		}
@@ -132,9 +159,6 @@ func (n *node) saveLastGood(ctx context.Context, t *property.Table) {
 		}
 		return nil
 	})
-	if err != nil {
-		n.log.Warn("storing the last good property versions", zap.Error(err))
-	}
 }
 
 // digest is property's digest of a file's bytes (Property.Digest).
