@@ -61,7 +61,8 @@ func (p *purger) Purge(ctx context.Context, req cache.Purge) (cache.PurgeResult,
 	return res, nil
 }
 
-// record writes req for the fleet and prunes records past retention.
+// record writes req for the fleet and prunes records past retention,
+// the oldest first.
 func (p *purger) record(ctx context.Context, req cache.Purge) error {
 	b, err := json.Marshal(req)
 	if err != nil {
@@ -79,6 +80,11 @@ func (p *purger) record(ctx context.Context, req cache.Purge) error {
 			return nil
 		}); err != nil {
 			return err
+		}
+		// At most what one etcd transaction takes besides the new record:
+		// a burst of purges a week ago is pruned over the next few.
+		if n := p.fleet.MaxTxnWrites() - 1; len(old) > n {
+			old = old[:n]
 		}
 		for _, k := range old {
 			if err := tx.Delete(store.Meta, k); err != nil {
