@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge-cdn/edge/internal/testutil"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -26,7 +27,7 @@ func TestAccessLineIsTheFieldList(t *testing.T) {
 	detailed := errWithDetail{errors.New("origin reset")}
 	for _, format := range []string{"json", "console"} {
 		for _, err := range []error{nil, errors.New("origin closed the connection"), detailed} {
-			var got, want syncBuffer
+			var got, want testutil.SyncBuffer
 			ec := zap.NewProductionEncoderConfig()
 			ec.TimeKey = "time"
 			ec.EncodeTime = zapcore.ISO8601TimeEncoder
@@ -35,7 +36,7 @@ func TestAccessLineIsTheFieldList(t *testing.T) {
 				enc = zapcore.NewConsoleEncoder(ec)
 			}
 			clock := zap.WithClock(fixedClock{time.Date(2026, 11, 29, 20, 0, 0, 123e6, time.UTC)})
-			logger := func(w *syncBuffer) *zap.Logger {
+			logger := func(w *testutil.SyncBuffer) *zap.Logger {
 				return zap.New(zapcore.NewCore(enc.Clone(), zapcore.AddSync(w), zapcore.InfoLevel), clock)
 			}
 			s := New(Config{AccessLog: true, AccessLogger: logger(&got)})
@@ -47,8 +48,8 @@ func TestAccessLineIsTheFieldList(t *testing.T) {
 			s.logAccess(rec, r, req)
 			s.Close()
 			var d time.Duration
-			if _, e := fmtSscanDuration(got.lines()[0], format, &d); e != nil {
-				t.Fatalf("%s: no duration in %q: %v", format, got.lines()[0], e)
+			if _, e := fmtSscanDuration(lines(&got)[0], format, &d); e != nil {
+				t.Fatalf("%s: no duration in %q: %v", format, lines(&got)[0], e)
 			}
 			logger(&want).Info("request", zap.String("request_id", req.id), zap.String("property", ""),
 				zap.String("host", r.Host), zap.String("method", r.Method), zap.String("uri", r.RequestURI),
@@ -56,7 +57,7 @@ func TestAccessLineIsTheFieldList(t *testing.T) {
 				zap.Duration("duration", d), zap.String("origin", req.origin), zap.String("remote", r.RemoteAddr),
 				zap.Error(err))
 			mask := regexp.MustCompile(`"duration":[0-9.e+-]+`)
-			g, w := got.lines()[0], want.lines()[0]
+			g, w := lines(&got)[0], lines(&want)[0]
 			if mask.ReplaceAllString(g, "D") != mask.ReplaceAllString(w, "D") || d < 1500*time.Millisecond || d > time.Minute {
 				t.Errorf("%s, error %v:\n got %s\nwant %s", format, err, g, w)
 			}

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -13,26 +12,14 @@ import (
 	"time"
 
 	"github.com/edge-cdn/edge/cache"
+	"github.com/edge-cdn/edge/internal/testutil"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
 
-// syncBuffer collects log output across goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) lines() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.Split(strings.TrimSpace(s.b.String()), "\n")
+// lines returns the lines written to b.
+func lines(b *testutil.SyncBuffer) []string {
+	return strings.Split(strings.TrimSpace(b.String()), "\n")
 }
 
 // jsonKeys returns the keys of a JSON object line in order, and its values.
@@ -79,7 +66,7 @@ func TestCacheHitThroughProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	enc := zap.NewProductionEncoderConfig()
 	enc.TimeKey = "time"
 	enc.EncodeTime = zapcore.ISO8601TimeEncoder
@@ -135,7 +122,7 @@ func TestCacheHitThroughProxy(t *testing.T) {
 	}
 	mu.Unlock()
 
-	lines := logs.lines()
+	lines := lines(&logs)
 	wantKeys := []string{"level", "time", "msg", "request_id", "property", "host", "method", "uri", "proto",
 		"status", "bytes", "duration", "origin", "remote"}
 	var sawHit, sawMiss bool
