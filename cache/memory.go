@@ -43,6 +43,15 @@ func (m *memoryTier) get(key string) *object {
 	return o
 }
 
+// peek is get without side effects on the eviction policy.
+func (m *memoryTier) peek(key string) *object {
+	e, _ := m.c.GetEntryQuietly(key)
+	return e.Value
+}
+
+// touch counts an access to key, found earlier with peek.
+func (m *memoryTier) touch(key string) { m.c.GetIfPresent(key) }
+
 func (m *memoryTier) put(o *object) { m.c.Set(o.Key, o) }
 
 func (m *memoryTier) remove(key string) { m.c.Invalidate(key) }

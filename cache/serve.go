@@ -60,9 +60,19 @@ func (c *Cache) serve(w http.ResponseWriter, r *http.Request, p *property.Proper
 	key := unsafe.String(unsafe.SliceData(*kb), len(*kb))
 	rd := requestDirectives(r.Header)
 	now := c.now()
-	obj, marker := c.lookup(key, r.Header, kb)
+	obj, marker := c.lookup(key, r.Header, kb, hitOnly)
 	if hitOnly {
-		return obj != nil && c.serveStored(w, r, p, nil, nil, obj, &rd, now, key)
+		// Looked up quietly: when ServeHit declines, Serve's lookup is the
+		// one the memory tier's admission policy counts, so that a miss
+		// counts once; a hit counts here.
+		if obj == nil || !c.serveStored(w, r, p, nil, nil, obj, &rd, now, key) {
+			return false
+		}
+		c.mem.touch(key)
+		if marker != nil {
+			c.mem.touch(obj.Key)
+		}
+		return true
 	}
 	st := c.statsOf(p)
 	var lookupKey string // the key of obj (or of the variant sought)
@@ -157,14 +167,18 @@ func bypassRequest(r *http.Request) bool {
 
 // lookup finds the object for key and the request header rh, following a
 // variant marker; kb then holds the variant key.
-func (c *Cache) lookup(key string, rh http.Header, kb *[]byte) (obj, marker *object) {
-	o := c.get(key)
+func (c *Cache) lookup(key string, rh http.Header, kb *[]byte, quiet bool) (obj, marker *object) {
+	get := c.get
+	if quiet {
+		get = c.peek
+	}
+	o := get(key)
 	if o == nil || !o.Marker {
 		return o, nil
 	}
 	*kb = secondaryKey(*kb, o.Gen, o.Vary, rh)
 	vkey := unsafe.String(unsafe.SliceData(*kb), len(*kb))
-	return c.get(vkey), o
+	return get(vkey), o
 }
 
 type use int
