@@ -146,14 +146,8 @@ func (c *Cache) problem(kind string, fields ...zap.Field) {
 }
 
 // get finds key in memory, then on disk (promoting a disk hit to memory).
-func (c *Cache) get(key string) *object { return c.getFrom(c.mem.get, key) }
-
-// peek is get without counting the access in the memory tier's admission
-// policy (a disk object found is still moved to memory).
-func (c *Cache) peek(key string) *object { return c.getFrom(c.mem.peek, key) }
-
-func (c *Cache) getFrom(memGet func(string) *object, key string) *object {
-	if o := memGet(key); o != nil {
+func (c *Cache) get(key string) *object {
+	if o := c.mem.get(key); o != nil {
 		return o
 	}
 	if c.disk == nil {

@@ -17,11 +17,11 @@ func (c *Cache) Serve(w http.ResponseWriter, r *http.Request, p *property.Proper
 	c.serve(w, r, p, upstream)
 }
 
-// ServeHit answers r from a stored object that needs nothing of the origin
-// (fresh, or stale within the request's max-stale) and returns true, with
-// the same counters, headers and body as Serve would have; otherwise it
-// writes and counts nothing and returns false, and the caller goes on with
-// Serve. It lets a caller skip what only a miss needs (the proxy's
+// ServeHit answers r from an object in the memory tier that needs nothing
+// of the origin (fresh, or stale within the request's max-stale) and
+// returns true, with the same counters, headers and body as Serve would
+// have; otherwise it writes and counts nothing and returns false, and the
+// caller goes on with Serve. It lets a caller skip what only a miss needs (the proxy's
 // request state in r's context, an allocation per request) on a hit.
 func (c *Cache) ServeHit(w http.ResponseWriter, r *http.Request, p *property.Property) bool {
 	return c.serve(w, r, p, nil)
@@ -62,9 +62,10 @@ func (c *Cache) serve(w http.ResponseWriter, r *http.Request, p *property.Proper
 	now := c.now()
 	obj, marker := c.lookup(key, r.Header, kb, hitOnly)
 	if hitOnly {
-		// Looked up quietly: when ServeHit declines, Serve's lookup is the
-		// one the memory tier's admission policy counts, so that a miss
-		// counts once; a hit counts here.
+		// Looked up quietly and in memory only: when ServeHit declines,
+		// Serve's lookup (which also reads the disk tier and moves what it
+		// finds to memory) is the one the admission policy counts; a hit
+		// served here counts once, here.
 		if obj == nil || !c.serveStored(w, r, p, nil, nil, obj, &rd, now, key) {
 			return false
 		}
@@ -166,11 +167,12 @@ func bypassRequest(r *http.Request) bool {
 }
 
 // lookup finds the object for key and the request header rh, following a
-// variant marker; kb then holds the variant key.
+// variant marker; kb then holds the variant key. Quiet looks in memory
+// only, without counting the access in the admission policy.
 func (c *Cache) lookup(key string, rh http.Header, kb *[]byte, quiet bool) (obj, marker *object) {
 	get := c.get
 	if quiet {
-		get = c.peek
+		get = c.mem.peek
 	}
 	o := get(key)
 	if o == nil || !o.Marker {

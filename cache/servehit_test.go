@@ -100,3 +100,31 @@ func TestServeHitMatchesServe(t *testing.T) {
 	}
 	e.wantHits(3)
 }
+
+// TestServeHitLeavesDiskToServe: ServeHit looks in memory only. An object
+// found on disk after a restart is declined there, so that Serve reads it,
+// moves it to memory and counts that one access; the next hit is ServeHit's.
+func TestServeHitLeavesDiskToServe(t *testing.T) {
+	dir := t.TempDir()
+	e := diskEnv(t, dir, "on disk")
+	e.get("/d")
+	waitDisk(t, e.c, 1)
+	e.c.Close()
+	e2 := diskEnv(t, dir, "the origin again")
+	p := e2.props["site.test"]
+	r := httptest.NewRequest("GET", "http://site.test/d", nil)
+	w := httptest.NewRecorder()
+	if e2.c.ServeHit(w, r, p) || w.Body.Len() != 0 {
+		t.Fatalf("ServeHit answered an object that is only on disk: %q", w.Body)
+	}
+	noOrigin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { t.Errorf("%s went to the origin", r.URL) })
+	w = httptest.NewRecorder()
+	e2.c.Serve(w, r, p, noOrigin)
+	if w.Body.String() != "on disk" {
+		t.Fatalf("Serve after a restart: %d %q", w.Code, w.Body)
+	}
+	w = httptest.NewRecorder()
+	if !e2.c.ServeHit(w, r, p) || w.Body.String() != "on disk" {
+		t.Errorf("ServeHit of the object Serve moved to memory: %d %q", w.Code, w.Body)
+	}
+}
