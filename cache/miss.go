@@ -16,7 +16,7 @@ func (c *Cache) miss(w http.ResponseWriter, r *http.Request, p *property.Propert
 	if _, pass := c.pass.GetIfPresent(fkey); pass {
 		// The last response for this key was not storable: do not queue
 		// behind another request, but store the response if it now is.
-		f := c.newFill(r, p, upstream, primary, fkey, base, fwd)
+		f := c.newFill(r, p, upstream, primary, fkey, base, fwd, false)
 		pos, _ := f.join()
 		c.start(f)
 		c.follow(w, r, f, pos, true, upstream, fwd)
@@ -25,7 +25,7 @@ func (c *Cache) miss(w http.ResponseWriter, r *http.Request, p *property.Propert
 	c.fillsMu.Lock()
 	f, running := c.fills[fkey]
 	if !running {
-		f = c.newFill(r, p, upstream, primary, fkey, base, fwd)
+		f = c.newFill(r, p, upstream, primary, fkey, base, fwd, false)
 		c.fills[fkey] = f
 	}
 	c.fillsMu.Unlock()
@@ -55,11 +55,18 @@ func (c *Cache) refresh(r *http.Request, p *property.Property, upstream http.Han
 		c.fillsMu.Unlock()
 		return
 	}
-	f := c.newFill(r, p, upstream, primary, fkey, base, "stale")
+	f := c.newFill(r, p, upstream, primary, fkey, base, "stale", true)
 	c.fills[fkey] = f
 	c.fillsMu.Unlock()
 	c.start(f)
 }
+
+type backgroundKey struct{}
+
+// Background reports whether ctx is the context of a background fill's
+// request to the origin: one that no client waits on. The proxy does not
+// name its origin in the access line of the client whose hit started it.
+func (c *Cache) Background(ctx context.Context) bool { return ctx.Value(backgroundKey{}) != nil }
 
 // unregister removes f from the fills, if it is still the one for its key.
 func (c *Cache) unregister(f *fill) {
@@ -73,9 +80,15 @@ func (c *Cache) unregister(f *fill) {
 // newFill prepares the fill of fkey: the request sent upstream is r as a
 // plain GET, without the client's validators and range, with the stored
 // object's validators when one is revalidated, and with a context that
-// keeps r's values but not its cancellation.
-func (c *Cache) newFill(r *http.Request, p *property.Property, upstream http.Handler, primary, fkey string, base *object, fwd string) *fill {
-	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+// keeps r's values but not its cancellation. A background fill (no client
+// waits on it: a stale-while-revalidate refresh, the full fetch behind a
+// Range miss) says so in its context (Background).
+func (c *Cache) newFill(r *http.Request, p *property.Property, upstream http.Handler, primary, fkey string, base *object, fwd string, background bool) *fill {
+	parent := context.WithoutCancel(r.Context())
+	if background {
+		parent = context.WithValue(parent, backgroundKey{}, true)
+	}
+	ctx, cancel := context.WithCancel(parent)
 	req := r.Clone(ctx)
 	req.Method = http.MethodGet
 	req.Body, req.ContentLength, req.GetBody = http.NoBody, 0, nil

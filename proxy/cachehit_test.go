@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -152,5 +153,65 @@ func TestCacheHitThroughProxy(t *testing.T) {
 	}
 	if !sawHit {
 		t.Errorf("no access line for the hit %s in %q", hitID, lines)
+	}
+}
+
+// blockingWriter holds the client's response until release is closed.
+type blockingWriter struct {
+	*httptest.ResponseRecorder
+	release <-chan struct{}
+}
+
+func (w blockingWriter) Write(p []byte) (int, error) {
+	select {
+	case <-w.release:
+	case <-time.After(5 * time.Second):
+	}
+	return w.ResponseRecorder.Write(p)
+}
+
+// TestBackgroundRefreshNamesNoOrigin: a stale-while-revalidate hit starts
+// a refresh that no client waits on; the hit's access line names no
+// origin even when the refresh has reached the origin before the line is
+// written (the client's response is held until then).
+func TestBackgroundRefreshNamesNoOrigin(t *testing.T) {
+	var requests atomic.Int32
+	refreshed := make(chan struct{})
+	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=1, stale-while-revalidate=600")
+		if requests.Add(1) == 2 {
+			close(refreshed)
+		}
+		fmt.Fprint(w, "body")
+	}))
+	t.Cleanup(o.Close)
+	var mu sync.Mutex
+	now := time.Now()
+	c, err := cache.New(cache.Config{Now: func() time.Time { mu.Lock(); defer mu.Unlock(); return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	var logs testutil.SyncBuffer
+	access := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&logs), zapcore.InfoLevel))
+	e := newEdge(t, Config{AccessLog: true, AccessLogger: access, Cache: c},
+		map[string]string{"c.yaml": prop("c.example", "{url: "+o.URL+"}", "cache: {enabled: true}")})
+	readBody(t, e.do("GET", "c.example", "/obj", nil))
+	testutil.WaitFor(t, "the miss stored", func() bool { return c.Stats().Memory.Objects == 1 })
+	mu.Lock()
+	now = now.Add(5 * time.Second)
+	mu.Unlock()
+
+	r := httptest.NewRequest("GET", "http://c.example/obj", nil)
+	w := blockingWriter{httptest.NewRecorder(), refreshed}
+	e.srv.HTTPHandler().ServeHTTP(w, r)
+	if cs := w.Header().Get("Cache-Status"); !strings.Contains(cs, "hit; fwd=stale") {
+		t.Fatalf("not a stale-while-revalidate hit: Cache-Status %q", cs)
+	}
+	id := w.Header().Get("X-Request-Id")
+	for _, l := range lines(&logs) {
+		if _, m := jsonKeys(t, l); m["request_id"] == id && m["origin"] != "" {
+			t.Errorf("the hit's access line names the background refresh's origin: %s", l)
+		}
 	}
 }

@@ -57,6 +57,9 @@ type Config struct {
 	NodeName  string      // in Via headers; "" uses "edge"
 	AccessLog bool        // one log line per request
 	// AccessLogger receives the access lines; nil: Logger.Named("access").
+	// Its core must encode an entry before Write returns (zap's ioCore and
+	// BufferedWriteSyncer do): a line's fields point into pooled state
+	// that is reused once Write returns.
 	AccessLogger *zap.Logger
 	// HTTPSPort is the port written in redirects to https; 0 or 443 writes
 	// none.
@@ -83,6 +86,13 @@ type Cache interface {
 // nothing, when Serve must answer instead.
 type HitCache interface {
 	ServeHit(w http.ResponseWriter, r *http.Request, p *property.Property) bool
+}
+
+// BackgroundCache, when the Cache implements it too, tells the requests of
+// the fills no client waits on (a stale-while-revalidate refresh): their
+// origin is not the client's.
+type BackgroundCache interface {
+	Background(ctx context.Context) bool
 }
 
 // Server routes requests to properties. Make one with New.
