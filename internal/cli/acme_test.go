@@ -93,32 +93,49 @@ func status(want string) func(map[string]any) bool {
 	return func(c map[string]any) bool { return c["status"] == want }
 }
 
-// servedChain returns the chain served for sni, verified against Pebble's
-// root. The handshake index follows a certificate's commit (the store's
-// change hook, or the etcd watch on another node), so a test that has just
-// seen the record active through the API may ask a moment too early: it
-// asks again for up to 10 s.
+// servedChain returns the chain served for sni now, verified against
+// Pebble's root.
 func (n *acmeNode) servedChain(sni string) *x509.Certificate {
 	n.t.Helper()
-	roots := x509.NewCertPool()
-	roots.AddCert(n.pebble.Root())
+	leaf, err := n.verifiedChain(sni)
+	if err != nil {
+		n.t.Fatalf("served certificate for %s does not verify against Pebble's root: %v", sni, err)
+	}
+	return leaf
+}
+
+// waitServedChain is servedChain right after a certificate was stored: the
+// handshake index follows the commit (the store's change hook, or the etcd
+// watch on another node), so a test that has just seen the record active
+// through the API may ask a moment too early. It asks again for up to 5 s.
+func (n *acmeNode) waitServedChain(sni string) *x509.Certificate {
+	n.t.Helper()
 	var err error
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		r, _ := n.get(n.client(), "https://"+sni+"/")
-		certs := r.TLS.PeerCertificates
-		inter := x509.NewCertPool()
-		for _, c := range certs[1:] {
-			inter.AddCert(c)
-		}
-		if _, err = certs[0].Verify(x509.VerifyOptions{DNSName: sni, Roots: roots, Intermediates: inter}); err == nil {
-			return certs[0]
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var leaf *x509.Certificate
+		if leaf, err = n.verifiedChain(sni); err == nil {
+			return leaf
 		}
 		if time.Now().After(deadline) {
 			break
 		}
 	}
-	n.t.Fatalf("served certificate for %s does not verify against Pebble's root: %v\n%s", sni, err, n.log)
+	n.t.Fatalf("served certificate for %s does not verify against Pebble's root after 5 s: %v\n%s", sni, err, n.log)
 	return nil
+}
+
+func (n *acmeNode) verifiedChain(sni string) (*x509.Certificate, error) {
+	n.t.Helper()
+	r, _ := n.get(n.client(), "https://"+sni+"/")
+	certs := r.TLS.PeerCertificates
+	roots := x509.NewCertPool()
+	roots.AddCert(n.pebble.Root())
+	inter := x509.NewCertPool()
+	for _, c := range certs[1:] {
+		inter.AddCert(c)
+	}
+	_, err := certs[0].Verify(x509.VerifyOptions{DNSName: sni, Roots: roots, Intermediates: inter})
+	return certs[0], err
 }
 
 func TestBootstrapFlow(t *testing.T) {
@@ -149,7 +166,7 @@ func TestBootstrapFlow(t *testing.T) {
 		t.Errorf("after issuance: %v", c)
 	}
 	// Served on the next handshake, chaining to Pebble's root.
-	leaf := n.servedChain("www.shop.example")
+	leaf := n.waitServedChain("www.shop.example")
 	if !slices.Equal(leaf.DNSNames, []string{"shop.example", "www.shop.example"}) {
 		t.Errorf("served SAN %v", leaf.DNSNames)
 	}
@@ -170,7 +187,7 @@ func TestBootstrapFlow(t *testing.T) {
 	if c["version"].(float64) != 3 {
 		t.Errorf("version %v after reissue, want 3", c["version"])
 	}
-	if leaf := n.servedChain("m.shop.example"); len(leaf.DNSNames) != 3 {
+	if leaf := n.waitServedChain("m.shop.example"); len(leaf.DNSNames) != 3 {
 		t.Errorf("served SAN after reissue %v", leaf.DNSNames)
 	}
 	n.waitEvent("certificate.renewed")
@@ -336,7 +353,7 @@ func TestKilledDuringOrder(t *testing.T) {
 	if c["renewal"].(map[string]any)["state"] != "scheduled" {
 		t.Errorf("stuck renewal state: %v", c["renewal"])
 	}
-	n2.servedChain("k.example")
+	n2.waitServedChain("k.example")
 }
 
 var cmpOr = cmp.Or[string]

@@ -34,7 +34,7 @@ func TestAutomationFollowsTheProperty(t *testing.T) {
 	if c["auto_renew"] != "acme" || fmt.Sprint(c["subject_names"]) != "[auto.example]" {
 		t.Errorf("after automation: %v", c)
 	}
-	if leaf := n.servedChain("auto.example"); leaf.DNSNames[0] != "auto.example" {
+	if leaf := n.waitServedChain("auto.example"); leaf.DNSNames[0] != "auto.example" {
 		t.Errorf("served %v", leaf.DNSNames)
 	}
 	// The property drives it: turning auto_renew off is refused, saying why.

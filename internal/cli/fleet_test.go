@@ -122,7 +122,7 @@ func TestFleetRenewsEachCertificateOnce(t *testing.T) {
 	// Every node serves every CA-issued certificate (etcd watch).
 	for _, n := range f.nodes {
 		for i := range 10 {
-			n.servedChain(fmt.Sprintf("p%d.fleet.example", i))
+			n.waitServedChain(fmt.Sprintf("p%d.fleet.example", i))
 		}
 	}
 }
@@ -166,7 +166,7 @@ func TestFleetSurvivesEtcdRestart(t *testing.T) {
 	a := f.start(0, "{check_interval: 1s}", props)
 	b := f.start(1, "{check_interval: 1s}", props)
 	a.waitCert("s", "active", status("active"))
-	before := a.servedChain("s.fleet.example")
+	before := a.waitServedChain("s.fleet.example")
 
 	f.etcd.Stop()
 	waitReady := func(n *acmeNode, degraded bool) map[string]any {

@@ -176,7 +176,7 @@ func TestFleetNodeSIGKILLedMidOrder(t *testing.T) {
 		if c["status"] != "active" || c["renewal"].(map[string]any)["state"] != "scheduled" || c["version"].(float64) != 2 {
 			t.Errorf("%s: status %v, renewal %v, version %v", n.dir, c["status"], c["renewal"], c["version"])
 		}
-		n.servedChain("k.kill.example")
+		n.waitServedChain("k.kill.example")
 	}
 	_, vs := a.api("GET", "/api/v1/certificates/k/versions", nil)
 	if l := vs["versions"].([]any); len(l) != 2 || l[0].(map[string]any)["source"] != "self_signed" {
