@@ -35,23 +35,8 @@ func TestCollapsing(t *testing.T) {
 		}()
 	}
 	// Wait until all are queued on the one fill before the origin finishes.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		e.c.fillsMu.Lock()
-		f := e.c.fills[primaryKeyOf("site", "/big")]
-		e.c.fillsMu.Unlock()
-		if f != nil {
-			f.mu.Lock()
-			k := len(f.readers)
-			f.mu.Unlock()
-			if k == n {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("clients did not join one fill")
-		}
-		time.Sleep(time.Millisecond)
+	if !e.waitReaders("site", "/big", n) {
+		t.Fatal("clients did not join one fill")
 	}
 	close(release)
 	wg.Wait()
@@ -62,6 +47,28 @@ func TestCollapsing(t *testing.T) {
 		}
 	}
 	e.wantHits(1)
+}
+
+// waitReaders waits up to 5 s until n clients follow the fill of path on
+// prop's property, and reports whether they did.
+func (e *env) waitReaders(prop, path string, n int) bool {
+	key := primaryKeyOf(prop, path)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		e.c.fillsMu.Lock()
+		f := e.c.fills[key]
+		e.c.fillsMu.Unlock()
+		if f != nil {
+			f.mu.Lock()
+			k := len(f.readers)
+			f.mu.Unlock()
+			if k == n {
+				return true
+			}
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
 }
 
 func primaryKeyOf(prop, path string) string {
@@ -252,22 +259,7 @@ func TestOriginErrorIsShared(t *testing.T) {
 			}
 		}()
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		e.c.fillsMu.Lock()
-		f := e.c.fills[primaryKeyOf("site", "/err")]
-		e.c.fillsMu.Unlock()
-		k := 0
-		if f != nil {
-			f.mu.Lock()
-			k = len(f.readers)
-			f.mu.Unlock()
-		}
-		if k == 10 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	e.waitReaders("site", "/err", 10) // at worst, the test goes on after 5 s
 	close(release)
 	wg.Wait()
 	e.wantHits(1)
@@ -303,22 +295,7 @@ func TestOverMaxWithManyReaders(t *testing.T) {
 			}
 		}()
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		e.c.fillsMu.Lock()
-		f := e.c.fills[primaryKeyOf("site", "/big")]
-		e.c.fillsMu.Unlock()
-		k := 0
-		if f != nil {
-			f.mu.Lock()
-			k = len(f.readers)
-			f.mu.Unlock()
-		}
-		if k == 4 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	e.waitReaders("site", "/big", 4) // at worst, the test goes on after 5 s
 	close(release)
 	wg.Wait()
 	e.wantHits(1)
