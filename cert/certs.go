@@ -132,13 +132,8 @@ func (c *Certs) AddVersion(ctx context.Context, idOrName string, v Version, upda
 func (c *Certs) addVersion(ctx context.Context, fence Fence, idOrName string, make func(*Certificate, store.Tx) (Version, error), update func(*Certificate) error) (*Certificate, error) {
 	var rec *Certificate
 	err := c.st.Update(ctx, func(tx store.Tx) error {
-		if fence != nil {
-			if err := fence(tx); err != nil {
-				return err
-			}
-		}
 		var err error
-		if rec, err = get(tx, idOrName); err != nil {
+		if rec, err = getFenced(tx, fence, idOrName); err != nil {
 			return err
 		}
 		v, err := make(rec, tx)
@@ -168,6 +163,17 @@ func (c *Certs) addVersion(ctx context.Context, fence Fence, idOrName string, ma
 	return rec, nil
 }
 
+// getFenced runs fence, if not nil, then reads the record: the start of
+// every fenced write.
+func getFenced(tx store.Tx, fence Fence, idOrName string) (*Certificate, error) {
+	if fence != nil {
+		if err := fence(tx); err != nil {
+			return nil, err
+		}
+	}
+	return get(tx, idOrName)
+}
+
 // Update changes a certificate's record (not its versions) with fn. An error
 // from fn aborts the change and is returned.
 func (c *Certs) Update(ctx context.Context, idOrName string, fn func(*Certificate) error) (*Certificate, error) {
@@ -178,13 +184,8 @@ func (c *Certs) Update(ctx context.Context, idOrName string, fn func(*Certificat
 func (c *Certs) update(ctx context.Context, fence Fence, idOrName string, fn func(*Certificate) error) (*Certificate, error) {
 	var rec *Certificate
 	err := c.st.Update(ctx, func(tx store.Tx) error {
-		if fence != nil {
-			if err := fence(tx); err != nil {
-				return err
-			}
-		}
 		var err error
-		if rec, err = get(tx, idOrName); err != nil {
+		if rec, err = getFenced(tx, fence, idOrName); err != nil {
 			return err
 		}
 		id, name := rec.ID, rec.Name
