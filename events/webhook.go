@@ -173,7 +173,9 @@ func (w *worker) deliver(ctx context.Context, ev Event) bool {
 	delay := w.opts.RetryBase
 	for attempt := 1; ; attempt++ {
 		err := w.post(ctx, ev, body)
-		if w.opts.OnDelivery != nil && ctx.Err() == nil {
+		// A delivery the receiver took counts even if a stop came meanwhile;
+		// a failure caused by the stop does not.
+		if w.opts.OnDelivery != nil && (err == nil || ctx.Err() == nil) {
 			if err == nil {
 				w.opts.OnDelivery("ok")
 			} else {
@@ -245,11 +247,19 @@ func (w *worker) loadCursor(ctx context.Context) (uint64, error) {
 	return cursor, err
 }
 
+// save stores the cursor even when the worker is being stopped: a stop
+// right after a delivery must not leave that event to be sent again after
+// the restart. It is bounded, as the store may be down.
 func (w *worker) save(ctx context.Context, c uint64) {
-	if err := w.saveCursor(ctx, c); err != nil && ctx.Err() == nil {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cursorSaveTimeout)
+	defer cancel()
+	if err := w.saveCursor(sctx, c); err != nil {
 		w.log.Error("saving webhook cursor", zap.Error(err))
 	}
 }
+
+// cursorSaveTimeout bounds one cursor write, and so what a stop waits.
+const cursorSaveTimeout = 2 * time.Second
 
 func (w *worker) saveCursor(ctx context.Context, c uint64) error {
 	return w.l.st.Update(ctx, func(tx store.Tx) error {
