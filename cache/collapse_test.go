@@ -240,29 +240,44 @@ func TestShortBodyIsNeverStored(t *testing.T) {
 	e.wantHits(2)
 }
 
-// TestOriginErrorIsShared: waiters get the origin's error instead of each
-// trying a failing origin again.
-func TestOriginErrorIsShared(t *testing.T) {
+// TestCollapsedOriginErrorNotShared: an origin error is the answer to the
+// request that made it; each waiter asks the origin on its own and gets its
+// own answer, never another client's.
+func TestCollapsedOriginErrorNotShared(t *testing.T) {
 	release := make(chan struct{})
+	var n atomic.Int64
 	e := newEnv(t, Config{}, func(w http.ResponseWriter, r *http.Request) {
 		<-release
+		id := n.Add(1)
+		w.Header().Set("Set-Cookie", fmt.Sprintf("sid=%d", id))
 		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprint(w, "down")
+		fmt.Fprintf(w, "down %d", id)
 	})
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	seen := map[string]bool{}
 	for range 10 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if resp, b := e.get("/err"); resp.StatusCode != 503 || b != "down" {
-				t.Errorf("got %d %q", resp.StatusCode, b)
+			resp, b := e.get("/err")
+			if resp.StatusCode != 503 || resp.Header.Get("Set-Cookie") != "sid="+strings.TrimPrefix(b, "down ") {
+				t.Errorf("got %d %q with Set-Cookie %q", resp.StatusCode, b, resp.Header.Get("Set-Cookie"))
 			}
+			mu.Lock()
+			defer mu.Unlock()
+			if seen[b] {
+				t.Errorf("two clients got %q", b)
+			}
+			seen[b] = true
 		}()
 	}
-	e.waitReaders("site", "/err", 10) // at worst, the test goes on after 5 s
+	if !e.waitReaders("site", "/err", 10) {
+		t.Fatal("clients did not join one fill")
+	}
 	close(release)
 	wg.Wait()
-	e.wantHits(1)
+	e.wantHits(10)
 }
 
 // TestOverMaxWithManyReaders: clients following a fill that grows past

@@ -30,13 +30,15 @@ type fill struct {
 	head   chan struct{} // closed once mode is set
 
 	// Set before head is closed, read-only after.
-	mode     int
-	obj      *object
-	cstatus  string // Cache-Status for modeObject
-	status   int
-	header   http.Header // client-facing head for modeStream
-	shared   bool        // waiters may follow (the response is storable)
-	declared int64       // Content-Length, -1 if none
+	mode    int
+	obj     *object
+	cstatus string // Cache-Status for modeObject
+	status  int
+	header  http.Header // client-facing head for modeStream
+	shared  bool        // waiters may follow (the response is storable)
+	// setCookie is a 304's Set-Cookie, for the initiator's answer only.
+	setCookie []string
+	declared  int64 // Content-Length, -1 if none
 
 	mu      sync.Mutex
 	buf     []byte

@@ -20,6 +20,13 @@ func (c *Cache) follow(w http.ResponseWriter, r *http.Request, f *fill, pos *int
 		return
 	}
 	if f.mode == modeObject {
+		if !initiator && !f.shared {
+			c.passThrough(w, r, upstream, "Edge; fwd="+fwd)
+			return
+		}
+		if initiator && len(f.setCookie) > 0 {
+			w.Header()["Set-Cookie"] = f.setCookie
+		}
 		c.serveObject(w, r, f.obj, c.now(), f.cstatus)
 		return
 	}

@@ -20,12 +20,16 @@ func (c *Cache) onHead(f *fill, reqT time.Time, code int, h http.Header) bool {
 	now := c.now()
 	if base := f.base; base != nil {
 		if code == http.StatusNotModified {
-			f.mode, f.obj, f.cstatus = modeObject, c.revalidated(f, base, h, reqT, now), "Edge; fwd=stale; fwd-status=304"
+			// The 304's Set-Cookie is the revalidating client's alone: it
+			// is neither merged into the stored head nor shown to waiters.
+			f.setCookie = h["Set-Cookie"]
+			f.mode, f.cstatus = modeObject, "Edge; fwd=stale; fwd-status=304"
+			f.obj, f.shared = c.revalidated(f, base, h, reqT, now)
 			f.setMode()
 			return false
 		}
 		if code >= 500 && c.staleIfError(f, base, now) {
-			f.mode, f.obj = modeObject, base
+			f.mode, f.obj, f.shared = modeObject, base, true
 			f.cstatus = "Edge; hit; fwd=stale; fwd-status=" + strconv.Itoa(code) + "; detail=stale-if-error"
 			f.setMode()
 			return false
@@ -59,9 +63,10 @@ func (c *Cache) onHead(f *fill, reqT time.Time, code int, h http.Header) bool {
 		f.buf = make([]byte, 0, declared) // stored as is: no slack counted against memory_size
 	}
 	f.status, f.header, f.declared = code, ch, declared
-	// An origin error is shared with the requests waiting for it (not
-	// stored): sending each of them to a failing origin would only add load.
-	f.shared, f.storing = d.Store || code >= 500, d.Store
+	// Waiters follow only a response the cache may store and share. Anything
+	// else (an error, private, Set-Cookie, the answer to a request with
+	// credentials) is the initiator's alone: each waiter asks the origin.
+	f.shared, f.storing = d.Store, d.Store
 	f.mu.Unlock()
 	f.mode = modeStream
 	if d.Store {
@@ -95,14 +100,16 @@ func (c *Cache) staleIfError(f *fill, base *object, now time.Time) bool {
 }
 
 // revalidated builds the object a 304 refreshes (RFC 9111 §4.3.4): the
-// stored head updated with the 304's fields, the same body; it is stored
-// when the updated head still allows it.
-func (c *Cache) revalidated(f *fill, base *object, h http.Header, reqT, now time.Time) *object {
+// stored head updated with the 304's fields, the same body; it is stored,
+// and may be shared with the fill's waiters, when the updated head still
+// allows it. A Set-Cookie of the 304 is never merged: it belongs to the
+// client whose request was revalidated (the fill adds it to that answer).
+func (c *Cache) revalidated(f *fill, base *object, h http.Header, reqT, now time.Time) (*object, bool) {
 	merged := base.Header.Clone()
 	for k, v := range h {
 		switch k {
 		case "Content-Length", "Content-Encoding", "Transfer-Encoding", "Content-Range", "Connection", "Keep-Alive",
-			"Etag", "Content-Md5", "Te", "Upgrade", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authentication-Info", "Proxy-Authorization":
+			"Set-Cookie", "Set-Cookie2", "Etag", "Content-Md5", "Te", "Upgrade", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authentication-Info", "Proxy-Authorization":
 			continue
 		}
 		merged[k] = v
@@ -122,7 +129,7 @@ func (c *Cache) revalidated(f *fill, base *object, h http.Header, reqT, now time
 	} else {
 		c.remove(base.Key)
 	}
-	return o
+	return o, d.Store
 }
 
 // mergedWithCacheHeaders puts the cache-only fields of h back for the
