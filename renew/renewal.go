@@ -199,7 +199,7 @@ func (r *Renewer) Run(ctx context.Context) {
 	r.rescan(ctx)
 	if r.agenda.len() >= 1000 {
 		// The first scan decoded every record: give that garbage back
-		// now rather than over the next minutes (see bench -properties).
+		// now rather than over the next minutes (see cmd/bench -properties).
 		debug.FreeOSMemory()
 	}
 	lastScan := r.cfg.Now()

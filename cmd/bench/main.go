@@ -5,8 +5,8 @@
 // its peak RSS. The generator is pinned to core 0, origin and edge share
 // core 1 (taskset), as in the targets of issue 6.
 //
-//	go run ./bench                    # every scenario, 5 s each
-//	go run ./bench -duration 10s -conns 64 -scenarios h1-small,h2-small
+//	go run ./cmd/bench                    # every scenario, 5 s each
+//	go run ./cmd/bench -duration 10s -conns 64 -scenarios h1-small,h2-small
 //
 // wrk is used for the HTTP/1.1 scenarios when it is installed; the
 // built-in Go generator otherwise and for the rest.
