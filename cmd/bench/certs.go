@@ -20,92 +20,11 @@ import (
 // time to ready, memory per certificate beyond its encoded size, and the
 // CPU of a full TLS handshake.
 func runCerts(n int, d time.Duration, conns int, serverCPU func(...string) []string, edgeBin string) error {
-	type measure struct {
-		ready    time.Duration
-		settled  time.Duration
-		rssKB    int
-		dbBytes  int64
-		cpuPerHS time.Duration
-		hs       int
-	}
-	one := func(count int) (measure, error) {
-		var m measure
-		dir, err := os.MkdirTemp("", "edge-certs-")
-		if err != nil {
-			return m, err
-		}
-		defer os.RemoveAll(dir)
-		fmt.Printf("writing %d certificates …\n", count)
-		if err := writeCertificates(filepath.Join(dir, "data", "edge.db"), count); err != nil {
-			return m, err
-		}
-		st, _ := os.Stat(filepath.Join(dir, "data", "edge.db"))
-		m.dbBytes = st.Size()
-		os.MkdirAll(filepath.Join(dir, "props"), 0o755)
-		os.WriteFile(filepath.Join(dir, "props", "p.yaml"), []byte("hostnames: [localhost]\norigins: [{url: http://127.0.0.1:1}]\ntls: {certificate: c0}\n"), 0o644)
-		eHTTPS, eAdmin := freePort(), freePort()
-		os.WriteFile(filepath.Join(dir, "edge.yaml"), []byte(fmt.Sprintf(`node: {name: bench}
-listen: {http: "127.0.0.1:%d", https: ":%d", admin: "127.0.0.1:%d"}
-data_dir: ./data
-properties_dir: ./props
-log: {level: warn, format: json, access: false}
-renewal: {check_interval: 1h}
-`, freePort(), eHTTPS, eAdmin)), 0o644)
-		args := serverCPU(edgeBin, "serve", "--config", filepath.Join(dir, "edge.yaml"))
-		cmd := exec.Command(args[0], args[1:]...)
-		start := time.Now()
-		if err := cmd.Start(); err != nil {
-			return m, err
-		}
-		defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
-		for {
-			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", eAdmin))
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == 200 {
-					break
-				}
-			}
-			if time.Since(start) > 2*time.Minute {
-				return m, fmt.Errorf("not ready after 2 minutes")
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-		m.ready = time.Since(start)
-		// Let the background work of a start (warming certificates up, the
-		// renewal loop's first scan) finish: measure a settled node.
-		settle := time.Now()
-		for prev := procCPU(cmd.Process.Pid); time.Since(settle) < time.Minute; {
-			time.Sleep(250 * time.Millisecond)
-			cur := procCPU(cmd.Process.Pid)
-			if cur-prev <= 10*time.Millisecond {
-				break
-			}
-			prev = cur
-		}
-		m.settled = time.Since(start)
-		m.rssKB = rssKB(cmd.Process.Pid)
-		wrk, err := exec.LookPath("wrk")
-		url := fmt.Sprintf("https://localhost:%d/", eHTTPS)
-		before := procCPU(cmd.Process.Pid)
-		var r result
-		if err == nil {
-			r, err = runWrk(wrk, url, "", d, conns, true)
-		}
-		if err != nil {
-			r = generate(url, "", "handshake", d, conns)
-		}
-		m.hs = r.requests + r.errors // the origin is down: every answer is a 502, after a full handshake
-		if m.hs > 0 {
-			m.cpuPerHS = (procCPU(cmd.Process.Pid) - before) / time.Duration(m.hs)
-		}
-		return m, nil
-	}
-	base, err := one(1)
+	base, err := measureCerts(1, d, conns, serverCPU, edgeBin)
 	if err != nil {
 		return err
 	}
-	big, err := one(n)
+	big, err := measureCerts(n, d, conns, serverCPU, edgeBin)
 	if err != nil {
 		return err
 	}
@@ -119,6 +38,107 @@ renewal: {check_interval: 1h}
 	fmt.Printf("%-22s %12s %12s\n", "CPU per handshake", base.cpuPerHS.Round(time.Microsecond), big.cpuPerHS.Round(time.Microsecond))
 	fmt.Printf("\nmemory per certificate: %.0f B; encoded in the store: %.0f B; beyond it: %.0f B\n", perCert, encoded, perCert-encoded)
 	return nil
+}
+
+// certsMeasure is one run of runCerts: an edge with count certificates.
+type certsMeasure struct {
+	ready    time.Duration
+	settled  time.Duration
+	rssKB    int
+	dbBytes  int64
+	cpuPerHS time.Duration
+	hs       int
+}
+
+// measureCerts starts an edge whose store holds count certificates and
+// measures its start, its settled memory and its handshakes.
+func measureCerts(count int, d time.Duration, conns int, serverCPU func(...string) []string, edgeBin string) (certsMeasure, error) {
+	var m certsMeasure
+	dir, err := os.MkdirTemp("", "edge-certs-")
+	if err != nil {
+		return m, err
+	}
+	defer os.RemoveAll(dir)
+	fmt.Printf("writing %d certificates …\n", count)
+	if err := writeCertificates(filepath.Join(dir, "data", "edge.db"), count); err != nil {
+		return m, err
+	}
+	st, _ := os.Stat(filepath.Join(dir, "data", "edge.db"))
+	m.dbBytes = st.Size()
+	os.MkdirAll(filepath.Join(dir, "props"), 0o755)
+	os.WriteFile(filepath.Join(dir, "props", "p.yaml"), []byte("hostnames: [localhost]\norigins: [{url: http://127.0.0.1:1}]\ntls: {certificate: c0}\n"), 0o644)
+	eHTTPS, eAdmin := freePort(), freePort()
+	os.WriteFile(filepath.Join(dir, "edge.yaml"), []byte(fmt.Sprintf(`node: {name: bench}
+listen: {http: "127.0.0.1:%d", https: ":%d", admin: "127.0.0.1:%d"}
+data_dir: ./data
+properties_dir: ./props
+log: {level: warn, format: json, access: false}
+renewal: {check_interval: 1h}
+`, freePort(), eHTTPS, eAdmin)), 0o644)
+	args := serverCPU(edgeBin, "serve", "--config", filepath.Join(dir, "edge.yaml"))
+	cmd := exec.Command(args[0], args[1:]...)
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return m, err
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	if err := waitReady(eAdmin, 2*time.Minute); err != nil {
+		return m, err
+	}
+	m.ready = time.Since(start)
+	// Let the background work of a start (warming certificates up, the
+	// renewal loop's first scan) finish: measure a settled node.
+	waitSettled(cmd.Process.Pid, time.Minute)
+	m.settled = time.Since(start)
+	m.rssKB = rssKB(cmd.Process.Pid)
+	wrk, err := exec.LookPath("wrk")
+	url := fmt.Sprintf("https://localhost:%d/", eHTTPS)
+	before := procCPU(cmd.Process.Pid)
+	var r result
+	if err == nil {
+		r, err = runWrk(wrk, url, "", d, conns, true)
+	}
+	if err != nil {
+		r = generate(url, "", "handshake", d, conns)
+	}
+	m.hs = r.requests + r.errors // the origin is down: every answer is a 502, after a full handshake
+	if m.hs > 0 {
+		m.cpuPerHS = (procCPU(cmd.Process.Pid) - before) / time.Duration(m.hs)
+	}
+	return m, nil
+}
+
+// waitReady polls the edge's /readyz until it answers 200, for at most limit.
+func waitReady(adminPort int, limit time.Duration) error {
+	start := time.Now()
+	c := &http.Client{Timeout: 5 * time.Second}
+	for {
+		resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", adminPort))
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		if time.Since(start) > limit {
+			return fmt.Errorf("not ready after %s", limit)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitSettled waits, for at most limit, until the process uses at most
+// 10 ms of CPU in 250 ms.
+func waitSettled(pid int, limit time.Duration) {
+	settle := time.Now()
+	for prev := procCPU(pid); time.Since(settle) < limit; {
+		time.Sleep(250 * time.Millisecond)
+		cur := procCPU(pid)
+		if cur-prev <= 10*time.Millisecond {
+			return
+		}
+		prev = cur
+	}
 }
 
 func rssKB(pid int) int { return rssKBKey(pid, "VmRSS") }
