@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -208,10 +209,18 @@ func (n *node) noteStrayFiles() {
 		return
 	}
 	for _, e := range ents {
-		if name := e.Name(); strings.HasSuffix(name, ".yml") && !strings.HasPrefix(name, ".") {
-			n.log.Warn("not a property file: only *.yaml files are read; rename it to load it", zap.String("file", name))
+		if name := e.Name(); isStrayFile(name) {
+			n.log.Warn(strayFileMessage, zap.String("file", name))
 		}
 	}
+}
+
+const strayFileMessage = "not a property file: only *.yaml files are read; rename it to load it"
+
+// isStrayFile reports whether a file name of properties_dir looks like a
+// property file that is not read: *.yml, not hidden.
+func isStrayFile(name string) bool {
+	return strings.HasSuffix(name, ".yml") && !strings.HasPrefix(name, ".")
 }
 
 func (n *node) propertyOptions(known map[string]*cert.Certificate) property.Options {
@@ -341,6 +350,10 @@ func (n *node) watchProperties() *fsnotify.Watcher {
 				}
 				if property.IsPropertyFile(ev.Name) {
 					timer.Reset(quiet)
+				} else if ev.Has(fsnotify.Create) && isStrayFile(filepath.Base(ev.Name)) {
+					// Said when it appears (a move into the directory is a
+					// Create too), not at the next reload (issue 18).
+					n.log.Warn(strayFileMessage, zap.String("file", filepath.Base(ev.Name)))
 				}
 			case err, ok := <-w.Errors:
 				if !ok {
