@@ -39,8 +39,8 @@ type purger struct {
 	// nil: every name.
 	served func(name string) bool
 	node   string
-	log   *zap.Logger
-	now   func() time.Time
+	log    *zap.Logger
+	now    func() time.Time
 }
 
 var _ admin.Cache = (*purger)(nil)
