@@ -286,7 +286,7 @@ func (r *Renewer) nextEvent(c *cert.Certificate, wanted map[string][]string, now
 	// Once expired, the expiring notice is moot: considering it would make
 	// an expired certificate due at every turn (a busy loop).
 	if c.Notices.ExpiringVersion != c.Version && c.Notices.ExpiredVersion != c.Version {
-		consider(c.NotAfter.Add(-r.cfg.ExpiryWarning))
+		consider(c.NotAfter.Add(-cert.ExpiryWarning(c, r.cfg.Policy, r.cfg.ExpiryWarning)))
 	}
 	waiting := c.AutoRenew == cert.AutoRenewACME && !c.Renewal.Forced && len(r.wantedNames(c, wanted)) == 0
 	switch {
