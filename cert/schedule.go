@@ -109,8 +109,10 @@ func Backoff(attempts int, notAfter, now time.Time) time.Duration {
 // per name), yet an expired name is retried several times a day.
 const ExpiredBackoff = 100 * time.Minute
 
-// RoundDuration writes d in days when it is a whole number of them.
+// RoundDuration writes d, to the second, in days when it is a whole number
+// of them (half of Pebble's 6-day lifetime, a second short, is "3d").
 func RoundDuration(d time.Duration) string {
+	d = d.Round(time.Second)
 	if d >= 24*time.Hour && d%(24*time.Hour) == 0 {
 		return fmt.Sprintf("%dd", d/(24*time.Hour))
 	}
