@@ -30,6 +30,21 @@ type PurgeRequest struct {
 // not be sent to the rest of the fleet.
 var ErrFleet = errors.New("not sent to the fleet")
 
+// ErrNoProperty is wrapped by a purge naming a property that the node does
+// not serve and no other node can (a single node): 404.
+var ErrNoProperty = errors.New("no such property")
+
+// ErrNotServedHere is wrapped by a purge naming a property this node does
+// not serve, recorded for a fleet where another node may serve it: the
+// answer is 200 with the error's text as its note.
+var ErrNotServedHere = errors.New("not served here")
+
+// purgeAnswer is the body of a purge's answer.
+type purgeAnswer struct {
+	cache.PurgeResult
+	Note string `json:"note,omitempty"`
+}
+
 func (a *api) purgeCache(w http.ResponseWriter, r *http.Request) {
 	if a.c.Cache == nil {
 		writeError(w, http.StatusNotImplemented, "not_implemented", "this node has no cache")
@@ -47,6 +62,10 @@ func (a *api) purgeCache(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, &cert.InputError{Field: "body", Msg: err.Error()})
 	case errors.Is(err, ErrFleet):
 		writeError(w, http.StatusServiceUnavailable, "fleet_unreachable", err.Error())
+	case errors.Is(err, ErrNoProperty):
+		writeError(w, http.StatusNotFound, "not_found", err.Error())
+	case errors.Is(err, ErrNotServedHere):
+		writeJSON(w, http.StatusOK, purgeAnswer{PurgeResult: res, Note: err.Error()})
 	case err != nil:
 		a.fail(w, r, err)
 	default:

@@ -25,6 +25,20 @@ func RenewAt(c *Certificate, wanted []string, ariAt time.Time, p Policy) (time.T
 	if !sameNames(c.SubjectNames, wanted) {
 		return time.Time{}, "the wanted names differ from the certificate's"
 	}
+	before := RenewWindow(c, p)
+	at := c.NotAfter.Add(-before)
+	reason := fmt.Sprintf("%s or less of validity left", RoundDuration(before))
+	if !ariAt.IsZero() && ariAt.Before(at) {
+		// ariAt may be months away: say when, not that the window is open.
+		return ariAt, "the CA's renewal window (ARI): a moment chosen inside it"
+	}
+	return at, reason
+}
+
+// RenewWindow is how much validity c has left when it is due for renewal:
+// RenewBefore, or a third of its lifetime (half below 10 days) when that
+// is less.
+func RenewWindow(c *Certificate, p Policy) time.Duration {
 	before := p.RenewBefore
 	life := c.NotAfter.Sub(c.NotBefore)
 	share := life / 3
@@ -34,13 +48,22 @@ func RenewAt(c *Certificate, wanted []string, ariAt time.Time, p Policy) (time.T
 	if share < before {
 		before = share
 	}
-	at := c.NotAfter.Add(-before)
-	reason := fmt.Sprintf("%s or less of validity left", RoundDuration(before))
-	if !ariAt.IsZero() && ariAt.Before(at) {
-		// ariAt may be months away: say when, not that the window is open.
-		return ariAt, "the CA's renewal window (ARI): a moment chosen inside it"
+	return before
+}
+
+// ExpiryWarning is when, before c's expiry, certificate.expiring is
+// announced: warning (notify.expiry_warning) is meant for certificates
+// whose renewal window is the full RenewBefore, and shrinks with a
+// shorter window in the same proportion, so a certificate of 6 days
+// (renewed with 3 days left) is not announced as expiring as soon as it is
+// issued: with the defaults (7d of 25d) it is announced with 20h left,
+// when its renewal is overdue by two days.
+func ExpiryWarning(c *Certificate, p Policy, warning time.Duration) time.Duration {
+	window := RenewWindow(c, p)
+	if p.RenewBefore <= 0 || window >= p.RenewBefore {
+		return warning
 	}
-	return at, reason
+	return time.Duration(float64(warning) * float64(window) / float64(p.RenewBefore))
 }
 
 // sameNames compares name sets, ignoring order.
@@ -86,8 +109,10 @@ func Backoff(attempts int, notAfter, now time.Time) time.Duration {
 // per name), yet an expired name is retried several times a day.
 const ExpiredBackoff = 100 * time.Minute
 
-// RoundDuration writes d in days when it is a whole number of them.
+// RoundDuration writes d, to the second, in days when it is a whole number
+// of them (half of Pebble's 6-day lifetime, a second short, is "3d").
 func RoundDuration(d time.Duration) string {
+	d = d.Round(time.Second)
 	if d >= 24*time.Hour && d%(24*time.Hour) == 0 {
 		return fmt.Sprintf("%dd", d/(24*time.Hour))
 	}

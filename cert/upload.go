@@ -114,9 +114,12 @@ func CheckUpload(certPEM, keyPEM string, typ string, now time.Time) (Version, []
 	}, warnings, nil
 }
 
-// selfSignedCert reports whether c is signed by its own key.
+// selfSignedCert reports whether c is signed by its own key. The signature
+// alone is checked: CheckSignatureFrom also wants the certSign key usage of
+// a CA, which a self-signed server certificate made with
+// keyUsage=digitalSignature lacks (issue 18).
 func selfSignedCert(c *x509.Certificate) bool {
-	return bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignatureFrom(c) == nil
+	return bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature) == nil
 }
 
 func subjectNames(c *x509.Certificate) []string {

@@ -36,7 +36,7 @@ func Parse(file string, data []byte) (*Property, []error) {
 		if err.Error() == "EOF" {
 			return nil, []error{&conf.FieldError{File: file, Msg: "empty file: a property needs at least hostnames and origins"}}
 		}
-		return nil, conf.FromYAML(file, err)
+		return nil, conf.FromYAMLSource(file, data, err)
 	}
 	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
 		return nil, []error{&conf.FieldError{File: file, Line: conf.Line(&doc), Msg: "a property file must be a YAML mapping (key: value lines)"}}
@@ -223,6 +223,12 @@ func (v *validator) origins(in []originSchema) []Origin {
 			if u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 				v.fail(at("origins", i, "url"), "%q must be scheme://host[:port][/path], with no user, query or fragment", o.URL)
 				continue
+			}
+			if p := u.Port(); p != "" || strings.HasSuffix(u.Host, ":") {
+				if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+					v.fail(at("origins", i, "url"), "%q: port must be a number from 1 to 65535", o.URL)
+					continue
+				}
 			}
 			if o.CAFile != "" {
 				if u.Scheme != "https" {

@@ -42,6 +42,11 @@ type Options struct {
 	// certificate with that name, and false if there is none. Nil skips the
 	// check.
 	CertificateType func(name string) (string, bool)
+	// Held maps hostnames to the file that serves them, for a Build with no
+	// previous table that must decide duplicates as the node does: validate
+	// fills it from the running node, or from the store's last good
+	// versions. Ignored when Build has a previous table.
+	Held map[string]string
 }
 
 // Lookup returns the property serving host, an already normalised name:
@@ -132,9 +137,13 @@ type Loaded struct {
 }
 
 // Build merges parsed files into a Table. prev, the table in service (nil
-// at first start), decides two things: a file that fails keeps its version
-// from prev, and unchanged files are merged before changed ones so that a
-// collision rejects the file that changed.
+// at first start), decides three things: a file that fails keeps its
+// version from prev; a hostname that a file of prev serves, and that the
+// file still claims, stays with it, so another file claiming it is the one
+// refused however the files are named (opts.Held stands in for prev when
+// it is nil); and unchanged files are merged before changed ones, in file
+// name order, so that any other collision rejects the file that changed,
+// or at a first start the later file by name.
 func Build(files []Loaded, prev *Table, opts Options) *Table {
 	t := &Table{
 		exact:  make(map[string]*Property),
@@ -142,7 +151,7 @@ func Build(files []Loaded, prev *Table, opts Options) *Table {
 		byName: make(map[string]*Property),
 		byFile: make(map[string]*Property),
 	}
-	b := builder{t: t, opts: opts, certNames: make(map[string]int)}
+	b := builder{t: t, opts: opts, certNames: make(map[string]int), held: heldHostnames(files, prev, opts.Held)}
 	type candidate struct {
 		l        Loaded
 		fallback *Property
@@ -207,6 +216,41 @@ type builder struct {
 	t         *Table
 	opts      Options
 	certNames map[string]int // names on each certificate with renew automation
+	// held maps a hostname to the file that serves it and still claims it:
+	// another file may not take it.
+	held map[string]string
+}
+
+// heldHostnames returns the hostnames that a file serves (in prev, else in
+// held) and that the same file still claims in files, by hostname.
+func heldHostnames(files []Loaded, prev *Table, held map[string]string) map[string]string {
+	if prev != nil {
+		held = make(map[string]string)
+		for _, p := range prev.list {
+			for _, h := range p.Hostnames {
+				held[h] = p.File
+			}
+		}
+	}
+	if len(held) == 0 {
+		return nil
+	}
+	out := make(map[string]string)
+	for _, f := range files {
+		p := f.Property
+		if p == nil && prev != nil {
+			p = prev.byFile[f.File] // a file that fails keeps its version
+		}
+		if p == nil {
+			continue
+		}
+		for _, h := range p.Hostnames {
+			if held[h] == f.File {
+				out[h] = f.File
+			}
+		}
+	}
+	return out
 }
 
 // add inserts p if it agrees with what the table already holds.
@@ -221,6 +265,8 @@ func (b *builder) add(p *Property) []error {
 	for i, h := range p.Hostnames {
 		if o := b.owner(h); o != nil {
 			fail(lineOf(p.hostLines, i), fmt.Sprintf("hostnames[%d]", i), "hostname %q is already used by property %q in %s", h, o.Name, o.File)
+		} else if f, ok := b.held[h]; ok && f != p.File {
+			fail(lineOf(p.hostLines, i), fmt.Sprintf("hostnames[%d]", i), "hostname %q is already used by %s, which serves it", h, f)
 		}
 	}
 	if c := p.TLS.Certificate; c != "" {

@@ -23,7 +23,7 @@ func (r *Renewer) notices(ctx context.Context, c *cert.Certificate, now time.Tim
 		if err == nil {
 			r.cfg.Announce(ctx, "certificate.expired", stored, stored.StatusDetail)
 		}
-	case left > 0 && left <= r.cfg.ExpiryWarning && c.Notices.ExpiringVersion != c.Version:
+	case left > 0 && left <= cert.ExpiryWarning(c, r.cfg.Policy, r.cfg.ExpiryWarning) && c.Notices.ExpiringVersion != c.Version:
 		stored, err := r.certs.Update(ctx, c.ID, func(c *cert.Certificate) error {
 			c.Notices.ExpiringVersion = c.Version
 			return nil

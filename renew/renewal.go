@@ -199,7 +199,7 @@ func (r *Renewer) Run(ctx context.Context) {
 	r.rescan(ctx)
 	if r.agenda.len() >= 1000 {
 		// The first scan decoded every record: give that garbage back
-		// now rather than over the next minutes (see bench -properties).
+		// now rather than over the next minutes (see cmd/bench -properties).
 		debug.FreeOSMemory()
 	}
 	lastScan := r.cfg.Now()
@@ -286,7 +286,7 @@ func (r *Renewer) nextEvent(c *cert.Certificate, wanted map[string][]string, now
 	// Once expired, the expiring notice is moot: considering it would make
 	// an expired certificate due at every turn (a busy loop).
 	if c.Notices.ExpiringVersion != c.Version && c.Notices.ExpiredVersion != c.Version {
-		consider(c.NotAfter.Add(-r.cfg.ExpiryWarning))
+		consider(c.NotAfter.Add(-cert.ExpiryWarning(c, r.cfg.Policy, r.cfg.ExpiryWarning)))
 	}
 	waiting := c.AutoRenew == cert.AutoRenewACME && !c.Renewal.Forced && len(r.wantedNames(c, wanted)) == 0
 	switch {

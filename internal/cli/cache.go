@@ -25,11 +25,19 @@ func cmdCachePurge(ctx context.Context, c *cliCmd, args []string, stdout io.Writ
 			return usageError{"edge cache purge needs --url, --prefix, --tag, --property or --all"}
 		}
 		body := admin.PurgeRequest{Property: *prop, URLs: urls, Prefixes: prefixes, Tags: tags, All: *all, Soft: *soft}
-		var res cache.PurgeResult
+		var res struct {
+			cache.PurgeResult
+			Note string `json:"note,omitempty"` // in a fleet: the property is not served here
+		}
 		if err := cl.do(ctx, "POST", "/api/v1/cache/purge", body, &res, nil); err != nil {
 			return err
 		}
-		return c.print(res, func(w *tabwriter.Writer) { fmt.Fprintf(w, "purged %d objects\n", res.Purged) })
+		return c.print(res, func(w *tabwriter.Writer) {
+			fmt.Fprintf(w, "purged %d objects\n", res.Purged)
+			if res.Note != "" {
+				fmt.Fprintln(w, res.Note)
+			}
+		})
 	})
 }
 

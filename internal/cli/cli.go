@@ -55,8 +55,8 @@ const usage = `usage: edge <command> [flags]
 commands:
   serve    [--config FILE]   run the node in the foreground
   validate [--config FILE]   check the config and every property file
-  cert ...                   certificates of the running node (edge cert list|show|request|
-                             upload|self-signed|versions|auto-renew|renew|delete)
+  cert ...                   certificates of the running node (edge cert list|show|versions|
+                             request|upload|self-signed|rotate|rollback|auto-renew|renew|delete)
   property list|show         properties of the running node
   events                     recent events of the running node
   backup FILE                save a consistent copy of the running node's store
@@ -67,7 +67,11 @@ commands:
 
 The config file is --config, else $EDGE_CONFIG, else ./edge.yaml, else
 /etc/edge/edge.yaml. Every key can be overridden by EDGE_<KEY>, dots as
-underscores (EDGE_LISTEN_HTTP=:8080).
+underscores (EDGE_LISTEN_HTTP=:8080). Commands other than serve find the
+node's admin API at listen.admin of that same config, with the same EDGE_
+overrides: a node started with EDGE_LISTEN_ADMIN=127.0.0.1:9901 is reached
+by giving the command the same variable. Each command's flags: edge cert
+(or property, cache) with no subcommand.
 `
 
 // topCommand runs one top-level command with the arguments after its name.

@@ -43,6 +43,11 @@ func validate(file string, stdout io.Writer) error {
 	} else {
 		opts.CertificateType = func(name string) (string, bool) { t, ok := types[name]; return t, ok }
 	}
+	if held, err := servedHostnames(cfg); err != nil {
+		fmt.Fprintf(stdout, "note: duplicate hostnames are decided by file name, as at a first start: which file serves them now is not known (%v)\n", err)
+	} else {
+		opts.Held = held
+	}
 	if ents, err := os.ReadDir(cfg.PropertiesDir); err == nil {
 		for _, e := range ents {
 			if strings.HasSuffix(e.Name(), ".yml") && !strings.HasPrefix(e.Name(), ".") {
@@ -121,4 +126,73 @@ func storedCertificateTypes(cfg *config.Config) (map[string]string, error) {
 	}
 	defer st.Close()
 	return cert.NewCerts(st).Types(context.Background())
+}
+
+// servedHostnames returns which file serves each hostname, as the node
+// decides duplicates (the file that serves a hostname keeps it; the other
+// is refused): from a bbolt store no node holds (the last good versions
+// the node starts from), else from the running node's admin API.
+func servedHostnames(cfg *config.Config) (map[string]string, error) {
+	held, err := storedServedHostnames(cfg)
+	if err == nil {
+		return held, nil
+	}
+	cl, cerr := newAPIClient(cfg)
+	if cerr != nil {
+		return nil, fmt.Errorf("%v; and the admin API: %v", err, cerr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var out struct {
+		Properties []struct {
+			File      string   `json:"file"`
+			Hostnames []string `json:"hostnames"`
+		} `json:"properties"`
+	}
+	if aerr := cl.do(ctx, "GET", "/api/v1/properties", nil, &out, nil); aerr != nil {
+		return nil, fmt.Errorf("%v; and the admin API: %v", err, aerr)
+	}
+	held = map[string]string{}
+	for _, p := range out.Properties {
+		for _, h := range p.Hostnames {
+			held[h] = p.File
+		}
+	}
+	return held, nil
+}
+
+// storedServedHostnames reads the last good property versions of a bbolt
+// store no running node holds: what the node serves when it starts.
+func storedServedHostnames(cfg *config.Config) (map[string]string, error) {
+	if cfg.Store.Backend != "bbolt" {
+		return nil, errors.New("the etcd store is not read by validate")
+	}
+	st, err := store.OpenBoltReadOnly(filepath.Join(cfg.DataDir, "edge.db"))
+	if errors.Is(err, store.ErrNotFound) {
+		return map[string]string{}, nil // no store yet: nothing served
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	prefix := "property/" + cfg.Node.Name + "/" // the node's lastGoodPrefix
+	var loaded []property.Loaded
+	err = st.View(context.Background(), func(tx store.Tx) error {
+		return tx.ForEach(store.Meta, prefix, func(k string, v []byte) error {
+			if p, errs := property.Parse(k[len(prefix):], v); len(errs) == 0 {
+				loaded = append(loaded, property.Loaded{File: p.File, Property: p})
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	held := map[string]string{}
+	for _, p := range property.Build(loaded, nil, property.Options{}).Properties() {
+		for _, h := range p.Hostnames {
+			held[h] = p.File
+		}
+	}
+	return held, nil
 }

@@ -13,6 +13,7 @@ import (
 // "25d", "1d12h", "90s". Negative durations are refused.
 func ParseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
+	orig := s
 	if s == "" {
 		return 0, fmt.Errorf("empty duration")
 	}
@@ -20,7 +21,7 @@ func ParseDuration(s string) (time.Duration, error) {
 	if i := strings.IndexByte(s, 'd'); i >= 0 {
 		n, err := strconv.ParseUint(s[:i], 10, 16)
 		if err != nil {
-			return 0, fmt.Errorf("invalid duration %q: days must be a whole number, as in 25d or 1d12h", s)
+			return 0, fmt.Errorf("invalid duration %q: days must be a whole number, as in 25d or 1d12h; %s", orig, durationUnits)
 		}
 		days = time.Duration(n) * 24 * time.Hour
 		s = s[i+1:]
@@ -30,13 +31,17 @@ func ParseDuration(s string) (time.Duration, error) {
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil {
-		return 0, fmt.Errorf("invalid duration %q: use a number with a unit (ms, s, m, h, d), as in 30s or 25d", s)
+		return 0, fmt.Errorf("invalid duration %q: use numbers with units, as in 30s, 90m, 25d or 1d12h; %s", orig, durationUnits)
 	}
 	if d < 0 {
-		return 0, fmt.Errorf("invalid duration %q: must not be negative", s)
+		return 0, fmt.Errorf("invalid duration %q: must not be negative", orig)
 	}
 	return days + d, nil
 }
+
+// durationUnits names every unit ParseDuration takes: "25days" or "2w"
+// should say what exists, not only that the rest did not parse.
+const durationUnits = "units: ns, us, ms, s, m, h and d for days"
 
 // Duration is a time.Duration that decodes from YAML with ParseDuration.
 type Duration time.Duration

@@ -38,6 +38,75 @@ func (e *FieldError) Error() string {
 	return b.String()
 }
 
+// FromYAMLSource is FromYAML for an error of parsing data, the file's
+// bytes: a syntax error always names a line (the YAML library leaves the
+// first line out of its message), and the common causes get a hint, such
+// as an unquoted *.example.com in a flow list, which YAML reads as an
+// alias.
+func FromYAMLSource(file string, data []byte, err error) []error {
+	out := FromYAML(file, err)
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		return out
+	}
+	for _, e := range out {
+		fe, ok := e.(*FieldError)
+		if !ok {
+			continue
+		}
+		for _, h := range syntaxHints {
+			if !strings.Contains(fe.Msg, h.msg) {
+				continue
+			}
+			if line := firstMatch(data, h.at, fe.Line); line > 0 {
+				fe.Line = line
+			}
+			fe.Msg += ": " + h.hint
+			break
+		}
+		if fe.Line == 0 {
+			fe.Line = 1
+		}
+	}
+	return out
+}
+
+// syntaxHints are the common causes of YAML syntax errors: what the
+// library says, the lines that cause it, and what to do.
+var syntaxHints = []struct {
+	msg  string
+	at   *regexp.Regexp
+	hint string
+}{
+	{"did not find expected alphabetic or numeric character", aliasStart,
+		`a value that starts with * or & is read as a YAML alias or anchor: quote it, as in hostnames: ["*.example.com"]`},
+	{"unknown anchor", aliasStart,
+		`a value that starts with * is read as a YAML alias: quote it, as in hostnames: ["*.example.com"]`},
+	{"found character that cannot start any token", regexp.MustCompile("\t|(^|[\\s\\[{,])[`@%]"),
+		"indent with spaces, not tabs, and quote a value that starts with `, @ or %"},
+	{"mapping values are not allowed in this context", regexp.MustCompile(`:\s.*:(\s|$)`),
+		`a value that holds ": " or ends with ":" must be quoted, as in path: "a: b"`},
+}
+
+// aliasStart matches a * or & where a YAML value starts.
+var aliasStart = regexp.MustCompile(`(^|[\[{,]|:\s|-\s)\s*[*&]`)
+
+// firstMatch returns the 1-based number of the first line of data that
+// re matches, preferring near (the line the library named) when it
+// matches; 0 when none does.
+func firstMatch(data []byte, re *regexp.Regexp, near int) int {
+	lines := strings.Split(string(data), "\n")
+	if near > 0 && near <= len(lines) && re.MatchString(lines[near-1]) {
+		return near
+	}
+	for i, l := range lines {
+		if re.MatchString(l) {
+			return i + 1
+		}
+	}
+	return 0
+}
+
 var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 
 // FromYAML turns an error of the YAML decoder into FieldErrors naming file.

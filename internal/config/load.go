@@ -108,7 +108,7 @@ func parseYAML(file string) (*yaml.Node, []error) {
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, conf.FromYAML(file, err)
+		return nil, conf.FromYAMLSource(file, data, err)
 	}
 	if len(doc.Content) > 0 && doc.Content[0].Kind != yaml.MappingNode {
 		return nil, []error{&conf.FieldError{File: file, Line: conf.Line(&doc), Msg: "the config must be a YAML mapping"}}

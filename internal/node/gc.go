@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// gcPercent is the collector's GOGC, chosen with bench/ (README,
+// gcPercent is the collector's GOGC, chosen with cmd/bench/ (README,
 // Performance): an edge's live heap is small while every request
 // allocates. Under the HTTP/1.1 load test the collector took about 1 % of
 // the edge's CPU at 200 and about 5 % at Go's default 100, for a peak RSS
@@ -20,7 +20,7 @@ const gcPercent = 200
 // The automatic memory limit (limits.memory_limit: auto) follows the heap:
 // cache.memory_size, plus what the rest of the node holds live (certificates,
 // properties, connections: the live heap less the cache's bytes) and half
-// as much again for garbage, and at least autoHeadroom. Measured in bench/:
+// as much again for garbage, and at least autoHeadroom. Measured in cmd/bench/:
 // under a scan of 10× cache.memory_size (64 MiB) the edge's RSS peaked at
 // its soft limit plus about 17 MiB (the binary's mapped pages and what the
 // runtime does not count): 232 MiB with the fixed 1 GiB limit of before,

@@ -308,7 +308,8 @@ func (n *node) openCache(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	n.purger = &purger{cache: n.cache, node: n.cfg.Node.Name, log: n.log.Named("cache"), now: time.Now}
+	n.purger = &purger{cache: n.cache, node: n.cfg.Node.Name, log: n.log.Named("cache"), now: time.Now,
+		served: func(name string) bool { return n.table.Load().ByName(name) != nil }}
 	if e, ok := n.store.(*store.Etcd); ok {
 		n.purger.fleet = e
 	}

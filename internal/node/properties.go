@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -172,7 +173,11 @@ func digest(data []byte) string {
 func (n *node) reloadProperties(ctx context.Context) {
 	n.noteConfigChanges()
 	n.noteStrayFiles()
-	known := n.certificatesByName(ctx)
+	var known map[string]*cert.Certificate // nil: not known
+	if n.health.err() == nil {
+		// While the store is down, listing would wait for its timeout.
+		known = n.certificatesByName(ctx)
+	}
 	t, err := property.LoadDir(n.cfg.PropertiesDir, n.table.Load(), n.propertyOptions(known))
 	if err != nil {
 		n.metrics.Reload("error")
@@ -208,10 +213,18 @@ func (n *node) noteStrayFiles() {
 		return
 	}
 	for _, e := range ents {
-		if name := e.Name(); strings.HasSuffix(name, ".yml") && !strings.HasPrefix(name, ".") {
-			n.log.Warn("not a property file: only *.yaml files are read; rename it to load it", zap.String("file", name))
+		if name := e.Name(); isStrayFile(name) {
+			n.log.Warn(strayFileMessage, zap.String("file", name))
 		}
 	}
+}
+
+const strayFileMessage = "not a property file: only *.yaml files are read; rename it to load it"
+
+// isStrayFile reports whether a file name of properties_dir looks like a
+// property file that is not read: *.yml, not hidden.
+func isStrayFile(name string) bool {
+	return strings.HasSuffix(name, ".yml") && !strings.HasPrefix(name, ".")
 }
 
 func (n *node) propertyOptions(known map[string]*cert.Certificate) property.Options {
@@ -234,6 +247,39 @@ func (n *node) propertyOptions(known map[string]*cert.Certificate) property.Opti
 func (n *node) apply(ctx context.Context, t *property.Table, known map[string]*cert.Certificate) {
 	prev := n.table.Load()
 	n.unapplied.Store(false)
+	// Plain HTTP needs no certificate: the proxy takes the table first, so
+	// a new property's HTTP routes do not wait for the store (issue 18: in
+	// a store outage its host answered 421); its HTTPS waits for its
+	// certificate, below.
+	n.cache.SetProperties(t.Properties())
+	n.proxy.Update(t)
+	if err := n.health.err(); err != nil {
+		// The certificates are made when the store answers again: the
+		// store's return reloads (unapplied).
+		n.unapplied.Store(true)
+		n.log.Warn("the store is unreachable: the properties' HTTP routes are applied; certificates they need are made when it answers again", zap.Error(err))
+	} else {
+		n.applyCertificates(ctx, t, known)
+	}
+	n.tls.SetProperties(t)
+	n.table.Store(t)
+	result := "ok"
+	if len(t.Rejected()) > 0 {
+		result = "rejected"
+	}
+	n.metrics.Reload(result)
+	n.metrics.Rejected(len(t.Rejected()))
+	n.log.Info("properties loaded", zap.Int("properties", len(t.Properties())), zap.Int("rejected", len(t.Rejected())))
+	n.dropCached(prev, t)
+	n.announce(ctx, prev, t)
+	n.renewer.PropertiesChangedKnown(ctx, prev, t, known) // hostnames may have changed
+	n.saveLastGood(ctx, t)
+}
+
+// applyCertificates creates the bootstrap certificates t needs and
+// follows tls.renew_automation; a failure leaves the reload unapplied, to
+// be done again when the store answers.
+func (n *node) applyCertificates(ctx context.Context, t *property.Table, known map[string]*cert.Certificate) {
 	made, err := n.certs.BootstrapKnown(ctx, t, known)
 	for _, c := range made {
 		n.log.Info("self-signed bootstrap certificate created", zap.String("certificate", c.Name),
@@ -252,21 +298,6 @@ func (n *node) apply(ctx context.Context, t *property.Table, known map[string]*c
 		n.unapplied.Store(true)
 		n.log.Error("following tls.renew_automation", zap.Error(err))
 	}
-	n.tls.SetProperties(t)
-	n.cache.SetProperties(t.Properties())
-	n.proxy.Update(t)
-	n.table.Store(t)
-	result := "ok"
-	if len(t.Rejected()) > 0 {
-		result = "rejected"
-	}
-	n.metrics.Reload(result)
-	n.metrics.Rejected(len(t.Rejected()))
-	n.log.Info("properties loaded", zap.Int("properties", len(t.Properties())), zap.Int("rejected", len(t.Rejected())))
-	n.dropCached(prev, t)
-	n.announce(ctx, prev, t)
-	n.renewer.PropertiesChangedKnown(ctx, prev, t, known) // hostnames may have changed
-	n.saveLastGood(ctx, t)
 }
 
 // announce emits property.loaded for each new or changed property and
@@ -341,6 +372,10 @@ func (n *node) watchProperties() *fsnotify.Watcher {
 				}
 				if property.IsPropertyFile(ev.Name) {
 					timer.Reset(quiet)
+				} else if ev.Has(fsnotify.Create) && isStrayFile(filepath.Base(ev.Name)) {
+					// Said when it appears (a move into the directory is a
+					// Create too), not at the next reload (issue 18).
+					n.log.Warn(strayFileMessage, zap.String("file", filepath.Base(ev.Name)))
 				}
 			case err, ok := <-w.Errors:
 				if !ok {

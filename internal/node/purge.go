@@ -35,9 +35,12 @@ const storeTimeout = 5 * time.Second
 type purger struct {
 	cache *cache.Cache
 	fleet *store.Etcd // nil: one node
-	node  string
-	log   *zap.Logger
-	now   func() time.Time
+	// served reports whether this node serves a property of that name;
+	// nil: every name.
+	served func(name string) bool
+	node   string
+	log    *zap.Logger
+	now    func() time.Time
 }
 
 var _ admin.Cache = (*purger)(nil)
@@ -51,6 +54,9 @@ func (p *purger) Purge(ctx context.Context, req cache.Purge) (cache.PurgeResult,
 	}
 	req.Time = p.now()
 	req.ID = fmt.Sprintf("%s%020d-%s", purgePrefix, req.Time.UnixNano(), p.node)
+	if req.Property != "" && p.served != nil && !p.served(req.Property) {
+		return p.notServed(ctx, req)
+	}
 	res, err := p.cache.Purge(req)
 	if err != nil || p.fleet == nil {
 		return res, err
@@ -59,6 +65,20 @@ func (p *purger) Purge(ctx context.Context, req cache.Purge) (cache.PurgeResult,
 		return res, fmt.Errorf("%w: purged %d objects on this node, but the store did not take the purge (%v); purging again is safe", admin.ErrFleet, res.Purged, err)
 	}
 	return res, nil
+}
+
+// notServed answers a purge naming a property this node does not serve:
+// on a single node the name is wrong (a typo purged nothing and said
+// "purged 0"); in a fleet another node may serve it, so the purge is
+// recorded for them and the answer says it is not served here.
+func (p *purger) notServed(ctx context.Context, req cache.Purge) (cache.PurgeResult, error) {
+	if p.fleet == nil {
+		return cache.PurgeResult{}, fmt.Errorf("%w: this node serves no property %q (edge property list names them)", admin.ErrNoProperty, req.Property)
+	}
+	if err := p.record(ctx, req); err != nil {
+		return cache.PurgeResult{}, fmt.Errorf("%w: property %q is not served here, and the store did not take the purge for the fleet (%v); purging again is safe", admin.ErrFleet, req.Property, err)
+	}
+	return cache.PurgeResult{}, fmt.Errorf("%w: property %q is not served here; the purge is recorded for the nodes of the fleet that serve it", admin.ErrNotServedHere, req.Property)
 }
 
 // record writes req for the fleet and prunes records past retention,

@@ -7,7 +7,7 @@ import "runtime/debug"
 // and versions, and writing their events, leaves garbage several times the
 // live heap; with GOGC at 200 (tuneGC) the runtime keeps it mapped, idle,
 // and returns it only over the next minutes. Measured at 10,000 properties
-// (bench -properties): about 100 MiB of 220 MiB RSS was such idle heap.
+// (cmd/bench -properties): about 100 MiB of 220 MiB RSS was such idle heap.
 func releaseStartGarbage(properties int) {
 	if properties >= 1000 {
 		debug.FreeOSMemory()

@@ -5,8 +5,8 @@
 // its peak RSS. The generator is pinned to core 0, origin and edge share
 // core 1 (taskset), as in the targets of issue 6.
 //
-//	go run ./bench                    # every scenario, 5 s each
-//	go run ./bench -duration 10s -conns 64 -scenarios h1-small,h2-small
+//	go run ./cmd/bench                    # every scenario, 5 s each
+//	go run ./cmd/bench -duration 10s -conns 64 -scenarios h1-small,h2-small
 //
 // wrk is used for the HTTP/1.1 scenarios when it is installed; the
 // built-in Go generator otherwise and for the rest.
@@ -131,85 +131,28 @@ func run(d time.Duration, conns, reps int, scenarios []string, useWrk bool) erro
 	if err := build.Run(); err != nil {
 		return fmt.Errorf("go build: %w", err)
 	}
-	self, _ := os.Executable()
 	if propCount > 0 {
 		return runProperties(propCount, serverCPU, edgeBin, heapFile)
 	}
 	if certCount > 1 {
 		return runCerts(certCount, d, conns, serverCPU, edgeBin)
 	}
-
-	oHTTP, oHTTPS := freePort(), freePort()
-	originArgs := serverCPU(self, "origin", strconv.Itoa(oHTTP), strconv.Itoa(oHTTPS))
-	origin := exec.Command(originArgs[0], originArgs[1:]...)
-	origin.Stderr = os.Stderr
-	if err := origin.Start(); err != nil {
+	r, err := startRig(dir, edgeBin, serverCPU)
+	if err != nil {
 		return err
 	}
-	defer origin.Process.Kill()
-
-	eHTTP, eHTTPS, eAdmin := freePort(), freePort(), freePort()
-	props := filepath.Join(dir, "props")
-	os.MkdirAll(props, 0o755)
-	os.WriteFile(filepath.Join(props, "bench.yaml"), []byte(fmt.Sprintf(
-		"hostnames: [localhost]\norigins: [{url: http://127.0.0.1:%d}]\ntls: {certificate: bench}\n", oHTTP)), 0o644)
-	// The cache scenarios' property: same origin and certificate, reached
-	// with Host (and :authority) cache.bench over a connection to localhost.
-	os.WriteFile(filepath.Join(props, "cached.yaml"), []byte(fmt.Sprintf(
-		"hostnames: [%s]\norigins: [{url: http://127.0.0.1:%d}]\ntls: {certificate: bench}\ncache: {enabled: true}\n", cacheHost, oHTTP)), 0o644)
-	os.WriteFile(filepath.Join(dir, "edge.yaml"), []byte(fmt.Sprintf(`node: {name: bench}
-listen: {http: ":%d", https: ":%d", admin: "127.0.0.1:%d"}
-data_dir: ./data
-properties_dir: ./props
-log: {level: warn, format: json, access: true}
-%s`, eHTTP, eHTTPS, eAdmin, edgeConfigExtra())), 0o644)
-	logFile, _ := os.Create(filepath.Join(dir, "edge.log"))
-	defer logFile.Close()
-	edgeArgs := serverCPU(edgeBin, "serve", "--config", filepath.Join(dir, "edge.yaml"))
-	edge := exec.Command(edgeArgs[0], edgeArgs[1:]...)
-	edge.Stderr = logFile
-	edge.Env = os.Environ()
-	if edgeEnv != "" {
-		edge.Env = append(edge.Env, strings.Split(edgeEnv, ",")...)
-	}
-	if err := edge.Start(); err != nil {
-		return err
-	}
-	defer edge.Process.Signal(syscall.SIGTERM)
-	for _, a := range []string{fmt.Sprint("127.0.0.1:", oHTTP), fmt.Sprint("127.0.0.1:", eHTTP), fmt.Sprint("127.0.0.1:", eHTTPS)} {
-		if err := waitListening(a); err != nil {
-			return err
-		}
-	}
-	edgePID := edge.Process.Pid // taskset execs the edge in place: the same pid
+	defer r.stop()
 	time.Sleep(500 * time.Millisecond)
-	idleRSS := procStatus(edgePID, "VmRSS")
+	idleRSS := procStatus(r.edgePID, "VmRSS")
 
-	type row struct {
-		name         string
-		rep          int
-		load         string // the 1-minute load average when it started
-		direct, edge result
-		directCPU    time.Duration // the origin's CPU per request, served directly
-		cpuPerReq    time.Duration
-		peakRSS      string // VmHWM during the scenario
-		originConns  int64  // origin connections the edge opened
-		midConns     int64  // of which in the middle half of the run
-		originReqs   int64  // cache scenarios: requests that reached the origin; -1 otherwise
-	}
+	l := newLoader(d, conns, useWrk)
 	var rows []row
 	var scans []scanResult
-	wrk, _ := exec.LookPath("wrk")
-	h2load, _ := exec.LookPath("h2load")
-	gen := "the built-in Go generator"
-	if useWrk && (wrk != "" || h2load != "") {
-		gen = "wrk (HTTP/1.1, handshakes) and h2load (HTTP/2) where installed, else the Go generator"
-	}
 	for rep := 1; rep <= reps; rep++ {
 		for _, name := range scenarios {
+			fmt.Printf("running %s (rep %d) …\n", name, rep)
 			if name == "cache-scan" {
-				fmt.Printf("running %s (rep %d) …\n", name, rep)
-				sr, err := runScan(edgePID, eHTTP, oHTTP)
+				sr, err := runScan(r.edgePID, r.eHTTP, r.oHTTP)
 				if err != nil {
 					return err
 				}
@@ -220,88 +163,215 @@ log: {level: warn, format: json, access: true}
 			if !ok {
 				return fmt.Errorf("unknown scenario %q", name)
 			}
-			scheme, dPort, ePort := "http", oHTTP, eHTTP
-			if sc.mode != "h1" {
-				scheme, dPort, ePort = "https", oHTTPS, eHTTPS
+			rw, err := r.measure(l, sc, rep)
+			if err != nil {
+				return err
 			}
-			// The edge is reached as localhost (SNI and Host of its property).
-			directURL := fmt.Sprintf("%s://127.0.0.1:%d%s", scheme, dPort, sc.path)
-			edgeURL := fmt.Sprintf("%s://localhost:%d%s", scheme, ePort, sc.path)
-			fmt.Printf("running %s (rep %d) …\n", name, rep)
-			la := loadAvg()
-			load := func(url, host string) result {
-				switch {
-				case wrk != "" && useWrk && (sc.mode == "h1" || sc.mode == "h1tls"):
-					if r, err := runWrk(wrk, url, host, d, conns, false); err == nil {
-						return r
-					}
-				case wrk != "" && useWrk && sc.mode == "handshake":
-					if r, err := runWrk(wrk, url, host, d, conns, true); err == nil {
-						return r
-					}
-				case h2load != "" && useWrk && sc.mode == "h2":
-					if r, err := runH2load(h2load, url, host, d, conns); err == nil {
-						return r
-					}
-				}
-				return generate(url, host, sc.mode, d, conns)
-			}
-			originBefore := procCPU(origin.Process.Pid)
-			direct := load(directURL, "")
-			var directPer time.Duration
-			if direct.requests > 0 {
-				directPer = (procCPU(origin.Process.Pid) - originBefore) / time.Duration(direct.requests)
-			}
-			if sc.host != "" {
-				// The first request fills the cache: the run measures hits.
-				if err := warm(edgeURL, sc.host); err != nil {
-					return fmt.Errorf("%s: %w", name, err)
-				}
-			}
-			resetPeak(edgePID)
-			servedBefore := originCount(oHTTP, "/cacheable")
-			connsBefore := originConns(oHTTP)
-			before := procCPU(edgePID)
-			var profDone chan struct{}
-			if profileFile != "" {
-				profDone = make(chan struct{})
-				go func() { defer close(profDone); saveProfile(dir, eAdmin, d, profileFile) }()
-			}
-			// Connections opened in the middle half of the run: steady state,
-			// without the warm-up and the end (where the generator closing its
-			// connections cuts requests in flight, whose origin connections are
-			// then closed, not reused).
-			midConns := make(chan int64, 1)
-			go func() {
-				time.Sleep(d / 4)
-				a := originConns(oHTTP)
-				time.Sleep(d / 2)
-				midConns <- originConns(oHTTP) - a - 1
-			}()
-			through := load(edgeURL, sc.host)
-			if profDone != nil {
-				<-profDone
-				fmt.Printf("CPU profile of the edge during %s: %s (go tool pprof -top %s)\n", name, profileFile, profileFile)
-				profileFile = ""
-			}
-			cpu := procCPU(edgePID) - before
-			opened := originConns(oHTTP) - connsBefore - 1 // the /conns request's own
-			originReqs := int64(-1)
-			if sc.host != "" {
-				originReqs = originCount(oHTTP, "/cacheable") - servedBefore
-			}
-			var per time.Duration
-			if through.requests > 0 {
-				per = cpu / time.Duration(through.requests)
-			}
-			rows = append(rows, row{name, rep, la, direct, through, directPer, per, procStatus(edgePID, "VmHWM"), opened, <-midConns, originReqs})
+			rows = append(rows, rw)
 		}
 	}
 	time.Sleep(5 * time.Second)
-	settledRSS := procStatus(edgePID, "VmRSS")
+	settledRSS := procStatus(r.edgePID, "VmRSS")
 
-	fmt.Printf("\nEdge load test: %d connections, %s per measurement, %d repetition(s), generator on core 0, origin and edge on core 1, %s\n", conns, d, reps, gen)
+	fmt.Printf("\nEdge load test: %d connections, %s per measurement, %d repetition(s), generator on core 0, origin and edge on core 1, %s\n", conns, d, reps, l.describe())
 	fmt.Printf("edge: %s %s\n\n", strings.TrimSpace(strings.ReplaceAll(edgeConfigExtra(), "\n", " ")), edgeEnv)
+	printRows(rows)
+	if reps > 1 {
+		fmt.Printf("\nmedian of %d repetitions (min–max):\n", reps)
+		printMedians(rows, scenarios)
+	}
+	for _, s := range scans {
+		fmt.Println()
+		s.print()
+	}
+	fmt.Printf("\nedge RSS: idle %s before the load, %s 5 s after it\n", idleRSS, settledRSS)
+	return nil
+}
+
+// rig is the origin and the edge of a load test, started in dir.
+type rig struct {
+	dir                   string
+	oHTTP, oHTTPS         int
+	eHTTP, eHTTPS, eAdmin int
+	origin, edge          *exec.Cmd
+	edgePID               int
+	logFile               *os.File
+}
+
+// startRig starts the bench origin (this program, as "origin") and the
+// edge with its two properties, and waits until both listen.
+func startRig(dir, edgeBin string, serverCPU func(...string) []string) (*rig, error) {
+	self, _ := os.Executable()
+	r := &rig{dir: dir, oHTTP: freePort(), oHTTPS: freePort(), eHTTP: freePort(), eHTTPS: freePort(), eAdmin: freePort()}
+	originArgs := serverCPU(self, "origin", strconv.Itoa(r.oHTTP), strconv.Itoa(r.oHTTPS))
+	r.origin = exec.Command(originArgs[0], originArgs[1:]...)
+	r.origin.Stderr = os.Stderr
+	if err := r.origin.Start(); err != nil {
+		return nil, err
+	}
+	props := filepath.Join(dir, "props")
+	os.MkdirAll(props, 0o755)
+	os.WriteFile(filepath.Join(props, "bench.yaml"), []byte(fmt.Sprintf(
+		"hostnames: [localhost]\norigins: [{url: http://127.0.0.1:%d}]\ntls: {certificate: bench}\n", r.oHTTP)), 0o644)
+	// The cache scenarios' property: same origin and certificate, reached
+	// with Host (and :authority) cache.bench over a connection to localhost.
+	os.WriteFile(filepath.Join(props, "cached.yaml"), []byte(fmt.Sprintf(
+		"hostnames: [%s]\norigins: [{url: http://127.0.0.1:%d}]\ntls: {certificate: bench}\ncache: {enabled: true}\n", cacheHost, r.oHTTP)), 0o644)
+	os.WriteFile(filepath.Join(dir, "edge.yaml"), []byte(fmt.Sprintf(`node: {name: bench}
+listen: {http: ":%d", https: ":%d", admin: "127.0.0.1:%d"}
+data_dir: ./data
+properties_dir: ./props
+log: {level: warn, format: json, access: true}
+%s`, r.eHTTP, r.eHTTPS, r.eAdmin, edgeConfigExtra())), 0o644)
+	r.logFile, _ = os.Create(filepath.Join(dir, "edge.log"))
+	edgeArgs := serverCPU(edgeBin, "serve", "--config", filepath.Join(dir, "edge.yaml"))
+	r.edge = exec.Command(edgeArgs[0], edgeArgs[1:]...)
+	r.edge.Stderr = r.logFile
+	r.edge.Env = os.Environ()
+	if edgeEnv != "" {
+		r.edge.Env = append(r.edge.Env, strings.Split(edgeEnv, ",")...)
+	}
+	if err := r.edge.Start(); err != nil {
+		r.stop()
+		return nil, err
+	}
+	r.edgePID = r.edge.Process.Pid // taskset execs the edge in place: the same pid
+	for _, port := range []int{r.oHTTP, r.eHTTP, r.eHTTPS} {
+		if err := waitListening(fmt.Sprint("127.0.0.1:", port)); err != nil {
+			r.stop()
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// stop ends the edge (SIGTERM) and the origin.
+func (r *rig) stop() {
+	if r.edge != nil && r.edge.Process != nil {
+		r.edge.Process.Signal(syscall.SIGTERM)
+	}
+	r.logFile.Close()
+	r.origin.Process.Kill()
+}
+
+// row is one scenario's measurement, direct and through the edge.
+type row struct {
+	name         string
+	rep          int
+	load         string // the 1-minute load average when it started
+	direct, edge result
+	directCPU    time.Duration // the origin's CPU per request, served directly
+	cpuPerReq    time.Duration
+	peakRSS      string // VmHWM during the scenario
+	originConns  int64  // origin connections the edge opened
+	midConns     int64  // of which in the middle half of the run
+	originReqs   int64  // cache scenarios: requests that reached the origin; -1 otherwise
+}
+
+// loader runs the load of one measurement with wrk or h2load when they
+// are installed and wanted, else with the built-in generator.
+type loader struct {
+	d           time.Duration
+	conns       int
+	useWrk      bool
+	wrk, h2load string
+}
+
+func newLoader(d time.Duration, conns int, useWrk bool) loader {
+	wrk, _ := exec.LookPath("wrk")
+	h2load, _ := exec.LookPath("h2load")
+	return loader{d: d, conns: conns, useWrk: useWrk, wrk: wrk, h2load: h2load}
+}
+
+// describe names the generators the results come from.
+func (l loader) describe() string {
+	if l.useWrk && (l.wrk != "" || l.h2load != "") {
+		return "wrk (HTTP/1.1, handshakes) and h2load (HTTP/2) where installed, else the Go generator"
+	}
+	return "the built-in Go generator"
+}
+
+func (l loader) load(mode, url, host string) result {
+	switch {
+	case l.wrk != "" && l.useWrk && (mode == "h1" || mode == "h1tls"):
+		if r, err := runWrk(l.wrk, url, host, l.d, l.conns, false); err == nil {
+			return r
+		}
+	case l.wrk != "" && l.useWrk && mode == "handshake":
+		if r, err := runWrk(l.wrk, url, host, l.d, l.conns, true); err == nil {
+			return r
+		}
+	case l.h2load != "" && l.useWrk && mode == "h2":
+		if r, err := runH2load(l.h2load, url, host, l.d, l.conns); err == nil {
+			return r
+		}
+	}
+	return generate(url, host, mode, l.d, l.conns)
+}
+
+// measure runs one scenario direct to the origin, then through the edge,
+// and reads the edge's CPU, peak RSS and origin connections around it.
+func (r *rig) measure(l loader, sc scenario, rep int) (row, error) {
+	scheme, dPort, ePort := "http", r.oHTTP, r.eHTTP
+	if sc.mode != "h1" {
+		scheme, dPort, ePort = "https", r.oHTTPS, r.eHTTPS
+	}
+	// The edge is reached as localhost (SNI and Host of its property).
+	directURL := fmt.Sprintf("%s://127.0.0.1:%d%s", scheme, dPort, sc.path)
+	edgeURL := fmt.Sprintf("%s://localhost:%d%s", scheme, ePort, sc.path)
+	rw := row{name: sc.name, rep: rep, load: loadAvg(), originReqs: -1}
+	originBefore := procCPU(r.origin.Process.Pid)
+	rw.direct = l.load(sc.mode, directURL, "")
+	if rw.direct.requests > 0 {
+		rw.directCPU = (procCPU(r.origin.Process.Pid) - originBefore) / time.Duration(rw.direct.requests)
+	}
+	if sc.host != "" {
+		// The first request fills the cache: the run measures hits.
+		if err := warm(edgeURL, sc.host); err != nil {
+			return rw, fmt.Errorf("%s: %w", sc.name, err)
+		}
+	}
+	resetPeak(r.edgePID)
+	servedBefore := originCount(r.oHTTP, "/cacheable")
+	connsBefore := originConns(r.oHTTP)
+	before := procCPU(r.edgePID)
+	var profDone chan struct{}
+	if profileFile != "" {
+		profDone = make(chan struct{})
+		go func() { defer close(profDone); saveProfile(r.dir, r.eAdmin, l.d, profileFile) }()
+	}
+	// Connections opened in the middle half of the run: steady state,
+	// without the warm-up and the end (where the generator closing its
+	// connections cuts requests in flight, whose origin connections are
+	// then closed, not reused).
+	midConns := make(chan int64, 1)
+	go func() {
+		time.Sleep(l.d / 4)
+		a := originConns(r.oHTTP)
+		time.Sleep(l.d / 2)
+		midConns <- originConns(r.oHTTP) - a - 1
+	}()
+	rw.edge = l.load(sc.mode, edgeURL, sc.host)
+	if profDone != nil {
+		<-profDone
+		fmt.Printf("CPU profile of the edge during %s: %s (go tool pprof -top %s)\n", sc.name, profileFile, profileFile)
+		profileFile = ""
+	}
+	cpu := procCPU(r.edgePID) - before
+	rw.originConns = originConns(r.oHTTP) - connsBefore - 1 // the /conns request's own
+	if sc.host != "" {
+		rw.originReqs = originCount(r.oHTTP, "/cacheable") - servedBefore
+	}
+	if rw.edge.requests > 0 {
+		rw.cpuPerReq = cpu / time.Duration(rw.edge.requests)
+	}
+	rw.peakRSS = procStatus(r.edgePID, "VmHWM")
+	rw.midConns = <-midConns
+	return rw, nil
+}
+
+// printRows prints one line per measurement.
+func printRows(rows []row) {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\trep\tload1\tdirect req/s\tdirect p50\tdirect p99\tedge req/s\tedge p50\tedge p99\tratio\tdirect CPU/req\tedge CPU/req\tpeak RSS\torigin conns/10k req\tmid-run conns\torigin reqs\terrors\t")
 	for _, r := range rows {
@@ -317,42 +387,38 @@ log: {level: warn, format: json, access: true}
 			r.edge.rps(), r.edge.show(0.5), r.edge.show(0.99), r.edge.rps()/r.direct.rps(), r.directCPU.Round(100*time.Nanosecond), r.cpuPerReq.Round(100*time.Nanosecond), r.peakRSS, per10k, r.midConns, reqs, r.direct.errors+r.edge.errors)
 	}
 	tw.Flush()
-	if reps > 1 {
-		fmt.Printf("\nmedian of %d repetitions (min–max):\n", reps)
-		tw = tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "scenario\tratio\tedge CPU/req\tdirect (origin) CPU/req\tpeak RSS (max)\t")
-		for _, name := range scenarios {
-			var ratios []float64
-			var cpus, dcpus []time.Duration
-			peak := ""
-			for _, r := range rows {
-				if r.name == name {
-					ratios = append(ratios, r.edge.rps()/r.direct.rps())
-					cpus = append(cpus, r.cpuPerReq)
-					dcpus = append(dcpus, r.directCPU)
-					if len(r.peakRSS) > len(peak) || (len(r.peakRSS) == len(peak) && r.peakRSS > peak) {
-						peak = r.peakRSS
-					}
+}
+
+// printMedians prints, per scenario, the median ratio and CPU per request
+// of its repetitions with their range, and the highest peak RSS.
+func printMedians(rows []row, scenarios []string) {
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\tratio\tedge CPU/req\tdirect (origin) CPU/req\tpeak RSS (max)\t")
+	for _, name := range scenarios {
+		var ratios []float64
+		var cpus, dcpus []time.Duration
+		peak := ""
+		for _, r := range rows {
+			if r.name == name {
+				ratios = append(ratios, r.edge.rps()/r.direct.rps())
+				cpus = append(cpus, r.cpuPerReq)
+				dcpus = append(dcpus, r.directCPU)
+				if len(r.peakRSS) > len(peak) || (len(r.peakRSS) == len(peak) && r.peakRSS > peak) {
+					peak = r.peakRSS
 				}
 			}
-			if len(cpus) == 0 {
-				continue
-			}
-			sort.Float64s(ratios)
-			sort.Slice(cpus, func(i, j int) bool { return cpus[i] < cpus[j] })
-			sort.Slice(dcpus, func(i, j int) bool { return dcpus[i] < dcpus[j] })
-			fmt.Fprintf(tw, "%s\t%.2f (%.2f–%.2f)\t%s (%s–%s)\t%s\t%s\t\n", name, ratios[len(ratios)/2], ratios[0], ratios[len(ratios)-1],
-				cpus[len(cpus)/2].Round(100*time.Nanosecond), cpus[0].Round(100*time.Nanosecond), cpus[len(cpus)-1].Round(100*time.Nanosecond),
-				dcpus[len(dcpus)/2].Round(100*time.Nanosecond), peak)
 		}
-		tw.Flush()
+		if len(cpus) == 0 {
+			continue
+		}
+		sort.Float64s(ratios)
+		sort.Slice(cpus, func(i, j int) bool { return cpus[i] < cpus[j] })
+		sort.Slice(dcpus, func(i, j int) bool { return dcpus[i] < dcpus[j] })
+		fmt.Fprintf(tw, "%s\t%.2f (%.2f–%.2f)\t%s (%s–%s)\t%s\t%s\t\n", name, ratios[len(ratios)/2], ratios[0], ratios[len(ratios)-1],
+			cpus[len(cpus)/2].Round(100*time.Nanosecond), cpus[0].Round(100*time.Nanosecond), cpus[len(cpus)-1].Round(100*time.Nanosecond),
+			dcpus[len(dcpus)/2].Round(100*time.Nanosecond), peak)
 	}
-	for _, s := range scans {
-		fmt.Println()
-		s.print()
-	}
-	fmt.Printf("\nedge RSS: idle %s before the load, %s 5 s after it\n", idleRSS, settledRSS)
-	return nil
+	tw.Flush()
 }
 
 // originConns asks the bench origin how many connections it accepted
