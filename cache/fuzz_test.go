@@ -15,7 +15,7 @@ func FuzzDecide(f *testing.F) {
 	now := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, cc, age, expires, vary string) {
 		h := http.Header{"Cache-Control": {cc}, "Age": {age}, "Expires": {expires}, "Vary": {vary}, "Cdn-Cache-Control": {cc}}
-		d := Decide(http.MethodGet, http.Header{"Cache-Control": {cc}}, 200, h, now, Policy{})
+		d := Decide(http.MethodGet, "/a.css", http.Header{"Cache-Control": {cc}}, 200, h, now, Policy{})
 		if d.Lifetime < 0 || d.SWR < 0 || d.SIE < 0 {
 			t.Fatalf("negative durations: %+v", d)
 		}
