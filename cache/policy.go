@@ -94,6 +94,8 @@ func credential(rh http.Header, p Policy) string {
 //     the property's stale_while_revalidate and stale_if_error, apply to it
 //     only when the origin marked it public or gave s-maxage (cache
 //     deception: /account.php/x.css with the victim's cookie);
+//   - such an answer that is stale at once (max-age=0 with a validator) is
+//     never served stale, whatever a later client's max-stale says;
 //   - unless p.NoDeceptionArmor, a response whose Content-Type contradicts
 //     the extension of the path (text/html for .css) is never stored,
 //     whatever its directives (deceptionArmor).
@@ -211,6 +213,12 @@ func (d *Decision) fresh(status int, h http.Header, cc directives, responseTime 
 	}
 	d.NoCache = cc.noCache
 	d.Revalidate = d.Revalidate || cc.mustRevalidate || cc.proxyRevalidate
+	if cred != "" && !cc.public && d.Lifetime == 0 && cc.swr < 0 && cc.sie < 0 {
+		// A credentialed answer stale at once was never shareable without
+		// asking the origin: no client's max-stale or stale-if-error may
+		// have it unchecked.
+		d.Revalidate = true
+	}
 	d.SWR, d.SIE = p.StaleWhileRevalidate, p.StaleIfError
 	if cc.swr >= 0 {
 		d.SWR = seconds(cc.swr)

@@ -231,3 +231,17 @@ func TestCredentialedRevalidationKeepsStoredCopy(t *testing.T) {
 		t.Fatalf("%d objects after the credentialed revalidation, want the stored copy kept", got)
 	}
 }
+
+// TestCacheDeceptionMaxStale: a credentialed answer the origin made stale
+// at once (max-age=0, with a validator, so it is stored for revalidation)
+// is not handed to a client that says it accepts any stale response.
+func TestCacheDeceptionMaxStale(t *testing.T) {
+	o, n := userOrigin(t, func(_ string, h http.Header) { h.Set("Cache-Control", "max-age=0") })
+	e, c := deceptionEdge(t, o.URL, "{enabled: true, deception_armor: false}")
+	readBody(t, e.do("GET", "d.example", "/account", nil, "Cookie", "sid=alice"))
+	testutil.WaitFor(t, "the victim's response stored", func() bool { return c.Stats().Memory.Objects == 1 })
+	a := e.do("GET", "d.example", "/account", nil, "Cache-Control", "max-stale")
+	if b := readBody(t, a); b != "page of anonymous" || n.Load() != 2 {
+		t.Fatalf("attacker with max-stale got %q (Cache-Status %q) after %d origin requests", b, a.Header.Get("Cache-Status"), n.Load())
+	}
+}
