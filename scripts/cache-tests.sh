@@ -46,6 +46,12 @@ if [ "$suite" = "$src" ]; then
 	echo "cache-tests.sh: CACHE_TESTS_DIR must be a scratch folder, not the pinned suite" >&2
 	exit 2
 fi
+# Only a folder this script made is ever cleaned: it holds a marker.
+if [ -n "$(ls -A "$suite")" ] && [ ! -f "$suite/.edge-cache-tests" ]; then
+	echo "cache-tests.sh: $suite is not empty and not a scratch folder of this script" >&2
+	exit 2
+fi
+touch "$suite/.edge-cache-tests"
 # The suite's own files are copied afresh every run; node_modules stays
 # while the lock file is the same.
 rm -rf "$suite/tests" "$suite/test-engine" "$suite/package.json"
