@@ -133,7 +133,7 @@ func Decide(method, path string, rh http.Header, status int, h http.Header, resp
 		d.Reason = reason
 		return d
 	}
-	if !p.NoDeceptionArmor && deceptionArmor(path, h.Get("Content-Type")) {
+	if !p.NoDeceptionArmor && armored(path, h["Content-Type"]) {
 		d.Reason = reasonArmor
 		return d
 	}
@@ -365,6 +365,17 @@ func typeFits(fam int, mt string) bool {
 		return mt == "application/zip" || mt == "application/x-zip-compressed"
 	}
 	return true
+}
+
+// armored applies deceptionArmor to every Content-Type line: browsers
+// differ in which of several they follow.
+func armored(path string, types []string) bool {
+	for _, ct := range types {
+		if deceptionArmor(path, ct) {
+			return true
+		}
+	}
+	return false
 }
 
 // deceptionArmor tells whether a response of Content-Type ct contradicts

@@ -111,6 +111,8 @@ func TestDecide(t *testing.T) {
 		{name: "armor: application/octet-stream fits anything", path: "/s/site.css", resp: hdr("Cache-Control", "max-age=60", "Content-Type", "application/octet-stream"), store: true, lifetime: time.Minute},
 		{name: "armor: no Content-Type is no contradiction", path: "/s/site.css", resp: hdr("Cache-Control", "max-age=60"), store: true, lifetime: time.Minute},
 		{name: "armor: html is no static extension", path: "/docs/using.js.html", resp: hdr("Cache-Control", "max-age=60", "Content-Type", "text/html"), store: true, lifetime: time.Minute},
+		{name: "armor: any of two Content-Type lines", path: "/s/x.css", resp: hdr("Cache-Control", "max-age=60", "Content-Type", "text/css", "Content-Type", "text/html"), store: false},
+		{name: "armor: a list in one Content-Type line", path: "/s/x.css", resp: hdr("Cache-Control", "max-age=60", "Content-Type", "text/css, text/html"), store: false},
 		{name: "armor: turned off", path: "/account.php/x1.css", resp: hdr("Cache-Control", "max-age=60", "Content-Type", "text/html"), pol: Policy{NoDeceptionArmor: true}, store: true, lifetime: time.Minute},
 	}
 	for _, tc := range cases {
