@@ -35,7 +35,7 @@ func (c *Cache) onHead(f *fill, reqT time.Time, code int, h http.Header) bool {
 			return false
 		}
 	}
-	d := Decide(http.MethodGet, j.req.Header, code, h, now, j.policy)
+	d := Decide(http.MethodGet, j.req.URL.Path, j.req.Header, code, h, now, j.policy)
 	declared := int64(-1)
 	if cl := h.Get("Content-Length"); cl != "" {
 		n, err := strconv.ParseInt(cl, 10, 64)
@@ -77,7 +77,7 @@ func (c *Cache) onHead(f *fill, reqT time.Time, code int, h http.Header) bool {
 			c.pass.Set(f.key, struct{}{})
 		}
 		c.unregister(f)
-		if f.base != nil && code < 500 {
+		if f.base != nil && code < 500 && !requestMadeIt(d.Reason) {
 			c.remove(f.base.Key) // the origin no longer lets it be stored
 		}
 	}
@@ -121,13 +121,13 @@ func (c *Cache) revalidated(f *fill, base *object, h http.Header, reqT, now time
 	if t := parseTags(h); t != nil {
 		tags = t
 	}
-	d := Decide(http.MethodGet, f.job.req.Header, base.Status, mergedWithCacheHeaders(merged, h), now, f.job.policy)
+	d := Decide(http.MethodGet, f.job.req.URL.Path, f.job.req.Header, base.Status, mergedWithCacheHeaders(merged, h), now, f.job.policy)
 	o := c.newObject(base.Key, base.Status, merged, base.body, reqT, now, d, tags)
 	o.seal()
 	if d.Store {
 		c.put(o)
-	} else {
-		c.remove(base.Key)
+	} else if !requestMadeIt(d.Reason) {
+		c.remove(base.Key) // a credential of this request says nothing of the stored copy
 	}
 	return o, d.Store
 }
@@ -202,5 +202,9 @@ func parseTags(h http.Header) []string {
 // requestMadeIt tells reasons that come from the request, not the
 // response: they say nothing about the next request for the key.
 func requestMadeIt(reason string) bool {
-	return reason == "request no-store" || reason == "authorization"
+	switch reason {
+	case reasonRequestNoStore, reasonAuthorization, reasonCookieImplicit, reasonAuthImplicit:
+		return true
+	}
+	return false
 }

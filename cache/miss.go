@@ -122,8 +122,10 @@ type fillJob struct {
 }
 
 func policyOf(p *property.Property) Policy {
+	rules := &p.Headers.Request
 	return Policy{DefaultTTL: p.Cache.DefaultTTL, MaxObjectSize: p.Cache.MaxObjectSize,
-		StaleWhileRevalidate: p.Cache.StaleWhileRevalidate, StaleIfError: p.Cache.StaleIfError}
+		StaleWhileRevalidate: p.Cache.StaleWhileRevalidate, StaleIfError: p.Cache.StaleIfError,
+		NoDeceptionArmor: p.Cache.NoDeceptionArmor, CookieRuled: ruled(rules, "Cookie"), AuthorizationRuled: ruled(rules, "Authorization")}
 }
 
 func (c *Cache) maxSize(f *fill) int64 { return f.job.policy.MaxObjectSize }

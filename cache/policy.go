@@ -2,8 +2,11 @@ package cache
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/edge-cdn/edge/property"
 )
 
 // Policy is the part of a property's cache settings that decides what is
@@ -16,6 +19,15 @@ type Policy struct {
 	MaxObjectSize int64
 	// StaleWhileRevalidate and StaleIfError apply when the origin states none.
 	StaleWhileRevalidate, StaleIfError time.Duration
+	// NoDeceptionArmor turns off the check that a response's Content-Type
+	// agrees with the extension of the request path (cache.deception_armor:
+	// false); the zero Policy has the armor on.
+	NoDeceptionArmor bool
+	// CookieRuled and AuthorizationRuled tell that the property's request
+	// header rules set or remove Cookie or Authorization: the client's value
+	// then never reaches the origin and is no credential the answer can
+	// depend on.
+	CookieRuled, AuthorizationRuled bool
 }
 
 // maxVary bounds the request headers one response may vary on; more make the
@@ -48,23 +60,49 @@ type Decision struct {
 }
 
 // responseDirectives picks what the cache obeys: CDN-Cache-Control when the
-// origin sent one (RFC 9213 §2.1), otherwise Cache-Control.
+// origin sent a valid one (RFC 9213 §2.1), otherwise Cache-Control.
 func responseDirectives(h http.Header) directives {
 	if v := h["Cdn-Cache-Control"]; len(v) > 0 {
-		d := parseDirectives(v)
-		if !d.invalid {
+		if d, ok := targetedDirectives(v); ok {
 			return d
 		}
 	}
 	return parseDirectives(h["Cache-Control"])
 }
 
+// credential names the client credential a request carries to the origin
+// (Cookie or Authorization, unless the property's header rules replace or
+// drop it), or "".
+func credential(rh http.Header, p Policy) string {
+	switch {
+	case !p.AuthorizationRuled && rh.Get("Authorization") != "":
+		return "authorization"
+	case !p.CookieRuled && rh.Get("Cookie") != "":
+		return "cookie"
+	}
+	return ""
+}
+
 // Decide applies RFC 9111 §3 (storing) and §4.2 (freshness) to a response
-// with status and header h, answering a request with method and request
-// header rh, received at responseTime.
-func Decide(method string, rh http.Header, status int, h http.Header, responseTime time.Time, p Policy) Decision {
+// with status and header h, answering a request with method, path (the
+// decoded URL path) and request header rh, received at responseTime.
+//
+// Beyond the RFC, it keeps one client's answer from reaching another:
+//   - a response to a request with a credential (Cookie, Authorization) is
+//     stored on the origin's explicit freshness only (max-age, s-maxage,
+//     Expires): default_ttl and heuristic freshness (RFC 9111 §4.2.2), and
+//     the property's stale_while_revalidate and stale_if_error, apply to it
+//     only when the origin marked it public or gave s-maxage (cache
+//     deception: /account.php/x.css with the victim's cookie);
+//   - such an answer that is stale at once (max-age=0 with a validator) is
+//     never served stale, whatever a later client's max-stale says;
+//   - unless p.NoDeceptionArmor, a response whose Content-Type contradicts
+//     the extension of the path (text/html for .css) is never stored,
+//     whatever its directives (deceptionArmor).
+func Decide(method, path string, rh http.Header, status int, h http.Header, responseTime time.Time, p Policy) Decision {
 	rd := requestDirectives(rh)
 	cc := responseDirectives(h)
+	cred := credential(rh, p)
 	d := Decision{}
 	switch {
 	case method != http.MethodGet:
@@ -72,13 +110,13 @@ func Decide(method string, rh http.Header, status int, h http.Header, responseTi
 	case status < 200 || status == 206 || status == 304:
 		d.Reason = "status"
 	case rd.noStore:
-		d.Reason = "request no-store"
+		d.Reason = reasonRequestNoStore
 	case cc.noStore:
 		d.Reason = "no-store"
 	case cc.private:
 		d.Reason = "private"
-	case rh.Get("Authorization") != "" && !cc.public && cc.sMaxAge < 0 && !cc.mustRevalidate:
-		d.Reason = "authorization"
+	case cred == "authorization" && !cc.public && cc.sMaxAge < 0 && !cc.mustRevalidate:
+		d.Reason = reasonAuthorization // RFC 9111 §3.5
 	case len(h["Set-Cookie"]) > 0:
 		d.Reason = "set-cookie"
 	case cc.mustUnderstand && !heuristicStatus[status] && status != 302 && status != 307:
@@ -95,16 +133,38 @@ func Decide(method string, rh http.Header, status int, h http.Header, responseTi
 		d.Reason = reason
 		return d
 	}
-	d.fresh(status, h, cc, responseTime, p)
-	if !d.Store {
-		d.Reason = "not cacheable"
+	if !p.NoDeceptionArmor && armored(path, h["Content-Type"]) {
+		d.Reason = reasonArmor
+		return d
+	}
+	if cred != "" && !cc.public && cc.sMaxAge < 0 {
+		// Only what the origin states applies to a credentialed answer.
+		p.DefaultTTL, p.StaleWhileRevalidate, p.StaleIfError = 0, 0, 0
+	}
+	d.fresh(status, h, cc, responseTime, p, cred)
+	if !d.Store && d.Reason == "" {
+		d.Reason = reasonNotCacheable
 	}
 	return d
 }
 
+// Reasons for not storing (Cache-Status detail, with dashes for spaces).
+const (
+	reasonArmor            = "deception armor"
+	reasonCookieImplicit   = "cookie without explicit freshness"
+	reasonAuthImplicit     = "authorization without explicit freshness"
+	reasonRequestNoStore   = "request no-store"
+	reasonAuthorization    = "authorization"
+	reasonNotCacheable     = "not cacheable"
+	reasonNoValidatorStale = "stale at once and no validator"
+)
+
 // fresh fills in the lifetime and decides Store for an otherwise storable
-// response (RFC 9111 §3, last rule; §4.2.1; §4.2.2).
-func (d *Decision) fresh(status int, h http.Header, cc directives, responseTime time.Time, p Policy) {
+// response (RFC 9111 §3, last rule; §4.2.1; §4.2.2). cred is the credential
+// the request carried: with one, heuristic freshness never applies (Decide
+// has already zeroed the property's defaults unless the origin said public
+// or s-maxage).
+func (d *Decision) fresh(status int, h http.Header, cc directives, responseTime time.Time, p Policy, cred string) {
 	date := parseDate(h.Get("Date"), responseTime)
 	explicit := true
 	switch {
@@ -119,10 +179,12 @@ func (d *Decision) fresh(status int, h http.Header, cc directives, responseTime 
 	case cc.maxAge >= 0:
 		d.Lifetime = seconds(cc.maxAge)
 	case len(h["Expires"]) > 0:
-		exp, err := http.ParseTime(h.Get("Expires"))
-		if err == nil && exp.After(date) {
-			d.Lifetime = exp.Sub(date)
-		} // an invalid or past Expires means already expired (§5.3)
+		// An invalid, repeated or past Expires means already expired (§5.3).
+		if v := h["Expires"]; len(v) == 1 {
+			if exp, ok := parseHTTPDate(v[0], responseTime); ok && exp.After(date) {
+				d.Lifetime = exp.Sub(date)
+			}
+		}
 	default:
 		explicit = false
 	}
@@ -130,6 +192,12 @@ func (d *Decision) fresh(status int, h http.Header, cc directives, responseTime 
 	switch {
 	case explicit:
 		d.Store = true
+	case heuristicOK && cred != "" && !cc.public:
+		// default_ttl or heuristics would decide: not for a credential.
+		d.Reason = reasonCookieImplicit
+		if cred == "authorization" {
+			d.Reason = reasonAuthImplicit
+		}
 	case p.DefaultTTL > 0 && heuristicOK:
 		d.Store, d.Lifetime = true, p.DefaultTTL
 	case heuristicOK:
@@ -140,11 +208,17 @@ func (d *Decision) fresh(status int, h http.Header, cc directives, responseTime 
 	}
 	if d.Store && d.Lifetime == 0 && !cc.noCache && h.Get("Etag") == "" && h.Get("Last-Modified") == "" &&
 		cc.swr < 0 && cc.sie < 0 && p.StaleIfError == 0 && p.StaleWhileRevalidate == 0 {
-		d.Store, d.Reason = false, "stale at once and no validator"
+		d.Store, d.Reason = false, reasonNoValidatorStale
 		return
 	}
 	d.NoCache = cc.noCache
 	d.Revalidate = d.Revalidate || cc.mustRevalidate || cc.proxyRevalidate
+	if cred != "" && !cc.public && d.Lifetime == 0 && cc.swr < 0 && cc.sie < 0 {
+		// A credentialed answer stale at once was never shareable without
+		// asking the origin: no client's max-stale or stale-if-error may
+		// have it unchecked.
+		d.Revalidate = true
+	}
 	d.SWR, d.SIE = p.StaleWhileRevalidate, p.StaleIfError
 	if cc.swr >= 0 {
 		d.SWR = seconds(cc.swr)
@@ -208,18 +282,145 @@ func currentAge(date time.Time, ageValue int64, reqTime, respTime, now time.Time
 	return initial + now.Sub(respTime)
 }
 
-// parseAge reads the Age field lines: anything but one valid delta-seconds
-// makes the response count as stale from the start.
+// parseAge reads the Age field lines as RFC 9111 §5.1 asks: a list (one
+// line "0, 7200" or several lines) counts by its first member; a first
+// member that is not delta-seconds (abc, -5, 1.5) is ignored, as if the
+// field were absent. Values past maxDelta are maxDelta.
 func parseAge(lines []string) int64 {
 	if len(lines) == 0 {
 		return 0
 	}
-	if len(lines) > 1 {
-		return maxDelta
-	}
-	n, ok := parseDelta(strings.TrimSpace(lines[0]))
+	first, _, _ := strings.Cut(lines[0], ",")
+	n, ok := parseDelta(strings.Trim(first, " \t"))
 	if !ok {
-		return maxDelta
+		return 0
 	}
 	return n
+}
+
+// Media type families a path extension promises, for the deception armor.
+const (
+	famCSS = iota + 1
+	famJS
+	famJSON
+	famXML
+	famText
+	famImage
+	famFont
+	famVideo
+	famAudio
+	famPDF
+	famWasm
+	famZip
+)
+
+// armorExtensions are the extensions of static files, as caches that cache
+// by extension list them (Cloudflare's default set, less html and the
+// archive and office formats), with the family of types that may answer
+// them.
+var armorExtensions = map[string]int{
+	"css": famCSS, "js": famJS, "mjs": famJS, "json": famJSON, "map": famJSON, "webmanifest": famJSON,
+	"xml": famXML, "txt": famText, "csv": famText,
+	"png": famImage, "apng": famImage, "jpg": famImage, "jpeg": famImage, "jfif": famImage, "pjpeg": famImage,
+	"gif": famImage, "webp": famImage, "avif": famImage, "svg": famImage, "svgz": famImage, "ico": famImage,
+	"bmp": famImage, "tif": famImage, "tiff": famImage, "heic": famImage, "jxl": famImage,
+	"woff": famFont, "woff2": famFont, "ttf": famFont, "otf": famFont, "eot": famFont,
+	"mp4": famVideo, "m4v": famVideo, "webm": famVideo, "ogv": famVideo, "mov": famVideo,
+	"mp3": famAudio, "m4a": famAudio, "ogg": famAudio, "oga": famAudio, "opus": famAudio, "wav": famAudio,
+	"flac": famAudio, "aac": famAudio,
+	"pdf": famPDF, "wasm": famWasm, "zip": famZip,
+}
+
+// typeFits tells whether media type mt (lower case, no parameters) may
+// answer a path of family fam.
+func typeFits(fam int, mt string) bool {
+	main, sub, _ := strings.Cut(mt, "/")
+	switch fam {
+	case famCSS:
+		return mt == "text/css"
+	case famJS:
+		return mt == "text/javascript" || mt == "application/javascript" || mt == "application/x-javascript" ||
+			mt == "application/ecmascript" || mt == "text/ecmascript"
+	case famJSON:
+		return mt == "application/json" || mt == "text/json" || (main == "application" && strings.HasSuffix(sub, "+json"))
+	case famXML:
+		return mt == "application/xml" || mt == "text/xml" || (main == "application" && strings.HasSuffix(sub, "+xml"))
+	case famText:
+		return mt == "text/plain" || mt == "text/csv"
+	case famImage:
+		// Image services answer .jpg with WebP or AVIF, .gif with a video.
+		return main == "image" || main == "video"
+	case famFont:
+		return main == "font" || strings.HasPrefix(mt, "application/font-") || strings.HasPrefix(mt, "application/x-font") ||
+			mt == "application/vnd.ms-fontobject"
+	case famVideo:
+		return main == "video" || main == "audio" || mt == "application/ogg"
+	case famAudio:
+		return main == "audio" || main == "video" || mt == "application/ogg"
+	case famPDF:
+		return mt == "application/pdf"
+	case famWasm:
+		return mt == "application/wasm"
+	case famZip:
+		return mt == "application/zip" || mt == "application/x-zip-compressed"
+	}
+	return true
+}
+
+// armored applies deceptionArmor to every Content-Type line: browsers
+// differ in which of several they follow.
+func armored(path string, types []string) bool {
+	for _, ct := range types {
+		if deceptionArmor(path, ct) {
+			return true
+		}
+	}
+	return false
+}
+
+// deceptionArmor tells whether a response of Content-Type ct contradicts
+// the extension of path: a page at a URL that looks like a static file,
+// which an origin that ignores what follows a script's path
+// (/account.php/x.css, /account;x.css, /account%2Fx.css) answers with a
+// user's page. Every extension of the last path segment counts, the
+// segment cut at any character that is not a letter, digit, '.', '-' or
+// '_' (so x.css;v=1.2 is a .css). No Content-Type, or a generic binary one
+// (application/octet-stream, which browsers save rather than show), is no
+// contradiction, as in Cloudflare's Cache Deception Armor.
+func deceptionArmor(path, ct string) bool {
+	mt, _, _ := strings.Cut(ct, ";")
+	mt = strings.ToLower(strings.TrimSpace(mt))
+	if mt == "" || mt == "application/octet-stream" || mt == "binary/octet-stream" {
+		return false
+	}
+	seg := strings.TrimRight(path, "/")
+	seg = seg[strings.LastIndexByte(seg, '/')+1:]
+	for len(seg) > 0 {
+		i := 0
+		for i < len(seg) && (seg[i] == '.' || seg[i] == '-' || seg[i] == '_' || seg[i] >= '0' && seg[i] <= '9' ||
+			seg[i]|0x20 >= 'a' && seg[i]|0x20 <= 'z') {
+			i++
+		}
+		part := strings.TrimRight(seg[:i], ".")
+		if dot := strings.LastIndexByte(part, '.'); dot >= 0 {
+			if fam := armorExtensions[strings.ToLower(part[dot+1:])]; fam != 0 && !typeFits(fam, mt) {
+				return true
+			}
+		}
+		if i < len(seg) {
+			i++
+		}
+		seg = seg[i:]
+	}
+	return false
+}
+
+// ruled tells whether the header rules set or remove field k (canonical).
+func ruled(rules *property.HeaderRules, k string) bool {
+	for _, kv := range rules.Set {
+		if kv.Name == k {
+			return true
+		}
+	}
+	return slices.Contains(rules.Remove, k)
 }

@@ -22,6 +22,7 @@ func TestDecide(t *testing.T) {
 	cases := []struct {
 		name     string
 		method   string
+		path     string
 		req      http.Header
 		status   int
 		resp     http.Header
@@ -70,6 +71,49 @@ func TestDecide(t *testing.T) {
 		{name: "RFC 5861 §3 stale-while-revalidate with s-maxage is honoured", resp: hdr("Cache-Control", "s-maxage=60, stale-while-revalidate=30"), store: true, lifetime: time.Minute, swr: 30 * time.Second},
 		{name: "RFC 5861 settings apply when the origin states none", resp: hdr("Cache-Control", "max-age=1"), pol: Policy{StaleWhileRevalidate: 5 * time.Second, StaleIfError: time.Hour}, store: true, lifetime: time.Second, swr: 5 * time.Second, sie: time.Hour},
 		{name: "§5.2 unparseable Cache-Control is ignored", resp: hdr("Cache-Control", `=,,"max-age=10`, "Etag", `"e"`), store: true},
+		{name: "RFC 9213 §2.1 a CDN-Cache-Control that is no Dictionary is ignored", resp: hdr("Cache-Control", "no-store", "Cdn-Cache-Control", "max-age=10000, &&&&&"), store: false},
+		{name: "RFC 9213 §2.1 a CDN-Cache-Control max-age of the wrong type is ignored", resp: hdr("Cache-Control", "no-store", "Cdn-Cache-Control", `max-age="10000"`), store: false},
+		{name: "RFC 9213 §2.1 CDN-Cache-Control private", resp: hdr("Cache-Control", "max-age=60", "Cdn-Cache-Control", "private"), store: false},
+		{name: "RFC 9213 §2.1 CDN-Cache-Control qualified private strips", resp: hdr("Cdn-Cache-Control", `max-age=60, private="X-User"`), store: true, lifetime: time.Minute},
+		{name: "§5.3 Expires with two spaces is invalid", resp: hdr("Date", date, "Expires", "Thu, 18  Aug  2050 02:01:18 GMT", "Etag", `"e"`), store: true, lifetime: 0},
+		{name: "§5.3 Expires with a one-digit hour is invalid", resp: hdr("Date", date, "Expires", "Thu, 18 Aug 2050 2:01:18 GMT", "Etag", `"e"`), store: true, lifetime: 0},
+		{name: "§5.3 two Expires lines are invalid", resp: hdr("Date", date, "Expires", now.Add(time.Hour).Format(http.TimeFormat), "Expires", now.Add(time.Hour).Format(http.TimeFormat), "Etag", `"e"`), store: true, lifetime: 0},
+		{name: "RFC 9110 §5.6.7 an rfc850 Expires", resp: hdr("Date", date, "Expires", "Sunday, 01-Nov-26 13:00:00 GMT"), store: true, lifetime: time.Hour},
+		{name: "RFC 9110 §5.6.7 an asctime Expires", resp: hdr("Date", date, "Expires", "Sun Nov  1 13:00:00 2026"), store: true, lifetime: time.Hour},
+
+		// Cache deception: a credential makes only the origin's explicit word count.
+		{name: "deception: Cookie and heuristic freshness", req: hdr("Cookie", "sid=a"), resp: hdr("Date", date, "Last-Modified", lm), store: false},
+		{name: "deception: Cookie and default_ttl", req: hdr("Cookie", "sid=a"), resp: hdr("Date", date, "Etag", `"e"`), pol: Policy{DefaultTTL: time.Hour}, store: false},
+		{name: "deception: Authorization, must-revalidate and heuristic freshness", req: hdr("Authorization", "Bearer x"), resp: hdr("Cache-Control", "must-revalidate", "Date", date, "Last-Modified", lm), store: false},
+		{name: "deception: Cookie and public allow heuristics", req: hdr("Cookie", "sid=a"), resp: hdr("Cache-Control", "public", "Date", date, "Last-Modified", lm), store: true, lifetime: 10 * time.Hour},
+		{name: "deception: Cookie and s-maxage", req: hdr("Cookie", "sid=a"), resp: hdr("Cache-Control", "s-maxage=60"), store: true, lifetime: time.Minute, reval: true},
+		{name: "deception: Cookie and an explicit max-age", req: hdr("Cookie", "sid=a"), resp: hdr("Cache-Control", "max-age=60"), store: true, lifetime: time.Minute},
+		{name: "deception: Cookie and Expires", req: hdr("Cookie", "sid=a"), resp: hdr("Date", date, "Expires", now.Add(time.Hour).Format(http.TimeFormat)), store: true, lifetime: time.Hour},
+		{name: "deception: Cookie gets no stale defaults, and stale at once is never served stale", req: hdr("Cookie", "sid=a"), resp: hdr("Cache-Control", "max-age=0", "Etag", `"e"`), pol: Policy{StaleWhileRevalidate: time.Minute, StaleIfError: time.Hour}, store: true, lifetime: 0, reval: true},
+		{name: "deception: Cookie and an invalid Expires is never served stale", req: hdr("Cookie", "sid=a"), resp: hdr("Date", date, "Expires", "0", "Etag", `"e"`), store: true, lifetime: 0, reval: true},
+		{name: "deception: Cookie and public max-age=0 may be served stale", req: hdr("Cookie", "sid=a"), resp: hdr("Cache-Control", "public, max-age=0", "Etag", `"e"`), store: true, lifetime: 0},
+		{name: "deception: Cookie and max-age=0 without a validator is not kept for the stale defaults", req: hdr("Cookie", "sid=a"), resp: hdr("Cache-Control", "max-age=0"), pol: Policy{StaleWhileRevalidate: time.Minute}, store: false},
+		{name: "deception: the origin's own stale-while-revalidate still counts", req: hdr("Cookie", "sid=a"), resp: hdr("Cache-Control", "max-age=1, stale-while-revalidate=30"), pol: Policy{StaleIfError: time.Hour}, store: true, lifetime: time.Second, swr: 30 * time.Second},
+		{name: "deception: a Cookie the property removes is no credential", req: hdr("Cookie", "sid=a"), resp: hdr("Date", date, "Etag", `"e"`), pol: Policy{DefaultTTL: time.Hour, CookieRuled: true}, store: true, lifetime: time.Hour},
+		{name: "deception: an empty Cookie is no credential", req: hdr("Cookie", ""), resp: hdr("Date", date, "Last-Modified", lm), store: true, lifetime: 10 * time.Hour},
+
+		// Cache deception armor: the extension and the Content-Type agree.
+		{name: "armor: text/html at .css", path: "/account.php/x1.css", resp: hdr("Cache-Control", "max-age=60", "Content-Type", "text/html; charset=utf-8"), store: false},
+		{name: "armor: applies to public responses too", path: "/account.php/x1.css", resp: hdr("Cache-Control", "public, s-maxage=60", "Content-Type", "text/html"), store: false},
+		{name: "armor: application/json at .png", path: "/api/me/a.PNG", resp: hdr("Cache-Control", "max-age=60", "Content-Type", "Application/JSON"), store: false},
+		{name: "armor: a path parameter", path: "/account;x.js", resp: hdr("Cache-Control", "max-age=60", "Content-Type", "text/html"), store: false},
+		{name: "armor: an extension before a path parameter", path: "/account/x.css;v=1.2", resp: hdr("Cache-Control", "max-age=60", "Content-Type", "text/html"), store: false},
+		{name: "armor: a trailing slash", path: "/account.php/x.css/", resp: hdr("Cache-Control", "max-age=60", "Content-Type", "text/html"), store: false},
+		{name: "armor: a decoded NUL", path: "/account\x00.css", resp: hdr("Cache-Control", "max-age=60", "Content-Type", "text/html"), store: false},
+		{name: "armor: text/css at .css", path: "/s/site.css", resp: hdr("Cache-Control", "max-age=60", "Content-Type", "text/css; charset=utf-8"), store: true, lifetime: time.Minute},
+		{name: "armor: WebP at .jpg", path: "/i/p.jpg", resp: hdr("Cache-Control", "max-age=60", "Content-Type", "image/webp"), store: true, lifetime: time.Minute},
+		{name: "armor: a font", path: "/f/a.woff2", resp: hdr("Cache-Control", "max-age=60", "Content-Type", "font/woff2"), store: true, lifetime: time.Minute},
+		{name: "armor: application/octet-stream fits anything", path: "/s/site.css", resp: hdr("Cache-Control", "max-age=60", "Content-Type", "application/octet-stream"), store: true, lifetime: time.Minute},
+		{name: "armor: no Content-Type is no contradiction", path: "/s/site.css", resp: hdr("Cache-Control", "max-age=60"), store: true, lifetime: time.Minute},
+		{name: "armor: html is no static extension", path: "/docs/using.js.html", resp: hdr("Cache-Control", "max-age=60", "Content-Type", "text/html"), store: true, lifetime: time.Minute},
+		{name: "armor: any of two Content-Type lines", path: "/s/x.css", resp: hdr("Cache-Control", "max-age=60", "Content-Type", "text/css", "Content-Type", "text/html"), store: false},
+		{name: "armor: a list in one Content-Type line", path: "/s/x.css", resp: hdr("Cache-Control", "max-age=60", "Content-Type", "text/css, text/html"), store: false},
+		{name: "armor: turned off", path: "/account.php/x1.css", resp: hdr("Cache-Control", "max-age=60", "Content-Type", "text/html"), pol: Policy{NoDeceptionArmor: true}, store: true, lifetime: time.Minute},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -82,11 +126,14 @@ func TestDecide(t *testing.T) {
 			if tc.req == nil {
 				tc.req = http.Header{}
 			}
+			if tc.path == "" {
+				tc.path = "/a"
+			}
 			p := pol
 			if tc.pol != (Policy{}) {
 				p = tc.pol
 			}
-			d := Decide(tc.method, tc.req, tc.status, tc.resp, now, p)
+			d := Decide(tc.method, tc.path, tc.req, tc.status, tc.resp, now, p)
 			if d.Store != tc.store {
 				t.Fatalf("store = %v (%s), want %v", d.Store, d.Reason, tc.store)
 			}
@@ -177,8 +224,11 @@ func TestParseAge(t *testing.T) {
 		lines []string
 		want  int64
 	}{
-		{nil, 0}, {[]string{"30"}, 30}, {[]string{"abc"}, maxDelta}, {[]string{"-5"}, maxDelta},
-		{[]string{"1.5"}, maxDelta}, {[]string{"0", "0"}, maxDelta}, {[]string{"99999999999999"}, maxDelta},
+		// RFC 9111 §5.1: the first member counts; an invalid one is ignored.
+		{nil, 0}, {[]string{"30"}, 30}, {[]string{"abc"}, 0}, {[]string{"-5"}, 0},
+		{[]string{"1.5"}, 0}, {[]string{"0", "0"}, 0}, {[]string{"99999999999999"}, maxDelta},
+		{[]string{"0, 7200"}, 0}, {[]string{"7200, 0"}, 7200}, {[]string{"7200", "0"}, 7200}, {[]string{"0", "7200"}, 0},
+		{[]string{""}, 0}, {[]string{"2147483648"}, maxDelta},
 	} {
 		if got := parseAge(tc.lines); got != tc.want {
 			t.Errorf("parseAge(%q) = %d, want %d", tc.lines, got, tc.want)

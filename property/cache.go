@@ -14,6 +14,9 @@ import (
 type Cache struct {
 	Enabled    bool
 	DefaultTTL time.Duration // 0: RFC 9111 §4.2.2 heuristics
+	// NoDeceptionArmor (cache.deception_armor: false) stores responses whose
+	// Content-Type contradicts the URL's extension; by default they are not.
+	NoDeceptionArmor bool
 	// MaxObjectSize bounds a stored response body; larger ones stream
 	// through uncached.
 	MaxObjectSize int64
@@ -42,6 +45,7 @@ const DefaultMaxObjectSize = 100 << 20
 type cacheSchema struct {
 	Enabled              bool          `yaml:"enabled"`
 	DefaultTTL           conf.Duration `yaml:"default_ttl"`
+	DeceptionArmor       *bool         `yaml:"deception_armor"` // default true
 	MaxObjectSize        string        `yaml:"max_object_size"`
 	Query                any           `yaml:"query"` // a word or a list of parameter names
 	StaleWhileRevalidate conf.Duration `yaml:"stale_while_revalidate"`
@@ -78,6 +82,7 @@ func ParseSize(s string) (int64, error) {
 func (v *validator) cache(s *cacheSchema) Cache {
 	c := Cache{Enabled: s.Enabled, DefaultTTL: s.DefaultTTL.Std(), MaxObjectSize: DefaultMaxObjectSize,
 		StaleWhileRevalidate: s.StaleWhileRevalidate.Std(), StaleIfError: s.StaleIfError.Std(), Query: QueryAll}
+	c.NoDeceptionArmor = s.DeceptionArmor != nil && !*s.DeceptionArmor
 	if s.MaxObjectSize != "" {
 		n, err := ParseSize(s.MaxObjectSize)
 		switch {
