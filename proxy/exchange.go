@@ -72,7 +72,7 @@ func (x *exchange) writeHead() {
 		}
 	}
 	bw.WriteString(" HTTP/1.1\r\nHost: ")
-	bw.WriteString(x.st.originHost(r, x.req))
+	bw.WriteString(x.st.originHost(r))
 	bw.WriteString("\r\n")
 	x.st.outHeaders(r, x.req, x.upgrade, bufSink{bw})
 	switch {

@@ -132,7 +132,7 @@ func (st *site) outHeaders(r *http.Request, req *request, upgrade string, sink h
 		sink.addJoined("X-Forwarded-For", r.Header["X-Forwarded-For"], ip)
 	}
 	if !ruled(rules, "X-Forwarded-Host") {
-		sink.add("X-Forwarded-Host", clientHost(r, req))
+		sink.add("X-Forwarded-Host", clientHost(r))
 	}
 	if !ruled(rules, "X-Forwarded-Proto") {
 		proto := "http"
@@ -217,19 +217,18 @@ func (st *site) forwardTrailer(k string) bool {
 // or the host the request was routed (and cached) by, never the client's
 // raw Host with its port, case or trailing dot, which the cache key does
 // not hold (issue 17 §2).
-func (st *site) originHost(r *http.Request, req *request) string {
+func (st *site) originHost(r *http.Request) string {
 	if h := st.prop.OriginHost; h != "" {
 		return h
 	}
-	return clientHost(r, req)
+	return clientHost(r)
 }
 
 // clientHost is the request's host as routed: lower case, no port, no
-// trailing dot, as nginx's $host.
-func clientHost(r *http.Request, req *request) string {
-	if req != nil && req.host != "" {
-		return req.host
-	}
+// trailing dot, as nginx's $host. Recomputed rather than kept in the
+// request state (which would grow the one allocation of a cache hit); it
+// allocates only for a host not already in that form.
+func clientHost(r *http.Request) string {
 	if h, code := requestHost(r.Host); code == 0 {
 		return h
 	}

@@ -280,7 +280,6 @@ func (s *Server) route(w *recorder, r *http.Request, req *request, secure bool) 
 	rt := s.routes.Load()
 	p := rt.table.Lookup(host)
 	req.prop = p
-	req.host = host
 	if s.screen(w, r, req) {
 		return
 	}
@@ -440,10 +439,6 @@ type request struct {
 	idHdr   [1]string // the X-Request-Id header value: id
 	idBuf   [24]byte  // id's bytes
 	prop    *property.Property
-	// host is the request's host as routed (lower case, no port, no
-	// trailing dot): the Host and X-Forwarded-Host sent to the origin, as
-	// the cache keys it.
-	host    string
 	siteObs SiteObserver // the property's metrics, when resolved
 	origin  string       // the last origin tried
 	// fillOrigin is the origin tried by a cache fill made for this request

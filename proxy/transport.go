@@ -29,7 +29,7 @@ func (st *site) transportAttempt(w http.ResponseWriter, r *http.Request, req *re
 	out.Close = false
 	out.Header = make(http.Header, len(r.Header)+6)
 	st.outHeaders(r, req, upgrade, mapSink(out.Header))
-	out.Host = st.originHost(r, req)
+	out.Host = st.originHost(r)
 	if req.body != nil {
 		// The transport closes the body it is given; trackedBody's Close
 		// does nothing, so a retry after a dial error can send it again.

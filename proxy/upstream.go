@@ -29,7 +29,6 @@ func (st *site) forward(w http.ResponseWriter, r *http.Request) {
 		req = &request{start: time.Now()}
 		if parent := requestOf(r.Context()); parent != nil {
 			req.setID(parent.id)
-			req.host = parent.host
 			if bc, ok := st.s.cfg.Cache.(BackgroundCache); !ok || !bc.Background(r.Context()) {
 				req.parent = parent // the client waits on this fill
 			}
