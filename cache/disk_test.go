@@ -199,9 +199,9 @@ func TestDiskOldKeyFormatDroppedAtStart(t *testing.T) {
 	if o == nil {
 		t.Fatalf("no disk object at %q", key)
 	}
-	old := *o
-	old.Key = "site\x00site.test\x00/d2"
-	if _, _, err := e.c.disk.write(&old); err != nil {
+	old := &object{Key: "site\x00site.test\x00/d2", Status: o.Status, Header: o.Header, RequestTime: o.RequestTime,
+		ResponseTime: o.ResponseTime, Date: o.Date, Lifetime: o.Lifetime, body: o.body}
+	if _, _, err := e.c.disk.write(old); err != nil {
 		t.Fatal(err)
 	}
 	e.c.Close()
