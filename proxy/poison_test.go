@@ -338,13 +338,12 @@ func TestOverrideHeadersDroppedUnlessAllowedAndKeyed(t *testing.T) {
 // drops them too, so that turning the cache on changes nothing the origin
 // sees.
 func TestOverrideHeadersDroppedWithoutCache(t *testing.T) {
-	ref, origin := newReflector(t, false)
+	_, origin := newReflector(t, false)
 	e := newEdge(t, Config{}, map[string]string{"a.yaml": prop(poisonHost, origin, "headers: {allow_overrides: [X-Http-Method-Override]}")})
 	b := readBody(t, e.do("GET", poisonHost, "/", nil, "X-Original-URL", "/admin", "X-Http-Method-Override", "PUT"))
 	if strings.Contains(b, "/admin") || !strings.Contains(b, "X-Http-Method-Override=PUT") {
 		t.Errorf("origin saw %s", b)
 	}
-	_ = ref
 }
 
 // TestRequestTrailersNotForwarded: a chunked request whose trailer carries
@@ -356,7 +355,7 @@ func TestRequestTrailersNotForwarded(t *testing.T) {
 		for _, cached := range []bool{true, false} {
 			name := map[bool]string{false: "http origin", true: "https origin"}[secure] + map[bool]string{false: "", true: " caching"}[cached]
 			t.Run(name, func(t *testing.T) {
-				ref, origin := newReflector(t, secure)
+				_, origin := newReflector(t, secure)
 				var e *edge
 				if cached {
 					e = newCachingEdge(t, origin).edge
@@ -383,7 +382,6 @@ func TestRequestTrailersNotForwarded(t *testing.T) {
 				if resp.StatusCode != 200 || !strings.Contains(string(b), want) {
 					t.Errorf("%d: origin saw %s; want %s", resp.StatusCode, b, want)
 				}
-				_ = ref
 			})
 		}
 	}
