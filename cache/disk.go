@@ -325,6 +325,10 @@ func (d *diskTier) rebuild() {
 			os.Remove(path)
 			continue
 		}
+		if !currentKey(o.Key) {
+			os.Remove(path) // stored under an older key format: never served under the new one
+			continue
+		}
 		st, err := os.Stat(path)
 		if err != nil {
 			continue

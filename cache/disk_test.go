@@ -184,3 +184,38 @@ func TestDiskVariantsSurviveRestart(t *testing.T) {
 	}
 	e2.wantHits(0)
 }
+
+// TestDiskOldKeyFormatDroppedAtStart: an object stored under the key
+// format before the scheme joined the key (property \x00 host \x00 path)
+// is removed at start, never indexed or served under the new format.
+func TestDiskOldKeyFormatDroppedAtStart(t *testing.T) {
+	dir := t.TempDir()
+	e := diskEnv(t, dir, "current")
+	e.get("/d1")
+	e.settle()
+	waitDisk(t, e.c, 1)
+	key := "site\x00http\x00site.test\x00/d1"
+	o := e.c.disk.get(key)
+	if o == nil {
+		t.Fatalf("no disk object at %q", key)
+	}
+	old := &object{Key: "site\x00site.test\x00/d2", Status: o.Status, Header: o.Header, RequestTime: o.RequestTime,
+		ResponseTime: o.ResponseTime, Date: o.Date, Lifetime: o.Lifetime, body: o.body}
+	if _, _, err := e.c.disk.write(old); err != nil {
+		t.Fatal(err)
+	}
+	e.c.Close()
+	if n := len(objectFiles(t, dir)); n != 2 {
+		t.Fatalf("%d object files before the restart, want 2", n)
+	}
+
+	e2 := diskEnv(t, dir, "from origin")
+	waitDisk(t, e2.c, 1)
+	if n := len(objectFiles(t, dir)); n != 1 {
+		t.Errorf("%d object files after the restart, want 1 (the old-format one removed)", n)
+	}
+	if _, body := e2.get("/d1"); body != "current" {
+		t.Errorf("current-format object after restart: %q", body)
+	}
+	e2.wantHits(0)
+}

@@ -30,6 +30,13 @@ func testProperty(name string) *property.Property {
 		MaxObjectSize: property.DefaultMaxObjectSize, Query: property.QueryAll}}
 }
 
+// honouring is testProperty with cache.client_directives: honour.
+func honouring(name string) *property.Property {
+	p := testProperty(name)
+	p.Cache.HonourClientDirectives = true
+	return p
+}
+
 // newEnv starts origin (counting its requests) and an edge whose Host
 // "<name>.test" selects property name (default: "site").
 func newEnv(t *testing.T, cfg Config, origin http.HandlerFunc, props ...*property.Property) *env {

@@ -149,9 +149,11 @@ func (c *Cache) serveUnsafe(w http.ResponseWriter, r *http.Request, p *property.
 	}
 }
 
-// invalidateURL removes the object (or variant marker) at the URL's primary
-// key; the variants of a removed marker are never found again.
+// invalidateURL removes the objects (or variant markers) at the URL's
+// keys, under every scheme; the variants of a removed marker are never
+// found again.
 func (c *Cache) invalidateURL(p *property.Property, host string, u *url.URL) {
-	key := primaryKey(nil, p, &http.Request{Host: host, URL: u})
-	c.remove(string(key))
+	for _, key := range urlKeys(p, host, u) {
+		c.remove(key)
+	}
 }

@@ -12,33 +12,118 @@ import (
 
 // Keys. The primary key of a request is
 //
-//	property \x00 host \x00 path [? query]
+//	property \x00 scheme \x00 host \x00 path [? query] [\x04 name=value ...]
 //
-// with the host lower-cased, without port or trailing dot, and the query as
-// the property's cache.query says. A response that varies is stored under a
-// secondary key, the primary key followed by \x01, the generation of the
-// variant marker stored at the primary key, \x01, and name=value\x02 for each
-// header it varies on; a new marker (a new set of Vary names, or a URL purge)
-// has a new generation, so variants of an old one are never found again.
-// One property's keys never collide with another's: names hold no \x00.
+// with the scheme "http" or "https" (or "*" under cache.schemes: shared),
+// the host lower-cased, without port or trailing dot, the query as the
+// property's cache.query says, and, for each override header the property
+// allows (headers.allow_overrides) that the request carries, \x04, its
+// name, '=' and its values: whatever the origin sees of the request's
+// URL, host and scheme is in the key. A response that varies is stored
+// under a secondary key, the primary key followed by \x01, the generation
+// of the variant marker stored at the primary key, \x01, and
+// name=value\x02 for each header it varies on; a new marker (a new set of
+// Vary names, or a URL purge) has a new generation, so variants of an old
+// one are never found again. One property's keys never collide with
+// another's: names hold no \x00. Keys of the format before the scheme was
+// in them are told by currentKey and dropped from the disk tier at start.
 
 const (
-	sepField   = "\x00"
-	sepVariant = "\x01"
+	sepField    = "\x00"
+	sepVariant  = "\x01"
+	sepOverride = "\x04"
 )
+
+// The scheme field of a key.
+const (
+	schemeHTTP   = "http"
+	schemeHTTPS  = "https"
+	schemeShared = "*"
+)
+
+// keySchemes are every scheme field a key can have: a URL purge removes
+// each (a property may have switched cache.schemes since it stored).
+var keySchemes = [...]string{schemeHTTP, schemeHTTPS, schemeShared}
 
 // primaryKey appends the primary key of r for property p to b.
 func primaryKey(b []byte, p *property.Property, r *http.Request) []byte {
+	scheme := schemeHTTP
+	switch {
+	case p.Cache.SharedSchemes:
+		scheme = schemeShared
+	case r.TLS != nil:
+		scheme = schemeHTTPS
+	}
+	b = appendURLKey(b, p, scheme, r.Host, r.URL)
+	for _, name := range p.Headers.AllowOverrides {
+		vals, ok := r.Header[name]
+		if !ok {
+			continue
+		}
+		b = append(b, sepOverride...)
+		b = append(b, name...)
+		b = append(b, '=')
+		for i, v := range vals {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, v...)
+		}
+	}
+	return b
+}
+
+// appendURLKey appends the key of URL u on host under scheme, without the
+// request's override headers.
+func appendURLKey(b []byte, p *property.Property, scheme, host string, u *url.URL) []byte {
 	b = append(b, p.Name...)
 	b = append(b, sepField...)
-	b = appendHost(b, r.Host)
+	b = append(b, scheme...)
 	b = append(b, sepField...)
-	path := r.URL.EscapedPath()
+	b = appendHost(b, host)
+	b = append(b, sepField...)
+	path := u.EscapedPath()
 	if path == "" {
 		path = "/"
 	}
 	b = append(b, path...)
-	return appendQuery(b, r.URL.RawQuery, p.Cache)
+	return appendQuery(b, u.RawQuery, p.Cache)
+}
+
+// urlKeys returns the keys of URL u on host under every scheme, without
+// override headers: the keys a URL purge or an invalidation removes.
+func urlKeys(p *property.Property, host string, u *url.URL) [len(keySchemes)]string {
+	var out [len(keySchemes)]string
+	for i, s := range keySchemes {
+		out[i] = string(appendURLKey(nil, p, s, host, u))
+	}
+	return out
+}
+
+// currentKey reports whether key has the current format: a primary part of
+// property, scheme, host and path (older keys had no scheme).
+func currentKey(key string) bool {
+	prim := primaryOf(key)
+	if i := strings.Index(prim, sepOverride); i >= 0 {
+		prim = prim[:i]
+	}
+	if strings.Count(prim, sepField) != 3 {
+		return false
+	}
+	_, rest, _ := strings.Cut(prim, sepField)
+	scheme, _, _ := strings.Cut(rest, sepField)
+	return slices.Contains(keySchemes[:], scheme)
+}
+
+// hostPathOf returns the host \x00 path?query part of a key: what a URL
+// or prefix purge matches, whatever the scheme and override headers.
+func hostPathOf(key string) string {
+	_, rest, _ := strings.Cut(primaryOf(key), sepField)
+	_, rest, _ = strings.Cut(rest, sepField)
+	if i := strings.Index(rest, sepOverride); i >= 0 {
+		rest = rest[:i]
+	}
+	return rest
 }
 
 // appendHost appends host lower-cased, without port or trailing dot.

@@ -78,7 +78,8 @@ func (c *Cache) unregister(f *fill) {
 }
 
 // newFill prepares the fill of fkey: the request sent upstream is r as a
-// plain GET, without the client's validators and range, with the stored
+// plain GET, without the client's validators and range (and its
+// Cache-Control and Pragma, unless the property honours them), with the stored
 // object's validators when one is revalidated, and with a context that
 // keeps r's values but not its cancellation. A background fill (no client
 // waits on it: a stale-while-revalidate refresh, the full fetch behind a
@@ -94,6 +95,11 @@ func (c *Cache) newFill(r *http.Request, p *property.Property, upstream http.Han
 	req.Body, req.ContentLength, req.GetBody = http.NoBody, 0, nil
 	for _, k := range []string{"If-None-Match", "If-Modified-Since", "Range", "If-Range"} {
 		delete(req.Header, k)
+	}
+	if !p.Cache.HonourClientDirectives {
+		for _, k := range clientCacheHeaders {
+			delete(req.Header, k) // ignored by the cache, so not the origin's to see
+		}
 	}
 	if base != nil {
 		if e := base.etag(); e != "" {

@@ -258,6 +258,21 @@ func requestDirectives(rh http.Header) directives {
 	return d
 }
 
+// ignoreClient drops the request directives that would make the cache go
+// to the origin for what it holds or could store (no-cache, Pragma:
+// no-cache, max-age, min-fresh, no-store): with cache.client_directives:
+// ignore, the default, as Varnish, Fastly and Cloudflare do, no client can
+// force origin traffic for every URL. max-stale and only-if-cached, which
+// only ever spare the origin, still count.
+func (d *directives) ignoreClient() {
+	d.noCache, d.noStore = false, false
+	d.maxAge, d.minFresh = -1, -1
+}
+
+// clientCacheHeaders are the request headers that carry a client's cache
+// directives: not sent to the origin on a fill when they are ignored.
+var clientCacheHeaders = []string{"Cache-Control", "Pragma"}
+
 func seconds(n int64) time.Duration { return time.Duration(n) * time.Second }
 
 // parseDate reads a Date; a missing or bad one is the time the response was

@@ -3,7 +3,6 @@ package cache
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -121,8 +120,10 @@ func (c *Cache) Purge(p Purge) (PurgeResult, error) {
 }
 
 // selector matches keys by URL, prefix or tag, within p.Property if set.
+// URLs and prefixes match every scheme's copy, and the copies keyed by
+// override headers, whatever the scheme of the purge URL.
 func (c *Cache) selector(p Purge) func(key string, tags []string) bool {
-	var exact, prefixes []string // host \x00 path?query, without the property
+	var exact, prefixes []string // host \x00 path?query, as hostPathOf gives
 	for _, s := range p.URLs {
 		u, _ := parsePurgeURL(s)
 		exact = append(exact, c.hostPath(p.Property, u)...)
@@ -132,16 +133,15 @@ func (c *Cache) selector(p Purge) func(key string, tags []string) bool {
 		prefixes = append(prefixes, string(appendHost(nil, u.Host))+sepField+u.EscapedPath())
 	}
 	return func(key string, tags []string) bool {
-		name, rest, _ := strings.Cut(key, sepField)
-		if p.Property != "" && name != p.Property {
+		if p.Property != "" && propertyOf(key) != p.Property {
 			return false
 		}
-		prim := primaryOf(rest)
-		if slices.Contains(exact, prim) {
+		hp := hostPathOf(key)
+		if slices.Contains(exact, hp) {
 			return true
 		}
 		for _, pre := range prefixes {
-			if strings.HasPrefix(prim, pre) {
+			if strings.HasPrefix(hp, pre) {
 				return true
 			}
 		}
@@ -154,13 +154,12 @@ func (c *Cache) selector(p Purge) func(key string, tags []string) bool {
 	}
 }
 
-// hostPath gives the key part after the property for URL u, under each
-// query mode in use by the named property (or by any property).
+// hostPath gives the host \x00 path?query part of the key of URL u, under
+// each query mode in use by the named property (or by any property).
 func (c *Cache) hostPath(name string, u *url.URL) []string {
 	var out []string
 	add := func(p *property.Property) {
-		k := string(primaryKey(nil, p, &http.Request{Host: u.Host, URL: u}))
-		k = k[len(p.Name)+1:]
+		k := hostPathOf(string(appendURLKey(nil, p, schemeShared, u.Host, u)))
 		if !slices.Contains(out, k) {
 			out = append(out, k)
 		}
@@ -222,7 +221,8 @@ func (c *Cache) DropProperty(name string) int {
 }
 
 // purgeURLs removes the objects (or variant markers, which makes their
-// variants unreachable) at the URLs' primary keys without a scan.
+// variants unreachable) at the URLs' keys, under every scheme, without a
+// scan.
 func (c *Cache) purgeURLs(p Purge, bn int64) int {
 	n := 0
 	for _, s := range p.URLs {
@@ -231,10 +231,11 @@ func (c *Cache) purgeURLs(p Purge, bn int64) int {
 			if p.Property != "" && k.(string) != p.Property {
 				return true
 			}
-			key := string(primaryKey(nil, v.(*property.Property), &http.Request{Host: u.Host, URL: u}))
-			if o := c.get(key); o != nil && o.ResponseTime < bn {
-				c.remove(key)
-				n++
+			for _, key := range urlKeys(v.(*property.Property), u.Host, u) {
+				if o := c.get(key); o != nil && o.ResponseTime < bn {
+					c.remove(key)
+					n++
+				}
 			}
 			return true
 		})
@@ -242,15 +243,23 @@ func (c *Cache) purgeURLs(p Purge, bn int64) int {
 	return n
 }
 
-// knows tells whether the query settings of the named property (or of any,
-// for "") are known, so that a URL's key can be built without a scan.
+// knows tells whether the settings of the named property (or of any, for
+// "") are known, so that a URL's keys can be built without a scan: its
+// query settings are known, and it keys no override headers (whose copies
+// only a scan finds).
 func (c *Cache) knows(name string) bool {
-	if name != "" {
-		_, ok := c.props.Load(name)
-		return ok
-	}
 	known := false
-	c.props.Range(func(any, any) bool { known = true; return false })
+	c.props.Range(func(k, v any) bool {
+		if name != "" && k.(string) != name {
+			return true
+		}
+		if len(v.(*property.Property).Headers.AllowOverrides) > 0 {
+			known = false
+			return false
+		}
+		known = true
+		return true
+	})
 	return known
 }
 

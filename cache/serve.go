@@ -59,6 +59,9 @@ func (c *Cache) serve(w http.ResponseWriter, r *http.Request, p *property.Proper
 	// The key is only looked up here; it is copied before anything keeps it.
 	key := unsafe.String(unsafe.SliceData(*kb), len(*kb))
 	rd := requestDirectives(r.Header)
+	if !p.Cache.HonourClientDirectives {
+		rd.ignoreClient()
+	}
 	now := c.now()
 	obj, marker := c.lookup(key, r.Header, kb, hitOnly)
 	if hitOnly {

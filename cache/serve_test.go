@@ -51,12 +51,12 @@ func TestNotStored(t *testing.T) {
 		{"set-cookie", []string{"Cache-Control", "max-age=60", "Set-Cookie", "s=1"}, nil},
 		{"authorization", []string{"Cache-Control", "max-age=60"}, []string{"Authorization", "Bearer t"}},
 		{"vary star", []string{"Cache-Control", "max-age=60", "Vary", "*"}, nil},
-		{"request no-store", []string{"Cache-Control", "max-age=60"}, []string{"Cache-Control", "no-store"}},
+		{"request no-store (honoured)", []string{"Cache-Control", "max-age=60"}, []string{"Cache-Control", "no-store"}},
 		{"cdn-cache-control no-store", []string{"Cache-Control", "max-age=60", "CDN-Cache-Control", "no-store"}, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, Config{}, fixed("x", tc.kv...))
+			e := newEnv(t, Config{}, fixed("x", tc.kv...), honouring("site"))
 			e.get("/", tc.req...)
 			e.settle()
 			resp, _ := e.get("/", tc.req...)
@@ -129,8 +129,10 @@ func TestPropertiesAreIsolated(t *testing.T) {
 	e.wantHits(2)
 }
 
+// TestRequestDirectives: with cache.client_directives: honour, a client's
+// Cache-Control and Pragma count (RFC 9111 §5.2.1).
 func TestRequestDirectives(t *testing.T) {
-	e := newEnv(t, Config{}, fixed("x", "Cache-Control", "max-age=60", "ETag", `"v1"`))
+	e := newEnv(t, Config{}, fixed("x", "Cache-Control", "max-age=60", "ETag", `"v1"`), honouring("site"))
 	resp, _ := e.get("/r", "Cache-Control", "only-if-cached")
 	if resp.StatusCode != http.StatusGatewayTimeout {
 		t.Fatalf("only-if-cached on a miss: got %d, want 504", resp.StatusCode)
@@ -419,4 +421,41 @@ func TestOriginErrorKeepsTheStoredObject(t *testing.T) {
 	if resp, body := e.get("/k", "Cache-Control", "max-stale"); body != "kept" || resp.StatusCode != 200 {
 		t.Fatalf("after the error: got %d %q, want the stored object", resp.StatusCode, body)
 	}
+}
+
+// TestClientDirectivesIgnoredByDefault: without cache.client_directives:
+// honour, a client's no-cache, max-age=0, min-fresh, no-store and Pragma:
+// no-cache neither make the cache go to the origin nor reach it on a
+// fill; max-stale and only-if-cached, which only spare the origin, count.
+func TestClientDirectivesIgnoredByDefault(t *testing.T) {
+	var seen atomic.Value
+	seen.Store("")
+	e := newEnv(t, Config{}, func(w http.ResponseWriter, r *http.Request) {
+		seen.Store(r.Header.Get("Cache-Control") + "|" + r.Header.Get("Pragma"))
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Etag", `"v1"`)
+		fmt.Fprint(w, "x")
+	})
+	e.get("/r", "Cache-Control", "no-cache, no-store", "Pragma", "no-cache")
+	e.settle()
+	if s := seen.Load(); s != "|" {
+		t.Errorf("the fill sent the client's directives to the origin: %q", s)
+	}
+	e.wantHits(1) // stored despite the client's no-store
+	for _, kv := range [][]string{{"Cache-Control", "no-cache"}, {"Cache-Control", "max-age=0"}, {"Pragma", "no-cache"},
+		{"Cache-Control", "min-fresh=3600"}, {"Cache-Control", "no-store"}} {
+		resp, _ := e.get("/r", kv...)
+		if !strings.HasPrefix(resp.Header.Get("Cache-Status"), "Edge; hit") {
+			t.Errorf("%s: %s: Cache-Status %q, want a hit", kv[0], kv[1], resp.Header.Get("Cache-Status"))
+		}
+	}
+	e.wantHits(1)
+	if resp, _ := e.get("/absent", "Cache-Control", "only-if-cached"); resp.StatusCode != http.StatusGatewayTimeout {
+		t.Errorf("only-if-cached on a miss: %d, want 504", resp.StatusCode)
+	}
+	e.advance(70 * time.Second)
+	if resp, _ := e.get("/r", "Cache-Control", "max-stale=30"); !strings.Contains(resp.Header.Get("Cache-Status"), "fwd=stale") {
+		t.Errorf("max-stale: Cache-Status %q", resp.Header.Get("Cache-Status"))
+	}
+	e.wantHits(1)
 }

@@ -53,6 +53,7 @@ func TestServeHitMatchesServe(t *testing.T) {
 		{"unsatisfiable range", req("GET", "/fresh", "Range", "bytes=99-")},
 		{"if-none-match", req("GET", "/fresh", "If-None-Match", `"v1"`)},
 		{"max-stale", req("GET", "/short", "Cache-Control", "max-stale=60")},
+		{"no-cache, ignored by default", req("GET", "/fresh", "Cache-Control", "no-cache")},
 	} {
 		before := e.c.Stats().Properties["site"]
 		hit := httptest.NewRecorder()
@@ -80,7 +81,6 @@ func TestServeHitMatchesServe(t *testing.T) {
 		{"miss", req("GET", "/absent")},
 		{"stale-while-revalidate", req("GET", "/swr")},
 		{"stale", req("GET", "/short")},
-		{"no-cache", req("GET", "/fresh", "Cache-Control", "no-cache")},
 		{"post", req("POST", "/fresh")},
 		{"if-match", req("GET", "/fresh", "If-Match", `"v1"`)},
 		{"upgrade", req("GET", "/fresh", "Upgrade", "websocket")},

@@ -25,6 +25,14 @@ type Cache struct {
 	// StaleWhileRevalidate and StaleIfError apply when the origin states none.
 	StaleWhileRevalidate time.Duration
 	StaleIfError         time.Duration
+	// SharedSchemes keys HTTP and HTTPS requests alike (cache.schemes:
+	// shared); by default they are different keys.
+	SharedSchemes bool
+	// HonourClientDirectives lets a client's Cache-Control (no-cache,
+	// max-age, min-fresh) and Pragma: no-cache make the cache revalidate,
+	// and sends them to the origin (cache.client_directives: honour); by
+	// default they are ignored, as Varnish, Fastly and Cloudflare do.
+	HonourClientDirectives bool
 }
 
 // QueryMode says what of the query string goes into the cache key.
@@ -50,6 +58,8 @@ type cacheSchema struct {
 	Query                any           `yaml:"query"` // a word or a list of parameter names
 	StaleWhileRevalidate conf.Duration `yaml:"stale_while_revalidate"`
 	StaleIfError         conf.Duration `yaml:"stale_if_error"`
+	Schemes              string        `yaml:"schemes"`           // separate (default) or shared
+	ClientDirectives     string        `yaml:"client_directives"` // ignore (default) or honour
 }
 
 // ParseSize reads a byte size: a whole number with an optional unit B, KiB,
@@ -103,6 +113,20 @@ func (v *validator) cache(s *cacheSchema) Cache {
 		}
 	}
 	c.Query, c.QueryParams = v.cacheQuery(s.Query)
+	switch s.Schemes {
+	case "", "separate":
+	case "shared":
+		c.SharedSchemes = true
+	default:
+		v.fail(at("cache", "schemes"), "%q: use separate (http and https are cached apart, the default) or shared (one copy for both)", s.Schemes)
+	}
+	switch s.ClientDirectives {
+	case "", "ignore":
+	case "honour", "honor":
+		c.HonourClientDirectives = true
+	default:
+		v.fail(at("cache", "client_directives"), "%q: use ignore (the default) or honour", s.ClientDirectives)
+	}
 	return c
 }
 

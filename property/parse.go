@@ -163,6 +163,7 @@ func (v *validator) property(s *fileSchema) *Property {
 		Request:  v.headerRules("request", s.Headers.Request),
 		Response: v.headerRules("response", s.Headers.Response),
 	}
+	p.Headers.AllowOverrides = v.allowOverrides(s.Headers.AllowOverrides)
 	p.Cache = v.cache(&s.Cache)
 	return p
 }

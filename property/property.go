@@ -65,6 +65,10 @@ type HealthCheck struct {
 type Headers struct {
 	Request  HeaderRules
 	Response HeaderRules
+	// AllowOverrides names the override headers (see OverrideHeader) that
+	// clients may send to the origin, sorted; on a caching property their
+	// values join the cache key. The others are dropped.
+	AllowOverrides []string
 }
 
 // HeaderRules sets then removes headers.

@@ -42,8 +42,9 @@ type healthSchema struct {
 }
 
 type headersSchema struct {
-	Request  headerRulesSchema `yaml:"request"`
-	Response headerRulesSchema `yaml:"response"`
+	Request        headerRulesSchema `yaml:"request"`
+	Response       headerRulesSchema `yaml:"response"`
+	AllowOverrides []string          `yaml:"allow_overrides"`
 }
 
 type headerRulesSchema struct {

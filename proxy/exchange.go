@@ -72,11 +72,7 @@ func (x *exchange) writeHead() {
 		}
 	}
 	bw.WriteString(" HTTP/1.1\r\nHost: ")
-	if h := x.st.prop.OriginHost; h != "" {
-		bw.WriteString(h)
-	} else {
-		bw.WriteString(r.Host)
-	}
+	bw.WriteString(x.st.originHost(r))
 	bw.WriteString("\r\n")
 	x.st.outHeaders(r, x.req, x.upgrade, bufSink{bw})
 	switch {
@@ -89,7 +85,9 @@ func (x *exchange) writeHead() {
 		if len(r.Trailer) > 0 {
 			sink := bufSink{bw}
 			for k := range r.Trailer {
-				sink.add("Trailer", k)
+				if x.st.forwardTrailer(k) {
+					sink.add("Trailer", k)
+				}
 			}
 		}
 	case r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch:
@@ -132,7 +130,7 @@ func (x *exchange) writeBody() error {
 	if chunked {
 		c.bw.WriteString("0\r\n")
 		for k, vv := range r.Trailer {
-			if hopByHop(k) {
+			if !x.st.forwardTrailer(k) {
 				continue
 			}
 			for _, v := range vv {

@@ -3,6 +3,7 @@ package proxy
 import (
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/edge-cdn/edge/property"
@@ -105,7 +106,7 @@ func (st *site) outHeaders(r *http.Request, req *request, upgrade string, sink h
 				continue // nothing to wait for
 			}
 		}
-		if hopByHop(k) || (len(conn) > 0 && connectionListed(conn, k)) || ruled(rules, k) {
+		if hopByHop(k) || (len(conn) > 0 && connectionListed(conn, k)) || ruled(rules, k) || st.overridden(k) {
 			continue
 		}
 		for _, v := range vv {
@@ -131,7 +132,7 @@ func (st *site) outHeaders(r *http.Request, req *request, upgrade string, sink h
 		sink.addJoined("X-Forwarded-For", r.Header["X-Forwarded-For"], ip)
 	}
 	if !ruled(rules, "X-Forwarded-Host") {
-		sink.add("X-Forwarded-Host", r.Host)
+		sink.add("X-Forwarded-Host", clientHost(r))
 	}
 	if !ruled(rules, "X-Forwarded-Proto") {
 		proto := "http"
@@ -146,6 +147,92 @@ func (st *site) outHeaders(r *http.Request, req *request, upgrade string, sink h
 	if !ruled(rules, "X-Request-Id") {
 		sink.add("X-Request-Id", req.id)
 	}
+}
+
+// overridden reports whether the client's header k is one that would make
+// the origin read another URL, method, host, scheme or port than the
+// request's (X-Original-URL, X-HTTP-Method-Override, X-Forwarded-Scheme,
+// ...; property.OverrideHeader), or an edge-owned header spelled with '_'
+// (X_Forwarded_Host, which CGI and PHP read as X-Forwarded-Host): dropped,
+// whether the property caches or not, unless the property allows it by
+// its exact name (headers.allow_overrides; the cache then keys it).
+func (st *site) overridden(k string) bool {
+	if canon, ok := property.OverrideHeader(k); ok {
+		return canon != k || !slices.Contains(st.prop.Headers.AllowOverrides, k)
+	}
+	return strings.IndexByte(k, '_') >= 0 && edgeOwned(k)
+}
+
+// edgeOwned reports whether k, read with '_' as '-', names a header the
+// edge sets itself.
+func edgeOwned(k string) bool {
+	var buf [24]byte
+	if len(k) > len(buf) {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		switch {
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		case c == '_':
+			c = '-'
+		}
+		buf[i] = c
+	}
+	switch string(buf[:len(k)]) {
+	case "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "forwarded", "x-request-id", "via", "host":
+		return true
+	}
+	return false
+}
+
+// forwardTrailer reports whether a request trailer field k goes to the
+// origin. On a caching property none does: the cache keys no trailer, and
+// a request's trailers are not the origin's to read there. Elsewhere the
+// fields RFC 9110 §6.5.1 says cannot be trailers (framing, routing,
+// authentication, request modifiers, content format), hop-by-hop and
+// edge-owned ones and override headers are dropped; others (a checksum,
+// say) pass, as Go's ReverseProxy passes them.
+func (st *site) forwardTrailer(k string) bool {
+	if st.prop.Cache.Enabled && st.s.cfg.Cache != nil {
+		return false
+	}
+	if hopByHop(k) || edgeOwned(k) || strings.HasPrefix(k, "Content-") || strings.HasPrefix(k, "If-") {
+		return false
+	}
+	if _, ok := property.OverrideHeader(k); ok {
+		return false
+	}
+	switch k {
+	case "Authorization", "Cookie", "Set-Cookie", "Cache-Control", "Pragma", "Expect", "Max-Forwards",
+		"Range", "Date", "Age", "Expires", "Location", "Vary", "Accept", "Accept-Encoding", "Accept-Language",
+		"Accept-Charset", "Origin", "Referer", "User-Agent", "Www-Authenticate", "Proxy-Authorization", "Http2-Settings":
+		return false
+	}
+	return true
+}
+
+// originHost is the Host sent to the origin: the property's origin_host,
+// or the host the request was routed (and cached) by, never the client's
+// raw Host with its port, case or trailing dot, which the cache key does
+// not hold (issue 17 §2).
+func (st *site) originHost(r *http.Request) string {
+	if h := st.prop.OriginHost; h != "" {
+		return h
+	}
+	return clientHost(r)
+}
+
+// clientHost is the request's host as routed: lower case, no port, no
+// trailing dot, as nginx's $host. Recomputed rather than kept in the
+// request state (which would grow the one allocation of a cache hit); it
+// allocates only for a host not already in that form.
+func clientHost(r *http.Request) string {
+	if h, code := requestHost(r.Host); code == 0 {
+		return h
+	}
+	return r.Host
 }
 
 // copyResponseHeader puts an origin's response headers into h, the

@@ -1,6 +1,9 @@
 package proxy
 
-import "strings"
+import (
+	"net/http"
+	"strings"
+)
 
 // hasDotSegment reports whether a request path, already percent-decoded
 // (url.URL.Path), has a "." or ".." segment. Such a request is refused
@@ -43,4 +46,21 @@ func isDots(seg string) bool {
 		dots++
 	}
 	return dots == 1 || dots == 2
+}
+
+// badTarget reports whether a request's query holds bytes that HTTP/1.1
+// forbids in a request target and that would change the origin's request
+// line if written as they are: space, control characters and DEL (Go's
+// HTTP/2 server takes ":path: /a?x HTTP/1.0 y"; written raw that would be
+// another request line than the one the cache keys). The path needs no
+// check: it is written escaped (URL.EscapedPath). Bytes above 0x7f, which
+// break no framing and are keyed as sent, pass, as nginx lets them.
+func badTarget(r *http.Request) bool {
+	q := r.URL.RawQuery
+	for i := 0; i < len(q); i++ {
+		if c := q[i]; c <= ' ' || c == 0x7f {
+			return true
+		}
+	}
+	return false
 }

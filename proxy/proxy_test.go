@@ -120,7 +120,7 @@ func TestRoutingAndHeaders(t *testing.T) {
 	r := e.do("GET", "Shop.Example:80", "/a/b?q=1", nil, "X-Forwarded-For", "203.0.113.9", "Cookie", "secret=1", "X-Request-Id", "client-chosen")
 	body := readBody(t, r)
 	for _, want := range []string{"one GET /base/a/b?q=1", "host=origin.internal", "xff=203.0.113.9, 127.0.0.1",
-		"xfp=http", "xfh=Shop.Example:80", "via=1.1 edge-test", "edge=yes", "cookie= "} {
+		"xfp=http", "xfh=shop.example", "via=1.1 edge-test", "edge=yes", "cookie= "} {
 		if !strings.Contains(body+" ", want) {
 			t.Errorf("origin saw %q; want it to contain %q", body, want)
 		}

@@ -62,7 +62,7 @@ func (st *site) serve(w *recorder, r *http.Request, req *request) {
 		st.files.files.handler.ServeHTTP(w, r)
 		return
 	}
-	if hasDotSegment(r.URL.Path) {
+	if hasDotSegment(r.URL.Path) || badTarget(r) {
 		plainError(w, http.StatusBadRequest, req.id)
 		return
 	}

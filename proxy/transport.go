@@ -29,13 +29,29 @@ func (st *site) transportAttempt(w http.ResponseWriter, r *http.Request, req *re
 	out.Close = false
 	out.Header = make(http.Header, len(r.Header)+6)
 	st.outHeaders(r, req, upgrade, mapSink(out.Header))
-	if st.prop.OriginHost != "" {
-		out.Host = st.prop.OriginHost
-	}
+	out.Host = st.originHost(r)
 	if req.body != nil {
 		// The transport closes the body it is given; trackedBody's Close
 		// does nothing, so a retry after a dial error can send it again.
 		out.Body = req.body
+	}
+	out.Trailer = nil
+	if len(r.Trailer) > 0 && req.body != nil {
+		// Only the trailer fields forwardTrailer allows, copied from the
+		// client's once its body has ended (the server fills them then).
+		var tr http.Header
+		for k := range r.Trailer {
+			if st.forwardTrailer(k) {
+				if tr == nil {
+					tr = http.Header{}
+				}
+				tr[k] = nil
+			}
+		}
+		if tr != nil {
+			out.Trailer = tr
+			out.Body = &trailerBody{rc: req.body, from: r.Trailer, to: tr}
+		}
 	}
 	start := time.Now()
 	resp, err := o.rt.RoundTrip(out)
@@ -64,3 +80,23 @@ func (st *site) transportAttempt(w http.ResponseWriter, r *http.Request, req *re
 	}
 	return elapsed, nil
 }
+
+// trailerBody copies the allowed trailer fields of the client's request
+// into the one sent, when the body ends.
+type trailerBody struct {
+	rc       io.ReadCloser
+	from, to http.Header
+}
+
+func (b *trailerBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err == io.EOF {
+		for k := range b.to {
+			b.to[k] = b.from[k]
+		}
+	}
+	return n, err
+}
+
+// Close does nothing, as trackedBody's.
+func (b *trailerBody) Close() error { return nil }
