@@ -262,3 +262,24 @@ func appendTrimmedList(b []byte, v string) []byte {
 	}
 	return b
 }
+
+// withKeyedQuery returns r with the query the key holds (cache.query none,
+// sorted or a list), so that what the origin sees of the query agrees with
+// the key: a parameter the key ignores could otherwise vary the origin's
+// answer (a reflected utm_content, say) and poison the copy every client
+// gets. r itself is returned when nothing changes.
+func withKeyedQuery(r *http.Request, p *property.Property) *http.Request {
+	if p.Cache.Query == property.QueryAll || p.Cache.Query == "" || r.URL.RawQuery == "" {
+		return r
+	}
+	q := strings.TrimPrefix(string(appendQuery(nil, r.URL.RawQuery, p.Cache)), "?")
+	if q == r.URL.RawQuery {
+		return r
+	}
+	u := *r.URL
+	u.RawQuery, u.ForceQuery = q, false
+	r2 := new(http.Request)
+	*r2 = *r
+	r2.URL = &u
+	return r2
+}

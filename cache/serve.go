@@ -53,6 +53,9 @@ func (c *Cache) serve(w http.ResponseWriter, r *http.Request, p *property.Proper
 		c.passThrough(w, r, upstream, "Edge; fwd=bypass")
 		return true
 	}
+	if !hitOnly {
+		r = withKeyedQuery(r, p)
+	}
 	kb := keyPool.Get().(*[]byte)
 	defer keyPool.Put(kb)
 	*kb = primaryKey((*kb)[:0], p, r)

@@ -516,3 +516,31 @@ func TestClientNoCacheHonouredWhenSet(t *testing.T) {
 		t.Errorf("origin reached %d times, want 3", got)
 	}
 }
+
+// TestUnkeyedQueryNotForwarded: a query parameter the key ignores (cache.query
+// none, or a list) never reaches the origin, so it cannot vary what is stored
+// for everyone: the classic unkeyed-parameter poisoning (a reflected
+// utm_content) finds nothing to reflect.
+func TestUnkeyedQueryNotForwarded(t *testing.T) {
+	for _, tc := range []struct{ query, sent, origin string }{
+		{"[page]", "/q?utm_content=%3Cscript%3E&page=2", "/q?page=2"},
+		{"none", "/q?utm_content=%3Cscript%3E", "/q"},
+		{"sorted", "/q?b=2&a=1&utm_content=%3Cscript%3E", "/q?a=1&b=2&utm_content=%3Cscript%3E"},
+	} {
+		t.Run(tc.query, func(t *testing.T) {
+			_, origin := newReflector(t, false)
+			e := newCachingEdge(t, origin, "cache: {enabled: true, query: "+tc.query+"}")
+			_, body := untilHit(t, func() *http.Response { return e.do("GET", poisonHost, tc.sent, nil) })
+			if !strings.Contains(body, "line=GET "+tc.origin+" ") {
+				t.Errorf("origin got another query than the key's: %s", body)
+			}
+			if tc.query == "sorted" {
+				return // every parameter is keyed: nothing to poison
+			}
+			clean := e.do("GET", poisonHost, tc.origin, nil)
+			if b := readBody(t, clean); !isHit(clean) || strings.Contains(b, "script") {
+				t.Errorf("clean client (%s) got %s", clean.Header.Get("Cache-Status"), b)
+			}
+		})
+	}
+}
