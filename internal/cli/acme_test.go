@@ -139,6 +139,7 @@ func (n *acmeNode) verifiedChain(sni string) (*x509.Certificate, error) {
 }
 
 func TestBootstrapFlow(t *testing.T) {
+	t.Parallel()
 	o := namedOrigin(t, "shop")
 	n := startACMENode(t, acmeOpts{
 		preflight: true,
@@ -194,6 +195,7 @@ func TestBootstrapFlow(t *testing.T) {
 }
 
 func TestRequestFlow(t *testing.T) {
+	t.Parallel()
 	n := startACMENode(t, acmeOpts{preflight: true})
 	n.pebble.SetHost("nowhere.example", "") // NXDOMAIN: does not reach the edge
 	code, c := n.api("POST", "/api/v1/certificates/request", map[string]any{"name": "api", "challenge": "http",
@@ -268,6 +270,7 @@ func verifyPEM(t *testing.T, p *pebbletest.Pebble, chain, name string) {
 }
 
 func TestChallengeFailureBacksOffThenSucceeds(t *testing.T) {
+	t.Parallel()
 	// No preflight: the CA itself finds the name pointing elsewhere.
 	n := startACMENode(t, acmeOpts{})
 	n.pebble.SetHost("moved.example", "127.0.0.2") // nothing listens there
@@ -299,6 +302,7 @@ func TestChallengeFailureBacksOffThenSucceeds(t *testing.T) {
 }
 
 func TestShortLivedCertificatesRenewThemselves(t *testing.T) {
+	t.Parallel()
 	n := startACMENode(t, acmeOpts{pebble: pebbletest.Options{Validity: 12 * time.Second}, renewal: "{check_interval: 1s, ari: false}"})
 	n.api("POST", "/api/v1/certificates/request", map[string]any{"name": "short", "challenge": "http",
 		"authority": "lets_encrypt", "common_name": "short.example"})
@@ -308,6 +312,7 @@ func TestShortLivedCertificatesRenewThemselves(t *testing.T) {
 }
 
 func TestARIWindowRecorded(t *testing.T) {
+	t.Parallel()
 	n := startACMENode(t, acmeOpts{renewal: "{check_interval: 1s, ari: true}"})
 	n.api("POST", "/api/v1/certificates/request", map[string]any{"name": "ari", "challenge": "http",
 		"authority": "lets_encrypt", "common_name": "ari.example"})
@@ -326,6 +331,7 @@ func TestARIWindowRecorded(t *testing.T) {
 }
 
 func TestNonceRejectionStillIssues(t *testing.T) {
+	t.Parallel()
 	n := startACMENode(t, acmeOpts{pebble: pebbletest.Options{NonceRejectPercent: 30}})
 	for _, name := range []string{"n1", "n2", "n3"} {
 		n.api("POST", "/api/v1/certificates/request", map[string]any{"name": name, "challenge": "http",
@@ -337,6 +343,7 @@ func TestNonceRejectionStillIssues(t *testing.T) {
 }
 
 func TestKilledDuringOrder(t *testing.T) {
+	t.Parallel()
 	o := namedOrigin(t, "o")
 	n := startACMENode(t, acmeOpts{props: map[string]string{"k.yaml": fmt.Sprintf(
 		"hostnames: [k.example]\norigins: [{url: %s}]\ntls: {certificate: k, renew_automation: true}\n", o.URL)}})

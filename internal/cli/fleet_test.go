@@ -62,6 +62,7 @@ store:
 }
 
 func TestFleetChallengeReachesAnotherNode(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t)
 	a := f.start(0, "{check_interval: 1s}", nil)
 	// B and C never order: the order is A's.
@@ -93,6 +94,7 @@ func TestFleetChallengeReachesAnotherNode(t *testing.T) {
 }
 
 func TestFleetRenewsEachCertificateOnce(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t)
 	o := namedOrigin(t, "o")
 	props := map[string]string{}
@@ -128,6 +130,7 @@ func TestFleetRenewsEachCertificateOnce(t *testing.T) {
 }
 
 func TestFleetLockHolderKilled(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t)
 	ctx := context.Background()
 	// A node that started renewing "held" and died: its lock is bound to
@@ -160,6 +163,7 @@ func TestFleetLockHolderKilled(t *testing.T) {
 }
 
 func TestFleetSurvivesEtcdRestart(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t)
 	o := namedOrigin(t, "o")
 	props := map[string]string{"s.yaml": fmt.Sprintf("hostnames: [s.fleet.example]\norigins: [{url: %s}]\ntls: {certificate: s, renew_automation: true}\n", o.URL)}
@@ -222,6 +226,7 @@ func TestFleetSurvivesEtcdRestart(t *testing.T) {
 }
 
 func TestStoreMigrateRoundTrip(t *testing.T) {
+	t.Parallel()
 	etcd := etcdtest.Start(t)
 	n := startNode(t, "", map[string]string{"a.yaml": "hostnames: [a.example]\norigins: [{url: http://127.0.0.1:1}]\ntls: {certificate: a}\n"})
 	n.api("POST", "/api/v1/certificates", map[string]any{"name": "lab", "self_signed": true, "hostnames": []string{"lab.example"}})

@@ -59,6 +59,7 @@ func opensslSelfSigned(t *testing.T, host string) (*x509.Certificate, *ecdsa.Pri
 }
 
 func TestRotateAndRollback(t *testing.T) {
+	t.Parallel()
 	o := namedOrigin(t, "o")
 	n := startNode(t, "", map[string]string{
 		"shop.yaml": fmt.Sprintf("hostnames: [shop.example]\norigins: [{url: %s}]\ntls: {certificate: shop}\n", o.URL),
@@ -170,6 +171,7 @@ func TestRotateAndRollback(t *testing.T) {
 }
 
 func TestSelfSignedCATrueUpload(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, "", nil)
 	dir := t.TempDir()
 	c, k := opensslSelfSigned(t, "lab.example")
@@ -196,6 +198,7 @@ func TestSelfSignedCATrueUpload(t *testing.T) {
 // Issue 11 item 10: wrong methods get 405 with Allow, filters are
 // checked, and the CLI refuses a bogus --status.
 func TestAPIMethodsAndFilters(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, "", nil)
 	code, body := n.api("PUT", "/api/v1/certificates", map[string]any{})
 	if code != 405 || !strings.Contains(errMsg(body), "use GET or POST") {
@@ -214,6 +217,7 @@ func TestAPIMethodsAndFilters(t *testing.T) {
 
 // Issue 11 item 10: an upload with auto_renew acme shows renew_at at once.
 func TestUploadShowsRenewAt(t *testing.T) {
+	t.Parallel()
 	pki := newPKI(t)
 	n := startNode(t, "", nil)
 	if code, body := n.api("POST", "/api/v1/certificates", map[string]any{"name": "up", "certificate_pem": pki.leafPEM + pki.interPEM,

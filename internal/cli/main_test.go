@@ -148,6 +148,7 @@ func namedOrigin(t *testing.T, name string) *httptest.Server {
 }
 
 func TestServeHTTPAndHTTPS(t *testing.T) {
+	t.Parallel()
 	shop := namedOrigin(t, "shop")
 	blog := namedOrigin(t, "blog")
 	n := startNode(t, "", map[string]string{
@@ -204,6 +205,7 @@ func TestServeHTTPAndHTTPS(t *testing.T) {
 }
 
 func TestCertificatesSurviveRestart(t *testing.T) {
+	t.Parallel()
 	o := namedOrigin(t, "o")
 	n := startNode(t, "", map[string]string{"a.yaml": fmt.Sprintf("hostnames: [a.example]\norigins: [{url: %s}]\ntls: {certificate: a}\n", o.URL)})
 	r1, _ := n.get(n.client(), "https://a.example/")
@@ -224,6 +226,7 @@ func TestCertificatesSurviveRestart(t *testing.T) {
 }
 
 func TestReloadUnderLoad(t *testing.T) {
+	t.Parallel()
 	v1 := namedOrigin(t, "v1")
 	v2 := namedOrigin(t, "v2")
 	good := func(o *httptest.Server) string {
@@ -306,6 +309,7 @@ func TestSIGHUPReloads(t *testing.T) {
 }
 
 func TestGracefulShutdown(t *testing.T) {
+	t.Parallel()
 	started := make(chan struct{})
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		close(started)
@@ -344,6 +348,7 @@ func TestGracefulShutdown(t *testing.T) {
 }
 
 func TestServerLimits(t *testing.T) {
+	t.Parallel()
 	o := namedOrigin(t, "o")
 	n := startNode(t, "limits: {read_header_timeout: 300ms, idle_timeout: 300ms, max_header_bytes: 8192}\n",
 		map[string]string{"a.yaml": fmt.Sprintf("hostnames: [a.example]\norigins: [{url: %s}]\n", o.URL)})
@@ -381,6 +386,7 @@ func TestServerLimits(t *testing.T) {
 }
 
 func TestBusyPortFailsAtOnce(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -396,6 +402,7 @@ func TestBusyPortFailsAtOnce(t *testing.T) {
 }
 
 func TestValidateCommand(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{
 		"edge.yaml":       baseConfig,
@@ -432,6 +439,7 @@ func TestValidateCommand(t *testing.T) {
 }
 
 func TestExampleConfigIsValid(t *testing.T) {
+	t.Parallel()
 	var out bytes.Buffer
 	if err := run(context.Background(), []string{"validate", "--config", "../../config.example.yaml"}, &out, io.Discard); err != nil {
 		t.Fatalf("config.example.yaml: %v\n%s", err, out.String())

@@ -17,6 +17,7 @@ import (
 // with a detail that says what to fix; no certificate has two attempts
 // at once, and the CA saw one order per attempt.
 func TestBadNoncesAndFailingValidations(t *testing.T) {
+	t.Parallel()
 	pebbleLog := &testutil.SyncBuffer{}
 	n := startACMENode(t, acmeOpts{pebble: pebbletest.Options{NonceRejectPercent: 30, Log: pebbleLog}})
 	n.pebble.SetHost("refused.orders.example", "127.0.0.8") // nothing listens there

@@ -53,6 +53,7 @@ func TestValidateOnePass(t *testing.T) {
 // for the node, also while the node holds the store (validate then asks
 // its admin API).
 func TestValidateCertificateTypeWhileServing(t *testing.T) {
+	t.Parallel()
 	pki := newPKI(t)
 	n := startNode(t, "", map[string]string{"ok.yaml": "hostnames: [ok.example]\norigins: [{url: http://127.0.0.1:1}]\n"})
 	if code, body := n.api("POST", "/api/v1/certificates", map[string]any{"name": "root", "certificate_pem": pki.rootPEM, "type": "ca"}); code != 201 {
