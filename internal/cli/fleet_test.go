@@ -14,6 +14,7 @@ import (
 	"github.com/edge-cdn/edge/cert"
 	"github.com/edge-cdn/edge/internal/etcdtest"
 	"github.com/edge-cdn/edge/internal/pebbletest"
+	"github.com/edge-cdn/edge/internal/testutil"
 	"github.com/edge-cdn/edge/store"
 )
 
@@ -149,8 +150,15 @@ func TestFleetLockHolderKilled(t *testing.T) {
 		t.Fatal("no lock")
 	}
 	b := f.start(0, "{check_interval: 1s}", nil)
-	f.start(1, "{check_interval: 1s}", nil)
-	time.Sleep(2 * time.Second)
+	c := f.start(1, "{check_interval: 1s}", nil)
+	// Both nodes found the renewal due and the lock held (no sleep to let
+	// them try).
+	for _, n := range []*acmeNode{b, c} {
+		testutil.WaitFor(t, "a node finding the lock held", func() bool {
+			return strings.Contains(n.log.String(), `"msg":"renewal lock not taken; not renewing here","node":"`) &&
+				strings.Contains(n.log.String(), `"id":"`+rec.ID+`","held_elsewhere":true`)
+		}, n.log.String)
+	}
 	if _, c := b.api("GET", "/api/v1/certificates/held", nil); c["status"] != "pending" {
 		t.Fatalf("renewed while another node held the lock: %v", c)
 	}

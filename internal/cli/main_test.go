@@ -273,20 +273,28 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 	waitLog := func(what string, count int) {
 		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			if strings.Count(n.log.String(), what) >= count {
-				return
-			}
-		}
-		t.Fatalf("no %d× %q in log:\n%s", count, what, n.log)
+		testutil.WaitFor(t, fmt.Sprintf("%d× %q in the log", count, what), func() bool { return strings.Count(n.log.String(), what) >= count }, n.log.String)
 	}
-	time.Sleep(200 * time.Millisecond)
+	// served waits until origin has answered 20 more requests: the load
+	// runs across each step (no sleep to let it).
+	served := func(origin string) {
+		t.Helper()
+		mu.Lock()
+		want := seen[origin] + 20
+		mu.Unlock()
+		testutil.WaitFor(t, "20 more responses from "+origin, func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return seen[origin] >= want || len(failures) > 0
+		})
+	}
+	served("v1")
 	writeFiles(t, n.props, map[string]string{"r.yaml": "hostnames: [r.example]\norigins: []\n"}) // bad
 	waitLog(`"type":"property.rejected"`, 1)
-	time.Sleep(200 * time.Millisecond)
+	served("v1")                                                  // the last good version keeps serving
 	writeFiles(t, n.props, map[string]string{"r.yaml": good(v2)}) // good again, new origin
 	waitLog(`"msg":"properties loaded"`, 3)
-	time.Sleep(200 * time.Millisecond)
+	served("v2")
 	close(stop)
 	wg.Wait()
 	if len(failures) > 0 {
@@ -310,10 +318,10 @@ func TestSIGHUPReloads(t *testing.T) {
 
 func TestGracefulShutdown(t *testing.T) {
 	t.Parallel()
-	started := make(chan struct{})
+	started, release := make(chan struct{}), make(chan struct{})
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		close(started)
-		time.Sleep(500 * time.Millisecond)
+		<-release // until the node is shutting down
 		io.WriteString(w, "finished")
 	}))
 	defer slow.Close()
@@ -336,6 +344,11 @@ func TestGracefulShutdown(t *testing.T) {
 		res <- result{code: resp.StatusCode, body: string(b)}
 	}()
 	<-started
+	go func() {
+		// The request is still in flight when shutdown begins.
+		defer close(release)
+		n.log.Await(`"msg":"shutting down"`, 20*time.Second)
+	}()
 	if err := n.stop(); err != nil {
 		t.Fatalf("run returned %v, want nil after SIGTERM", err)
 	}

@@ -34,16 +34,45 @@ func WaitForWithin(t testing.TB, limit time.Duration, what string, cond func() b
 }
 
 // SyncBuffer is a bytes.Buffer safe for a node's logger and the test that
-// reads it.
+// reads it. The zero value is ready.
 type SyncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu      sync.Mutex
+	b       bytes.Buffer
+	written chan struct{} // closed by the next Write, for Await
 }
 
 func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.written != nil {
+		close(s.written)
+		s.written = nil
+	}
 	return s.b.Write(p)
+}
+
+// Await returns true once the buffer holds substr, woken by the writes
+// (no polling), or false after limit.
+func (s *SyncBuffer) Await(substr string, limit time.Duration) bool {
+	timer := time.NewTimer(limit)
+	defer timer.Stop()
+	for {
+		s.mu.Lock()
+		if bytes.Contains(s.b.Bytes(), []byte(substr)) {
+			s.mu.Unlock()
+			return true
+		}
+		if s.written == nil {
+			s.written = make(chan struct{})
+		}
+		written := s.written
+		s.mu.Unlock()
+		select {
+		case <-written:
+		case <-timer.C:
+			return false
+		}
+	}
 }
 
 func (s *SyncBuffer) String() string {
