@@ -183,14 +183,13 @@ func TestFleetSurvivesEtcdRestart(t *testing.T) {
 	f.etcd.Stop()
 	waitReady := func(n *acmeNode, degraded bool) map[string]any {
 		t.Helper()
-		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-			code, body := n.api("GET", "/readyz", nil, "")
-			if code == 200 && body["degraded"] == degraded {
-				return body
-			}
-		}
-		t.Fatalf("readyz never degraded=%v\n%s", degraded, n.log)
-		return nil
+		var body map[string]any
+		testutil.WaitForWithin(t, 20*time.Second, fmt.Sprintf("readyz degraded=%v", degraded), func() bool {
+			var code int
+			code, body = n.api("GET", "/readyz", nil, "")
+			return code == 200 && body["degraded"] == degraded
+		}, n.log.String)
+		return body
 	}
 	body := waitReady(a, true)
 	if !strings.Contains(fmt.Sprint(body["checks"]), "store unreachable") {
@@ -223,14 +222,9 @@ func TestFleetSurvivesEtcdRestart(t *testing.T) {
 		t.Errorf("the outage's events were not stored: %s", s)
 	}
 	// B serves the renewed certificate too (watch resumed).
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if b.servedChain("s.fleet.example").Equal(a.servedChain("s.fleet.example")) && !a.servedChain("s.fleet.example").Equal(before) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("B never served the certificate renewed after the outage")
-		}
-	}
+	testutil.WaitFor(t, "B serving the certificate renewed after the outage", func() bool {
+		return b.servedChain("s.fleet.example").Equal(a.servedChain("s.fleet.example")) && !a.servedChain("s.fleet.example").Equal(before)
+	}, b.log.String)
 }
 
 func TestStoreMigrateRoundTrip(t *testing.T) {

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/edge-cdn/edge/internal/testutil"
 )
 
 // servedLeaf makes a fresh TLS handshake for sni (no connection reuse) and
@@ -225,11 +227,10 @@ func TestUploadShowsRenewAt(t *testing.T) {
 		t.Fatalf("upload: %d %v", code, body)
 	}
 	var c map[string]any
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if _, c = n.api("GET", "/api/v1/certificates/up", nil); c["renewal"].(map[string]any)["renew_at"] != nil {
-			break
-		}
-	}
+	testutil.WaitFor(t, "renew_at shown", func() bool {
+		_, c = n.api("GET", "/api/v1/certificates/up", nil)
+		return c["renewal"].(map[string]any)["renew_at"] != nil
+	}, func() string { return fmt.Sprint(c) })
 	r := c["renewal"].(map[string]any)
 	at, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(r["renew_at"]))
 	notAfter, _ := time.Parse(time.RFC3339Nano, c["not_after"].(string))

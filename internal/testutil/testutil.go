@@ -11,9 +11,12 @@ import (
 	"time"
 )
 
-// WaitFor polls cond every few milliseconds until it holds, and fails the
-// test if it does not within 10 seconds. detail, if given, is called on a
-// time-out and its text added to the failure (a log, the last answer).
+// WaitFor polls cond until it holds, and fails the test if it does not
+// within 10 seconds. The polls start a few milliseconds apart and slow to
+// 50 ms (conditions that ask a node over HTTP, in tests running in
+// parallel, would otherwise keep the CPUs busy). detail, if given, is
+// called on a time-out and its text added to the failure (a log, the last
+// answer).
 func WaitFor(t testing.TB, what string, cond func() bool, detail ...func() string) {
 	t.Helper()
 	WaitForWithin(t, 10*time.Second, what, cond, detail...)
@@ -22,7 +25,8 @@ func WaitFor(t testing.TB, what string, cond func() bool, detail ...func() strin
 // WaitForWithin is WaitFor with its own limit.
 func WaitForWithin(t testing.TB, limit time.Duration, what string, cond func() bool, detail ...func() string) {
 	t.Helper()
-	for deadline := time.Now().Add(limit); !cond(); time.Sleep(5 * time.Millisecond) {
+	pause := 5 * time.Millisecond
+	for deadline := time.Now().Add(limit); !cond(); pause = min(2*pause, 50*time.Millisecond) {
 		if time.Now().After(deadline) {
 			more := ""
 			for _, d := range detail {
@@ -30,6 +34,7 @@ func WaitForWithin(t testing.TB, limit time.Duration, what string, cond func() b
 			}
 			t.Fatalf("timed out after %s waiting for %s%s", limit, what, more)
 		}
+		time.Sleep(pause)
 	}
 }
 
