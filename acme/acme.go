@@ -206,7 +206,12 @@ func (a *Client) ServeChallenge(w http.ResponseWriter, r *http.Request, host, to
 		limit = a.pending.limit
 	}
 	if !limit.Allow() {
-		a.log.Warn("challenge lookups over their rate; refusing", zap.String("host", host), zap.Bool("property_host", limit == a.pending.limit))
+		// A flood of junk is what this refuses: said once a minute, not
+		// once a request.
+		a.pending.overRate.Do(func() {
+			a.log.Warn("challenge lookups over their rate; refusing (said at most once a minute)",
+				zap.String("host", host), zap.Bool("property_host", limit == a.pending.limit))
+		})
 		return false
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), lookupTimeout)

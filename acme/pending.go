@@ -34,6 +34,7 @@ type pending struct {
 	// Store lookups by ServeChallenge on a miss: for property (and
 	// pending) hosts, and for every other name.
 	limit, unknownLimit *rate.Limiter
+	overRate            rate.Sometimes // the log line of refusals
 }
 
 // Challenge store lookups: enough for a CA validating from several vantage
@@ -50,7 +51,8 @@ const (
 
 func newPending() *pending {
 	return &pending{names: map[string]string{}, probes: map[string]string{},
-		limit: rate.NewLimiter(lookupRate, lookupBurst), unknownLimit: rate.NewLimiter(unknownLookupRate, unknownLookupBurst)}
+		limit: rate.NewLimiter(lookupRate, lookupBurst), unknownLimit: rate.NewLimiter(unknownLookupRate, unknownLookupBurst),
+		overRate: rate.Sometimes{First: 1, Interval: time.Minute}}
 }
 
 const challengeDir = "/challenge_tokens/"

@@ -17,6 +17,8 @@ import (
 	"github.com/edge-cdn/edge/internal/fixture"
 	"github.com/edge-cdn/edge/store"
 	"github.com/mholt/acmez/v3/acme"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // countingStore is the real bbolt store, counting the transactions run on
@@ -74,7 +76,7 @@ func storeToken(t *testing.T, a *Client, host, token string) string {
 // costs a bounded number of store reads, and does not use up the budget
 // of a property's host: a token another node stored a moment ago for
 // that host (not yet in this node's memory) is still answered, and so is
-// the pending token.
+// the pending token. The refusals do not flood the log either.
 func TestJunkHostsCannotStarveChallenges(t *testing.T) {
 	st := &countingStore{Bolt: fixture.Bolt(t)}
 	cfg := Config{Directory: "https://ca.test/dir", AgreeTOS: true, HTTPHost: "127.0.0.1", HTTPPort: 1}
@@ -84,6 +86,8 @@ func TestJunkHostsCannotStarveChallenges(t *testing.T) {
 	}
 	defer other.Close()
 	cfg.KnownHost = func(h string) bool { return h == "prop.example" }
+	core, logs := observer.New(zap.WarnLevel)
+	cfg.Logger = zap.New(core)
 	a, err := New(st, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -121,6 +125,9 @@ func TestJunkHostsCannotStarveChallenges(t *testing.T) {
 	allowed = lookupBurst + int(lookupRate*time.Since(start).Seconds()) + 1
 	if n := st.views.Load() - before; n == 0 || n > int64(2*allowed) {
 		t.Errorf("%d lookups for a property host cost %d store reads, want some, at most %d", lookupBurst*3, n, 2*allowed)
+	}
+	if n := logs.FilterMessageSnippet("over their rate").Len(); n != 1 {
+		t.Errorf("%d log lines for the refused lookups, want 1", n)
 	}
 }
 
