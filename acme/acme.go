@@ -34,8 +34,9 @@ type Config struct {
 	HTTPHost string
 	HTTPPort int
 	// KnownHost reports whether a property serves host. Challenge requests
-	// for such hosts may read the store (rate-bounded): a probe or token
-	// another node just stored may not have reached this node's memory yet.
+	// that miss the memory read the store (a probe or token another node
+	// just stored may not have reached this node's memory yet); those for
+	// such hosts have their own rate budget, apart from every other name's.
 	// nil: no host is known that way.
 	KnownHost func(host string) bool
 	Logger    *zap.Logger
@@ -177,10 +178,17 @@ func validToken(t string) bool {
 // ServeChallenge answers a preflight probe or an ACME HTTP-01 challenge for
 // any hostname with an order pending (on any node sharing the store),
 // whether or not a property uses it. It implements
-// proxy.ChallengeResponder. Known probes are answered from memory; a host
-// that no property serves and no pending challenge names is refused
-// without a store read; the store lookups left are rate-bounded (see
-// pending).
+// proxy.ChallengeResponder.
+//
+// Known probes and pending tokens are answered from memory. Anything else
+// is a miss, and a miss reads the store: the node that placed the order
+// stored the token before it told the CA to validate, and that write
+// returned only once committed (on etcd, a linearizable read on any node
+// sees it), while this node's watch may not have delivered it yet. The
+// write is the fence; the memory is only the fast path. The store reads
+// of misses are rate-bounded, with one budget for the hosts a property
+// serves (and the hosts already pending) and another for every other
+// name, so that junk Host values cannot starve real challenges.
 func (a *Client) ServeChallenge(w http.ResponseWriter, r *http.Request, host, token string) bool {
 	if !validToken(token) {
 		return false
@@ -189,24 +197,30 @@ func (a *Client) ServeChallenge(w http.ResponseWriter, r *http.Request, host, to
 		writeProbe(w, []byte(v))
 		return true
 	}
-	if want, pending := a.pending.token(host); pending {
-		// Only the pending token itself reads the store.
-		return want == token && a.issuer.HandleHTTPChallenge(w, r)
+	want, pending := a.pending.token(host)
+	if pending && want == token {
+		return a.issuer.HandleHTTPChallenge(w, r)
 	}
-	if a.known == nil || !a.known(host) {
+	limit := a.pending.unknownLimit
+	if pending || (a.known != nil && a.known(host)) {
+		limit = a.pending.limit
+	}
+	if !limit.Allow() {
+		// A flood of junk is what this refuses: said once a minute, not
+		// once a request.
+		a.pending.overRate.Do(func() {
+			a.log.Warn("challenge lookups over their rate; refusing (said at most once a minute)",
+				zap.String("host", host), zap.Bool("property_host", limit == a.pending.limit))
+		})
 		return false
 	}
-	// A property's host: the probe or challenge may be one another node
-	// stored a moment ago, before its watch event reached this node.
-	if !a.pending.limit.Allow() {
-		a.log.Warn("challenge lookups over their rate; refusing", zap.String("host", host))
-		return false
-	}
-	if v, err := a.storage.Load(r.Context(), probeKey(token)); err == nil {
+	ctx, cancel := context.WithTimeout(r.Context(), lookupTimeout)
+	defer cancel()
+	if v, err := a.storage.Load(ctx, probeKey(token)); err == nil {
 		writeProbe(w, v)
 		return true
 	}
-	return a.issuer.HandleHTTPChallenge(w, r)
+	return a.issuer.HandleHTTPChallenge(w, r.WithContext(ctx))
 }
 
 func writeProbe(w http.ResponseWriter, answer []byte) {

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/caddyserver/certmagic"
 	"github.com/edge-cdn/edge/store"
@@ -16,10 +17,12 @@ import (
 // pending is what the node knows, in memory, of the challenges it may have
 // to answer: the hostnames with an HTTP-01 challenge stored (by any node)
 // with its token, and the preflight probe tokens with their answers. A
-// request for any other host or token is refused without a store read, so
-// random hosts and tokens from the internet cost nothing; the store
-// lookups that remain (a property's host whose challenge or probe may not
-// have reached this node's memory yet) are bounded by a token bucket.
+// request for any other host or token may be one another node stored a
+// moment ago, so it reads the store; those reads are bounded by two token
+// buckets, one for the hosts properties serve (and pending hosts), one for
+// every other name, so random hosts and tokens from the internet cost a
+// bounded number of reads and cannot use up the budget of real
+// challenges.
 //
 // It follows the store: writes through acmeStorage update it at once, and
 // on etcd the node feeds it the ACME bucket's watch (Refresh, Rescan) so
@@ -28,19 +31,28 @@ type pending struct {
 	mu     sync.RWMutex
 	names  map[string]string // certmagic.StorageKeys.Safe(host) → token
 	probes map[string]string // probe token → answer
-	limit  *rate.Limiter     // store lookups by ServeChallenge
+	// Store lookups by ServeChallenge on a miss: for property (and
+	// pending) hosts, and for every other name.
+	limit, unknownLimit *rate.Limiter
+	overRate            rate.Sometimes // the log line of refusals
 }
 
 // Challenge store lookups: enough for a CA validating from several vantage
-// points at once, little for a flood.
+// points at once, little for a flood. Names no property serves (a
+// certificate requested through the API) have a smaller budget of their
+// own; each lookup has a deadline.
 const (
-	lookupRate  = 20
-	lookupBurst = 50
+	lookupRate         = 20
+	lookupBurst        = 50
+	unknownLookupRate  = 10
+	unknownLookupBurst = 20
+	lookupTimeout      = 5 * time.Second
 )
 
 func newPending() *pending {
 	return &pending{names: map[string]string{}, probes: map[string]string{},
-		limit: rate.NewLimiter(lookupRate, lookupBurst)}
+		limit: rate.NewLimiter(lookupRate, lookupBurst), unknownLimit: rate.NewLimiter(unknownLookupRate, unknownLookupBurst),
+		overRate: rate.Sometimes{First: 1, Interval: time.Minute}}
 }
 
 const challengeDir = "/challenge_tokens/"

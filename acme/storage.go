@@ -33,6 +33,10 @@ type acmeStorage struct {
 
 var _ certmagic.Storage = (*acmeStorage)(nil)
 
+// Store returns once the write is committed: on etcd, once a quorum has
+// it, so that a (linearizable) read on any node of the fleet sees it. A
+// challenge token is stored before the CA is asked to validate, so this
+// return is the fence ServeChallenge relies on when its memory misses.
 func (s *acmeStorage) Store(ctx context.Context, key string, value []byte) error {
 	b := make([]byte, 8+len(value))
 	binary.BigEndian.PutUint64(b, uint64(s.now().UnixNano()))

@@ -64,7 +64,10 @@ func (r *Renewer) attempt(ctx context.Context, id, reason string) {
 	lock := "renew/" + id
 	ok, err := r.locks.TryLock(ctx, lock)
 	if err != nil || !ok {
-		return // another node renews it
+		// Another node renews it (or the store is away: the next check
+		// tries again).
+		r.log.Debug("renewal lock not taken; not renewing here", zap.String("id", id), zap.Bool("held_elsewhere", err == nil))
+		return
 	}
 	defer r.locks.Unlock(context.WithoutCancel(ctx), lock)
 	hctx, release := store.HeldContext(ctx, r.locks, lock)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/edge-cdn/edge/internal/etcdtest"
+	"github.com/edge-cdn/edge/internal/testutil"
 )
 
 // backend opens stores of one kind; two opens from the same backend share
@@ -198,6 +199,7 @@ func TestStoreContract(t *testing.T) {
 }
 
 func TestEtcdLockEndsWithItsHolder(t *testing.T) {
+	t.Parallel() // its own etcd
 	etcd := etcdtest.Start(t)
 	ctx := context.Background()
 	open := func() *Etcd {
@@ -217,19 +219,14 @@ func TestEtcdLockEndsWithItsHolder(t *testing.T) {
 	if ok, _ := other.TryLock(ctx, "renew/x"); ok {
 		t.Fatal("lock free before the lease expired")
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if ok, _ := other.TryLock(ctx, "renew/x"); ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the dead holder's lock never expired")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	testutil.WaitForWithin(t, 15*time.Second, "the dead holder's lock to expire", func() bool {
+		ok, _ := other.TryLock(ctx, "renew/x")
+		return ok
+	})
 }
 
 func TestEtcdWatch(t *testing.T) {
+	t.Parallel() // its own etcd
 	etcd := etcdtest.Start(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -241,15 +238,24 @@ func TestEtcdWatch(t *testing.T) {
 	b, _ := OpenEtcd(ctx, EtcdConfig{Endpoints: []string{etcd.Endpoint}, Prefix: "/w/"})
 	defer b.Close()
 	seen := make(chan string, 10)
-	go a.Watch(ctx, Certificates, func(k string) { seen <- k }, func() {})
-	time.Sleep(200 * time.Millisecond)
-	_ = b.Update(ctx, func(tx Tx) error { return tx.Put(Certificates, "crt_1", []byte("{}")) })
-	select {
-	case k := <-seen:
-		if k != "crt_1" {
-			t.Errorf("watched %q", k)
+	var wg sync.WaitGroup
+	wg.Go(func() { a.Watch(ctx, Certificates, func(k string) { seen <- k }, func() {}) })
+	defer wg.Wait()
+	defer cancel()
+	// The watch starts at some point after Watch is called: another node
+	// writes until a write is seen (no sleep for the watch to start).
+	for i := 0; ; i++ {
+		_ = b.Update(ctx, func(tx Tx) error { return tx.Put(Certificates, "crt_1", []byte("{}")) })
+		select {
+		case k := <-seen:
+			if k != "crt_1" {
+				t.Errorf("watched %q", k)
+			}
+			return
+		case <-time.After(100 * time.Millisecond):
+			if i == 50 {
+				t.Fatal("no watch event for another node's write")
+			}
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("no watch event for another node's write")
 	}
 }

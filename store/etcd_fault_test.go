@@ -28,6 +28,7 @@ func openEtcdTest(t *testing.T, endpoint string, c EtcdConfig) *Etcd {
 // instead of being split into commits that another node could see half
 // done; Copy (migration) still copies any number of keys.
 func TestEtcdUpdateNeverSplits(t *testing.T) {
+	t.Parallel() // its own etcd
 	etcd := etcdtest.Start(t)
 	ctx := context.Background()
 	e := openEtcdTest(t, etcd.Endpoint, EtcdConfig{Prefix: "/big/", MaxTxnOps: 128})
@@ -99,6 +100,7 @@ func within(t *testing.T, what string, limit time.Duration, call func() error) (
 // lease grant in flight does not hold up the mutex; after etcd returns,
 // the same Etcd works again.
 func TestEtcdCallsHaveDeadlinesDuringAnOutage(t *testing.T) {
+	t.Parallel() // its own etcd
 	etcd := etcdtest.Start(t)
 	bg := context.Background()
 	const op, lockWait, ttl = time.Second, 2 * time.Second, 2 * time.Second
@@ -190,16 +192,12 @@ func TestEtcdCallsHaveDeadlinesDuringAnOutage(t *testing.T) {
 
 	etcd.Restart()
 	restartedAt := time.Now()
-	for {
-		ok, err := e.TryLock(bg, "renew/held")
-		if ok {
-			break
-		}
-		if time.Since(restartedAt) > ttl+10*time.Second {
-			t.Fatalf("no lock %v after etcd returned: %v", ttl+10*time.Second, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	var err error
+	testutil.WaitForWithin(t, ttl+10*time.Second, "a lock after etcd returned", func() bool {
+		var ok bool
+		ok, err = e.TryLock(bg, "renew/held")
+		return ok
+	}, func() string { return fmt.Sprint(err) })
 	t.Logf("locks work again %v after etcd returned", time.Since(restartedAt).Round(time.Millisecond))
 	if err := e.Update(bg, func(tx Tx) error { return tx.Put(Meta, "after", []byte("1")) }); err != nil {
 		t.Fatalf("Update after etcd returned: %v", err)
@@ -209,6 +207,7 @@ func TestEtcdCallsHaveDeadlinesDuringAnOutage(t *testing.T) {
 // A partition (bytes held, connections open: calls hang rather than
 // fail) is bounded the same way, and the Etcd works again once it heals.
 func TestEtcdCallsHaveDeadlinesDuringAPartition(t *testing.T) {
+	t.Parallel() // its own etcd
 	etcd := etcdtest.Start(t)
 	proxy := testutil.StartProxy(t, strings.TrimPrefix(etcd.Endpoint, "http://"))
 	bg := context.Background()

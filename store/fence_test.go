@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 // HeldContext), and its late write, conditional on the record revision it
 // read under the lock, fails with ErrConflict. One version is written.
 func TestFencedWriteAfterALeaseLapse(t *testing.T) {
+	t.Parallel() // its own etcd
 	etcd := etcdtest.Start(t)
 	proxy := testutil.StartProxy(t, etcd.Endpoint[len("http://"):])
 	ctx := context.Background()
@@ -85,11 +87,10 @@ func TestFencedWriteAfterALeaseLapse(t *testing.T) {
 	proxy.Thaw()
 	// a's order, late: refused whatever a believes about its lock.
 	var err error
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if err = order(a, revA, "3"); errors.Is(err, ErrConflict) || err == nil {
-			break
-		}
-	}
+	testutil.WaitFor(t, "a's late write answered", func() bool {
+		err = order(a, revA, "3")
+		return errors.Is(err, ErrConflict) || err == nil
+	}, func() string { return fmt.Sprint(err) })
 	if !errors.Is(err, ErrConflict) {
 		t.Fatalf("a's late write: %v, want ErrConflict", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/edge-cdn/edge/cert"
@@ -296,22 +297,27 @@ func TestConcurrentRefreshes(t *testing.T) {
 // it: no store read happens after it returns; a new Load stops the
 // warm-up of the snapshot it replaces.
 func TestCloseStopsWarmUp(t *testing.T) {
-	fs := &faultStore{Bolt: fixture.Bolt(t), delay: 100 * time.Millisecond}
-	c := cert.NewCerts(fs)
-	serverCert(t, c, "s", "s.example")
-	m := NewManager(c, nil)
-	for range 3 {
-		if err := m.Load(context.Background()); err != nil {
-			t.Fatal(err)
+	// On fake time: the slow reads take no real time, and "nothing after
+	// Close" is checked with every timer run out, not by waiting.
+	synctest.Test(t, func(t *testing.T) {
+		fs := &faultStore{Bolt: fixture.Bolt(t), delay: 100 * time.Millisecond}
+		c := cert.NewCerts(fs)
+		serverCert(t, c, "s", "s.example")
+		m := NewManager(c, nil)
+		for range 3 {
+			if err := m.Load(context.Background()); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	m.Close()
-	after := fs.views.Load()
-	time.Sleep(300 * time.Millisecond)
-	if n := fs.views.Load() - after; n != 0 {
-		t.Errorf("%d store reads after Close returned", n)
-	}
-	if m.Certificate("s") == nil {
-		t.Error("not served after Close")
-	}
+		m.Close()
+		after := fs.views.Load()
+		time.Sleep(time.Hour) // fake: any warm-up still running reads now
+		synctest.Wait()
+		if n := fs.views.Load() - after; n != 0 {
+			t.Errorf("%d store reads after Close returned", n)
+		}
+		if m.Certificate("s") == nil {
+			t.Error("not served after Close")
+		}
+	})
 }

@@ -65,6 +65,7 @@ func pebbleAccount(t *testing.T, n *acmeNode) (contact []string, location string
 // Issue 11 item 3: acme.email is the account's contact, and a changed
 // email updates the same account.
 func TestACMEAccountContact(t *testing.T) {
+	t.Parallel()
 	n := startACMENode(t, acmeOpts{})
 	n.api("POST", "/api/v1/certificates/request", map[string]any{"name": "c1", "challenge": "http",
 		"authority": "lets_encrypt", "common_name": "c1.contact.example"})

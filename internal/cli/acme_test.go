@@ -64,15 +64,12 @@ func startACMENode(t *testing.T, o acmeOpts) *acmeNode {
 func (n *acmeNode) waitCert(name, what string, cond func(c map[string]any) bool) map[string]any {
 	n.t.Helper()
 	var last map[string]any
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	testutil.WaitForWithin(n.t, 60*time.Second, "certificate "+name+" "+what, func() bool {
 		code, c := n.api("GET", "/api/v1/certificates/"+name, nil)
-		if code == 200 && cond(c) {
-			return c
-		}
 		last = c
-	}
-	n.t.Fatalf("certificate %s never %s; last %v\n%s", name, what, last, n.log)
-	return nil
+		return code == 200 && cond(c)
+	}, func() string { return fmt.Sprintf("last %v\n%s", last, n.log) })
+	return last
 }
 
 // waitEvent polls the events until one of type typ is there: the event is
@@ -81,12 +78,10 @@ func (n *acmeNode) waitCert(name, what string, cond func(c map[string]any) bool)
 func (n *testNode) waitEvent(typ string) {
 	n.t.Helper()
 	var evs map[string]any
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if _, evs = n.api("GET", "/api/v1/events", nil); strings.Contains(fmt.Sprint(evs), typ) {
-			return
-		}
-	}
-	n.t.Errorf("no %s event: %v", typ, evs)
+	testutil.WaitFor(n.t, "a "+typ+" event", func() bool {
+		_, evs = n.api("GET", "/api/v1/events", nil)
+		return strings.Contains(fmt.Sprint(evs), typ)
+	}, func() string { return fmt.Sprint(evs) })
 }
 
 func status(want string) func(map[string]any) bool {
@@ -110,18 +105,13 @@ func (n *acmeNode) servedChain(sni string) *x509.Certificate {
 // through the API may ask a moment too early. It asks again for up to 5 s.
 func (n *acmeNode) waitServedChain(sni string) *x509.Certificate {
 	n.t.Helper()
+	var leaf *x509.Certificate
 	var err error
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		var leaf *x509.Certificate
-		if leaf, err = n.verifiedChain(sni); err == nil {
-			return leaf
-		}
-		if time.Now().After(deadline) {
-			break
-		}
-	}
-	n.t.Fatalf("served certificate for %s does not verify against Pebble's root after 5 s: %v\n%s", sni, err, n.log)
-	return nil
+	testutil.WaitForWithin(n.t, 5*time.Second, "the served certificate for "+sni+" to verify against Pebble's root", func() bool {
+		leaf, err = n.verifiedChain(sni)
+		return err == nil
+	}, func() string { return fmt.Sprintf("%v\n%s", err, n.log) })
+	return leaf
 }
 
 func (n *acmeNode) verifiedChain(sni string) (*x509.Certificate, error) {
@@ -139,6 +129,7 @@ func (n *acmeNode) verifiedChain(sni string) (*x509.Certificate, error) {
 }
 
 func TestBootstrapFlow(t *testing.T) {
+	t.Parallel()
 	o := namedOrigin(t, "shop")
 	n := startACMENode(t, acmeOpts{
 		preflight: true,
@@ -194,6 +185,7 @@ func TestBootstrapFlow(t *testing.T) {
 }
 
 func TestRequestFlow(t *testing.T) {
+	t.Parallel()
 	n := startACMENode(t, acmeOpts{preflight: true})
 	n.pebble.SetHost("nowhere.example", "") // NXDOMAIN: does not reach the edge
 	code, c := n.api("POST", "/api/v1/certificates/request", map[string]any{"name": "api", "challenge": "http",
@@ -268,6 +260,7 @@ func verifyPEM(t *testing.T, p *pebbletest.Pebble, chain, name string) {
 }
 
 func TestChallengeFailureBacksOffThenSucceeds(t *testing.T) {
+	t.Parallel()
 	// No preflight: the CA itself finds the name pointing elsewhere.
 	n := startACMENode(t, acmeOpts{})
 	n.pebble.SetHost("moved.example", "127.0.0.2") // nothing listens there
@@ -299,6 +292,7 @@ func TestChallengeFailureBacksOffThenSucceeds(t *testing.T) {
 }
 
 func TestShortLivedCertificatesRenewThemselves(t *testing.T) {
+	t.Parallel()
 	n := startACMENode(t, acmeOpts{pebble: pebbletest.Options{Validity: 12 * time.Second}, renewal: "{check_interval: 1s, ari: false}"})
 	n.api("POST", "/api/v1/certificates/request", map[string]any{"name": "short", "challenge": "http",
 		"authority": "lets_encrypt", "common_name": "short.example"})
@@ -308,6 +302,7 @@ func TestShortLivedCertificatesRenewThemselves(t *testing.T) {
 }
 
 func TestARIWindowRecorded(t *testing.T) {
+	t.Parallel()
 	n := startACMENode(t, acmeOpts{renewal: "{check_interval: 1s, ari: true}"})
 	n.api("POST", "/api/v1/certificates/request", map[string]any{"name": "ari", "challenge": "http",
 		"authority": "lets_encrypt", "common_name": "ari.example"})
@@ -326,6 +321,7 @@ func TestARIWindowRecorded(t *testing.T) {
 }
 
 func TestNonceRejectionStillIssues(t *testing.T) {
+	t.Parallel()
 	n := startACMENode(t, acmeOpts{pebble: pebbletest.Options{NonceRejectPercent: 30}})
 	for _, name := range []string{"n1", "n2", "n3"} {
 		n.api("POST", "/api/v1/certificates/request", map[string]any{"name": name, "challenge": "http",
@@ -337,6 +333,7 @@ func TestNonceRejectionStillIssues(t *testing.T) {
 }
 
 func TestKilledDuringOrder(t *testing.T) {
+	t.Parallel()
 	o := namedOrigin(t, "o")
 	n := startACMENode(t, acmeOpts{props: map[string]string{"k.yaml": fmt.Sprintf(
 		"hostnames: [k.example]\norigins: [{url: %s}]\ntls: {certificate: k, renew_automation: true}\n", o.URL)}})

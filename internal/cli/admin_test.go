@@ -80,6 +80,7 @@ func (n *testNode) cli(args ...string) (int, string) {
 }
 
 func TestAdminHealthAuthAndMetrics(t *testing.T) {
+	t.Parallel()
 	o := namedOrigin(t, "o")
 	n := startNode(t, "", map[string]string{"a.yaml": fmt.Sprintf("hostnames: [a.example]\norigins: [{url: %s}]\ntls: {certificate: a}\n", o.URL)})
 	if st, _ := os.Stat(filepath.Join(n.dir, "data", "admin.token")); st.Mode().Perm() != 0o600 {
@@ -160,6 +161,7 @@ func TestAdminHealthAuthAndMetrics(t *testing.T) {
 }
 
 func TestAdminCertificates(t *testing.T) {
+	t.Parallel()
 	pki := newPKI(t)
 	n := startNode(t, "", map[string]string{"shop.yaml": "hostnames: [shop.example]\norigins: [{url: http://127.0.0.1:1}]\ntls: {certificate: shop}\n"})
 	count := func() int {
@@ -268,6 +270,7 @@ func TestAdminCertificates(t *testing.T) {
 }
 
 func TestAdminPropertiesAndEvents(t *testing.T) {
+	t.Parallel()
 	o := namedOrigin(t, "o")
 	n := startNode(t, "", map[string]string{
 		"a.yaml": fmt.Sprintf("hostnames: [a.example]\norigins: [{url: %s}, {url: http://127.0.0.1:1}]\ntls: {certificate: a}\n", o.URL),
@@ -308,6 +311,7 @@ func TestAdminPropertiesAndEvents(t *testing.T) {
 }
 
 func TestWebhookFromNode(t *testing.T) {
+	t.Parallel()
 	got := make(chan string, 10)
 	fails := 1
 	recv := httptestServer(t, func(w http.ResponseWriter, r *http.Request) {
@@ -341,6 +345,7 @@ func httptestServer(t *testing.T, h http.HandlerFunc) string {
 }
 
 func TestBackupRestore(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, "", map[string]string{"a.yaml": "hostnames: [a.example]\norigins: [{url: http://127.0.0.1:1}]\ntls: {certificate: a}\n"})
 	_, before := n.api("GET", "/api/v1/certificates/a", nil)
 	backup := filepath.Join(t.TempDir(), "edge-backup.db")
@@ -372,6 +377,7 @@ func TestBackupRestore(t *testing.T) {
 }
 
 func TestCLI(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, "", map[string]string{"a.yaml": "hostnames: [a.example]\norigins: [{url: http://127.0.0.1:1}]\ntls: {certificate: a}\n"})
 	code, out := n.cli("cert", "list")
 	if code != 0 || !strings.Contains(out, "NAME") || !strings.Contains(out, "a.example") {
@@ -430,6 +436,7 @@ func TestCLI(t *testing.T) {
 }
 
 func TestPprofNeedsToken(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, "", nil)
 	if code, _ := n.api("GET", "/debug/pprof/", nil, ""); code != 401 {
 		t.Errorf("pprof without token: %d, want 401", code)
@@ -448,6 +455,7 @@ func TestPprofNeedsToken(t *testing.T) {
 }
 
 func TestAccessLogWhateverTheLevel(t *testing.T) {
+	t.Parallel()
 	o := namedOrigin(t, "o")
 	n := startNode(t, "", map[string]string{"a.yaml": fmt.Sprintf("hostnames: [a.example]\norigins: [{url: %s}]\n", o.URL)})
 	// baseConfig logs at debug; a node at warn still writes access lines.

@@ -10,6 +10,7 @@ import (
 // drives its certificate; a certificate with auto_renew acme made before
 // its property waits for it instead of ordering its stand-in's names.
 func TestAutomationFollowsTheProperty(t *testing.T) {
+	t.Parallel()
 	o := namedOrigin(t, "o")
 	plain := fmt.Sprintf("hostnames: [auto.example]\norigins: [{url: %s}]\ntls: {certificate: auto}\n", o.URL)
 	n := startACMENode(t, acmeOpts{props: map[string]string{"auto.yaml": plain}})

@@ -37,6 +37,7 @@ func cacheProps(origin string) map[string]string {
 }
 
 func TestCacheThroughTheNode(t *testing.T) {
+	t.Parallel()
 	o, hits := countingOrigin(t)
 	n := startNode(t, "", cacheProps(o.URL))
 	c := n.client()
@@ -89,6 +90,7 @@ func TestCacheThroughTheNode(t *testing.T) {
 }
 
 func TestCacheDiskTierSurvivesRestart(t *testing.T) {
+	t.Parallel()
 	o, hits := countingOrigin(t)
 	n := startNode(t, "cache: {memory_size: 8MiB, disk_size: 64MiB}\n", cacheProps(o.URL))
 	if _, body := n.get(n.client(), "http://c.example/kept"); body != "/kept #1" {
@@ -113,6 +115,7 @@ func TestCacheDiskTierSurvivesRestart(t *testing.T) {
 // within a second, and a node that was down applies it before it serves
 // from its disk tier.
 func TestFleetPurge(t *testing.T) {
+	t.Parallel()
 	o, _ := countingOrigin(t)
 	e := etcdtest.Start(t)
 	start := func(dir string, i int) *testNode {

@@ -14,6 +14,7 @@ import (
 	"github.com/edge-cdn/edge/cert"
 	"github.com/edge-cdn/edge/internal/etcdtest"
 	"github.com/edge-cdn/edge/internal/pebbletest"
+	"github.com/edge-cdn/edge/internal/testutil"
 	"github.com/edge-cdn/edge/store"
 )
 
@@ -62,6 +63,7 @@ store:
 }
 
 func TestFleetChallengeReachesAnotherNode(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t)
 	a := f.start(0, "{check_interval: 1s}", nil)
 	// B and C never order: the order is A's.
@@ -93,6 +95,7 @@ func TestFleetChallengeReachesAnotherNode(t *testing.T) {
 }
 
 func TestFleetRenewsEachCertificateOnce(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t)
 	o := namedOrigin(t, "o")
 	props := map[string]string{}
@@ -128,6 +131,7 @@ func TestFleetRenewsEachCertificateOnce(t *testing.T) {
 }
 
 func TestFleetLockHolderKilled(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t)
 	ctx := context.Background()
 	// A node that started renewing "held" and died: its lock is bound to
@@ -146,8 +150,15 @@ func TestFleetLockHolderKilled(t *testing.T) {
 		t.Fatal("no lock")
 	}
 	b := f.start(0, "{check_interval: 1s}", nil)
-	f.start(1, "{check_interval: 1s}", nil)
-	time.Sleep(2 * time.Second)
+	c := f.start(1, "{check_interval: 1s}", nil)
+	// Both nodes found the renewal due and the lock held (no sleep to let
+	// them try).
+	for _, n := range []*acmeNode{b, c} {
+		testutil.WaitFor(t, "a node finding the lock held", func() bool {
+			return strings.Contains(n.log.String(), `"msg":"renewal lock not taken; not renewing here","node":"`) &&
+				strings.Contains(n.log.String(), `"id":"`+rec.ID+`","held_elsewhere":true`)
+		}, n.log.String)
+	}
 	if _, c := b.api("GET", "/api/v1/certificates/held", nil); c["status"] != "pending" {
 		t.Fatalf("renewed while another node held the lock: %v", c)
 	}
@@ -160,6 +171,7 @@ func TestFleetLockHolderKilled(t *testing.T) {
 }
 
 func TestFleetSurvivesEtcdRestart(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t)
 	o := namedOrigin(t, "o")
 	props := map[string]string{"s.yaml": fmt.Sprintf("hostnames: [s.fleet.example]\norigins: [{url: %s}]\ntls: {certificate: s, renew_automation: true}\n", o.URL)}
@@ -171,14 +183,13 @@ func TestFleetSurvivesEtcdRestart(t *testing.T) {
 	f.etcd.Stop()
 	waitReady := func(n *acmeNode, degraded bool) map[string]any {
 		t.Helper()
-		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-			code, body := n.api("GET", "/readyz", nil, "")
-			if code == 200 && body["degraded"] == degraded {
-				return body
-			}
-		}
-		t.Fatalf("readyz never degraded=%v\n%s", degraded, n.log)
-		return nil
+		var body map[string]any
+		testutil.WaitForWithin(t, 20*time.Second, fmt.Sprintf("readyz degraded=%v", degraded), func() bool {
+			var code int
+			code, body = n.api("GET", "/readyz", nil, "")
+			return code == 200 && body["degraded"] == degraded
+		}, n.log.String)
+		return body
 	}
 	body := waitReady(a, true)
 	if !strings.Contains(fmt.Sprint(body["checks"]), "store unreachable") {
@@ -211,17 +222,13 @@ func TestFleetSurvivesEtcdRestart(t *testing.T) {
 		t.Errorf("the outage's events were not stored: %s", s)
 	}
 	// B serves the renewed certificate too (watch resumed).
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if b.servedChain("s.fleet.example").Equal(a.servedChain("s.fleet.example")) && !a.servedChain("s.fleet.example").Equal(before) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("B never served the certificate renewed after the outage")
-		}
-	}
+	testutil.WaitFor(t, "B serving the certificate renewed after the outage", func() bool {
+		return b.servedChain("s.fleet.example").Equal(a.servedChain("s.fleet.example")) && !a.servedChain("s.fleet.example").Equal(before)
+	}, b.log.String)
 }
 
 func TestStoreMigrateRoundTrip(t *testing.T) {
+	t.Parallel()
 	etcd := etcdtest.Start(t)
 	n := startNode(t, "", map[string]string{"a.yaml": "hostnames: [a.example]\norigins: [{url: http://127.0.0.1:1}]\ntls: {certificate: a}\n"})
 	n.api("POST", "/api/v1/certificates", map[string]any{"name": "lab", "self_signed": true, "hostnames": []string{"lab.example"}})

@@ -145,6 +145,7 @@ func (g *validationGate) Open() {
 // order. Nothing is lost, nothing stays "renewing", and another node
 // finishes the renewal once the dead node's lock lease expires.
 func TestFleetNodeSIGKILLedMidOrder(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t)
 	o := namedOrigin(t, "o")
 	props := map[string]string{"k.yaml": fmt.Sprintf("hostnames: [k.kill.example]\norigins: [{url: %s}]\ntls: {certificate: k, renew_automation: true}\n", o.URL)}

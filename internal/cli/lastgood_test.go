@@ -8,19 +8,18 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/edge-cdn/edge/internal/testutil"
 )
 
 // waitBody polls url on the node until the body starts with want.
 func (n *testNode) waitBody(url, want string, hdr ...string) {
 	n.t.Helper()
 	var last string
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if _, last = n.get(n.client(), url, hdr...); strings.HasPrefix(last, want) {
-			return
-		}
-	}
-	n.t.Fatalf("GET %s: %q, want %q\n%s", url, last, want, n.log)
+	testutil.WaitFor(n.t, fmt.Sprintf("GET %s to answer %q", url, want), func() bool {
+		_, last = n.get(n.client(), url, hdr...)
+		return strings.HasPrefix(last, want)
+	}, func() string { return fmt.Sprintf("last: %q\n%s", last, n.log) })
 }
 
 // Issue 11 item 8: a rejected property keeps serving its last good
@@ -43,11 +42,10 @@ func TestRejectedPropertySurvivesRestart(t *testing.T) {
 	checkRejected := func(n *testNode) {
 		t.Helper()
 		var r map[string]any
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			if _, r = n.api("GET", "/readyz", nil, ""); len(r["rejected_properties"].([]any)) == 1 {
-				break
-			}
-		}
+		testutil.WaitFor(t, "readyz naming the rejected file", func() bool {
+			_, r = n.api("GET", "/readyz", nil, "")
+			return len(r["rejected_properties"].([]any)) == 1
+		}, func() string { return fmt.Sprint(r) })
 		rej := r["rejected_properties"].([]any)
 		if r["ready"] != true || r["degraded"] != true || len(rej) != 1 {
 			t.Fatalf("readyz with a rejected file: %v", r)
@@ -78,14 +76,10 @@ func TestRejectedPropertySurvivesRestart(t *testing.T) {
 	// next restart.
 	os.Remove(filepath.Join(n2.props, "a.yaml"))
 	n2.reloadSignal()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if r, _ := n2.get(n2.client(), "http://a.example/"); r.StatusCode == 421 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("a removed property still serves")
-		}
-	}
+	testutil.WaitFor(t, "the removed property to stop serving (421)", func() bool {
+		r, _ := n2.get(n2.client(), "http://a.example/")
+		return r.StatusCode == 421
+	}, n2.log.String)
 	if err := n2.stop(); err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/edge-cdn/edge/internal/testutil"
 )
 
 // servedLeaf makes a fresh TLS handshake for sni (no connection reuse) and
@@ -59,6 +61,7 @@ func opensslSelfSigned(t *testing.T, host string) (*x509.Certificate, *ecdsa.Pri
 }
 
 func TestRotateAndRollback(t *testing.T) {
+	t.Parallel()
 	o := namedOrigin(t, "o")
 	n := startNode(t, "", map[string]string{
 		"shop.yaml": fmt.Sprintf("hostnames: [shop.example]\norigins: [{url: %s}]\ntls: {certificate: shop}\n", o.URL),
@@ -170,6 +173,7 @@ func TestRotateAndRollback(t *testing.T) {
 }
 
 func TestSelfSignedCATrueUpload(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, "", nil)
 	dir := t.TempDir()
 	c, k := opensslSelfSigned(t, "lab.example")
@@ -196,6 +200,7 @@ func TestSelfSignedCATrueUpload(t *testing.T) {
 // Issue 11 item 10: wrong methods get 405 with Allow, filters are
 // checked, and the CLI refuses a bogus --status.
 func TestAPIMethodsAndFilters(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, "", nil)
 	code, body := n.api("PUT", "/api/v1/certificates", map[string]any{})
 	if code != 405 || !strings.Contains(errMsg(body), "use GET or POST") {
@@ -214,6 +219,7 @@ func TestAPIMethodsAndFilters(t *testing.T) {
 
 // Issue 11 item 10: an upload with auto_renew acme shows renew_at at once.
 func TestUploadShowsRenewAt(t *testing.T) {
+	t.Parallel()
 	pki := newPKI(t)
 	n := startNode(t, "", nil)
 	if code, body := n.api("POST", "/api/v1/certificates", map[string]any{"name": "up", "certificate_pem": pki.leafPEM + pki.interPEM,
@@ -221,11 +227,10 @@ func TestUploadShowsRenewAt(t *testing.T) {
 		t.Fatalf("upload: %d %v", code, body)
 	}
 	var c map[string]any
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if _, c = n.api("GET", "/api/v1/certificates/up", nil); c["renewal"].(map[string]any)["renew_at"] != nil {
-			break
-		}
-	}
+	testutil.WaitFor(t, "renew_at shown", func() bool {
+		_, c = n.api("GET", "/api/v1/certificates/up", nil)
+		return c["renewal"].(map[string]any)["renew_at"] != nil
+	}, func() string { return fmt.Sprint(c) })
 	r := c["renewal"].(map[string]any)
 	at, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(r["renew_at"]))
 	notAfter, _ := time.Parse(time.RFC3339Nano, c["not_after"].(string))

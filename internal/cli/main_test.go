@@ -148,6 +148,7 @@ func namedOrigin(t *testing.T, name string) *httptest.Server {
 }
 
 func TestServeHTTPAndHTTPS(t *testing.T) {
+	t.Parallel()
 	shop := namedOrigin(t, "shop")
 	blog := namedOrigin(t, "blog")
 	n := startNode(t, "", map[string]string{
@@ -204,6 +205,7 @@ func TestServeHTTPAndHTTPS(t *testing.T) {
 }
 
 func TestCertificatesSurviveRestart(t *testing.T) {
+	t.Parallel()
 	o := namedOrigin(t, "o")
 	n := startNode(t, "", map[string]string{"a.yaml": fmt.Sprintf("hostnames: [a.example]\norigins: [{url: %s}]\ntls: {certificate: a}\n", o.URL)})
 	r1, _ := n.get(n.client(), "https://a.example/")
@@ -224,6 +226,7 @@ func TestCertificatesSurviveRestart(t *testing.T) {
 }
 
 func TestReloadUnderLoad(t *testing.T) {
+	t.Parallel()
 	v1 := namedOrigin(t, "v1")
 	v2 := namedOrigin(t, "v2")
 	good := func(o *httptest.Server) string {
@@ -270,20 +273,28 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 	waitLog := func(what string, count int) {
 		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			if strings.Count(n.log.String(), what) >= count {
-				return
-			}
-		}
-		t.Fatalf("no %d× %q in log:\n%s", count, what, n.log)
+		testutil.WaitFor(t, fmt.Sprintf("%d× %q in the log", count, what), func() bool { return strings.Count(n.log.String(), what) >= count }, n.log.String)
 	}
-	time.Sleep(200 * time.Millisecond)
+	// served waits until origin has answered 20 more requests: the load
+	// runs across each step (no sleep to let it).
+	served := func(origin string) {
+		t.Helper()
+		mu.Lock()
+		want := seen[origin] + 20
+		mu.Unlock()
+		testutil.WaitFor(t, "20 more responses from "+origin, func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return seen[origin] >= want || len(failures) > 0
+		})
+	}
+	served("v1")
 	writeFiles(t, n.props, map[string]string{"r.yaml": "hostnames: [r.example]\norigins: []\n"}) // bad
 	waitLog(`"type":"property.rejected"`, 1)
-	time.Sleep(200 * time.Millisecond)
+	served("v1")                                                  // the last good version keeps serving
 	writeFiles(t, n.props, map[string]string{"r.yaml": good(v2)}) // good again, new origin
 	waitLog(`"msg":"properties loaded"`, 3)
-	time.Sleep(200 * time.Millisecond)
+	served("v2")
 	close(stop)
 	wg.Wait()
 	if len(failures) > 0 {
@@ -306,10 +317,11 @@ func TestSIGHUPReloads(t *testing.T) {
 }
 
 func TestGracefulShutdown(t *testing.T) {
-	started := make(chan struct{})
+	t.Parallel()
+	started, release := make(chan struct{}), make(chan struct{})
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		close(started)
-		time.Sleep(500 * time.Millisecond)
+		<-release // until the node is shutting down
 		io.WriteString(w, "finished")
 	}))
 	defer slow.Close()
@@ -332,6 +344,11 @@ func TestGracefulShutdown(t *testing.T) {
 		res <- result{code: resp.StatusCode, body: string(b)}
 	}()
 	<-started
+	go func() {
+		// The request is still in flight when shutdown begins.
+		defer close(release)
+		n.log.Await(`"msg":"shutting down"`, 20*time.Second)
+	}()
 	if err := n.stop(); err != nil {
 		t.Fatalf("run returned %v, want nil after SIGTERM", err)
 	}
@@ -344,6 +361,7 @@ func TestGracefulShutdown(t *testing.T) {
 }
 
 func TestServerLimits(t *testing.T) {
+	t.Parallel()
 	o := namedOrigin(t, "o")
 	n := startNode(t, "limits: {read_header_timeout: 300ms, idle_timeout: 300ms, max_header_bytes: 8192}\n",
 		map[string]string{"a.yaml": fmt.Sprintf("hostnames: [a.example]\norigins: [{url: %s}]\n", o.URL)})
@@ -381,6 +399,7 @@ func TestServerLimits(t *testing.T) {
 }
 
 func TestBusyPortFailsAtOnce(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -396,6 +415,7 @@ func TestBusyPortFailsAtOnce(t *testing.T) {
 }
 
 func TestValidateCommand(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{
 		"edge.yaml":       baseConfig,
@@ -432,6 +452,7 @@ func TestValidateCommand(t *testing.T) {
 }
 
 func TestExampleConfigIsValid(t *testing.T) {
+	t.Parallel()
 	var out bytes.Buffer
 	if err := run(context.Background(), []string{"validate", "--config", "../../config.example.yaml"}, &out, io.Discard); err != nil {
 		t.Fatalf("config.example.yaml: %v\n%s", err, out.String())

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/edge-cdn/edge/internal/pebbletest"
 	"github.com/edge-cdn/edge/internal/testutil"
@@ -17,6 +16,7 @@ import (
 // with a detail that says what to fix; no certificate has two attempts
 // at once, and the CA saw one order per attempt.
 func TestBadNoncesAndFailingValidations(t *testing.T) {
+	t.Parallel()
 	pebbleLog := &testutil.SyncBuffer{}
 	n := startACMENode(t, acmeOpts{pebble: pebbletest.Options{NonceRejectPercent: 30, Log: pebbleLog}})
 	n.pebble.SetHost("refused.orders.example", "127.0.0.8") // nothing listens there
@@ -42,34 +42,38 @@ func TestBadNoncesAndFailingValidations(t *testing.T) {
 		}
 		t.Logf("%s: %s", name, detail)
 	}
-	time.Sleep(time.Second) // any attempt still running would show now
-
 	// Attempts per certificate, from the node's log in order: each ends
-	// (issued or failed) before the next begins.
-	attempts, open := 0, map[string]bool{}
-	sc := bufio.NewScanner(strings.NewReader(n.log.String()))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var l struct{ Msg, Certificate string }
-		if json.Unmarshal(sc.Bytes(), &l) != nil || l.Certificate == "" {
-			continue
-		}
-		switch l.Msg {
-		case "renewing certificate":
-			if open[l.Certificate] {
-				t.Errorf("%s: a second attempt began while one was in flight", l.Certificate)
+	// (issued or failed) before the next begins. Every certificate has
+	// reached its state, so every attempt ends: waited for, not slept on.
+	var attempts int
+	var open map[string]bool
+	testutil.WaitFor(t, "every attempt ending", func() bool {
+		attempts, open = 0, map[string]bool{}
+		sc := bufio.NewScanner(strings.NewReader(n.log.String()))
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			var l struct{ Msg, Certificate string }
+			if json.Unmarshal(sc.Bytes(), &l) != nil || l.Certificate == "" {
+				continue
 			}
-			open[l.Certificate] = true
-			attempts++
-		case "certificate issued", "certificate renewed", "certificate renewal failed":
-			open[l.Certificate] = false
+			switch l.Msg {
+			case "renewing certificate":
+				if open[l.Certificate] {
+					t.Fatalf("%s: a second attempt began while one was in flight", l.Certificate)
+				}
+				open[l.Certificate] = true
+				attempts++
+			case "certificate issued", "certificate renewed", "certificate renewal failed":
+				open[l.Certificate] = false
+			}
 		}
-	}
-	for c, o := range open {
-		if o {
-			t.Errorf("%s: an attempt never ended", c)
+		for _, o := range open {
+			if o {
+				return false
+			}
 		}
-	}
+		return true
+	}, n.log.String)
 	orders := strings.Count(pebbleLog.String(), "Added order")
 	t.Logf("%d attempts, %d orders at the CA, %d nonces refused", attempts, orders, n.pebble.BadNonces())
 	if n.pebble.BadNonces() == 0 {

@@ -117,6 +117,7 @@ func duringOutage(t *testing.T, f *fleet, n *acmeNode) {
 // limits.shutdown_timeout + 1 s of SIGTERM (its context ending, as
 // main's signal.NotifyContext does).
 func TestEtcdOutageThenSIGTERM(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t)
 	n := outageNode(t, f)
 	duringOutage(t, f, n)
@@ -135,6 +136,7 @@ func TestEtcdOutageThenSIGTERM(t *testing.T) {
 // restart the node is ready again, creates and serves the certificate the
 // reload named, and accepts API writes.
 func TestEtcdOutageConverges(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t)
 	n := outageNode(t, f)
 	duringOutage(t, f, n)

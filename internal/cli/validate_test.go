@@ -53,6 +53,7 @@ func TestValidateOnePass(t *testing.T) {
 // for the node, also while the node holds the store (validate then asks
 // its admin API).
 func TestValidateCertificateTypeWhileServing(t *testing.T) {
+	t.Parallel()
 	pki := newPKI(t)
 	n := startNode(t, "", map[string]string{"ok.yaml": "hostnames: [ok.example]\norigins: [{url: http://127.0.0.1:1}]\n"})
 	if code, body := n.api("POST", "/api/v1/certificates", map[string]any{"name": "root", "certificate_pem": pki.rootPEM, "type": "ca"}); code != 201 {
@@ -76,14 +77,12 @@ func TestReloadNotesConfigChangesAndStrayFiles(t *testing.T) {
 	writeFiles(t, n.dir, map[string]string{"edge.yaml": baseConfig + "renewal: {check_interval: 5m}\n"})
 	writeFiles(t, n.props, map[string]string{"x.yml": "hostnames: [x.example]\norigins: [{url: http://127.0.0.1:1}]\n"})
 	n.reloadSignal()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		logs := n.log.String()
-		if strings.Contains(logs, `take effect at the next restart (a reload applies property files only)","node":"test-node","sections":["renewal"]`) &&
-			strings.Contains(logs, `"msg":"not a property file: only *.yaml files are read; rename it to load it","node":"test-node","file":"x.yml"`) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no notes in the log:\n%s", logs)
+	for _, note := range []string{
+		`take effect at the next restart (a reload applies property files only)","node":"test-node","sections":["renewal"]`,
+		`"msg":"not a property file: only *.yaml files are read; rename it to load it","node":"test-node","file":"x.yml"`,
+	} {
+		if !n.log.Await(note, 10*time.Second) {
+			t.Fatalf("no note %s in the log:\n%s", note, n.log)
 		}
 	}
 }

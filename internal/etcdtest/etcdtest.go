@@ -11,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge-cdn/edge/internal/testutil"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // Etcd is a running embedded etcd.
@@ -29,6 +32,17 @@ func Start(t testing.TB) *Etcd {
 	cfg.Name = "test"
 	cfg.Dir = t.TempDir()
 	cfg.LogLevel = "error"
+	// The server's log goes to a buffer, shown only when the test fails:
+	// its error lines (a peer gone, a stopped server's last words) are
+	// expected in tests that stop it, and clutter every other output.
+	logs := &testutil.SyncBuffer{}
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.New(zapcore.NewCore(
+		zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(logs), zap.WarnLevel)))
+	t.Cleanup(func() { // runs after Stop (cleanups run last-registered first)
+		if t.Failed() && logs.String() != "" {
+			t.Logf("embedded etcd's log:\n%s", logs)
+		}
+	})
 	client, peer := freeURL(t), freeURL(t)
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}

@@ -19,9 +19,10 @@ import (
 )
 
 // TestChallengeFromAnotherNode: a challenge token another node of the
-// fleet stores in etcd is answered on this node's HTTP port (the node
-// follows the ACME bucket's watch), for a host no property serves, while
-// hosts with nothing pending get 404.
+// fleet stores in etcd is answered on this node's HTTP port as soon as the
+// other node's write returned (the write is the fence: the CA is told to
+// validate only then, and this node's watch may deliver it later), for a
+// host no property serves, while hosts with nothing pending get 404.
 func TestChallengeFromAnotherNode(t *testing.T) {
 	e := etcdtest.Start(t)
 	const dir = "https://ca.test/dir"

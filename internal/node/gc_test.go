@@ -4,7 +4,7 @@ import (
 	"context"
 	"runtime/debug"
 	"testing"
-	"time"
+	"testing/synctest"
 )
 
 // TestAutoLimit: the automatic limit is the cache's size plus 40 MiB for a
@@ -30,16 +30,16 @@ func TestGovernMemory(t *testing.T) {
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
 	const size = 1 << 40 // far above anything live here: the limit shows it was set
 	debug.SetMemoryLimit(size * 4)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); governMemory(ctx, size, func() int64 { return 0 }) }()
-	deadline := time.Now().Add(3 * autoInterval)
-	for debug.SetMemoryLimit(-1) == size*4 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	got := debug.SetMemoryLimit(-1)
-	cancel()
-	<-done
+	var got int64
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { defer close(done); governMemory(ctx, size, func() int64 { return 0 }) }()
+		synctest.Wait() // the governor set the limit and waits for its ticker
+		got = debug.SetMemoryLimit(-1)
+		cancel()
+		<-done
+	})
 	if got < size+autoHeadroom || got > size+1<<30 {
 		t.Errorf("limit %d, want %d plus the headroom", got, int64(size))
 	}

@@ -37,6 +37,13 @@ log: {level: debug, format: json, access: true}
 // files, and stops it at the end of the test.
 func runTestNode(t *testing.T, extra string, props map[string]string) *testNode {
 	t.Helper()
+	return runTestNodeReady(t, extra, props, nil)
+}
+
+// runTestNodeReady is runTestNode with onReady (if not nil) called by the
+// node as it announces readiness, before Run goes on.
+func runTestNodeReady(t *testing.T, extra string, props map[string]string, onReady func(Addrs)) *testNode {
+	t.Helper()
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "props"), 0o755); err != nil {
 		t.Fatal(err)
@@ -55,7 +62,12 @@ func runTestNode(t *testing.T, extra string, props map[string]string) *testNode 
 	}
 	n := &testNode{t: t, dir: dir, log: &testutil.SyncBuffer{}}
 	ready := make(chan Addrs, 1)
-	ctx, cancel := context.WithCancel(WithReady(context.Background(), func(a Addrs) { ready <- a }))
+	ctx, cancel := context.WithCancel(WithReady(context.Background(), func(a Addrs) {
+		if onReady != nil {
+			onReady(a)
+		}
+		ready <- a
+	}))
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, cfg, Options{Stderr: n.log, Version: "test"}) }()
 	select {

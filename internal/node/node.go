@@ -74,6 +74,14 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	log = log.With(zap.String("node", cfg.Node.Name))
 	defer log.Sync() //nolint:errcheck // stderr sync errors are not actionable
+	// Every signal the node handles is registered first, long before it
+	// announces readiness: a SIGHUP that arrives once systemd (or a test)
+	// has been told "ready" must reload, and Go's default action for an
+	// unhandled SIGHUP ends the process. One sent during startup waits in
+	// the channel and reloads once the loop runs.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, handledSignals...)
+	defer signal.Stop(sigs)
 	access, stopAccess := newAccessLogger(cfg.Log, opts.Stderr)
 	defer stopAccess()
 	govern := tuneGC(cfg.Limits.MemoryLimitBytes, cfg.Cache.MemoryBytes)
@@ -114,7 +122,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		defer w.Close()
 	}
 	n.announceReady(ctx, lns)
-	runErr := n.loop(ctx, serveErr)
+	runErr := n.loop(ctx, serveErr, sigs)
 
 	_, _ = daemon.SdNotify(false, daemon.SdNotifyStopping)
 	n.listening.Store(false)
@@ -256,19 +264,20 @@ func (n *node) announceReady(ctx context.Context, lns *listeners) {
 	}
 }
 
+// handledSignals are the signals Run registers before anything else
+// (SIGINT and SIGTERM cancel the context main gives Run).
+var handledSignals = []os.Signal{syscall.SIGHUP}
+
 // loop serves until ctx ends or a server stops, reloading properties on
-// SIGHUP and on file changes.
-func (n *node) loop(ctx context.Context, serveErr <-chan error) error {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+// SIGHUP (sigs, registered by Run) and on file changes.
+func (n *node) loop(ctx context.Context, serveErr <-chan error, sigs <-chan os.Signal) error {
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case err := <-serveErr:
 			return fmt.Errorf("server stopped: %w", err)
-		case <-hup:
+		case <-sigs:
 			n.log.Info("SIGHUP: reloading properties")
 			n.reloadProperties(ctx)
 		case <-n.reload:

@@ -66,10 +66,6 @@ func Start(t testing.TB, opts Options) *Pebble {
 	p := &Pebble{hosts: map[string]string{}}
 	p.DNS = p.startDNS(t)
 
-	// Pebble reads these when its parts are built.
-	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
-	t.Setenv("PEBBLE_WFE_NONCEREJECT", strconv.Itoa(opts.NonceRejectPercent))
-	t.Setenv("PEBBLE_AUTHZREUSE", "0")
 	validity := opts.Validity
 	if validity == 0 {
 		validity = 90 * 24 * time.Hour
@@ -84,8 +80,23 @@ func Start(t testing.TB, opts Options) *Pebble {
 	// at random.
 	profiles := map[string]ca.Profile{"default": {Description: "test", ValidityPeriod: uint64(validity.Seconds())}}
 	p.ca = ca.New(logger, store, "", "ecdsa", 0, 1, profiles)
-	v := va.New(logger, opts.HTTPPort, 0, false, p.DNS, store)
-	w := wfe.New(logger, store, v, p.ca, []string{"pebble.letsencrypt.org"}, false, false, 3, 5)
+	var w wfe.WebFrontEndImpl
+	// Pebble reads these environment variables when its parts are built.
+	// They are set for the build alone, under a lock, so that tests
+	// running Pebbles in parallel (t.Parallel forbids t.Setenv) each get
+	// their own settings.
+	withEnv(map[string]string{
+		"PEBBLE_VA_NOSLEEP":      "1",
+		"PEBBLE_WFE_NONCEREJECT": strconv.Itoa(opts.NonceRejectPercent),
+		"PEBBLE_AUTHZREUSE":      "0",
+	}, func() {
+		v := va.New(logger, opts.HTTPPort, 0, false, p.DNS, store)
+		// No Retry-After on authorizations and orders being processed
+		// (Pebble's command sets 3 s and 5 s): the client then polls at its
+		// own pace (acmez: 250 ms), and an issuance takes a fraction of a
+		// second instead of eight.
+		w = wfe.New(logger, store, v, p.ca, []string{"pebble.letsencrypt.org"}, false, false, 0, 0)
+	})
 	mux := http.NewServeMux()
 	mux.Handle("/", p.countBadNonces(w.Handler()))
 	srv := httptest.NewTLSServer(mux)
@@ -96,6 +107,27 @@ func Start(t testing.TB, opts Options) *Pebble {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// envMu serialises the environment Pebble's constructors read.
+var envMu sync.Mutex
+
+// withEnv runs build with env set, then restores the environment.
+func withEnv(env map[string]string, build func()) {
+	envMu.Lock()
+	defer envMu.Unlock()
+	for k, v := range env {
+		old, had := os.LookupEnv(k)
+		os.Setenv(k, v)
+		defer func() {
+			if had {
+				os.Setenv(k, old)
+			} else {
+				os.Unsetenv(k)
+			}
+		}()
+	}
+	build()
 }
 
 // BadNonces is how many requests Pebble refused with a badNonce problem
@@ -188,21 +220,35 @@ func (p *Pebble) startDNS(t testing.TB) string {
 	return ""
 }
 
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
+
 // FreePort returns a loopback TCP port that was free a moment ago, for a
 // listener that Pebble must know before the edge starts. It is drawn from
 // below Linux's ephemeral range (32768 and up): a port the kernel handed
 // out for ":0" goes back to that pool when its listener closes, and the
 // next ":0" anywhere on the machine (Pebble's own listeners, another test
 // binary's) may get it before the edge binds it.
+//
+// A port is handed out once per process: tests running in parallel never
+// share one.
 func FreePort(t testing.TB) int {
 	t.Helper()
+	portsMu.Lock()
+	defer portsMu.Unlock()
 	for range 200 {
 		port := 20000 + mathrand.IntN(12000)
+		if portsGiven[port] {
+			continue
+		}
 		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
 		if err != nil {
 			continue
 		}
 		ln.Close()
+		portsGiven[port] = true
 		return port
 	}
 	t.Fatal("no loopback port free between 20000 and 32000")
