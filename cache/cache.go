@@ -64,6 +64,7 @@ type Cache struct {
 
 	fillsMu sync.Mutex
 	fills   map[string]*fill
+	onStart func(*fill) // tests: told of each fill started
 
 	stats   *statsSet
 	metrics *metrics

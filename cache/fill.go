@@ -45,19 +45,19 @@ type fill struct {
 	shared   bool        // waiters may follow (the response is storable)
 	declared int64       // Content-Length, -1 if none
 
-	mu      sync.Mutex
-	buf     []byte
-	off     int64 // stream offset of buf[0]
-	end     bool  // body complete or failed
-	failed  bool  // body cut short: readers abort
+	mu     sync.Mutex
+	buf    []byte
+	off    int64 // stream offset of buf[0]
+	end    bool  // body complete or failed
+	failed bool  // body cut short: readers abort
 	// idleFired: the origin stalled mid-body (timeouts.body_idle).
 	idleFired bool
-	over    bool  // past max_object_size: not stored
-	storing bool
-	res     int64 // bytes of the fill budget reserved (Cache.reserve)
-	job     *fillJob
-	readers map[*int64]struct{} // offsets of live readers
-	wake    chan struct{}
+	over      bool // past max_object_size: not stored
+	storing   bool
+	res       int64 // bytes of the fill budget reserved (Cache.reserve)
+	job       *fillJob
+	readers   map[*int64]struct{} // offsets of live readers
+	wake      chan struct{}
 }
 
 func (f *fill) signal() {

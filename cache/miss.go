@@ -225,6 +225,9 @@ func (c *Cache) maxSize(f *fill) int64 {
 
 // start runs the fill on a goroutine the Cache owns; Close cancels it.
 func (c *Cache) start(f *fill) {
+	if c.onStart != nil {
+		c.onStart(f)
+	}
 	stop := context.AfterFunc(c.ctx, f.cancel)
 	c.wg.Add(1)
 	go func() {
