@@ -26,7 +26,7 @@ import (
 func (st *site) forward(w http.ResponseWriter, r *http.Request) {
 	req, own := r.Context().(*request)
 	if !own {
-		req = &request{start: time.Now()}
+		req = &request{start: time.Now(), fill: true}
 		if parent := requestOf(r.Context()); parent != nil {
 			req.setID(parent.id)
 			if bc, ok := st.s.cfg.Cache.(BackgroundCache); !ok || !bc.Background(r.Context()) {
@@ -92,6 +92,9 @@ func (st *site) forward(w http.ResponseWriter, r *http.Request) {
 var (
 	errNoOrigin  = errors.New("no origin available")
 	errNoUpgrade = errors.New("origin answered 101 without a connection to switch")
+	// errStrayBytes: bytes followed a response to a cache fill on its
+	// connection; the response is not stored (proxy/pool.go, fillMinIdle).
+	errStrayBytes = errors.New("origin sent bytes after the end of the response")
 )
 
 // syncAttempt runs one exchange with o over a pooled connection. It
@@ -103,9 +106,12 @@ func (st *site) syncAttempt(w http.ResponseWriter, r *http.Request, req *request
 	for fresh := false; ; fresh = true {
 		var c *upConn
 		var err error
-		if fresh {
+		switch {
+		case fresh:
 			c, err = o.pool.dialConn(ctx)
-		} else {
+		case req.fill:
+			c, err = o.pool.getSettled(ctx, fillMinIdle)
+		default:
 			c, err = o.pool.get(ctx)
 		}
 		if err != nil {
@@ -137,10 +143,19 @@ func (st *site) syncAttempt(w http.ResponseWriter, r *http.Request, req *request
 		}
 		clean, berr := st.writeResponse(w, r, resp)
 		fired := !stop()
-		if clean && !fired && x.reusable(resp) {
+		stray := false
+		if clean && !fired && req.fill {
+			// A fill's response followed by bytes nobody asked for ended
+			// early, or was not the answer to this request: never stored.
+			stray = c.strayBytes()
+		}
+		if clean && !fired && !stray && x.reusable(resp) {
 			o.pool.put(c)
 		} else {
 			c.nc.Close()
+		}
+		if berr == nil && stray {
+			berr = errStrayBytes
 		}
 		if berr != nil {
 			st.abort(r, req, o, berr)
