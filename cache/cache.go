@@ -14,10 +14,10 @@ import (
 
 // Config is the node-wide cache configuration (SPEC §11 cache.*).
 type Config struct {
-	// MemorySize bounds the bytes of heads and bodies in memory (a
-	// 1/passShare share of it for hit-for-pass markers); the bodies of fills
-	// in flight have a budget of MemorySize/fillShare besides, and an object
-	// is stored only up to MemorySize/objectShare. 0: 256 MiB.
+	// MemorySize bounds the bytes of heads and bodies in memory: the
+	// memory tier, less a 1/passShare share for hit-for-pass markers and a
+	// 1/fillShare share for the bodies of fills in flight; an object is
+	// stored only up to MemorySize/objectShare. 0: 256 MiB.
 	MemorySize int64
 	DiskSize   int64  // bytes on disk; 0: no disk tier
 	Dir        string // the disk tier's directory, needed when DiskSize > 0
@@ -37,14 +37,16 @@ type Config struct {
 // DefaultMemorySize is cache.memory_size when unset.
 const DefaultMemorySize = 256 << 20
 
-// The shares of cache.memory_size of fills in flight (fillShare: 16 MiB of
-// 64 MiB, besides the memory tier: they become its objects when stored) and
-// of one stored object (objectShare: 8 MiB of 64 MiB, so that at least two
-// fills of the largest objects run at once and one object never pushes out
-// more than an eighth of the tier).
+// The shares of cache.memory_size held for the bodies of fills in flight
+// (fillShare: 8 MiB of 64 MiB) and the bound of one stored object
+// (objectShare: 4 MiB of 64 MiB, 16 MiB of the default 256 MiB), so that
+// at least two fills of the largest objects run at once and one object
+// never pushes out more than a sixteenth of the tier. The memory tier gets
+// what is left after the fills' and the pass markers' shares: memory_size
+// bounds all the bytes the cache holds in memory.
 const (
-	fillShare   = 4
-	objectShare = 8
+	fillShare   = 8
+	objectShare = 16
 )
 
 // Cache is the shared cache of a node. It is safe for concurrent use.
@@ -103,7 +105,7 @@ func New(cfg Config) (*Cache, error) {
 	var err error
 	passBytes := cfg.MemorySize / passShare
 	c.fillBudget, c.objectMax = max(cfg.MemorySize/fillShare, 1), max(cfg.MemorySize/objectShare, 1)
-	c.mem, err = newMemoryTier(cfg.MemorySize-passBytes, c.goExec, func(o *object, evicted bool) { c.stats.removed(tierMemory, o, evicted) })
+	c.mem, err = newMemoryTier(cfg.MemorySize-passBytes-c.fillBudget, c.goExec, func(o *object, evicted bool) { c.stats.removed(tierMemory, o, evicted) })
 	if err != nil {
 		return nil, fmt.Errorf("cache: memory tier: %w", err)
 	}

@@ -45,7 +45,7 @@ func (e *env) waitFill(path string, res int64) bool {
 // an object that will be stored, concurrent Range misses start one full
 // fetch between them, and the next range is a hit.
 func TestRangeMissNoFullFetchAmplification(t *testing.T) {
-	big := strings.Repeat("B", 4<<20) // over the object bound of an 8 MiB cache (1 MiB)
+	big := strings.Repeat("B", 4<<20) // over the object bound of an 8 MiB cache (512 KiB)
 	small := strings.Repeat("s", 100<<10)
 	var full atomic.Int64 // origin requests without a Range
 	release := make(chan struct{})
@@ -129,8 +129,8 @@ func TestPassMarkersBoundedMemory(t *testing.T) {
 	if got := e.c.pass.c.EstimatedSize(); got > int(budget/passEntryWeight) {
 		t.Fatalf("%d pass markers kept, more than their budget holds (%d)", got, budget/passEntryWeight)
 	}
-	if max := e.c.mem.c.GetMaximum(); int64(max) != 1<<20-budget {
-		t.Fatalf("memory tier bounded at %d bytes, want memory_size less the markers' share (%d)", max, 1<<20-budget)
+	if max, want := int64(e.c.mem.c.GetMaximum()), int64(1<<20)-budget-(1<<20)/fillShare; max != want {
+		t.Fatalf("memory tier bounded at %d bytes, want memory_size less the markers' and fills' shares (%d)", max, want)
 	}
 	// The latest marker still works: the key goes straight to the origin.
 	if !e.c.pass.has(primaryKeyOf("site", fmt.Sprintf("/%d/%s", n-1, long))) {
@@ -139,16 +139,16 @@ func TestPassMarkersBoundedMemory(t *testing.T) {
 }
 
 // TestFillBudgetStreamsThrough: fills being stored reserve their declared
-// bytes from a budget of memory_size/4; a miss that finds it full streams
+// bytes from a budget of memory_size/8; a miss that finds it full streams
 // its response through, uncached, and says so in Cache-Status; the budget
 // is given back when the fills end.
 func TestFillBudgetStreamsThrough(t *testing.T) {
-	const size = 900 << 10 // within the 1 MiB object bound of an 8 MiB cache; two fill the 2 MiB budget
+	const size = 900 << 10 // within the 1 MiB object bound of a 16 MiB cache; two fill the 2 MiB budget
 	body := strings.Repeat("f", size)
 	release := make(chan struct{})
 	var once sync.Once
 	free := func() { once.Do(func() { close(release) }) }
-	e := newEnv(t, Config{MemorySize: 8 << 20}, func(w http.ResponseWriter, r *http.Request) {
+	e := newEnv(t, Config{MemorySize: 16 << 20}, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=600")
 		w.Header().Set("Content-Length", strconv.Itoa(size))
 		w.WriteHeader(200)
@@ -199,7 +199,7 @@ func TestFillBudgetStreamsThrough(t *testing.T) {
 }
 
 // TestHugeObjectNotBufferedWhole: an object larger than the memory tier
-// takes (memory_size/8) streams through: the fill keeps a window of it, not
+// takes (memory_size/16) streams through: the fill keeps a window of it, not
 // the whole body (a 200 MiB object was held whole and never stored), with
 // or without a Content-Length, and says so in Cache-Status.
 func TestHugeObjectNotBufferedWhole(t *testing.T) {
