@@ -45,19 +45,17 @@ type fill struct {
 	shared   bool        // waiters may follow (the response is storable)
 	declared int64       // Content-Length, -1 if none
 
-	mu     sync.Mutex
-	buf    []byte
-	off    int64 // stream offset of buf[0]
-	end    bool  // body complete or failed
-	failed bool  // body cut short: readers abort
-	// idleFired: the origin stalled mid-body (timeouts.body_idle).
-	idleFired bool
-	over      bool // past max_object_size: not stored
-	storing   bool
-	res       int64 // bytes of the fill budget reserved (Cache.reserve)
-	job       *fillJob
-	readers   map[*int64]struct{} // offsets of live readers
-	wake      chan struct{}
+	mu      sync.Mutex
+	buf     []byte
+	off     int64 // stream offset of buf[0]
+	end     bool  // body complete or failed
+	failed  bool  // body cut short: readers abort
+	over    bool  // past max_object_size: not stored
+	storing bool
+	res     int64 // bytes of the fill budget reserved (Cache.reserve)
+	job     *fillJob
+	readers map[*int64]struct{} // offsets of live readers
+	wake    chan struct{}
 }
 
 func (f *fill) signal() {
@@ -286,9 +284,6 @@ func (f *fill) close() {
 // timeouts.body_idle: the upstream's read is cancelled, the body counts as
 // cut short (its readers abort), and the key is free for the next request.
 func (f *fill) stalled() {
-	f.mu.Lock()
-	f.idleFired = true
-	f.mu.Unlock()
 	f.c.problem("origin body stalled past timeouts.body_idle; the fill was ended", zap.String("property", f.job.prop))
 	f.cancel()
 }
