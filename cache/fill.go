@@ -50,7 +50,7 @@ type fill struct {
 	off     int64 // stream offset of buf[0]
 	end     bool  // body complete or failed
 	failed  bool  // body cut short: readers abort
-	over    bool  // past max_object_size: not stored
+	over    bool  // past the object bound or the fill budget: not stored
 	storing bool
 	res     int64 // bytes of the fill budget reserved (Cache.reserve)
 	job     *fillJob
