@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -270,5 +271,43 @@ func TestHugeObjectNotBufferedWhole(t *testing.T) {
 				t.Fatalf("an object over the bound was stored (%d bytes)", len(o.body))
 			}
 		})
+	}
+}
+
+// TestSmallObjectsWeighWhatTheyHold: a tier of small objects holds no more
+// heap than their weights say (200,000 small URLs once held 188 MB with 64
+// MiB of cache: each object weighed half of what it held).
+func TestSmallObjectsWeighWhatTheyHold(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector changes what allocations hold")
+	}
+	c, err := New(Config{MemorySize: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const n = 20000
+	var m0, m1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
+	var weight int64
+	now := time.Now()
+	for i := range n {
+		h := http.Header{}
+		h.Set("Cache-Control", "max-age=3600")
+		h.Set("Content-Type", "text/plain; charset=utf-8")
+		h.Set("Date", now.UTC().Format(http.TimeFormat))
+		h.Set("Content-Length", "100")
+		o := c.newObject(fmt.Sprintf("http\x00m1.bench\x00/m/small/%d", i), 200, h, make([]byte, 100), now, now,
+			Decision{Store: true, Lifetime: time.Hour}, nil)
+		c.put(o)
+		weight += o.size()
+	}
+	c.mem.c.CleanUp()
+	runtime.GC()
+	runtime.ReadMemStats(&m1)
+	held := int64(m1.HeapAlloc) - int64(m0.HeapAlloc)
+	if held > weight {
+		t.Fatalf("%d small objects hold %d bytes of heap but weigh %d", n, held, weight)
 	}
 }
