@@ -146,6 +146,11 @@ func (f *fill) trim() {
 	n := low - f.off
 	switch {
 	case n <= 0:
+	case n == int64(len(f.buf)) && cap(f.buf) <= 2*passWindow:
+		// Every reader is done with its view (a view is written out
+		// before its reader advances): the array is reused, so a body
+		// streamed through makes no garbage per write.
+		f.buf, f.off = f.buf[:0], low
 	case n == int64(len(f.buf)):
 		f.buf, f.off = nil, low
 	case n >= trimStep:
