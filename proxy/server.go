@@ -446,7 +446,6 @@ type request struct {
 	// line: the fill's goroutine sets it while this one serves.
 	fillOrigin atomic.Pointer[string]
 	parent     *request // a fill's: the request it was made for
-	fill       bool     // made by the cache: its response may be stored
 	body       *trackedBody
 	err        error // an origin failure after the response began
 }
