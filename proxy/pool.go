@@ -35,6 +35,7 @@ type upConn struct {
 	numBuf   [20]byte // formats lengths without allocating
 	peekOK   bool
 	peekData bool                  // the last peek found bytes to read
+	isTLS    bool                  // nc is a *tls.Conn
 	peekFn   func(fd uintptr) bool // c.peek, bound once at dial
 	abortFn  func()                // c.abort, bound once at dial
 }
@@ -123,7 +124,9 @@ func (c *upConn) strayBytes() bool {
 	if c.br.Buffered() > 0 {
 		return true
 	}
-	if c.raw == nil {
+	if c.raw == nil || c.isTLS {
+		// Under TLS, bytes on the socket may be a close_notify alert or a
+		// session ticket: only bytes already decrypted count.
 		return false
 	}
 	c.peekData = false
@@ -146,6 +149,7 @@ func (p *connPool) dialConn(ctx context.Context) (*upConn, error) {
 	tcp := nc
 	if tc, ok := nc.(*tls.Conn); ok {
 		tcp = tc.NetConn()
+		c.isTLS = true
 	}
 	if sc, ok := tcp.(syscall.Conn); ok {
 		c.raw, _ = sc.SyscallConn()
