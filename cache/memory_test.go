@@ -56,8 +56,15 @@ func TestRangeMissNoFullFetchAmplification(t *testing.T) {
 		w.Header().Set("Cache-Control", "max-age=600")
 		w.Header().Set("ETag", `"v1"`)
 		body := small
-		if strings.HasPrefix(r.URL.Path, "/big") {
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/big"):
 			body = big
+		case r.URL.Path == "/unknown" && r.Header.Get("Range") != "":
+			// A range of a representation of unknown length.
+			w.Header().Set("Content-Range", "bytes 0-0/*")
+			w.WriteHeader(http.StatusPartialContent)
+			w.Write([]byte("u"))
+			return
 		}
 		if r.Header.Get("Range") == "" {
 			full.Add(1)
@@ -75,6 +82,12 @@ func TestRangeMissNoFullFetchAmplification(t *testing.T) {
 		if n := e.fillCount(); n != 0 {
 			t.Fatalf("range %d of an object too large to store started %d full fetch(es)", i, n)
 		}
+	}
+	if resp, body := e.get("/unknown", "Range", "bytes=0-0"); resp.StatusCode != http.StatusPartialContent || body != "u" {
+		t.Fatalf("range of unknown length: %d %q", resp.StatusCode, body)
+	}
+	if n := e.fillCount(); n != 0 {
+		t.Fatalf("a range of unknown full length started %d full fetch(es)", n)
 	}
 	if full.Load() != 0 {
 		t.Fatalf("the origin served %d full copies behind ranges", full.Load())
