@@ -72,7 +72,7 @@ func (c *Cache) onHead(f *fill, reqT time.Time, code int, h http.Header) bool {
 			c.pass.set(f.key)
 		}
 		c.unregister(f)
-		if f.base != nil && code < 500 {
+		if f.base != nil && code < 500 && d.Reason != reasonFillBudget {
 			c.remove(f.base.Key) // the origin no longer lets it be stored
 		}
 	}
