@@ -106,8 +106,16 @@ func (f *fill) leave(pos *int64) {
 func (f *fill) read(ctx context.Context, pos *int64) (b []byte, done, failed bool) {
 	for {
 		f.mu.Lock()
-		if *pos < f.off+int64(len(f.buf)) {
-			b = f.buf[*pos-f.off:]
+		avail := f.off + int64(len(f.buf))
+		if !f.end && f.declared >= 0 && avail >= f.declared {
+			// The last byte of a declared body waits for the fill's
+			// verdict: a response the proxy finds followed by stray bytes
+			// (or otherwise fails once its body is in) must reach no
+			// reader whole, and a reader that has every byte has it whole.
+			avail = f.declared - 1
+		}
+		if *pos < avail {
+			b = f.buf[*pos-f.off : avail-f.off]
 			f.mu.Unlock()
 			return b, false, false
 		}
