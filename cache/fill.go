@@ -300,6 +300,10 @@ func (f *fill) close() {
 // cut short (its readers abort), and the key is free for the next request.
 func (f *fill) stalled() {
 	f.c.problem("origin body stalled past timeouts.body_idle; the fill was ended", zap.String("property", f.job.prop))
+	// The key is free at once, not when the upstream has noticed the
+	// cancellation: a request arriving in between starts a new fill
+	// instead of following one that can only be cut.
+	f.c.unregister(f)
 	f.cancel()
 }
 
