@@ -35,6 +35,9 @@ type fill struct {
 	base   *object // the stale object being revalidated, or nil
 	cancel context.CancelFunc
 	head   chan struct{} // closed once mode is set
+	// interim carries the origin's 1xx responses to the client that
+	// started the fill (see waitHead).
+	interim chan interimResponse
 
 	// Set before head is closed, read-only after.
 	mode    int
@@ -328,8 +331,20 @@ type fillWriter struct {
 func (w *fillWriter) Header() http.Header { return w.h }
 
 func (w *fillWriter) WriteHeader(code int) {
-	if w.wrote || code < 200 {
-		return // informational responses are not relayed through a fill
+	if w.wrote {
+		return
+	}
+	if code < 200 {
+		// An informational response (103 Early Hints) is offered to the
+		// client that started the fill, never stored; one nobody takes in
+		// time is dropped.
+		if code != http.StatusContinue && code != http.StatusSwitchingProtocols {
+			select {
+			case w.f.interim <- interimResponse{code: code, header: w.h.Clone()}:
+			default:
+			}
+		}
+		return
 	}
 	w.wrote, w.status = true, code
 	w.sink = !w.f.c.onHead(w.f, w.reqT, code, w.h)

@@ -195,7 +195,7 @@ func (c *Cache) newFill(r *http.Request, p *property.Property, upstream http.Han
 			req.Header.Set("If-Modified-Since", lm)
 		}
 	}
-	return &fill{c: c, key: fkey, base: base, cancel: cancel, head: make(chan struct{}),
+	return &fill{c: c, key: fkey, base: base, cancel: cancel, head: make(chan struct{}), interim: make(chan interimResponse, 4),
 		readers: map[*int64]struct{}{}, wake: make(chan struct{}), declared: -1,
 		job: &fillJob{req: req, upstream: upstream, prop: p.Name, primary: primary, policy: policyOf(p), fwd: fwd,
 			bodyIdle: p.Timeouts.BodyIdle}}
