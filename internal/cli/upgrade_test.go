@@ -174,6 +174,62 @@ func processGone(pid int) bool {
 	return i < 0 || i+2 >= len(s) || s[i+2] == 'Z'
 }
 
+// blockingListeners returns the listening sockets on ports that process
+// pid holds in blocking mode: a listener handed over must stay
+// non-blocking (os.File.Fd, as os/exec's ExtraFiles uses, turns the shared
+// file description blocking, and the old process's Accept then holds a
+// thread and ignores Close).
+func blockingListeners(t *testing.T, pid int, addrs ...string) []string {
+	t.Helper()
+	tcp, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/tcp", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inodes := map[string]string{} // socket inode → address
+	for _, a := range addrs {
+		_, port, _ := net.SplitHostPort(a)
+		p, _ := strconv.Atoi(port)
+		local := fmt.Sprintf("0100007F:%04X", p)
+		for _, line := range strings.Split(string(tcp), "\n") {
+			f := strings.Fields(line)
+			if len(f) > 9 && f[1] == local && f[3] == "0A" {
+				inodes[f[9]] = a
+			}
+		}
+	}
+	if len(inodes) != len(addrs) {
+		t.Fatalf("listening sockets %v not all found: %v", addrs, inodes)
+	}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var blocking []string
+	found := 0
+	for _, fd := range fds {
+		link, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		inode, ok := strings.CutPrefix(link, "socket:[")
+		addr := inodes[strings.TrimSuffix(inode, "]")]
+		if !ok || addr == "" {
+			continue
+		}
+		found++
+		info, _ := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%s", pid, fd.Name()))
+		for _, line := range strings.Split(string(info), "\n") {
+			if v, ok := strings.CutPrefix(line, "flags:"); ok {
+				flags, _ := strconv.ParseUint(strings.TrimSpace(v), 8, 64)
+				if flags&syscall.O_NONBLOCK == 0 {
+					blocking = append(blocking, fmt.Sprintf("%s (fd %s)", addr, fd.Name()))
+				}
+			}
+		}
+	}
+	if found < len(addrs) {
+		t.Fatalf("process %d holds %d of the listening sockets %v", pid, found, addrs)
+	}
+	return blocking
+}
+
 // upgradableNode is a node run from a binary at a path, as systemd runs it.
 type upgradableNode struct {
 	*testNode
@@ -379,6 +435,9 @@ func TestUpgradeUnderLoadDropsNothing(t *testing.T) {
 		bin, err2 := os.Stat(u.bin)
 		if err1 != nil || err2 != nil || !os.SameFile(exe, bin) {
 			t.Fatalf("generation %d: process %d does not run the binary at %s (%v %v)", gen, pid, u.bin, err1, err2)
+		}
+		if b := blockingListeners(t, pid, u.addrs.HTTP, u.addrs.HTTPS, u.addrs.Admin); len(b) > 0 {
+			t.Errorf("generation %d holds listeners in blocking mode: %v", gen, b)
 		}
 		testutil.WaitFor(t, "the new process's version in the log", func() bool {
 			return strings.Contains(u.log(), fmt.Sprintf(`"version":"gen-%d"`, gen))

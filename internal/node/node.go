@@ -138,8 +138,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	n.announceReady(ctx, lns)
 	runErr := n.loop(ctx, serveErr, sigs)
-	upgraded := errors.Is(runErr, errUpgraded)
-	if upgraded {
+	if errors.Is(runErr, errUpgraded) {
 		// The new process is ready and told systemd its PID: this one
 		// only stops accepting and finishes its requests.
 		runErr = nil
@@ -149,7 +148,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	n.listening.Store(false)
 	n.pauseRenewals() // an order under way is abandoned; the next start retries it
-	n.shutdown(ctx, servers, lns, upgraded)
+	n.shutdown(ctx, servers, lns)
 	return runErr
 }
 
@@ -343,28 +342,26 @@ func (n *node) loop(ctx context.Context, serveErr <-chan error, sigs <-chan os.S
 }
 
 // shutdown lets requests in flight finish within limits.shutdown_timeout,
-// then cuts the rest. After an upgrade (drain) it first stops accepting
-// and lets every HTTP/1 connection answer the request it has or is
-// receiving (see drainer), so that nothing the new process did not take
-// is lost.
-func (n *node) shutdown(ctx context.Context, servers []*http.Server, lns *listeners, drain bool) {
+// then cuts the rest. It first stops accepting and lets every HTTP/1
+// connection answer the request it has or is receiving (see drainer): after
+// an upgrade, nothing the new process did not take is lost; on a plain
+// stop, no accepted connection is closed unanswered.
+func (n *node) shutdown(ctx context.Context, servers []*http.Server, lns *listeners) {
 	grace := n.cfg.Limits.ShutdownTimeout.Std()
 	n.log.Info("shutting down", zap.Duration("grace", grace))
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
 	defer cancel()
-	if drain {
-		lns.close()
-		for _, s := range servers {
-			s.SetKeepAlivesEnabled(false) // and closes idle HTTP/1 connections
-		}
-		n.drain.wait(sctx)
+	lns.close()
+	for _, s := range servers {
+		s.SetKeepAlivesEnabled(false) // and closes idle HTTP/1 connections
 	}
+	n.drain.wait(sctx)
 	done := make(chan error, len(servers))
 	for _, s := range servers {
 		go func() { done <- s.Shutdown(sctx) }()
 	}
 	for range servers {
-		// A listener closed already (drain) is not a failure.
+		// The listeners are closed already: not a failure.
 		if err := <-done; err != nil && !errors.Is(err, net.ErrClosed) {
 			n.log.Warn("requests still in flight at the end of the grace period were cut", zap.Error(err))
 			for _, s := range servers {
