@@ -71,7 +71,8 @@ type node struct {
 	// stopRenewals stops and waits for the renewals and store watches;
 	// nil while they are paused. Only Run's goroutine uses it.
 	stopRenewals func()
-	drain        *drainer // the servers' connections, for the end of an upgrade
+	drain        *drainer    // the servers' connections, for the end of an upgrade
+	clock        *startClock // the start's stages; nil in tests that build a node by hand
 }
 
 // listeners are the node's three bound sockets.
@@ -87,6 +88,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	log = log.With(zap.String("node", cfg.Node.Name))
 	defer log.Sync() //nolint:errcheck // stderr sync errors are not actionable
+	clock := newStartClock(log)
 	// Every signal the node handles is registered first, long before it
 	// announces readiness: a SIGHUP that arrives once systemd (or a test)
 	// has been told "ready" must reload, and Go's default action for an
@@ -105,6 +107,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		return err
 	}
 	defer lns.close()
+	clock.stage("listeners", zap.Bool("inherited", opts.Handover.inherited()))
 	token, err := adminToken(cfg.Admin.TokenFile)
 	if err != nil {
 		return err
@@ -114,8 +117,9 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if err != nil {
 		return err
 	}
+	clock.stage("store", zap.String("backend", cfg.Store.Backend))
 	n := &node{cfg: cfg, opts: opts, log: log, store: st, reload: make(chan struct{}, 1),
-		access: access.Named("access").With(zap.String("node", cfg.Node.Name)), handover: opts.Handover}
+		access: access.Named("access").With(zap.String("node", cfg.Node.Name)), handover: opts.Handover, clock: clock}
 	if b, ok := st.(*store.Bolt); ok {
 		n.slot = newBoltSlot(b)
 		n.store = n.slot
@@ -193,6 +197,9 @@ func (n *node) start(ctx context.Context, lns *listeners) (stop func(), err erro
 	if err := n.tls.Load(ctx); err != nil {
 		return stop, err
 	}
+	certs := 0
+	n.tls.Each(func(string, time.Time) { certs++ })
+	n.clock.stage("certificates", zap.Int("certificates", certs))
 	n.startTickets(ctx)
 	if n.events, err = events.Open(ctx, n.store, events.Options{Node: n.cfg.Node.Name, Logger: n.log.Named("events")}); err != nil {
 		return stop, fmt.Errorf("events: %w", err)
@@ -220,10 +227,12 @@ func (n *node) start(ctx context.Context, lns *listeners) (stop func(), err erro
 		n.rescanChallenges(ctx)
 	}
 	n.renewer = n.newRenewer(acme)
+	n.clock.stage("events and ACME")
 	if err := n.openCache(ctx); err != nil {
 		return stop, err
 	}
 	stops = append(stops, func() { n.cache.Close() })
+	n.clock.stage("cache", zap.Int64("disk_bytes", n.cfg.Cache.DiskBytes))
 	pcfg := proxy.Config{
 		Logger:       n.log,
 		NodeName:     n.cfg.Node.Name,
@@ -246,7 +255,9 @@ func (n *node) start(ctx context.Context, lns *listeners) (stop func(), err erro
 	if err := n.loadProperties(ctx); err != nil {
 		return stop, err
 	}
+	n.clock.stage("properties", zap.Int("properties", len(n.table.Load().Properties())))
 	n.replayPurges(ctx)
+	n.clock.stage("purges replayed")
 	return stop, nil
 }
 
@@ -281,6 +292,8 @@ func (n *node) announceReady(ctx context.Context, lns *listeners) {
 	n.log.Info("edge serving", zap.String("http", addrs.HTTP), zap.String("https", addrs.HTTPS), zap.String("admin", addrs.Admin),
 		zap.Int("properties", len(n.table.Load().Properties())), zap.String("version", n.opts.Version),
 		zap.Int("pid", os.Getpid()), zap.Bool("upgrade", n.handover.inherited()))
+	n.clock.stage("ready")
+	n.clock.register(n.metrics.Registerer())
 	n.handover.ready(n.log)
 	if fn, ok := ctx.Value(readyKey{}).(func(Addrs)); ok {
 		fn(addrs)
@@ -323,7 +336,7 @@ func (n *node) loop(ctx context.Context, serveErr <-chan error, sigs <-chan os.S
 		case err := <-upgrade:
 			upgrade = nil
 			if err == nil {
-				n.log.Info("upgrade: the new process is ready; this one stops accepting, finishes its requests and exits")
+				n.handover.announceSuccessor(n.log.Named("upgrade"))
 				return errUpgraded
 			}
 			n.upgradeFailed(ctx, err)

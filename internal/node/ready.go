@@ -1,6 +1,12 @@
 package node
 
-import "context"
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+)
 
 // Addrs are the addresses the node's listeners are bound to.
 type Addrs struct{ HTTP, HTTPS, Admin string }
@@ -12,4 +18,52 @@ type readyKey struct{}
 // picked).
 func WithReady(ctx context.Context, fn func(Addrs)) context.Context {
 	return context.WithValue(ctx, readyKey{}, fn)
+}
+
+// startClock times the stages of a start: each is logged as it ends, with
+// its own duration and the time since the start, so that a slow start says
+// where it is slow; edge_start_seconds{stage} keeps them (and "total").
+type startClock struct {
+	log         *zap.Logger
+	begin, last time.Time
+	stages      []startStage
+}
+
+type startStage struct {
+	name string
+	took time.Duration
+}
+
+func newStartClock(log *zap.Logger) *startClock {
+	now := time.Now()
+	return &startClock{log: log.Named("start"), begin: now, last: now}
+}
+
+// stage ends the stage name (begun when the previous one ended).
+func (c *startClock) stage(name string, fields ...zap.Field) {
+	if c == nil {
+		return
+	}
+	now := time.Now()
+	took := now.Sub(c.last)
+	c.last = now
+	c.stages = append(c.stages, startStage{name, took})
+	c.log.Info("start: "+name, append(fields, zap.Duration("took", took), zap.Duration("since_start", now.Sub(c.begin)))...)
+}
+
+// register exposes the stages as edge_start_seconds{stage}, with "total"
+// the time from the start of Run to readiness.
+func (c *startClock) register(reg prometheus.Registerer) {
+	if c == nil {
+		return
+	}
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "edge_start_seconds",
+		Help: "Seconds each stage of this process's start took (stage=total: from start to ready).",
+	}, []string{"stage"})
+	for _, s := range c.stages {
+		g.WithLabelValues(s.name).Set(s.took.Seconds())
+	}
+	g.WithLabelValues("total").Set(c.last.Sub(c.begin).Seconds())
+	_ = reg.Register(g) // registered once per node
 }

@@ -101,6 +101,31 @@ func (h *Handover) ready(log *zap.Logger) {
 	}
 }
 
+// parentRunning reports whether the process this one replaced has not
+// exited yet: tableflip refuses a new upgrade until it has, and this
+// process must not let go of its store for nothing.
+func (h *Handover) parentRunning() bool {
+	if !h.upg.HasParent() {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	return errors.Is(h.upg.WaitForParent(ctx), context.DeadlineExceeded)
+}
+
+// announceSuccessor tells systemd, from the main process, the PID of the
+// ready process that replaces it (which said so itself; this also works
+// where the unit still has NotifyAccess=main).
+func (h *Handover) announceSuccessor(log *zap.Logger) {
+	pid, err := ReadPIDFile(h.pidFile)
+	if err != nil || pid == os.Getpid() {
+		log.Warn("the new process's PID is not in the PID file", zap.Error(err))
+		return
+	}
+	_, _ = daemon.SdNotify(false, fmt.Sprintf("MAINPID=%d", pid))
+	log.Info("upgrade: the new process is ready; this one stops accepting, finishes its requests and exits", zap.Int("new_pid", pid))
+}
+
 // removePIDFile removes the PID file if it still names this process (after
 // an upgrade it names the new one).
 func (h *Handover) removePIDFile() {
@@ -164,6 +189,10 @@ func (n *node) startUpgrade(ctx context.Context) <-chan error {
 	}
 	if os.Getpid() == 1 {
 		log.Warn("SIGUSR2 ignored: this is PID 1 (a container), whose exit would end the container and the new process with it; upgrade by replacing the container (see the README's Deployment section)")
+		return nil
+	}
+	if n.handover.parentRunning() {
+		log.Warn("SIGUSR2 ignored: the process this one replaced is still finishing its requests (up to limits.shutdown_timeout); upgrade again once it has exited")
 		return nil
 	}
 	exe, err := executable()

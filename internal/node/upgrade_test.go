@@ -153,3 +153,31 @@ func TestUpgradeDrainAnswersRequestOfConnectionAcceptedBeforeStop(t *testing.T) 
 	}
 	<-done
 }
+
+// TestStartStagesLoggedAndExported: a start says in the log how long each
+// stage took (a slow start says where it is slow), and /metrics has
+// edge_start_seconds by stage.
+func TestStartStagesLoggedAndExported(t *testing.T) {
+	t.Parallel()
+	n := runTestNode(t, "", map[string]string{"a.yaml": "hostnames: [a.example]\norigins: [{url: http://127.0.0.1:1}]\ntls: {certificate: a}\n"})
+	log := n.log.String()
+	for _, stage := range []string{"listeners", "store", "certificates", "events and ACME", "cache", "properties", "purges replayed", "ready"} {
+		if !strings.Contains(log, `"msg":"start: `+stage+`"`) {
+			t.Errorf("the log has no start stage %q:\n%s", stage, log)
+		}
+	}
+	if !strings.Contains(log, `"properties":1,"took":`) {
+		t.Errorf("the properties stage does not say how many and how long:\n%s", log)
+	}
+	resp, err := http.Get("http://" + n.addrs.Admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, stage := range []string{"certificates", "properties", "ready", "total"} {
+		if !strings.Contains(string(body), `edge_start_seconds{stage="`+stage+`"}`) {
+			t.Errorf("/metrics has no edge_start_seconds for %s", stage)
+		}
+	}
+}
