@@ -89,6 +89,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	log = log.With(zap.String("node", cfg.Node.Name))
 	defer log.Sync() //nolint:errcheck // stderr sync errors are not actionable
 	clock := newStartClock(log)
+	clock.onStage, _ = ctx.Value(stageHookKey{}).(func(string))
 	// Every signal the node handles is registered first, long before it
 	// announces readiness: a SIGHUP that arrives once systemd (or a test)
 	// has been told "ready" must reload, and Go's default action for an
@@ -108,6 +109,11 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	defer lns.close()
 	clock.stage("listeners", zap.Bool("inherited", opts.Handover.inherited()))
+	var probe *startProbe
+	if !opts.Handover.inherited() {
+		probe = startStartProbe(lns.admin, clock)
+		defer probe.stop()
+	}
 	token, err := adminToken(cfg.Admin.TokenFile)
 	if err != nil {
 		return err
@@ -132,6 +138,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	defer n.startMemoryGovernor(ctx, govern)()
 	servers := n.servers(token)
+	probe.stop()
 	serveErr := n.serve(servers, lns)
 	n.listening.Store(true)
 	n.resumeRenewals(ctx)

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,10 +25,17 @@ func WithReady(ctx context.Context, fn func(Addrs)) context.Context {
 // its own duration and the time since the start, so that a slow start says
 // where it is slow; edge_start_seconds{stage} keeps them (and "total").
 type startClock struct {
-	log         *zap.Logger
-	begin, last time.Time
-	stages      []startStage
+	log    *zap.Logger
+	begin  time.Time
+	mu     sync.Mutex // the start probe reads while Run writes
+	last   time.Time
+	stages []startStage
+	// onStage, if set (tests, through the context), is called as each
+	// stage ends.
+	onStage func(stage string)
 }
+
+type stageHookKey struct{}
 
 type startStage struct {
 	name string
@@ -45,9 +53,14 @@ func (c *startClock) stage(name string, fields ...zap.Field) {
 		return
 	}
 	now := time.Now()
+	c.mu.Lock()
 	took := now.Sub(c.last)
 	c.last = now
 	c.stages = append(c.stages, startStage{name, took})
+	c.mu.Unlock()
+	if c.onStage != nil {
+		c.onStage(name)
+	}
 	c.log.Info("start: "+name, append(fields, zap.Duration("took", took), zap.Duration("since_start", now.Sub(c.begin)))...)
 }
 
@@ -57,6 +70,8 @@ func (c *startClock) register(reg prometheus.Registerer) {
 	if c == nil {
 		return
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "edge_start_seconds",
 		Help: "Seconds each stage of this process's start took (stage=total: from start to ready).",
@@ -66,4 +81,14 @@ func (c *startClock) register(reg prometheus.Registerer) {
 	}
 	g.WithLabelValues("total").Set(c.last.Sub(c.begin).Seconds())
 	_ = reg.Register(g) // registered once per node
+}
+
+// progress returns the stages done and the time since the start.
+func (c *startClock) progress() (done []string, since time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, s := range c.stages {
+		done = append(done, s.name)
+	}
+	return done, time.Since(c.begin)
 }

@@ -181,3 +181,71 @@ func TestStartStagesLoggedAndExported(t *testing.T) {
 		}
 	}
 }
+
+// TestReadyzAnswersDuringStart: while a node starts, its admin port
+// answers /healthz (200) and /readyz (503, with the stages done) instead
+// of leaving probes unanswered in the kernel's queue; once ready, the
+// admin API answers on the same socket.
+func TestReadyzAnswersDuringStart(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := ln.Addr().String()
+	ln.Close()
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "props"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	conf := "node: {name: n1}\nlisten: {http: \"127.0.0.1:0\", https: \"127.0.0.1:0\", admin: \"" + admin + "\"}\ndata_dir: ./data\nproperties_dir: ./props\n"
+	if err := os.WriteFile(filepath.Join(dir, "edge.yaml"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, errs := config.Load(filepath.Join(dir, "edge.yaml"))
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	atStore, release := make(chan struct{}), make(chan struct{})
+	ctx := context.WithValue(context.Background(), stageHookKey{}, func(stage string) {
+		if stage == "store" {
+			close(atStore)
+			<-release
+		}
+	})
+	ready := make(chan Addrs, 1)
+	ctx, cancel := context.WithCancel(WithReady(ctx, func(a Addrs) { ready <- a }))
+	log := &testutil.SyncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg, Options{Stderr: log, Version: "test"}) }()
+	defer func() { cancel(); <-done }()
+	select {
+	case <-atStore:
+	case err := <-done:
+		t.Fatalf("Run: %v\n%s", err, log)
+	}
+	get := func(path string) (int, string) {
+		c := &http.Client{Timeout: 5 * time.Second}
+		resp, err := c.Get("http://" + admin + path)
+		if err != nil {
+			t.Fatalf("GET %s during the start: %v", path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get("/healthz"); code != 200 {
+		t.Errorf("/healthz during the start: %d", code)
+	}
+	if code, body := get("/readyz"); code != 503 || !strings.Contains(body, "stages done: listeners, store") {
+		t.Errorf("/readyz during the start: %d %s", code, body)
+	}
+	if code, body := get("/api/v1/certificates"); code != 503 || !strings.Contains(body, `"starting"`) {
+		t.Errorf("the API during the start: %d %s", code, body)
+	}
+	close(release)
+	<-ready
+	if code, body := get("/readyz"); code != 200 {
+		t.Errorf("/readyz once ready: %d %s", code, body)
+	}
+}
