@@ -61,7 +61,8 @@ func (h *Handover) Listen(addr string) (net.Listener, error) {
 	return h.upg.Listen("tcp", addr)
 }
 
-// ListenPacket is Listen for a UDP socket (HTTP/3): the new process of an
+// ListenPacket is Listen for a UDP socket: the HTTP/3 listener binds with
+// n.handover.ListenPacket(addr) (nil-safe), and the new process of an
 // upgrade gets the same socket. The old one must stop reading it once the
 // new one is ready (it sends GOAWAY on its QUIC connections): never two
 // readers on one UDP socket for longer than the hand-over.
@@ -70,12 +71,6 @@ func (h *Handover) ListenPacket(addr string) (net.PacketConn, error) {
 		return net.ListenPacket("udp", addr)
 	}
 	return h.upg.ListenPacket("udp", addr)
-}
-
-// listenPacket is the hook the HTTP/3 listener binds its UDP socket with,
-// so that an upgrade hands it over with the TCP listeners.
-func (n *node) listenPacket(addr string) (net.PacketConn, error) {
-	return n.handover.ListenPacket(addr)
 }
 
 // inherited reports whether this process was started by an upgrade.
