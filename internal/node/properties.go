@@ -35,7 +35,6 @@ func (n *node) loadProperties(ctx context.Context) error {
 		return err
 	}
 	n.apply(ctx, t, known)
-	releaseStartGarbage(len(t.Properties()))
 	return nil
 }
 

@@ -231,6 +231,16 @@ func (n *node) startUpgrade(ctx context.Context) <-chan error {
 	return done
 }
 
+// abandonUpgrade stops the upgrade under way, if any (the new process is
+// killed), and waits for it: this process is stopping.
+func (n *node) abandonUpgrade(upgrade <-chan error) {
+	if upgrade == nil {
+		return
+	}
+	n.handover.upg.Stop()
+	<-upgrade
+}
+
 // upgradeFailed takes back the store, the disk tier and the renewals after
 // a new process failed, and says why; this process keeps serving.
 func (n *node) upgradeFailed(ctx context.Context, cause error) {
@@ -257,6 +267,10 @@ func (n *node) upgradeFailed(ctx context.Context, cause error) {
 	}
 	n.upgrading.Store(false)
 	n.resumeRenewals(ctx)
+	// In a fleet, the purge watch was paused with the renewals: apply what
+	// the fleet purged meanwhile (replaying older purges spares what was
+	// fetched after them).
+	n.replayPurges(ctx)
 	_, _ = daemon.SdNotify(false, "READY=1\nSTATUS=upgrade failed: "+cause.Error())
 }
 
