@@ -483,7 +483,8 @@ func TestUpgradeToBrokenBinaryKeepsServing(t *testing.T) {
 
 	// A binary that never says ready holds the window open until
 	// limits.upgrade_timeout: admin requests that need the store get 503.
-	installFile(t, u.bin, []byte("#!/bin/sh\nexec sleep 60\n"))
+	hangPID := filepath.Join(u.dir, "hang.pid")
+	installFile(t, u.bin, []byte("#!/bin/sh\necho $$ > "+hangPID+"\nexec sleep 60\n"))
 	result := make(chan error, 1)
 	go func() { _, err := u.upgrade(); result <- err }()
 	saw503 := false
@@ -503,6 +504,14 @@ func TestUpgradeToBrokenBinaryKeepsServing(t *testing.T) {
 	if !strings.Contains(u.log(), "timed out") {
 		t.Errorf("the log does not say the new process timed out:\n%s", u.log())
 	}
+	hung := func() int {
+		b, _ := os.ReadFile(hangPID)
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		return pid
+	}
+	if pid := hung(); pid == 0 || !processGone(pid) {
+		t.Errorf("the new process that timed out (pid %d) was not killed", pid)
+	}
 	if code, body := u.api("POST", "/api/v1/certificates", map[string]any{"name": "b", "self_signed": true, "hostnames": []string{"b.example"}}); code != 201 {
 		t.Errorf("admin write after the failed upgrades: %d %v", code, body)
 	}
@@ -513,7 +522,17 @@ func TestUpgradeToBrokenBinaryKeepsServing(t *testing.T) {
 	if l.failed.Load() != 0 {
 		t.Fatalf("%d requests failed: %v", l.failed.Load(), l.errs)
 	}
-	if os.Getenv("SHOWLOG") != "" {
-		t.Log(u.log())
+
+	// SIGTERM while a new process starts: the node stops at once, and
+	// the new process goes with it.
+	os.Remove(hangPID)
+	if err := syscall.Kill(u.pid, syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
 	}
+	testutil.WaitFor(t, "the hanging binary started", func() bool { return hung() != 0 }, u.log)
+	if err := syscall.Kill(u.pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, "the node to stop during the upgrade", func() bool { return processGone(u.pid) }, u.log)
+	testutil.WaitFor(t, "the new process to be killed", func() bool { return processGone(hung()) }, u.log)
 }
