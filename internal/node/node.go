@@ -78,7 +78,9 @@ type node struct {
 // listeners are the node's three bound sockets.
 type listeners struct{ http, https, admin net.Listener }
 
-// Run runs the node until ctx is cancelled (SIGINT, SIGTERM), then stops
+// Run runs the node until ctx is cancelled (SIGINT, SIGTERM) or, on
+// SIGUSR2 with opts.Handover, a new process of the binary at the path has
+// taken its sockets over and is ready (see Handover); it then stops
 // accepting, lets requests in flight finish within limits.shutdown_timeout,
 // closes the store and returns nil.
 func Run(ctx context.Context, cfg *config.Config, opts Options) error {
@@ -95,7 +97,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	// has been told "ready" must reload, and Go's default action for an
 	// unhandled SIGHUP ends the process. One sent during startup waits in
 	// the channel and reloads once the loop runs.
-	sigs := make(chan os.Signal, 1)
+	sigs := make(chan os.Signal, len(handledSignals)) // a SIGHUP does not crowd out a SIGUSR2
 	signal.Notify(sigs, handledSignals...)
 	defer signal.Stop(sigs)
 	access, stopAccess := newAccessLogger(cfg.Log, opts.Stderr)
