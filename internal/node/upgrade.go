@@ -275,13 +275,24 @@ func (n *node) upgradeFailed(ctx context.Context, cause error) {
 }
 
 // holdCertificates loads every certificate the node serves into memory
-// before the store is let go: the warm-up may not have reached them all,
-// and a handshake that needs the store while it is handed over would fail.
+// before the bbolt file is let go: the warm-up may not have reached them
+// all, and a handshake that needs the store while it is handed over would
+// fail. (On etcd the store stays open: nothing to do.) A certificate is a
+// local read and a parse; the whole is bounded all the same.
 func (n *node) holdCertificates(ctx context.Context) {
+	if n.slot == nil {
+		return
+	}
 	var names []string
 	n.tls.Each(func(name string, _ time.Time) { names = append(names, name) })
-	for _, name := range names {
+	deadline := time.Now().Add(30 * time.Second)
+	for i, name := range names {
 		if ctx.Err() != nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			n.log.Warn("upgrade: not every certificate is in memory; a handshake for one that is not fails until the new process serves",
+				zap.Int("loaded", i), zap.Int("certificates", len(names)))
 			return
 		}
 		n.tls.Certificate(name)
