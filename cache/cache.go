@@ -46,6 +46,7 @@ type Cache struct {
 	fillsMu sync.Mutex
 	fills   map[string]*fill
 
+	fence   fence // purges against puts and promotions (fence.go)
 	stats   *statsSet
 	metrics *metrics
 	gen     atomic.Uint64
@@ -145,7 +146,8 @@ func (c *Cache) problem(kind string, fields ...zap.Field) {
 	}
 }
 
-// get finds key in memory, then on disk (promoting a disk hit to memory).
+// get finds key in memory, then on disk (promoting a disk hit to memory
+// unless a purge that began since the read started covers it).
 func (c *Cache) get(key string) *object {
 	if o := c.mem.get(key); o != nil {
 		return o
@@ -153,17 +155,32 @@ func (c *Cache) get(key string) *object {
 	if c.disk == nil {
 		return nil
 	}
+	since := c.fence.snapshot()
 	o := c.disk.get(key)
-	if o != nil {
+	if o == nil {
+		return nil
+	}
+	c.fence.mu.RLock()
+	defer c.fence.mu.RUnlock()
+	if c.fence.covers(o, since) {
+		return nil
+	}
+	if c.mem.peek(key) != o { // concurrent readers share one object: promoted once
 		c.mem.put(o)
 		c.stats.added(tierMemory, o)
 	}
 	return o
 }
 
-// put stores o in memory and, when there is one, on disk.
+// put stores o in memory and, when there is one, on disk, unless a purge
+// made after o's request was sent covers it.
 func (c *Cache) put(o *object) {
 	o.seal()
+	c.fence.mu.RLock()
+	defer c.fence.mu.RUnlock()
+	if c.fence.covers(o, 0) {
+		return
+	}
 	c.stats.added(tierMemory, o)
 	c.mem.put(o)
 	if c.disk != nil {
@@ -171,10 +188,11 @@ func (c *Cache) put(o *object) {
 	}
 }
 
-// remove deletes key from every tier.
+// remove deletes key from every tier, the disk first: a read that finds it
+// in neither cannot put it back.
 func (c *Cache) remove(key string) {
-	c.mem.remove(key)
 	if c.disk != nil {
 		c.disk.remove(key)
 	}
+	c.mem.remove(key)
 }
