@@ -65,7 +65,7 @@ type diskTier struct {
 	trashMu     sync.Mutex
 	trashed     []string // files to unlink
 	trashClosed bool     // the writer is gone: unlink on the spot
-	wake    chan struct{}
+	wake        chan struct{}
 
 	done chan struct{}
 	once sync.Once
