@@ -155,8 +155,7 @@ func (c *Cache) get(key string) *object {
 	if c.disk == nil {
 		return nil
 	}
-	since := c.fence.snapshot()
-	o := c.disk.get(key)
+	o, since := c.disk.getShared(key, c.fence.snapshot())
 	if o == nil {
 		return nil
 	}
@@ -165,7 +164,7 @@ func (c *Cache) get(key string) *object {
 	if c.fence.covers(o, since) {
 		return nil
 	}
-	if c.mem.peek(key) != o { // concurrent readers share one object: promoted once
+	if c.mem.peek(key) == nil { // once for readers that shared the read; never over a newer fill
 		c.mem.put(o)
 		c.stats.added(tierMemory, o)
 	}

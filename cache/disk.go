@@ -358,10 +358,23 @@ func (d *diskTier) each(fn func(key string, tags []string, stored int64) bool) {
 func (d *diskTier) name() string { return "disk" }
 
 // get reads key's file, checking both checksums; a bad file is dropped.
-// Concurrent reads of one key share one read.
 func (d *diskTier) get(key string) *object {
-	v, _, _ := d.reads.Do(key, func() (any, error) { return d.read(key), nil })
-	return v.(*object)
+	o, _ := d.getShared(key, 0)
+	return o
+}
+
+// getShared is get with concurrent reads of one key sharing one read: it
+// returns the fence snapshot of the read that was made, since for this
+// caller's own, for the fence check of the caller (a read shared with one
+// that started earlier is as old as that one).
+func (d *diskTier) getShared(key string, since uint64) (*object, uint64) {
+	type read struct {
+		o     *object
+		since uint64
+	}
+	v, _, _ := d.reads.Do(key, func() (any, error) { return read{d.read(key), since}, nil })
+	r := v.(read)
+	return r.o, min(since, r.since)
 }
 
 func (d *diskTier) read(key string) *object {

@@ -1,6 +1,9 @@
 package cache
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // A purge is a fence: nothing fetched or read before it began enters a tier
 // after it began. Each purge enters the fence's log (its time and what it
@@ -32,8 +35,7 @@ type fence struct {
 	lostSeq uint64 // the newest purge that fell out of the log
 	lostBn  int64  // the latest time of the purges that fell out of the log
 
-	doneMu sync.Mutex
-	done   uint64 // every purge up to this seq has finished
+	done atomic.Uint64 // every purge up to this seq has finished
 }
 
 const fenceLogSize = 1024
@@ -63,19 +65,13 @@ func (f *fence) begin(bn int64, match func(key string, tags []string) bool) uint
 }
 
 func (f *fence) end(seq uint64) {
-	f.doneMu.Lock()
-	f.done = seq
-	f.doneMu.Unlock()
+	f.done.Store(seq)
 	f.serial.Unlock()
 }
 
 // snapshot is the sequence of the last purge that has finished: a read
 // that starts now need only be checked against later ones.
-func (f *fence) snapshot() uint64 {
-	f.doneMu.Lock()
-	defer f.doneMu.Unlock()
-	return f.done
-}
+func (f *fence) snapshot() uint64 { return f.done.Load() }
 
 // contentTime is when the origin was asked for what o holds (a marker has
 // no request: its creation).

@@ -52,13 +52,16 @@ func (p *purger) Purge(ctx context.Context, req cache.Purge) (cache.PurgeResult,
 	req.Time = p.now()
 	req.ID = fmt.Sprintf("%s%020d-%s", purgePrefix, req.Time.UnixNano(), p.node)
 	res, err := p.cache.Purge(req)
-	if err != nil || p.fleet == nil {
+	// A purge applied here but not made durable on this node's disk tier
+	// (the journal could not be written) still goes to the fleet, whose
+	// record this node also replays at its next start.
+	if errors.Is(err, cache.ErrBadPurge) || p.fleet == nil {
 		return res, err
 	}
-	if err := p.record(ctx, req); err != nil {
-		return res, fmt.Errorf("%w: purged %d objects on this node, but the store did not take the purge (%v); purging again is safe", admin.ErrFleet, res.Purged, err)
+	if rerr := p.record(ctx, req); rerr != nil {
+		return res, fmt.Errorf("%w: purged %d objects on this node, but the store did not take the purge (%v); purging again is safe", admin.ErrFleet, res.Purged, rerr)
 	}
-	return res, nil
+	return res, err
 }
 
 // record writes req for the fleet and prunes records past retention,
