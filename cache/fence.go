@@ -107,11 +107,3 @@ func (f *fence) covers(o *object, since uint64) bool {
 	}
 	return false
 }
-
-// purgedSince tells whether a purge that began after the one numbered
-// since covers o (for a read that found o and returns it).
-func (f *fence) purgedSince(o *object, since uint64) bool {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	return f.covers(o, since)
-}

@@ -113,6 +113,7 @@ func (c *Cache) Purge(p Purge) (PurgeResult, error) {
 	}
 	seq := c.fence.begin(bn, match)
 	defer c.fence.end(seq)
+	c.detachFills(match)
 	var n int
 	if kind == purgeURL && len(p.Prefixes) == 0 && len(p.Tags) == 0 && !p.Soft && c.knows(p.Property) {
 		n = c.purgeURLs(p, bn)
@@ -124,6 +125,21 @@ func (c *Cache) Purge(p Purge) (PurgeResult, error) {
 		return PurgeResult{Purged: n}, fmt.Errorf("cache: purged %d objects, but the disk tier could not record it (a crash before its files are unlinked would bring them back): %w", n, err)
 	}
 	return PurgeResult{Purged: n}, nil
+}
+
+// detachFills makes the fills in flight whose key match selects take no
+// new readers: a request that starts after the purge goes to the origin
+// rather than follow a response asked for before it (which the fence keeps
+// from being stored). A fill's tags are not known before its head, so a tag
+// purge detaches none.
+func (c *Cache) detachFills(match func(key string, tags []string) bool) {
+	c.fillsMu.Lock()
+	defer c.fillsMu.Unlock()
+	for k := range c.fills {
+		if match(k, nil) {
+			delete(c.fills, k)
+		}
+	}
 }
 
 // journalPurged makes the disk tier's removals of the purge in progress
