@@ -114,14 +114,24 @@ func (j *purgeJournal) compact() error {
 	defer os.Remove(tmp.Name())
 	w := bufio.NewWriter(tmp)
 	var size int64
+	gone := map[string]bool{} // directories of unlinked files: synced before they leave the journal
 	for line := range bytes.SplitSeq(old, []byte{'\n'}) {
 		name := string(line)
 		if !objectName.MatchString(name) {
 			continue
 		}
-		if _, err := os.Stat(filepath.Join(j.dir, "objects", name[:2], name)); err == nil {
+		sub := filepath.Join(j.dir, "objects", name[:2])
+		if _, err := os.Stat(filepath.Join(sub, name)); err == nil {
 			w.WriteString(name + "\n")
 			size += int64(len(name)) + 1
+		} else {
+			gone[sub] = true
+		}
+	}
+	for d := range gone {
+		if err := syncDir(d); err != nil {
+			tmp.Close()
+			return err
 		}
 	}
 	err = w.Flush()
