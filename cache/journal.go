@@ -129,7 +129,7 @@ func (j *purgeJournal) compact() error {
 		}
 	}
 	for d := range gone {
-		if err := syncDir(d); err != nil {
+		if err := syncDir(d); err != nil && !errors.Is(err, os.ErrNotExist) {
 			tmp.Close()
 			return err
 		}
