@@ -87,7 +87,7 @@ type diskEntry struct {
 	long   bool
 	suffix string // of the file name, after "<hex id>-"
 	size   int64
-	stored int64
+	stored int64 // contentTime of the object
 	tags   []string
 }
 
@@ -243,7 +243,7 @@ func (d *diskTier) do(op diskOp) {
 	d.mu.Lock()
 	keep := d.tombs[id] <= op.seq && !f.covers(o, op.fence)
 	if keep {
-		d.index.Set(id, newEntry(o.Key, name[2*sha256.Size+1:], size, o.Tags, o.ResponseTime))
+		d.index.Set(id, newEntry(o.Key, name[2*sha256.Size+1:], size, o.Tags, contentTime(o)))
 	}
 	d.mu.Unlock()
 	f.mu.RUnlock()
@@ -322,7 +322,7 @@ func (d *diskTier) put(o *object) {
 // and cancels the puts of key still queued.
 func (d *diskTier) remove(key string) { d.removeOlder(key, math.MaxInt64) }
 
-// removeOlder is remove for an object stored before bn; it returns the
+// removeOlder is remove for an object fetched before bn; it returns the
 // name of the file it dropped, "" if none.
 func (d *diskTier) removeOlder(key string, bn int64) string {
 	id := idOf(key)
@@ -472,7 +472,7 @@ func (d *diskTier) rebuild() {
 			os.Remove(path)
 			continue
 		}
-		e := newEntry(o.Key, base[2*sha256.Size+1:], st.Size(), o.Tags, o.ResponseTime)
+		e := newEntry(o.Key, base[2*sha256.Size+1:], st.Size(), o.Tags, contentTime(o))
 		if old, ok := best[id]; ok {
 			if old.e.stored >= e.stored {
 				os.Remove(path)

@@ -16,8 +16,8 @@ import (
 // Purge is one purge request (SPEC §11, POST /api/v1/cache/purge). It is
 // JSON as the API takes it, so a fleet can pass it between nodes as is.
 // Applying one twice does no more than applying it once: it affects only
-// objects stored before Time, so a purge replayed by a node that was down
-// spares what was fetched after it.
+// objects whose request to the origin was sent before Time, so a purge
+// replayed by a node that was down spares what was fetched after it.
 type Purge struct {
 	// ID names the purge for a fleet's bookkeeping; the cache ignores it.
 	ID       string   `json:"id,omitempty"`
@@ -163,7 +163,7 @@ func (c *Cache) purgeKey(key string, bn int64) bool {
 			found = true
 		}
 	}
-	if o := c.mem.peek(key); o != nil && o.ResponseTime < bn {
+	if o := c.mem.peek(key); o != nil && contentTime(o) < bn {
 		c.mem.remove(key)
 		found = true
 	}
@@ -229,7 +229,7 @@ func (c *Cache) hostPath(name string, u *url.URL) []string {
 	return out
 }
 
-// purgeMatching removes (or, soft, marks stale) every object stored before
+// purgeMatching removes (or, soft, marks stale) every object fetched before
 // bn whose key and tags match; it returns how many it found.
 func (c *Cache) purgeMatching(match func(key string, tags []string) bool, bn int64, soft bool) int {
 	seen := map[string]bool{}
