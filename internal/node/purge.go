@@ -134,9 +134,12 @@ func (p *purger) apply(c cache.Purge, live bool) {
 			c.Time = now
 		}
 	}
-	if _, err := p.cache.Purge(c); err != nil {
+	res, err := p.cache.Purge(c)
+	if err != nil {
 		p.log.Warn("a recorded purge does not apply", zap.String("purge", c.ID), zap.Error(err))
+		return
 	}
+	p.log.Debug("applied a recorded purge", zap.String("purge", c.ID), zap.Bool("live", live), zap.Int("purged", res.Purged))
 }
 
 // watch applies the purges other nodes make, until ctx ends.
