@@ -68,6 +68,7 @@ type Cache struct {
 	fills   map[string]*fill
 	onStart func(*fill) // tests: told of each fill started
 
+	fence   fence // purges against puts and promotions (fence.go)
 	stats   *statsSet
 	metrics *metrics
 	gen     atomic.Uint64
@@ -168,7 +169,8 @@ func (c *Cache) problem(kind string, fields ...zap.Field) {
 	}
 }
 
-// get finds key in memory, then on disk (promoting a disk hit to memory).
+// get finds key in memory, then on disk (promoting a disk hit to memory
+// unless a purge that began since the read started covers it).
 func (c *Cache) get(key string) *object {
 	if o := c.mem.get(key); o != nil {
 		return o
@@ -176,17 +178,31 @@ func (c *Cache) get(key string) *object {
 	if c.disk == nil {
 		return nil
 	}
-	o := c.disk.get(key)
-	if o != nil {
+	o, since := c.disk.getShared(key, c.fence.snapshot())
+	if o == nil {
+		return nil
+	}
+	c.fence.mu.RLock()
+	defer c.fence.mu.RUnlock()
+	if c.fence.covers(o, since) {
+		return nil
+	}
+	if c.mem.peek(key) == nil { // once for readers that shared the read; never over a newer fill
 		c.mem.put(o)
 		c.stats.added(tierMemory, o)
 	}
 	return o
 }
 
-// put stores o in memory and, when there is one, on disk.
+// put stores o in memory and, when there is one, on disk, unless a purge
+// made after o's request was sent covers it.
 func (c *Cache) put(o *object) {
 	o.seal()
+	c.fence.mu.RLock()
+	defer c.fence.mu.RUnlock()
+	if c.fence.covers(o, 0) {
+		return
+	}
 	c.stats.added(tierMemory, o)
 	c.mem.put(o)
 	if c.disk != nil {
@@ -194,10 +210,11 @@ func (c *Cache) put(o *object) {
 	}
 }
 
-// remove deletes key from every tier.
+// remove deletes key from every tier, the disk first: a read that finds it
+// in neither cannot put it back.
 func (c *Cache) remove(key string) {
-	c.mem.remove(key)
 	if c.disk != nil {
 		c.disk.remove(key)
 	}
+	c.mem.remove(key)
 }

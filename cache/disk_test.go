@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -201,7 +202,7 @@ func TestDiskOldKeyFormatDroppedAtStart(t *testing.T) {
 	}
 	old := &object{Key: "site\x00site.test\x00/d2", Status: o.Status, Header: o.Header, RequestTime: o.RequestTime,
 		ResponseTime: o.ResponseTime, Date: o.Date, Lifetime: o.Lifetime, body: o.body}
-	if _, _, err := e.c.disk.write(old); err != nil {
+	if _, _, err := e.c.disk.write(idOf(old.Key), old); err != nil {
 		t.Fatal(err)
 	}
 	e.c.Close()
@@ -218,4 +219,121 @@ func TestDiskOldKeyFormatDroppedAtStart(t *testing.T) {
 		t.Errorf("current-format object after restart: %q", body)
 	}
 	e2.wantHits(0)
+}
+
+// TestPurgeSurvivesCrashBeforeUnlink: a purge returns once its removals
+// from the disk tier are recorded; a crash before the writer unlinks the
+// file (simulated by putting the file back after closing) does not bring
+// the purged object back at the next start.
+func TestPurgeSurvivesCrashBeforeUnlink(t *testing.T) {
+	dir := t.TempDir()
+	e := diskEnv(t, dir, "old")
+	e.get("/c")
+	e.get("/kept")
+	e.settle()
+	waitDisk(t, e.c, 2)
+	saved := map[string]string{}
+	for i, f := range objectFiles(t, dir) {
+		keep := filepath.Join(dir, fmt.Sprintf("saved-%d", i))
+		if err := os.Link(f, keep); err != nil {
+			t.Fatal(err)
+		}
+		saved[f] = keep
+	}
+	if res, err := e.c.Purge(Purge{URLs: []string{"http://site.test/c"}}); err != nil || res.Purged != 1 {
+		t.Fatalf("purge: %+v %v", res, err)
+	}
+	e.c.Close()
+	for f, keep := range saved { // the unlink never reached the disk
+		if _, err := os.Stat(f); os.IsNotExist(err) {
+			if err := os.Link(keep, f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		os.Remove(keep)
+	}
+	if n := len(objectFiles(t, dir)); n != 2 {
+		t.Fatalf("%d files before the restart, want both", n)
+	}
+
+	e2 := diskEnv(t, dir, "new")
+	if _, body := e2.get("/c"); body != "new" {
+		t.Errorf("purged object after a crash and restart: got %q, want it fetched again", body)
+	}
+	if _, body := e2.get("/kept"); body != "old" {
+		t.Errorf("the object not purged: got %q", body)
+	}
+	e2.wantHits(1)
+}
+
+// TestDiskRemoveNeverWaitsForWriter: with the writer stuck (here behind
+// the fence's lock, as it would be behind a slow fsync) and its queue full,
+// removing an object and trashing a file return at once.
+func TestDiskRemoveNeverWaitsForWriter(t *testing.T) {
+	c, err := New(Config{DiskSize: 1 << 30, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.fence.mu.Lock()
+	for i := range cap(c.disk.ops) + 10 {
+		c.disk.put(&object{Key: fmt.Sprintf("site\x00site.test\x00/%d", i), body: []byte("x")})
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 100 {
+			c.remove(fmt.Sprintf("site\x00site.test\x00/%d", i))
+			c.disk.trash(filepath.Join(c.disk.dir, "nothing-here"))
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Error("remove blocked behind the disk writer")
+	}
+	c.fence.mu.Unlock()
+	<-done
+}
+
+// TestDiskIndexIsCompact: the disk index holds a bounded part of each key
+// (the whole key is in the file's head), so long URLs cost it no more than
+// short ones; it logs the heap per indexed object.
+func TestDiskIndexIsCompact(t *testing.T) {
+	dir := t.TempDir()
+	const n = 300
+	long := strings.Repeat("a", 8<<10)
+	e := newEnv(t, Config{DiskSize: 1 << 30, Dir: dir}, fixed("x", "Cache-Control", "max-age=3600"))
+	for i := range n {
+		e.get(fmt.Sprintf("/%d?%s", i, long))
+	}
+	e.settle()
+	waitDisk(t, e.c, n)
+	e.c.Close()
+
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	c, err := New(Config{DiskSize: 1 << 30, Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	per := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / n
+	t.Logf("disk index: %d bytes of heap per object with 8 KiB keys", per)
+	if got := c.Stats().Disk.Objects; got != n {
+		t.Fatalf("indexed %d objects, want %d", got, n)
+	}
+	if per > 2<<10 {
+		t.Errorf("disk index holds %d bytes per object with 8 KiB keys, want under 2 KiB", per)
+	}
+	// And a purge still finds them by their whole key.
+	if res, _ := c.Purge(Purge{URLs: []string{fmt.Sprintf("http://site.test/7?%s", long)}}); res.Purged != 1 {
+		t.Errorf("URL purge of a long key purged %d", res.Purged)
+	}
+	if res, _ := c.Purge(Purge{Prefixes: []string{"http://site.test/1"}}); res.Purged != 111 {
+		t.Errorf("prefix purge of long keys purged %d, want 111", res.Purged)
+	}
 }

@@ -6,10 +6,12 @@
 // (policy.go: Decide, a pure function of request, response, now and
 // settings), the tiers (memory.go: otter W-TinyLFU bounded by bytes;
 // disk.go: one file per object, written to a temporary name, fsync'd and
-// renamed, indexed at start from the object heads), request collapsing and
-// streaming fills (fill.go, miss.go, head.go, follow.go), answers from stored
-// objects (respond.go: 304s, ranges, HEAD), purges (purge.go), statistics and
-// metrics (stats.go, metrics.go).
+// renamed, indexed at start from the object heads, by a hash of the key),
+// request collapsing and streaming fills (fill.go, miss.go, head.go,
+// follow.go), answers from stored objects (respond.go: 304s, ranges, HEAD),
+// purges (purge.go; fence.go: a purge is a fence that nothing fetched or read
+// before it crosses; journal.go: the disk tier's purges survive a crash),
+// statistics and metrics (stats.go, metrics.go).
 //
 // Wiring. One Cache per node, from New(Config{MemorySize, DiskSize, Dir,
 // Logger, Registerer}); Close at shutdown, after the listeners stop. The

@@ -60,7 +60,7 @@ func (m *memoryTier) remove(key string) { m.c.Invalidate(key) }
 
 func (m *memoryTier) each(fn func(key string, tags []string, stored int64) bool) {
 	for k, o := range m.c.All() {
-		if !fn(k, o.Tags, o.ResponseTime) {
+		if !fn(k, o.Tags, contentTime(o)) {
 			return
 		}
 	}

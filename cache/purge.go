@@ -9,13 +9,14 @@ import (
 	"time"
 
 	"github.com/edge-cdn/edge/property"
+	"go.uber.org/zap"
 )
 
 // Purge is one purge request (SPEC §11, POST /api/v1/cache/purge). It is
 // JSON as the API takes it, so a fleet can pass it between nodes as is.
 // Applying one twice does no more than applying it once: it affects only
-// objects stored before Time, so a purge replayed by a node that was down
-// spares what was fetched after it.
+// objects whose request to the origin was sent before Time, so a purge
+// replayed by a node that was down spares what was fetched after it.
 type Purge struct {
 	// ID names the purge for a fleet's bookkeeping; the cache ignores it.
 	ID       string   `json:"id,omitempty"`
@@ -109,6 +110,9 @@ func (c *Cache) Purge(p Purge) (PurgeResult, error) {
 	default:
 		match = func(string, []string) bool { return true }
 	}
+	seq := c.fence.begin(bn, match)
+	defer c.fence.end(seq)
+	c.detachFills(match)
 	var n int
 	if kind == purgeURL && len(p.Prefixes) == 0 && len(p.Tags) == 0 && !p.Soft && c.knows(p.Property) {
 		n = c.purgeURLs(p, bn)
@@ -116,7 +120,53 @@ func (c *Cache) Purge(p Purge) (PurgeResult, error) {
 		n = c.purgeMatching(match, bn, p.Soft)
 	}
 	c.stats.purges[kind].Add(1)
+	if err := c.journalPurged(); err != nil {
+		return PurgeResult{Purged: n}, fmt.Errorf("cache: purged %d objects, but the disk tier could not record it (a crash before its files are unlinked would bring them back): %w", n, err)
+	}
 	return PurgeResult{Purged: n}, nil
+}
+
+// detachFills makes the fills in flight whose key match selects take no
+// new readers: a request that starts after the purge goes to the origin
+// rather than follow a response asked for before it (which the fence keeps
+// from being stored). A fill's tags are not known before its head, so a tag
+// purge detaches none.
+func (c *Cache) detachFills(match func(key string, tags []string) bool) {
+	c.fillsMu.Lock()
+	defer c.fillsMu.Unlock()
+	for k := range c.fills {
+		if match(k, nil) {
+			delete(c.fills, k)
+		}
+	}
+}
+
+// journalPurged makes the disk tier's removals of the purge in progress
+// durable (fence.serial is held).
+func (c *Cache) journalPurged() error {
+	names := c.fence.removed
+	c.fence.removed = nil
+	if c.disk == nil || len(names) == 0 {
+		return nil
+	}
+	return c.disk.journal.add(names)
+}
+
+// purgeKey removes key from the tiers, the disk first, when it was stored
+// before bn; it reports whether it was found (fence.serial is held).
+func (c *Cache) purgeKey(key string, bn int64) bool {
+	found := false
+	if c.disk != nil {
+		if name := c.disk.removeOlder(key, bn); name != "" {
+			c.fence.removed = append(c.fence.removed, name)
+			found = true
+		}
+	}
+	if o := c.mem.peek(key); o != nil && contentTime(o) < bn {
+		c.mem.remove(key)
+		found = true
+	}
+	return found
 }
 
 // selector matches keys by URL, prefix or tag, within p.Property if set.
@@ -178,7 +228,7 @@ func (c *Cache) hostPath(name string, u *url.URL) []string {
 	return out
 }
 
-// purgeMatching removes (or, soft, marks stale) every object stored before
+// purgeMatching removes (or, soft, marks stale) every object fetched before
 // bn whose key and tags match; it returns how many it found.
 func (c *Cache) purgeMatching(match func(key string, tags []string) bool, bn int64, soft bool) int {
 	seen := map[string]bool{}
@@ -192,31 +242,47 @@ func (c *Cache) purgeMatching(match func(key string, tags []string) bool, bn int
 		})
 		for _, k := range keys {
 			seen[k] = true
-			if soft && t == tier(c.mem) {
-				if o := c.mem.get(k); o != nil {
+			switch {
+			case t == tier(c.disk):
+				// A soft purge removes from disk too: its copy has no
+				// stale mark.
+				if name := c.disk.removeOlder(k, bn); name != "" {
+					c.fence.removed = append(c.fence.removed, name)
+				}
+			case soft:
+				if o := c.mem.peek(k); o != nil {
 					o.softPurged.Store(true)
 				}
-				continue
+			default:
+				t.remove(k)
 			}
-			t.remove(k)
 		}
 	}
 	return len(seen)
 }
 
+// tiers lists the disk tier first: a purge that cleared memory first would
+// leave a window where a read finds the object on disk.
 func (c *Cache) tiers() []tier {
 	if c.disk != nil {
-		return []tier{c.mem, c.disk}
+		return []tier{c.disk, c.mem}
 	}
 	return []tier{c.mem}
 }
 
 // DropProperty removes every object of the named property (a property was
-// removed from the node) and forgets its figures.
+// removed from the node) and forgets its figures and metric labels.
 func (c *Cache) DropProperty(name string) int {
 	prefix := name + sepField
-	n := c.purgeMatching(func(key string, _ []string) bool { return strings.HasPrefix(key, prefix) }, int64(1)<<62, false)
+	match := func(key string, _ []string) bool { return strings.HasPrefix(key, prefix) }
+	seq := c.fence.begin(c.now().UnixNano(), match) // fills in flight are not stored
+	n := c.purgeMatching(match, int64(1)<<62, false)
+	if err := c.journalPurged(); err != nil {
+		c.problem("disk tier: cannot record a dropped property's removals", zap.Error(err))
+	}
 	c.props.Delete(name)
+	c.stats.forget(name)
+	c.fence.end(seq)
 	return n
 }
 
@@ -232,8 +298,7 @@ func (c *Cache) purgeURLs(p Purge, bn int64) int {
 				return true
 			}
 			for _, key := range urlKeys(v.(*property.Property), u.Host, u) {
-				if o := c.get(key); o != nil && o.ResponseTime < bn {
-					c.remove(key)
+				if c.purgeKey(key, bn) {
 					n++
 				}
 			}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestPurge(t *testing.T) {
@@ -122,4 +124,41 @@ func TestDropProperty(t *testing.T) {
 	e.get("/1", "Host", "a.test")
 	e.get("/1", "Host", "b.test")
 	e.wantHits(3)
+}
+
+// TestDropPropertyForgetsStatsAndMetrics: a removed property leaves no
+// figures in Stats and no labels in the metrics, on either tier, and the
+// deletions that complete after the drop do not bring it back.
+func TestDropPropertyForgetsStatsAndMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	e := newEnv(t, Config{Registerer: reg, DiskSize: 1 << 20, Dir: t.TempDir()},
+		fixed("x", "Cache-Control", "max-age=3600"), testProperty("a"), testProperty("b"))
+	e.get("/1", "Host", "a.test")
+	e.get("/1", "Host", "b.test")
+	e.settle()
+	waitDisk(t, e.c, 2)
+	if n := e.c.DropProperty("a"); n != 1 {
+		t.Errorf("dropped %d, want 1", n)
+	}
+	dir := e.c.disk.dir
+	waitFiles(t, dir, 1) // the disk tier's deletion event ran: it unlinks after counting
+	if _, ok := e.c.Stats().Properties["a"]; ok {
+		t.Errorf("Stats still has the dropped property: %+v", e.c.Stats().Properties["a"])
+	}
+	if _, ok := e.c.Stats().Properties["b"]; !ok {
+		t.Error("Stats lost the other property")
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "property" && l.GetValue() == "a" {
+					t.Errorf("%s still has property=\"a\"", mf.GetName())
+				}
+			}
+		}
+	}
 }

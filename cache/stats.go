@@ -42,8 +42,17 @@ func (s *statsSet) added(tier int, o *object) {
 	ps.bytes[tier].Add(o.size())
 }
 
+// forget drops a removed property's figures (and so its metric labels).
+func (s *statsSet) forget(name string) { s.m.Delete(name) }
+
+// removedSize counts an object that left a tier; one of a property
+// forgotten meanwhile is not counted (it would bring the property back).
 func (s *statsSet) removedSize(tier int, key string, size int64, evicted bool) {
-	ps := s.of(propertyOf(key))
+	v, ok := s.m.Load(propertyOf(key))
+	if !ok {
+		return
+	}
+	ps := v.(*propStats)
 	ps.objects[tier].Add(-1)
 	ps.bytes[tier].Add(-size)
 	if evicted {

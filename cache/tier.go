@@ -9,8 +9,9 @@ type tier interface {
 	put(o *object)
 	// remove deletes key, if present.
 	remove(key string)
-	// each calls fn with the key, tags and storing time of every object
-	// until fn returns false. Objects may come and go meanwhile.
+	// each calls fn with the key, tags and time of every object (when its
+	// request was sent: contentTime, what a purge's time is compared
+	// with) until fn returns false. Objects may come and go meanwhile.
 	each(fn func(key string, tags []string, stored int64) bool)
 	// name is "memory" or "disk".
 	name() string

@@ -58,13 +58,16 @@ func (p *purger) Purge(ctx context.Context, req cache.Purge) (cache.PurgeResult,
 		return p.notServed(ctx, req)
 	}
 	res, err := p.cache.Purge(req)
-	if err != nil || p.fleet == nil {
+	// A purge applied here but not made durable on this node's disk tier
+	// (the journal could not be written) still goes to the fleet, whose
+	// record this node also replays at its next start.
+	if errors.Is(err, cache.ErrBadPurge) || p.fleet == nil {
 		return res, err
 	}
-	if err := p.record(ctx, req); err != nil {
-		return res, fmt.Errorf("%w: purged %d objects on this node, but the store did not take the purge (%v); purging again is safe", admin.ErrFleet, res.Purged, err)
+	if rerr := p.record(ctx, req); rerr != nil {
+		return res, fmt.Errorf("%w: purged %d objects on this node, but the store did not take the purge (%v); purging again is safe", admin.ErrFleet, res.Purged, rerr)
 	}
-	return res, nil
+	return res, err
 }
 
 // notServed answers a purge naming a property this node does not serve:
@@ -151,9 +154,12 @@ func (p *purger) apply(c cache.Purge, live bool) {
 			c.Time = now
 		}
 	}
-	if _, err := p.cache.Purge(c); err != nil {
+	res, err := p.cache.Purge(c)
+	if err != nil {
 		p.log.Warn("a recorded purge does not apply", zap.String("purge", c.ID), zap.Error(err))
+		return
 	}
+	p.log.Debug("applied a recorded purge", zap.String("purge", c.ID), zap.Bool("live", live), zap.Int("purged", res.Purged))
 }
 
 // watch applies the purges other nodes make, until ctx ends.
