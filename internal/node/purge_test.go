@@ -101,7 +101,7 @@ func TestFleetPurgeRacingReadsNeverLost(t *testing.T) {
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=3600")
 		v := version.Load()
-		fmt.Fprint(w, v, strings.Repeat(" ", 32<<10))
+		fmt.Fprint(w, v, strings.Repeat(" ", 3500))
 	}))
 	defer origin.Close()
 	u, _ := url.Parse(origin.URL)
@@ -130,7 +130,10 @@ func TestFleetPurgeRacingReadsNeverLost(t *testing.T) {
 	}()
 	defer func() { stopWatch(); <-watched }()
 
-	const paths = 4
+	// Objects of ~3.5 KiB: within the node's bound of one object
+	// (memory_size/16, 4 KiB here), while 16 of them outgrow the memory
+	// tier, so readers take some from the disk tier.
+	const paths = 16
 	read := func(i int) int64 {
 		rec := httptest.NewRecorder()
 		cb.Serve(rec, httptest.NewRequest("GET", fmt.Sprintf("http://site.test/p/%d", i), nil), prop, rp)
