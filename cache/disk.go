@@ -69,6 +69,11 @@ type diskTier struct {
 
 	done chan struct{}
 	once sync.Once
+
+	// The hand-over of the directory to another process (handover.go).
+	suspended atomic.Bool
+	pause     chan chan struct{} // asks the writer to stop; it closes the channel it gets when it has
+	resume    chan struct{}
 }
 
 var _ tier = (*diskTier)(nil)
@@ -129,7 +134,8 @@ func openDisk(c *Cache, dir string, size int64) (*diskTier, error) {
 		os.Remove(f) // writes cut short by a crash
 	}
 	d := &diskTier{c: c, dir: dir, ops: make(chan diskOp, 1024), done: make(chan struct{}),
-		tombs: map[diskID]uint64{}, wake: make(chan struct{}, 1)}
+		tombs: map[diskID]uint64{}, wake: make(chan struct{}, 1),
+		pause: make(chan chan struct{}), resume: make(chan struct{}, 1)}
 	var err error
 	if d.journal, err = openJournal(dir); err != nil {
 		return nil, fmt.Errorf("purge journal: %w", err)
@@ -161,7 +167,9 @@ func (d *diskTier) trash(path string) {
 	d.trashMu.Lock()
 	if d.trashClosed {
 		d.trashMu.Unlock()
-		os.Remove(path)
+		if !d.suspended.Load() { // else: the directory is another process's now
+			os.Remove(path)
+		}
 		return
 	}
 	d.trashed = append(d.trashed, path)
@@ -185,6 +193,10 @@ func (d *diskTier) writer() {
 		case op := <-d.ops:
 			d.do(op)
 		case <-d.wake:
+		case ack := <-d.pause:
+			if !d.paused(ack) {
+				return
+			}
 		case <-d.done:
 			d.trashMu.Lock()
 			d.trashClosed = true // later deletions unlink on their own goroutine
@@ -308,6 +320,9 @@ func (d *diskTier) write(id diskID, o *object) (string, int64, error) {
 // copy of what memory holds, not the only one). The caller holds the
 // fence's read lock.
 func (d *diskTier) put(o *object) {
+	if d.suspended.Load() {
+		return // handed over to another process
+	}
 	d.mu.Lock()
 	select {
 	case d.ops <- diskOp{put: o, seq: d.opSeq + 1, fence: d.c.fence.started}:
@@ -378,6 +393,9 @@ func (d *diskTier) getShared(key string, since uint64) (*object, uint64) {
 }
 
 func (d *diskTier) read(key string) *object {
+	if d.suspended.Load() {
+		return nil // handed over to another process
+	}
 	id := idOf(key)
 	e, ok := d.index.GetIfPresent(id)
 	if !ok {
