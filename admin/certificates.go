@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/edge-cdn/edge/cert"
-	"github.com/edge-cdn/edge/internal/conf"
+	"github.com/edge-cdn/edge/internal/yamlfield"
 	"github.com/edge-cdn/edge/property"
 	"github.com/edge-cdn/edge/renew"
 	"go.uber.org/zap"
@@ -338,7 +338,7 @@ func selfSigned(b *createBody, now time.Time) (cert.Version, error) {
 	}
 	validFor := 90 * 24 * time.Hour
 	if b.ValidFor != "" {
-		d, err := conf.ParseDuration(b.ValidFor)
+		d, err := yamlfield.ParseDuration(b.ValidFor)
 		if err != nil {
 			return v, inputErr("valid_for", "%v", err)
 		}

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/edge-cdn/edge/internal/conf"
+	"github.com/edge-cdn/edge/internal/yamlfield"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -51,15 +51,15 @@ const DefaultMaxObjectSize = 100 << 20
 
 // cacheSchema is the YAML layout of the cache block.
 type cacheSchema struct {
-	Enabled              bool          `yaml:"enabled"`
-	DefaultTTL           conf.Duration `yaml:"default_ttl"`
-	DeceptionArmor       *bool         `yaml:"deception_armor"` // default true
-	MaxObjectSize        string        `yaml:"max_object_size"`
-	Query                any           `yaml:"query"` // a word or a list of parameter names
-	StaleWhileRevalidate conf.Duration `yaml:"stale_while_revalidate"`
-	StaleIfError         conf.Duration `yaml:"stale_if_error"`
-	Schemes              string        `yaml:"schemes"`           // separate (default) or shared
-	ClientDirectives     string        `yaml:"client_directives"` // ignore (default) or honour
+	Enabled              bool               `yaml:"enabled"`
+	DefaultTTL           yamlfield.Duration `yaml:"default_ttl"`
+	DeceptionArmor       *bool              `yaml:"deception_armor"` // default true
+	MaxObjectSize        string             `yaml:"max_object_size"`
+	Query                any                `yaml:"query"` // a word or a list of parameter names
+	StaleWhileRevalidate yamlfield.Duration `yaml:"stale_while_revalidate"`
+	StaleIfError         yamlfield.Duration `yaml:"stale_if_error"`
+	Schemes              string             `yaml:"schemes"`           // separate (default) or shared
+	ClientDirectives     string             `yaml:"client_directives"` // ignore (default) or honour
 }
 
 // ParseSize reads a byte size: a whole number with an optional unit B, KiB,

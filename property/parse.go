@@ -18,7 +18,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/edge-cdn/edge/internal/conf"
+	"github.com/edge-cdn/edge/internal/yamlfield"
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/net/http/httpguts"
 )
@@ -27,37 +27,37 @@ import (
 var NamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
 // Parse reads one property file's bytes. It returns the property, or every
-// problem found (each a *conf.FieldError naming file, line and field).
+// problem found (each a *yamlfield.FieldError naming file, line and field).
 // Problems that need other files (duplicate hostnames) are checked by Build.
 func Parse(file string, data []byte) (*Property, []error) {
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil {
 		if err.Error() == "EOF" {
-			return nil, []error{&conf.FieldError{File: file, Msg: "empty file: a property needs at least hostnames and origins"}}
+			return nil, []error{&yamlfield.FieldError{File: file, Msg: "empty file: a property needs at least hostnames and origins"}}
 		}
-		return nil, conf.FromYAMLSource(file, data, err)
+		return nil, yamlfield.FromYAMLSource(file, data, err)
 	}
 	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
-		return nil, []error{&conf.FieldError{File: file, Line: conf.Line(&doc), Msg: "a property file must be a YAML mapping (key: value lines)"}}
+		return nil, []error{&yamlfield.FieldError{File: file, Line: yamlfield.Line(&doc), Msg: "a property file must be a YAML mapping (key: value lines)"}}
 	}
-	shape := conf.CheckKeys(file, &doc, reflect.TypeOf(fileSchema{}), "yaml")
+	shape := yamlfield.CheckKeys(file, &doc, reflect.TypeOf(fileSchema{}), "yaml")
 	var s fileSchema
 	if err := doc.Decode(&s); err != nil {
 		if len(shape) > 0 {
 			return nil, shape
 		}
-		return nil, conf.FromYAML(file, err)
+		return nil, yamlfield.FromYAML(file, err)
 	}
 	v := &validator{file: file, doc: &doc, dir: filepath.Dir(file)}
 	p := v.property(&s)
 	if errs := merge(shape, v.errs); len(errs) > 0 {
 		return nil, errs
 	}
-	p.nameLine = conf.Line(&doc, "name")
-	p.certLine = conf.Line(&doc, "tls", "certificate")
+	p.nameLine = yamlfield.Line(&doc, "name")
+	p.certLine = yamlfield.Line(&doc, "tls", "certificate")
 	for i := range s.Hostnames {
-		p.hostLines = append(p.hostLines, conf.Line(&doc, "hostnames", i))
+		p.hostLines = append(p.hostLines, yamlfield.Line(&doc, "hostnames", i))
 	}
 	p.digest = digestOf(data)
 	return p, nil
@@ -84,12 +84,12 @@ func merge(shape, valid []error) []error {
 }
 
 func coveredBy(e error, shape []error) bool {
-	fe, ok := e.(*conf.FieldError)
+	fe, ok := e.(*yamlfield.FieldError)
 	if !ok {
 		return false
 	}
 	for _, s := range shape {
-		sf, ok := s.(*conf.FieldError)
+		sf, ok := s.(*yamlfield.FieldError)
 		if ok && (sf.Field == fe.Field || strings.HasPrefix(fe.Field, sf.Field+".") || strings.HasPrefix(fe.Field, sf.Field+"[") ||
 			strings.HasPrefix(sf.Field, fe.Field+".") || strings.HasPrefix(sf.Field, fe.Field+"[")) {
 			return true
@@ -99,7 +99,7 @@ func coveredBy(e error, shape []error) bool {
 }
 
 func errLine(err error) int {
-	if fe, ok := err.(*conf.FieldError); ok {
+	if fe, ok := err.(*yamlfield.FieldError); ok {
 		return fe.Line
 	}
 	return 0
@@ -114,8 +114,8 @@ type validator struct {
 
 // fail records a problem at the YAML path (keys and indexes).
 func (v *validator) fail(path []any, format string, args ...any) {
-	v.errs = append(v.errs, &conf.FieldError{
-		File: v.file, Line: conf.Line(v.doc, path...), Field: fieldName(path),
+	v.errs = append(v.errs, &yamlfield.FieldError{
+		File: v.file, Line: yamlfield.Line(v.doc, path...), Field: fieldName(path),
 		Msg: fmt.Sprintf(format, args...),
 	})
 }
@@ -327,7 +327,7 @@ func (v *validator) tls(t *TLS) {
 	}
 }
 
-func (v *validator) timeout(key string, d conf.Duration, def time.Duration) time.Duration {
+func (v *validator) timeout(key string, d yamlfield.Duration, def time.Duration) time.Duration {
 	if d == 0 {
 		return def
 	}

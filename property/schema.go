@@ -1,6 +1,6 @@
 package property
 
-import "github.com/edge-cdn/edge/internal/conf"
+import "github.com/edge-cdn/edge/internal/yamlfield"
 
 // fileSchema is the YAML layout of a property file. Every key is listed here;
 // any other key is an error.
@@ -30,16 +30,16 @@ type tlsSchema struct {
 }
 
 type timeoutsSchema struct {
-	Connect        conf.Duration `yaml:"connect"`
-	ResponseHeader conf.Duration `yaml:"response_header"`
-	Idle           conf.Duration `yaml:"idle"`
-	BodyIdle       conf.Duration `yaml:"body_idle"`
+	Connect        yamlfield.Duration `yaml:"connect"`
+	ResponseHeader yamlfield.Duration `yaml:"response_header"`
+	Idle           yamlfield.Duration `yaml:"idle"`
+	BodyIdle       yamlfield.Duration `yaml:"body_idle"`
 }
 
 type healthSchema struct {
-	Path     string        `yaml:"path"`
-	Interval conf.Duration `yaml:"interval"`
-	Timeout  conf.Duration `yaml:"timeout"`
+	Path     string             `yaml:"path"`
+	Interval yamlfield.Duration `yaml:"interval"`
+	Timeout  yamlfield.Duration `yaml:"timeout"`
 }
 
 type headersSchema struct {

@@ -5,7 +5,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/edge-cdn/edge/internal/conf"
+	"github.com/edge-cdn/edge/internal/yamlfield"
 )
 
 // Table is an immutable set of properties indexed for routing. Readers on the
@@ -257,7 +257,7 @@ func heldHostnames(files []Loaded, prev *Table, held map[string]string) map[stri
 func (b *builder) add(p *Property) []error {
 	var errs []error
 	fail := func(line int, field, format string, args ...any) {
-		errs = append(errs, &conf.FieldError{File: p.File, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)})
+		errs = append(errs, &yamlfield.FieldError{File: p.File, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)})
 	}
 	if o, ok := b.t.byName[p.Name]; ok {
 		fail(p.nameLine, "name", "property name %q is also used by %s", p.Name, o.File)

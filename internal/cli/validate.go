@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/edge-cdn/edge/cert"
-	"github.com/edge-cdn/edge/internal/conf"
 	"github.com/edge-cdn/edge/internal/config"
+	"github.com/edge-cdn/edge/internal/yamlfield"
 	"github.com/edge-cdn/edge/property"
 	"github.com/edge-cdn/edge/store"
 )
@@ -72,7 +72,7 @@ func validate(file string, stdout io.Writer) error {
 // fieldFailed reports whether errs hold a problem with key.
 func fieldFailed(errs []error, key string) bool {
 	for _, err := range errs {
-		var fe *conf.FieldError
+		var fe *yamlfield.FieldError
 		if errors.As(err, &fe) && fe.Field == key {
 			return true
 		}

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/edge-cdn/edge/internal/conf"
+	"github.com/edge-cdn/edge/internal/yamlfield"
 	"github.com/edge-cdn/edge/property"
 	"go.yaml.in/yaml/v3"
 )
@@ -29,7 +29,7 @@ func (c *checker) fail(key, format string, args ...any) {
 	if c.failed(key) {
 		return // one problem per key: the first found says the most
 	}
-	e := &conf.FieldError{Field: key, Msg: fmt.Sprintf(format, args...)}
+	e := &yamlfield.FieldError{Field: key, Msg: fmt.Sprintf(format, args...)}
 	env := "EDGE_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
 	if _, ok := os.LookupEnv(env); ok {
 		e.File = "environment " + env
@@ -43,7 +43,7 @@ func (c *checker) fail(key, format string, args ...any) {
 				path = append(path, p)
 			}
 		}
-		e.Line = conf.Line(c.doc, path...)
+		e.Line = yamlfield.Line(c.doc, path...)
 	}
 	c.errs = append(c.errs, e)
 }
@@ -51,7 +51,7 @@ func (c *checker) fail(key, format string, args ...any) {
 // failed reports whether key has a problem recorded already.
 func (c *checker) failed(key string) bool {
 	for _, err := range c.errs {
-		var fe *conf.FieldError
+		var fe *yamlfield.FieldError
 		if errors.As(err, &fe) && fe.Field == key {
 			return true
 		}
@@ -125,7 +125,7 @@ func (c *checker) store(cfg *Config) {
 		if len(cfg.Store.Etcd.Endpoints) == 0 {
 			c.fail("store.etcd.endpoints", "store.backend etcd needs at least one endpoint")
 		}
-		for key, d := range map[string]conf.Duration{"store.etcd.op_timeout": cfg.Store.Etcd.OpTimeout, "store.etcd.lock_timeout": cfg.Store.Etcd.LockTimeout} {
+		for key, d := range map[string]yamlfield.Duration{"store.etcd.op_timeout": cfg.Store.Etcd.OpTimeout, "store.etcd.lock_timeout": cfg.Store.Etcd.LockTimeout} {
 			if d <= 0 {
 				c.fail(key, "must be more than 0: every etcd call needs a bound")
 			}
@@ -208,7 +208,7 @@ func (c *checker) log(cfg *Config) {
 }
 
 func (c *checker) limits(cfg *Config) {
-	for key, d := range map[string]conf.Duration{"limits.read_header_timeout": cfg.Limits.ReadHeaderTimeout,
+	for key, d := range map[string]yamlfield.Duration{"limits.read_header_timeout": cfg.Limits.ReadHeaderTimeout,
 		"limits.idle_timeout": cfg.Limits.IdleTimeout, "limits.shutdown_timeout": cfg.Limits.ShutdownTimeout,
 		"limits.upgrade_timeout": cfg.Limits.UpgradeTimeout} {
 		if d <= 0 {

@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"reflect"
 
-	"github.com/edge-cdn/edge/internal/conf"
+	"github.com/edge-cdn/edge/internal/yamlfield"
 )
 
 // Config is the node configuration (SPEC §3), read once by viper and then
@@ -49,18 +49,18 @@ type StoreConfig struct {
 }
 
 type EtcdConfig struct {
-	Endpoints   []string      `mapstructure:"endpoints"`
-	Prefix      string        `mapstructure:"prefix"`
-	Username    string        `mapstructure:"username"`
-	Password    string        `mapstructure:"password"`
-	TLS         EtcdTLS       `mapstructure:"tls"`
-	DialTimeout conf.Duration `mapstructure:"dial_timeout"`
+	Endpoints   []string           `mapstructure:"endpoints"`
+	Prefix      string             `mapstructure:"prefix"`
+	Username    string             `mapstructure:"username"`
+	Password    string             `mapstructure:"password"`
+	TLS         EtcdTLS            `mapstructure:"tls"`
+	DialTimeout yamlfield.Duration `mapstructure:"dial_timeout"`
 	// OpTimeout bounds each etcd request, LockTimeout a wait for a lock
 	// another node holds; MaxTxnOps must equal the server's --max-txn-ops
 	// (extensions, issue 13).
-	OpTimeout   conf.Duration `mapstructure:"op_timeout"`
-	LockTimeout conf.Duration `mapstructure:"lock_timeout"`
-	MaxTxnOps   int           `mapstructure:"max_txn_ops"`
+	OpTimeout   yamlfield.Duration `mapstructure:"op_timeout"`
+	LockTimeout yamlfield.Duration `mapstructure:"lock_timeout"`
+	MaxTxnOps   int                `mapstructure:"max_txn_ops"`
 }
 
 type EtcdTLS struct {
@@ -83,10 +83,10 @@ type ACMEConfig struct {
 type RenewalConfig struct {
 	// Enabled (extension) lets this node order and renew certificates; a
 	// fleet node with it off still answers challenges and serves.
-	Enabled       bool          `mapstructure:"enabled"`
-	RenewBefore   conf.Duration `mapstructure:"renew_before"`
-	CheckInterval conf.Duration `mapstructure:"check_interval"`
-	ARI           bool          `mapstructure:"ari"`
+	Enabled       bool               `mapstructure:"enabled"`
+	RenewBefore   yamlfield.Duration `mapstructure:"renew_before"`
+	CheckInterval yamlfield.Duration `mapstructure:"check_interval"`
+	ARI           bool               `mapstructure:"ari"`
 }
 
 type PreflightConfig struct {
@@ -94,8 +94,8 @@ type PreflightConfig struct {
 }
 
 type NotifyConfig struct {
-	Webhooks      []WebhookConfig `mapstructure:"webhooks"`
-	ExpiryWarning conf.Duration   `mapstructure:"expiry_warning"`
+	Webhooks      []WebhookConfig    `mapstructure:"webhooks"`
+	ExpiryWarning yamlfield.Duration `mapstructure:"expiry_warning"`
 }
 
 type WebhookConfig struct {
@@ -128,14 +128,14 @@ type CacheConfig struct {
 // LimitsConfig bounds what clients may cost the node (an extension of
 // SPEC §3, documented in the README).
 type LimitsConfig struct {
-	ReadHeaderTimeout conf.Duration `mapstructure:"read_header_timeout"`
-	IdleTimeout       conf.Duration `mapstructure:"idle_timeout"`
-	MaxHeaderBytes    int           `mapstructure:"max_header_bytes"`
-	MaxURIBytes       int           `mapstructure:"max_uri_bytes"`
-	ShutdownTimeout   conf.Duration `mapstructure:"shutdown_timeout"`
+	ReadHeaderTimeout yamlfield.Duration `mapstructure:"read_header_timeout"`
+	IdleTimeout       yamlfield.Duration `mapstructure:"idle_timeout"`
+	MaxHeaderBytes    int                `mapstructure:"max_header_bytes"`
+	MaxURIBytes       int                `mapstructure:"max_uri_bytes"`
+	ShutdownTimeout   yamlfield.Duration `mapstructure:"shutdown_timeout"`
 	// UpgradeTimeout bounds a binary upgrade (SIGUSR2): the new process
 	// must say ready within it, or it is killed and this one resumes.
-	UpgradeTimeout conf.Duration `mapstructure:"upgrade_timeout"`
+	UpgradeTimeout yamlfield.Duration `mapstructure:"upgrade_timeout"`
 	// MemoryLimit is the Go runtime's soft memory limit: "auto" (the node
 	// sets it from cache.memory_size and its live heap), "off", or a size
 	// such as 512MiB; read into MemoryLimitBytes (AutoMemoryLimit for
@@ -148,7 +148,7 @@ type LimitsConfig struct {
 const MinHeaderBytes = 8192
 
 func lineOf(err error) int {
-	var fe *conf.FieldError
+	var fe *yamlfield.FieldError
 	if errors.As(err, &fe) {
 		return fe.Line
 	}

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/edge-cdn/edge/internal/conf"
+	"github.com/edge-cdn/edge/internal/yamlfield"
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
 	"go.yaml.in/yaml/v3"
@@ -94,7 +94,7 @@ func (c *checker) environment() {
 	}
 	sort.Strings(unknown)
 	for _, name := range unknown {
-		c.errs = append(c.errs, &conf.FieldError{File: "environment " + name,
+		c.errs = append(c.errs, &yamlfield.FieldError{File: "environment " + name,
 			Msg: "sets no config key: EDGE_ and the key in capitals, dots as underscores, as in EDGE_LISTEN_HTTP"})
 	}
 }
@@ -108,15 +108,15 @@ func parseYAML(file string) (*yaml.Node, []error) {
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, conf.FromYAMLSource(file, data, err)
+		return nil, yamlfield.FromYAMLSource(file, data, err)
 	}
 	if len(doc.Content) > 0 && doc.Content[0].Kind != yaml.MappingNode {
-		return nil, []error{&conf.FieldError{File: file, Line: conf.Line(&doc), Msg: "the config must be a YAML mapping"}}
+		return nil, []error{&yamlfield.FieldError{File: file, Line: yamlfield.Line(&doc), Msg: "the config must be a YAML mapping"}}
 	}
-	return &doc, conf.CheckKeys(file, &doc, reflect.TypeOf(Config{}), "mapstructure")
+	return &doc, yamlfield.CheckKeys(file, &doc, reflect.TypeOf(Config{}), "mapstructure")
 }
 
-var durationType = reflect.TypeOf(conf.Duration(0))
+var durationType = reflect.TypeOf(yamlfield.Duration(0))
 
 func durationHook(from, to reflect.Type, data any) (any, error) {
 	if to != durationType {
@@ -124,13 +124,13 @@ func durationHook(from, to reflect.Type, data any) (any, error) {
 	}
 	switch d := data.(type) {
 	case string:
-		v, err := conf.ParseDuration(d)
-		return conf.Duration(v), err
+		v, err := yamlfield.ParseDuration(d)
+		return yamlfield.Duration(v), err
 	case time.Duration:
-		return conf.Duration(d), nil
+		return yamlfield.Duration(d), nil
 	case int:
 		if d == 0 {
-			return conf.Duration(0), nil
+			return yamlfield.Duration(0), nil
 		}
 	}
 	return nil, fmt.Errorf("%v is not a duration: use a number with a unit, as in 30s or 25d", data)

@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edge-cdn/edge/internal/conf"
 	"github.com/edge-cdn/edge/internal/config"
 	"github.com/edge-cdn/edge/internal/testutil"
+	"github.com/edge-cdn/edge/internal/yamlfield"
 	"github.com/edge-cdn/edge/store"
 	"go.uber.org/zap"
 )
@@ -107,7 +107,7 @@ func TestStoreHandOverOneHolderAtATime(t *testing.T) {
 func TestUpgradeDrainAnswersRequestOfConnectionAcceptedBeforeStop(t *testing.T) {
 	t.Parallel()
 	n := &node{cfg: &config.Config{}, log: zap.NewNop(), drain: newDrainer()}
-	n.cfg.Limits.ShutdownTimeout = conf.Duration(10 * time.Second)
+	n.cfg.Limits.ShutdownTimeout = yamlfield.Duration(10 * time.Second)
 	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "answered")
 	})}

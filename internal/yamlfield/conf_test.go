@@ -1,4 +1,4 @@
-package conf
+package yamlfield
 
 import (
 	"reflect"
