@@ -14,7 +14,25 @@ import (
 // origin's response (a 502 or 504 when it cannot). A property without
 // cache.enabled goes straight to upstream.
 func (c *Cache) Serve(w http.ResponseWriter, r *http.Request, p *property.Property, upstream http.Handler) {
-	c.serve(w, r, p, upstream)
+	if c.notLookedUp(w, r, p, upstream) {
+		return
+	}
+	r = withKeyedQuery(r, p)
+	kb := keyPool.Get().(*[]byte)
+	defer keyPool.Put(kb)
+	key := keyOf(kb, p, r)
+	rd := directivesOf(r, p)
+	now := c.now()
+	obj, marker := c.lookup(key, r.Header, kb, false)
+	st := c.statsOf(p)
+	lookupKey := key // the key of obj (or of the variant sought)
+	if marker != nil {
+		lookupKey = unsafe.String(unsafe.SliceData(*kb), len(*kb))
+	}
+	if obj != nil && c.serveStored(w, r, p, upstream, st, obj, &rd, now, key) {
+		return
+	}
+	c.serveMiss(w, r, p, upstream, st, obj, marker != nil, &rd, key, lookupKey)
 }
 
 // ServeHit answers r from an object in the memory tier that needs nothing
@@ -24,73 +42,75 @@ func (c *Cache) Serve(w http.ResponseWriter, r *http.Request, p *property.Proper
 // caller goes on with Serve. It lets a caller skip what only a miss needs (the proxy's
 // request state in r's context, an allocation per request) on a hit.
 func (c *Cache) ServeHit(w http.ResponseWriter, r *http.Request, p *property.Property) bool {
-	return c.serve(w, r, p, nil)
-}
-
-// serve is Serve, or ServeHit when upstream is nil: then it returns false,
-// having written and counted nothing, wherever Serve would call upstream.
-func (c *Cache) serve(w http.ResponseWriter, r *http.Request, p *property.Property, upstream http.Handler) bool {
-	hitOnly := upstream == nil
-	if p == nil || !p.Cache.Enabled || c.closed.Load() {
-		if hitOnly {
-			return false
-		}
-		upstream.ServeHTTP(w, r)
-		return true
-	}
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		if hitOnly {
-			return false
-		}
-		c.serveUnsafe(w, r, p, upstream, c.statsOf(p))
-		return true
-	}
-	if bypassRequest(r) {
-		if hitOnly {
-			return false
-		}
-		c.statsOf(p).bypass.Add(1)
-		c.passThrough(w, r, upstream, "Edge; fwd=bypass")
-		return true
-	}
-	if !hitOnly {
-		r = withKeyedQuery(r, p)
+	if !lookedUp(r, p) || c.closed.Load() {
+		return false
 	}
 	kb := keyPool.Get().(*[]byte)
 	defer keyPool.Put(kb)
+	key := keyOf(kb, p, r)
+	rd := directivesOf(r, p)
+	// Looked up quietly and in memory only: when ServeHit declines, Serve's
+	// lookup (which also reads the disk tier and moves what it finds to
+	// memory) is the one the admission policy counts; a hit served here
+	// counts once, here.
+	obj, marker := c.lookup(key, r.Header, kb, true)
+	if obj == nil || !c.serveStored(w, r, p, nil, nil, obj, &rd, c.now(), key) {
+		return false
+	}
+	c.mem.touch(key)
+	if marker != nil {
+		c.mem.touch(obj.Key)
+	}
+	return true
+}
+
+// lookedUp tells the requests the cache looks up: GET and HEAD of a
+// caching property, without an upgrade or a precondition it does not
+// evaluate.
+func lookedUp(r *http.Request, p *property.Property) bool {
+	return p != nil && p.Cache.Enabled && (r.Method == http.MethodGet || r.Method == http.MethodHead) && !bypassRequest(r)
+}
+
+// notLookedUp answers the requests the cache does not look up (see
+// lookedUp; and every request once the cache is closed) and reports
+// whether it did.
+func (c *Cache) notLookedUp(w http.ResponseWriter, r *http.Request, p *property.Property, upstream http.Handler) bool {
+	switch {
+	case lookedUp(r, p) && !c.closed.Load():
+		return false
+	case p == nil || !p.Cache.Enabled || c.closed.Load():
+		upstream.ServeHTTP(w, r)
+	case r.Method != http.MethodGet && r.Method != http.MethodHead:
+		c.serveUnsafe(w, r, p, upstream, c.statsOf(p))
+	default:
+		c.statsOf(p).bypass.Add(1)
+		c.passThrough(w, r, upstream, "Edge; fwd=bypass")
+	}
+	return true
+}
+
+// keyOf builds r's primary key for p in kb. The key is only looked up as
+// it is: it is copied (primaryCopy) before anything keeps it.
+func keyOf(kb *[]byte, p *property.Property, r *http.Request) string {
 	*kb = primaryKey((*kb)[:0], p, r)
-	// The key is only looked up here; it is copied before anything keeps it.
-	key := unsafe.String(unsafe.SliceData(*kb), len(*kb))
+	return unsafe.String(unsafe.SliceData(*kb), len(*kb))
+}
+
+// directivesOf are the request's cache directives as the property lets
+// them count (cache.client_directives).
+func directivesOf(r *http.Request, p *property.Property) directives {
 	rd := requestDirectives(r.Header)
 	if !p.Cache.HonourClientDirectives {
 		rd.ignoreClient()
 	}
-	now := c.now()
-	obj, marker := c.lookup(key, r.Header, kb, hitOnly)
-	if hitOnly {
-		// Looked up quietly and in memory only: when ServeHit declines,
-		// Serve's lookup (which also reads the disk tier and moves what it
-		// finds to memory) is the one the admission policy counts; a hit
-		// served here counts once, here.
-		if obj == nil || !c.serveStored(w, r, p, nil, nil, obj, &rd, now, key) {
-			return false
-		}
-		c.mem.touch(key)
-		if marker != nil {
-			c.mem.touch(obj.Key)
-		}
-		return true
-	}
-	st := c.statsOf(p)
-	var lookupKey string // the key of obj (or of the variant sought)
-	if marker != nil {
-		lookupKey = unsafe.String(unsafe.SliceData(*kb), len(*kb))
-	} else {
-		lookupKey = key
-	}
-	if obj != nil && c.serveStored(w, r, p, upstream, st, obj, &rd, now, key) {
-		return true
-	}
+	return rd
+}
+
+// serveMiss answers a request the stored object (obj, or none) cannot
+// answer as it is: from the origin, through the fill of its key (variant
+// tells that a variant marker was found but not the variant sought).
+func (c *Cache) serveMiss(w http.ResponseWriter, r *http.Request, p *property.Property, upstream http.Handler,
+	st *propStats, obj *object, variant bool, rd *directives, key, lookupKey string) {
 	switch {
 	case rd.onlyIfCached:
 		st.misses.Add(1)
@@ -116,12 +136,11 @@ func (c *Cache) serve(w http.ResponseWriter, r *http.Request, p *property.Proper
 	default:
 		st.misses.Add(1)
 		fwd := "uri-miss"
-		if marker != nil {
+		if variant {
 			fwd = "vary-miss"
 		}
 		c.miss(w, r, p, upstream, primaryCopy(key), primaryCopy(lookupKey), nil, fwd)
 	}
-	return true
 }
 
 // statsOf returns p's counters, and remembers p as the property of its
