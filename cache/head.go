@@ -14,7 +14,8 @@ import (
 // onHead decides what a fill does with the response head upstream wrote:
 // refresh the stored object (304), serve it stale (error within
 // stale-if-error), or stream the response, kept for storing when the policy
-// allows. It reports whether the body is to be kept.
+// (planHead) allows and the fill budget admits it. It reports whether the
+// body is to be kept.
 func (c *Cache) onHead(f *fill, reqT time.Time, code int, h http.Header) bool {
 	j := f.job
 	now := c.now()
@@ -35,34 +36,22 @@ func (c *Cache) onHead(f *fill, reqT time.Time, code int, h http.Header) bool {
 			return false
 		}
 	}
-	d := Decide(http.MethodGet, j.req.URL.Path, j.req.Header, code, h, now, j.policy)
-	declared := int64(-1)
-	if cl := h.Get("Content-Length"); cl != "" {
-		n, err := strconv.ParseInt(cl, 10, 64)
-		if err != nil || n < 0 {
-			c.problem("origin sent a bad Content-Length", zap.String("property", j.prop), zap.String("value", cl))
-			d.Store, d.Reason = false, "bad content-length"
-		} else {
-			declared = n // a short or long body against it is never stored
-		}
-		if d.Store && j.policy.MaxObjectSize > 0 && n > j.policy.MaxObjectSize {
-			d.Store, d.Reason = false, "over max_object_size"
-		}
+	plan := planHead(j.req, code, h, now, j.policy)
+	if plan.badLength != "" {
+		c.problem("origin sent a bad Content-Length", zap.String("property", j.prop), zap.String("value", plan.badLength))
 	}
-	if d.Store && len(h["Vary"]) > 0 && varyProblem(h) != "" {
-		d.Store = false
+	if plan.varyNames > maxVary {
+		c.problem("origin varies on too many headers", zap.String("property", j.prop), zap.Int("headers", plan.varyNames))
 	}
-	if v := len(varyNames(h)); v > maxVary {
-		c.problem("origin varies on too many headers", zap.String("property", j.prop), zap.Int("headers", v))
-	}
+	d := plan.d
 	j.decision, j.reqTime, j.header = d, reqT, h.Clone()
 	ch := h.Clone()
 	stripCacheHeaders(ch)
 	f.mu.Lock()
 	if d.Store {
-		d.Store, d.Reason = c.admit(f, declared, d.Reason)
+		d.Store, d.Reason = c.admit(f, plan.declared, d.Reason)
 	}
-	f.status, f.header, f.declared = code, ch, declared
+	f.status, f.header, f.declared = code, ch, plan.declared
 	// Waiters follow only a response the cache may store and share. Anything
 	// else (an error, private, Set-Cookie, the answer to a request with
 	// credentials) is the initiator's alone: each waiter asks the origin.
@@ -73,16 +62,57 @@ func (c *Cache) onHead(f *fill, reqT time.Time, code int, h http.Header) bool {
 		f.cstatus = "Edge; fwd=" + j.fwd + "; stored; ttl=" + strconv.FormatInt(int64(d.Lifetime/time.Second), 10)
 	} else {
 		f.cstatus = "Edge; fwd=" + j.fwd + "; detail=" + strings.ReplaceAll(d.Reason, " ", "-")
-		if !requestMadeIt(d.Reason) && d.Reason != reasonFillBudget && code < 500 {
-			c.pass.set(f.key)
-		}
-		c.unregister(f)
-		if f.base != nil && code < 500 && !requestMadeIt(d.Reason) && d.Reason != reasonFillBudget {
-			c.remove(f.base.Key) // the origin no longer lets it be stored
-		}
+		c.notStored(f, code, d.Reason)
 	}
 	f.setMode()
 	return true
+}
+
+// headPlan is what the policy says of a fill's response head.
+type headPlan struct {
+	d         Decision
+	declared  int64  // Content-Length, -1 if none (or bad)
+	badLength string // a Content-Length that is not a length
+	varyNames int    // the request headers it varies on
+}
+
+// planHead applies the policy to the head of the response a fill's
+// request req got: RFC 9111 (Decide), then the framing and size rules of
+// the cache. It is a function of its arguments alone.
+func planHead(req *http.Request, code int, h http.Header, now time.Time, pol Policy) headPlan {
+	pl := headPlan{d: Decide(http.MethodGet, req.URL.Path, req.Header, code, h, now, pol), declared: -1}
+	if cl := h.Get("Content-Length"); cl != "" {
+		n, err := strconv.ParseInt(cl, 10, 64)
+		if err != nil || n < 0 {
+			pl.badLength = cl
+			pl.d.Store, pl.d.Reason = false, "bad content-length"
+		} else {
+			pl.declared = n // a short or long body against it is never stored
+		}
+		if pl.d.Store && pol.MaxObjectSize > 0 && n > pol.MaxObjectSize {
+			pl.d.Store, pl.d.Reason = false, "over max_object_size"
+		}
+	}
+	if pl.d.Store && len(h["Vary"]) > 0 && varyProblem(h) != "" {
+		pl.d.Store = false
+	}
+	pl.varyNames = len(varyNames(h))
+	return pl
+}
+
+// notStored does what a response that will not be stored means for its
+// key: remembered for a while (hit-for-pass) unless the request or the
+// moment made it so, the fill let go of, and a stale copy the origin no
+// longer lets be stored removed.
+func (c *Cache) notStored(f *fill, code int, reason string) {
+	transient := requestMadeIt(reason) || reason == reasonFillBudget
+	if !transient && code < 500 {
+		c.pass.set(f.key)
+	}
+	c.unregister(f)
+	if f.base != nil && code < 500 && !transient {
+		c.remove(f.base.Key) // the origin no longer lets it be stored
+	}
 }
 
 // Reasons a storable response is streamed through instead (Cache-Status
