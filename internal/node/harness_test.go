@@ -41,8 +41,9 @@ func runTestNode(t *testing.T, extra string, props map[string]string) *testNode 
 }
 
 // runTestNodeReady is runTestNode with onReady (if not nil) called by the
-// node as it announces readiness, before Run goes on.
-func runTestNodeReady(t *testing.T, extra string, props map[string]string, onReady func(Addrs)) *testNode {
+// node as it announces readiness, before Run goes on, and edits applied to
+// the loaded config (for values YAML cannot override, such as "").
+func runTestNodeReady(t *testing.T, extra string, props map[string]string, onReady func(Addrs), edits ...func(*config.Config)) *testNode {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "props"), 0o755); err != nil {
@@ -59,6 +60,9 @@ func runTestNodeReady(t *testing.T, extra string, props map[string]string, onRea
 	cfg, errs := config.Load(filepath.Join(dir, "edge.yaml"))
 	if len(errs) > 0 {
 		t.Fatalf("config: %v", errs)
+	}
+	for _, edit := range edits {
+		edit(cfg)
 	}
 	n := &testNode{t: t, dir: dir, log: &testutil.SyncBuffer{}}
 	ready := make(chan Addrs, 1)

@@ -61,8 +61,12 @@ type node struct {
 	tickets   *edgetls.TicketKeys
 }
 
-// listeners are the node's three bound sockets.
-type listeners struct{ http, https, admin net.Listener }
+// listeners are the node's three bound sockets, and the UDP socket of
+// HTTP/3 (nil when off).
+type listeners struct {
+	http, https, admin net.Listener
+	h3                 net.PacketConn
+}
 
 // Run runs the node until ctx is cancelled (SIGINT, SIGTERM), then stops
 // accepting, lets requests in flight finish within limits.shutdown_timeout,
@@ -92,6 +96,9 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		return err
 	}
 	defer lns.close()
+	if err := lns.listenHTTP3(cfg); err != nil {
+		return err
+	}
 	token, err := adminToken(cfg.Admin.TokenFile)
 	if err != nil {
 		return err
@@ -112,7 +119,11 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	defer n.startMemoryGovernor(ctx, govern)()
 	servers := n.servers(token)
-	serveErr := n.serve(servers, lns)
+	h3, err := n.http3Server(lns)
+	if err != nil {
+		return err
+	}
+	serveErr := n.serve(servers, lns, h3)
 	n.listening.Store(true)
 	renewCtx, stopRenewals := context.WithCancel(context.WithoutCancel(ctx))
 	renewDone := n.startRenewals(renewCtx)
@@ -127,7 +138,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	_, _ = daemon.SdNotify(false, daemon.SdNotifyStopping)
 	n.listening.Store(false)
 	stopRenewals() // an order under way is abandoned; the next start retries it
-	n.shutdown(ctx, servers)
+	n.shutdown(ctx, servers, h3)
 	return runErr
 }
 
@@ -151,6 +162,9 @@ func (l *listeners) close() {
 	l.http.Close()
 	l.https.Close()
 	l.admin.Close()
+	if l.h3 != nil {
+		l.h3.Close()
+	}
 }
 
 // start builds the node's parts in order: certificates and their handshake
@@ -208,6 +222,7 @@ func (n *node) start(ctx context.Context, lns *listeners) (stop func(), err erro
 		AccessLog:    n.cfg.Log.Access,
 		AccessLogger: n.access,
 		HTTPSPort:    n.cfg.HTTPSRedirectPort(lns.https.Addr().(*net.TCPAddr).Port),
+		HTTP3Port:    http3Port(n.cfg, lns),
 		Observer:     observer{n.metrics},
 		Cache:        n.cache,
 	}
@@ -256,7 +271,11 @@ func (n *node) startRenewals(ctx context.Context) (wait func()) {
 // announceReady logs the bound addresses and tells systemd and the tests.
 func (n *node) announceReady(ctx context.Context, lns *listeners) {
 	addrs := Addrs{HTTP: lns.http.Addr().String(), HTTPS: lns.https.Addr().String(), Admin: lns.admin.Addr().String()}
+	if lns.h3 != nil {
+		addrs.HTTP3 = lns.h3.LocalAddr().String()
+	}
 	n.log.Info("edge serving", zap.String("http", addrs.HTTP), zap.String("https", addrs.HTTPS), zap.String("admin", addrs.Admin),
+		zap.String("http3", addrs.HTTP3),
 		zap.Int("properties", len(n.table.Load().Properties())), zap.String("version", n.opts.Version))
 	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
 	if fn, ok := ctx.Value(readyKey{}).(func(Addrs)); ok {
@@ -287,8 +306,9 @@ func (n *node) loop(ctx context.Context, serveErr <-chan error, sigs <-chan os.S
 }
 
 // shutdown lets requests in flight finish within limits.shutdown_timeout,
-// then cuts the rest.
-func (n *node) shutdown(ctx context.Context, servers []*http.Server) {
+// then cuts the rest. HTTP/3 (h3, nil when off) sends GOAWAY and waits
+// alike.
+func (n *node) shutdown(ctx context.Context, servers []*http.Server, h3 *http3Server) {
 	grace := n.cfg.Limits.ShutdownTimeout.Std()
 	n.log.Info("shutting down", zap.Duration("grace", grace))
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
@@ -297,6 +317,16 @@ func (n *node) shutdown(ctx context.Context, servers []*http.Server) {
 	for _, s := range servers {
 		go func() { done <- s.Shutdown(sctx) }()
 	}
+	h3done := make(chan struct{})
+	go func() {
+		defer close(h3done)
+		// It cuts what is left at the end of the grace period itself.
+		if h3 != nil {
+			if err := h3.shutdown(sctx); err != nil {
+				n.log.Warn("HTTP/3 requests still in flight at the end of the grace period were cut", zap.Error(err))
+			}
+		}
+	}()
 	for range servers {
 		if err := <-done; err != nil {
 			n.log.Warn("requests still in flight at the end of the grace period were cut", zap.Error(err))
@@ -305,6 +335,7 @@ func (n *node) shutdown(ctx context.Context, servers []*http.Server) {
 			}
 		}
 	}
+	<-h3done
 	n.log.Info("stopped")
 }
 
