@@ -112,4 +112,3 @@ func TestAltSvcClearWhenHTTP3TurnedOff(t *testing.T) {
 		t.Errorf("never offered: Alt-Svc %q", st.altSvc)
 	}
 }
-
