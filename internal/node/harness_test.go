@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -24,6 +25,9 @@ type testNode struct {
 	dir   string
 	addrs Addrs
 	log   *testutil.SyncBuffer
+	// stop stops the node as SIGTERM does (cancels Run's context) and
+	// returns what Run returned; the test's end calls it too.
+	stop func() error
 }
 
 const testConfig = `node: {name: test-node}
@@ -83,15 +87,18 @@ func runTestNodeReady(t *testing.T, extra string, props map[string]string, onRea
 		cancel()
 		t.Fatalf("node not ready\n%s", n.log)
 	}
-	t.Cleanup(func() {
+	n.stop = sync.OnceValue(func() error {
 		cancel()
 		select {
 		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
+			return err
 		case <-time.After(40 * time.Second):
-			t.Errorf("node did not stop")
+			return errors.New("node did not stop")
+		}
+	})
+	t.Cleanup(func() {
+		if err := n.stop(); err != nil {
+			t.Errorf("Run: %v", err)
 		}
 	})
 	return n
