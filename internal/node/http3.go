@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/edge-cdn/edge/internal/config"
@@ -91,6 +92,10 @@ type http3Server struct {
 	srv *http3.Server
 	tr  *quic.Transport
 	ln  *quic.Listener
+	// retry is the budget of new connections per second served without
+	// a Retry; retries counts the Retries asked for.
+	retry   *rate.Limiter
+	retries atomic.Int64
 }
 
 // newHTTP3Server makes the QUIC listener on pc: TLS 1.3 with the
@@ -100,11 +105,17 @@ type http3Server struct {
 // limits.max_header_bytes), idle and handshake timeouts, no 0-RTT.
 func newHTTP3Server(pc net.PacketConn, tlsConf *tls.Config, handler http.Handler, limits config.LimitsConfig, log *zap.Logger) (*http3Server, error) {
 	warnUDPBuffer(pc, log)
-	retry := rate.NewLimiter(h3RetryAbove, h3RetryAbove)
-	tr := &quic.Transport{Conn: pc, VerifySourceAddress: func(net.Addr) bool { return !retry.Allow() }}
+	s := &http3Server{retry: rate.NewLimiter(h3RetryAbove, h3RetryAbove)}
+	s.tr = &quic.Transport{Conn: pc, VerifySourceAddress: func(net.Addr) bool {
+		if s.retry.Allow() {
+			return false
+		}
+		s.retries.Add(1)
+		return true
+	}}
 	tc := http3.ConfigureTLSConfig(tlsConf) // ALPN h3
 	tc.MinVersion = tls.VersionTLS13
-	ln, err := tr.Listen(tc, &quic.Config{
+	ln, err := s.tr.Listen(tc, &quic.Config{
 		HandshakeIdleTimeout:  limits.ReadHeaderTimeout.Std(),
 		MaxIdleTimeout:        limits.IdleTimeout.Std(),
 		MaxIncomingStreams:    h3MaxStreams,
@@ -112,16 +123,17 @@ func newHTTP3Server(pc net.PacketConn, tlsConf *tls.Config, handler http.Handler
 		Allow0RTT:             false, // replayable requests would reach origins
 	})
 	if err != nil {
-		tr.Close()
+		s.tr.Close()
 		return nil, fmt.Errorf("listen.http3: %w", err)
 	}
-	srv := &http3.Server{
+	s.ln = ln
+	s.srv = &http3.Server{
 		Handler:        handler,
 		MaxHeaderBytes: limits.MaxHeaderBytes + h3HeaderSlop,
 		IdleTimeout:    limits.IdleTimeout.Std(),
 		Port:           pc.LocalAddr().(*net.UDPAddr).Port,
 	}
-	return &http3Server{srv: srv, tr: tr, ln: ln}, nil
+	return s, nil
 }
 
 // serve serves until shutdown; it returns http.ErrServerClosed then.

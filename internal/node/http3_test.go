@@ -2,11 +2,18 @@ package node
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"fmt"
+	"github.com/edge-cdn/edge/internal/conf"
+	"go.uber.org/zap"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -359,5 +366,59 @@ func TestHTTP3GracefulShutdown(t *testing.T) {
 	c.Timeout = 3 * time.Second
 	if _, _, err := n.h3Get(c, "s.example", "/"); err == nil {
 		t.Error("HTTP/3 still answering after shutdown")
+	}
+}
+
+// TestHTTP3HandshakeFloodRetry: once new QUIC connections come faster
+// than h3RetryAbove a second (a handshake flood, maybe from spoofed
+// addresses), each must first prove its address with a Retry; a real
+// client does so and is served.
+func TestHTTP3HandshakeFloodRetry(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), DNSNames: []string{"a.example"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	limits := config.LimitsConfig{ReadHeaderTimeout: conf.Duration(5 * time.Second), IdleTimeout: conf.Duration(10 * time.Second), MaxHeaderBytes: 8192}
+	s, err := newHTTP3Server(pc, &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}},
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }), limits, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.serve() }()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.shutdown(ctx)
+		<-served
+	}()
+	get := func() {
+		t.Helper()
+		c := h3Client(t, "a.example")
+		resp, err := c.Get("https://" + pc.LocalAddr().String() + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	get()
+	if n := s.retries.Load(); n != 0 {
+		t.Errorf("%d Retries for one connection", n)
+	}
+	s.retry.AllowN(time.Now(), h3RetryAbove) // a flood used up the budget
+	get()
+	if n := s.retries.Load(); n != 1 {
+		t.Errorf("%d Retries during a flood, want 1", n)
 	}
 }
