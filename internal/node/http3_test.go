@@ -10,8 +10,6 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
-	"github.com/edge-cdn/edge/internal/conf"
-	"go.uber.org/zap"
 	"io"
 	"math/big"
 	"net"
@@ -23,9 +21,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge-cdn/edge/internal/conf"
 	"github.com/edge-cdn/edge/internal/config"
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
+	"go.uber.org/zap"
 )
 
 // h3Client is quic-go's HTTP/3 client, its handshakes naming sni and
