@@ -418,7 +418,9 @@ func TestHTTP3HandshakeFloodRetry(t *testing.T) {
 	}
 	s.retry.AllowN(time.Now(), h3RetryAbove) // a flood used up the budget
 	get()
-	if n := s.retries.Load(); n != 1 {
-		t.Errorf("%d Retries during a flood, want 1", n)
+	// At least one: a client that resends its first packet before the
+	// Retry arrives is asked again.
+	if n := s.retries.Load(); n < 1 {
+		t.Errorf("%d Retries during a flood, want one", n)
 	}
 }
