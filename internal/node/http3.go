@@ -131,7 +131,8 @@ func newHTTP3Server(pc net.PacketConn, tlsConf *tls.Config, handler http.Handler
 		Handler:        handler,
 		MaxHeaderBytes: limits.MaxHeaderBytes + h3HeaderSlop,
 		IdleTimeout:    limits.IdleTimeout.Std(),
-		Port:           pc.LocalAddr().(*net.UDPAddr).Port,
+		// No Port: the proxy writes Alt-Svc itself (per property, the
+		// public port), not http3.Server.SetQUICHeaders.
 	}
 	return s, nil
 }
