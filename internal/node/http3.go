@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/edge-cdn/edge/internal/config"
 	"github.com/edge-cdn/edge/property"
@@ -96,6 +97,9 @@ type http3Server struct {
 	// a Retry; retries counts the Retries asked for.
 	retry   *rate.Limiter
 	retries atomic.Int64
+	// warned is when the last flood warning was logged (unix seconds):
+	// one a minute at most.
+	warned atomic.Int64
 }
 
 // newHTTP3Server makes the QUIC listener on pc: TLS 1.3 with the
@@ -111,6 +115,11 @@ func newHTTP3Server(pc net.PacketConn, tlsConf *tls.Config, handler http.Handler
 			return false
 		}
 		s.retries.Add(1)
+		now := time.Now().Unix()
+		if last := s.warned.Load(); now-last >= 60 && s.warned.CompareAndSwap(last, now) {
+			log.Warn("HTTP/3: new QUIC connections above the handshake budget; clients must prove their address (Retry) first",
+				zap.Int("budget_per_second", h3RetryAbove), zap.Int64("retries_so_far", s.retries.Load()))
+		}
 		return true
 	}}
 	tc := http3.ConfigureTLSConfig(tlsConf) // ALPN h3

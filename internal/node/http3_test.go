@@ -23,9 +23,11 @@ import (
 
 	"github.com/edge-cdn/edge/internal/conf"
 	"github.com/edge-cdn/edge/internal/config"
+	"github.com/edge-cdn/edge/internal/testutil"
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // h3Client is quic-go's HTTP/3 client, its handshakes naming sni and
@@ -389,9 +391,11 @@ func TestHTTP3HandshakeFloodRetry(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pc.Close()
+	logs := &testutil.SyncBuffer{}
 	limits := config.LimitsConfig{ReadHeaderTimeout: conf.Duration(5 * time.Second), IdleTimeout: conf.Duration(10 * time.Second), MaxHeaderBytes: 8192}
 	s, err := newHTTP3Server(pc, &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}},
-		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }), limits, zap.NewNop())
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }), limits,
+		zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(logs), zap.DebugLevel)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -424,5 +428,8 @@ func TestHTTP3HandshakeFloodRetry(t *testing.T) {
 	// Retry arrives is asked again.
 	if n := s.retries.Load(); n < 1 {
 		t.Errorf("%d Retries during a flood, want one", n)
+	}
+	if !logs.Await("clients must prove their address (Retry)", time.Second) {
+		t.Errorf("no warning about the flood: %s", logs)
 	}
 }
