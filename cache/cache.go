@@ -8,14 +8,17 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/maypok86/otter/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
 
 // Config is the node-wide cache configuration (SPEC §11 cache.*).
 type Config struct {
-	MemorySize int64  // bytes of heads and bodies in memory; 0: 256 MiB
+	// MemorySize bounds the bytes of heads and bodies in memory: the
+	// memory tier, less a 1/passShare share for hit-for-pass markers and a
+	// 1/fillShare share for the bodies of fills in flight; an object is
+	// stored only up to MemorySize/objectShare. 0: 256 MiB.
+	MemorySize int64
 	DiskSize   int64  // bytes on disk; 0: no disk tier
 	Dir        string // the disk tier's directory, needed when DiskSize > 0
 	Logger     *zap.Logger
@@ -34,6 +37,18 @@ type Config struct {
 // DefaultMemorySize is cache.memory_size when unset.
 const DefaultMemorySize = 256 << 20
 
+// The shares of cache.memory_size held for the bodies of fills in flight
+// (fillShare: 8 MiB of 64 MiB) and the bound of one stored object
+// (objectShare: 4 MiB of 64 MiB, 16 MiB of the default 256 MiB), so that
+// at least two fills of the largest objects run at once and one object
+// never pushes out more than a sixteenth of the tier. The memory tier gets
+// what is left after the fills' and the pass markers' shares: memory_size
+// bounds all the bytes the cache holds in memory.
+const (
+	fillShare   = 8
+	objectShare = 16
+)
+
 // Cache is the shared cache of a node. It is safe for concurrent use.
 type Cache struct {
 	cfg  Config
@@ -41,10 +56,17 @@ type Cache struct {
 	now  func() time.Time
 	mem  *memoryTier
 	disk *diskTier // nil: memory only
-	pass *otter.Cache[string, struct{}]
+	pass *passList
+
+	// Fills being stored reserve their body's bytes here, up to fillBudget;
+	// an object over objectMax is streamed through, never stored.
+	fillBytes  atomic.Int64
+	fillBudget int64
+	objectMax  int64
 
 	fillsMu sync.Mutex
 	fills   map[string]*fill
+	onStart func(*fill) // tests: told of each fill started
 
 	stats   *statsSet
 	metrics *metrics
@@ -81,12 +103,13 @@ func New(cfg Config) (*Cache, error) {
 	c.ctx, c.stop = context.WithCancel(context.Background())
 	c.gen.Store(uint64(time.Now().UnixNano()))
 	var err error
-	c.mem, err = newMemoryTier(cfg.MemorySize, c.goExec, func(o *object, evicted bool) { c.stats.removed(tierMemory, o, evicted) })
+	passBytes := cfg.MemorySize / passShare
+	c.fillBudget, c.objectMax = max(cfg.MemorySize/fillShare, 1), max(cfg.MemorySize/objectShare, 1)
+	c.mem, err = newMemoryTier(cfg.MemorySize-passBytes-c.fillBudget, c.goExec, func(o *object, evicted bool) { c.stats.removed(tierMemory, o, evicted) })
 	if err != nil {
 		return nil, fmt.Errorf("cache: memory tier: %w", err)
 	}
-	c.pass, err = otter.New(&otter.Options[string, struct{}]{MaximumSize: 1 << 16,
-		ExpiryCalculator: otter.ExpiryWriting[string, struct{}](cfg.PassTTL), Executor: c.goExec})
+	c.pass, err = newPassList(passBytes, cfg.PassTTL, c.goExec)
 	if err != nil {
 		return nil, fmt.Errorf("cache: pass list: %w", err)
 	}
@@ -96,7 +119,7 @@ func New(cfg Config) (*Cache, error) {
 		}
 		c.disk, err = openDisk(c, cfg.Dir, cfg.DiskSize)
 		if err != nil {
-			c.pass.StopAllGoroutines()
+			c.pass.stop()
 			return nil, fmt.Errorf("cache: disk tier %s: %w", cfg.Dir, err)
 		}
 	}
@@ -127,7 +150,7 @@ func (c *Cache) Close() error {
 		return nil
 	}
 	c.stop()
-	c.pass.StopAllGoroutines()
+	c.pass.stop()
 	if c.disk != nil {
 		c.disk.close()
 	}

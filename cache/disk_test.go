@@ -118,7 +118,7 @@ func TestDiskTornAndCorruptFiles(t *testing.T) {
 
 func TestDiskIsBoundedByBytes(t *testing.T) {
 	dir := t.TempDir()
-	body := strings.Repeat("x", 100<<10)
+	body := strings.Repeat("x", 40<<10) // within the object bound of 1 MiB of memory (64 KiB)
 	e := newEnv(t, Config{MemorySize: 1 << 20, DiskSize: 2 << 20, Dir: dir}, fixed(body, "Cache-Control", "max-age=3600"))
 	for i := range 60 {
 		e.get("/o" + string(rune('a'+i%26)) + string(rune('a'+i/26)))

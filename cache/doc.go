@@ -39,6 +39,14 @@
 // Content-Length, is stored; a body cut short aborts the clients that
 // followed it (http.ErrAbortHandler), so none takes it for a whole one.
 //
+// Memory is bounded by cache.memory_size whatever clients send: the memory
+// tier gets it less a 1/32 share for hit-for-pass markers (hashed keys,
+// weighed, evicted) and a 1/8 share for the bodies of fills in flight, which
+// reserve their bytes as they grow (never from a Content-Length alone); a
+// fill that finds that share full, or an object over memory_size/16,
+// streams through uncached within a small window. A fill being stored whose
+// origin sends nothing for timeouts.body_idle is ended as cut short.
+//
 // Close cancels the fills and background work and waits for every goroutine
 // the cache started (fills, the disk writer, otter's maintenance).
 package cache

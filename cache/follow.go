@@ -13,7 +13,7 @@ import (
 // the body as it arrives. pos is r's reader position in f.
 func (c *Cache) follow(w http.ResponseWriter, r *http.Request, f *fill, pos *int64, initiator bool, upstream http.Handler, fwd string) {
 	defer f.leave(pos)
-	if !c.waitHead(r, f, initiator) {
+	if !c.waitHead(w, r, f, initiator) {
 		if r.Context().Err() == nil {
 			c.passThrough(w, r, upstream, "Edge; fwd="+fwd+"; detail=wait-timeout")
 		}
@@ -58,21 +58,61 @@ func (c *Cache) follow(w http.ResponseWriter, r *http.Request, f *fill, pos *int
 }
 
 // waitHead waits until f has decided its mode; false when r's client left or
-// (for a request that did not start the fill) the wait timed out.
-func (c *Cache) waitHead(r *http.Request, f *fill, initiator bool) bool {
+// (for a request that did not start the fill) the wait timed out. The
+// request that started the fill gets the origin's informational responses
+// (103 Early Hints) as they come, before the final head; collapsed waiters
+// never do (their links would be another client's).
+func (c *Cache) waitHead(w http.ResponseWriter, r *http.Request, f *fill, initiator bool) bool {
 	var timeout <-chan time.Time
+	var interim <-chan interimResponse
 	if !initiator {
 		t := time.NewTimer(c.cfg.WaitTimeout)
 		defer t.Stop()
 		timeout = t.C
+	} else {
+		interim = f.interim
 	}
-	select {
-	case <-f.head:
-		return true
-	case <-timeout:
-		return false
-	case <-r.Context().Done():
-		return false
+	for {
+		select {
+		case <-f.head:
+			for initiator {
+				select {
+				case im := <-f.interim:
+					relayInterim(w, im)
+				default:
+					return true
+				}
+			}
+			return true
+		case im := <-interim:
+			relayInterim(w, im)
+		case <-timeout:
+			return false
+		case <-r.Context().Done():
+			return false
+		}
+	}
+}
+
+// interimResponse is a 1xx response of the origin (other than 100 and 101)
+// met by a fill.
+type interimResponse struct {
+	code   int
+	header http.Header
+}
+
+// relayInterim writes an informational response to w without leaving its
+// fields in w's header for the final response.
+func relayInterim(w http.ResponseWriter, im interimResponse) {
+	h := w.Header()
+	saved := h.Clone()
+	for k, vv := range im.header {
+		h[k] = vv
+	}
+	w.WriteHeader(im.code)
+	clear(h)
+	for k, vv := range saved {
+		h[k] = vv
 	}
 }
 

@@ -59,8 +59,8 @@ func (c *Cache) onHead(f *fill, reqT time.Time, code int, h http.Header) bool {
 	ch := h.Clone()
 	stripCacheHeaders(ch)
 	f.mu.Lock()
-	if d.Store && declared > 0 {
-		f.buf = make([]byte, 0, declared) // stored as is: no slack counted against memory_size
+	if d.Store {
+		d.Store, d.Reason = c.admit(f, declared, d.Reason)
 	}
 	f.status, f.header, f.declared = code, ch, declared
 	// Waiters follow only a response the cache may store and share. Anything
@@ -73,16 +73,41 @@ func (c *Cache) onHead(f *fill, reqT time.Time, code int, h http.Header) bool {
 		f.cstatus = "Edge; fwd=" + j.fwd + "; stored; ttl=" + strconv.FormatInt(int64(d.Lifetime/time.Second), 10)
 	} else {
 		f.cstatus = "Edge; fwd=" + j.fwd + "; detail=" + strings.ReplaceAll(d.Reason, " ", "-")
-		if !requestMadeIt(d.Reason) && code < 500 {
-			c.pass.Set(f.key, struct{}{})
+		if !requestMadeIt(d.Reason) && d.Reason != reasonFillBudget && code < 500 {
+			c.pass.set(f.key)
 		}
 		c.unregister(f)
-		if f.base != nil && code < 500 && !requestMadeIt(d.Reason) {
+		if f.base != nil && code < 500 && !requestMadeIt(d.Reason) && d.Reason != reasonFillBudget {
 			c.remove(f.base.Key) // the origin no longer lets it be stored
 		}
 	}
 	f.setMode()
 	return true
+}
+
+// Reasons a storable response is streamed through instead (Cache-Status
+// detail=too-large, detail=fill-budget-full).
+const (
+	reasonTooLarge   = "too large"
+	reasonFillBudget = "fill budget full"
+)
+
+// admit decides whether a storable response's body can be kept: its
+// declared length within the object bound, and that many bytes of the fill
+// budget free (reserved now, so a fill that says "stored" is not turned
+// away mid-body). A body without a length reserves as it grows (fill.grow).
+// f.mu is held.
+func (c *Cache) admit(f *fill, declared int64, reason string) (bool, string) {
+	if declared > c.maxSize(f) {
+		return false, reasonTooLarge // max_object_size was checked before
+	}
+	if declared > 0 {
+		if !c.reserve(declared) {
+			return false, reasonFillBudget
+		}
+		f.res = declared
+	}
+	return true, reason
 }
 
 // staleIfError tells whether base may answer for an origin error (RFC 5861
@@ -180,7 +205,7 @@ func (c *Cache) store(f *fill, body []byte) {
 		body = bytes.Clone(body) // the slack of a grown buffer would be held but not weighed
 	}
 	o := c.newObject(key, f.status, h, body, j.reqTime, c.now(), j.decision, tags)
-	c.pass.Invalidate(f.key)
+	c.pass.drop(f.key)
 	c.put(o)
 }
 

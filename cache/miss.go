@@ -3,6 +3,8 @@ package cache
 import (
 	"context"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/edge-cdn/edge/property"
@@ -13,7 +15,7 @@ import (
 // or starts one. base is the stale object to revalidate, or nil.
 func (c *Cache) miss(w http.ResponseWriter, r *http.Request, p *property.Property, upstream http.Handler,
 	primary, fkey string, base *object, fwd string) {
-	if _, pass := c.pass.GetIfPresent(fkey); pass {
+	if c.pass.has(fkey) {
 		// The last response for this key was not storable: do not queue
 		// behind another request, but store the response if it now is.
 		f := c.newFill(r, p, upstream, primary, fkey, base, fwd, false)
@@ -47,8 +49,10 @@ func (c *Cache) refresh(r *http.Request, p *property.Property, upstream http.Han
 	fkey := primary
 	if base != nil {
 		fkey = base.Key
-	} else if _, pass := c.pass.GetIfPresent(fkey); pass {
+	} else if c.pass.has(fkey) {
 		return // not storable last time: no full fetch behind a Range
+	} else if o := c.get(primary); o != nil && !o.Marker {
+		return // stored meanwhile by another request's fill
 	}
 	c.fillsMu.Lock()
 	if _, running := c.fills[fkey]; running {
@@ -59,6 +63,88 @@ func (c *Cache) refresh(r *http.Request, p *property.Property, upstream http.Han
 	c.fills[fkey] = f
 	c.fillsMu.Unlock()
 	c.start(f)
+}
+
+// rangeMiss passes a Range request for a key not in the cache to the
+// origin. When the answer shows that the full object would be stored (a 206
+// whose Content-Range gives the full length, or a 200 with a
+// Content-Length, within the object bound, and a head the policy stores),
+// the full object is fetched in the background, once per key (refresh
+// collapses; a key found stored or hit-for-pass is not fetched). A range
+// of an object that will not be stored costs the origin that range alone,
+// as with nginx's slice module, never a full fetch per request.
+func (c *Cache) rangeMiss(w http.ResponseWriter, r *http.Request, p *property.Property, upstream http.Handler, primary string) {
+	rw := &rangeWriter{markWriter: markWriter{ResponseWriter: w, status: "Edge; fwd=uri-miss"}}
+	rw.onHead = func(code int, h http.Header) {
+		if code != http.StatusPartialContent && code != http.StatusOK {
+			return
+		}
+		size := fullLength(code, h)
+		pol := policyOf(p)
+		limit := c.objectMax
+		if pol.MaxObjectSize > 0 {
+			limit = min(limit, pol.MaxObjectSize)
+		}
+		if size < 0 || size > limit {
+			return // unknown or too large: never stored, so never fetched whole
+		}
+		fh := h.Clone()
+		delete(fh, "Content-Range")
+		if d := Decide(http.MethodGet, r.URL.Path, r.Header, http.StatusOK, fh, c.now(), pol); !d.Store {
+			return
+		}
+		c.refresh(r, p, upstream, primary, nil)
+	}
+	upstream.ServeHTTP(rw, r)
+}
+
+// fullLength is the length of the full representation a 206 (its
+// Content-Range) or a 200 (its Content-Length) tells; -1 when unknown.
+func fullLength(code int, h http.Header) int64 {
+	v := h.Get("Content-Length")
+	if code == http.StatusPartialContent {
+		cr := h.Get("Content-Range")
+		i := strings.LastIndexByte(cr, '/')
+		if !strings.HasPrefix(cr, "bytes ") || i < 0 {
+			return -1
+		}
+		v = cr[i+1:]
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return -1
+	}
+	return n
+}
+
+// rangeWriter is the markWriter of a Range miss that looks at the origin's
+// head (before the cache-only fields are dropped) once.
+type rangeWriter struct {
+	markWriter
+	onHead func(code int, h http.Header)
+}
+
+func (rw *rangeWriter) WriteHeader(code int) {
+	if code >= 200 && rw.onHead != nil {
+		f := rw.onHead
+		rw.onHead = nil
+		f(code, rw.Header())
+	}
+	rw.markWriter.WriteHeader(code)
+}
+
+func (rw *rangeWriter) Write(p []byte) (int, error) {
+	if rw.code == 0 {
+		rw.WriteHeader(http.StatusOK)
+	}
+	return rw.markWriter.Write(p)
+}
+
+func (rw *rangeWriter) Flush() {
+	if rw.code == 0 {
+		rw.WriteHeader(http.StatusOK)
+	}
+	rw.markWriter.Flush()
 }
 
 type backgroundKey struct{}
@@ -109,9 +195,10 @@ func (c *Cache) newFill(r *http.Request, p *property.Property, upstream http.Han
 			req.Header.Set("If-Modified-Since", lm)
 		}
 	}
-	return &fill{c: c, key: fkey, base: base, cancel: cancel, head: make(chan struct{}),
+	return &fill{c: c, key: fkey, base: base, cancel: cancel, head: make(chan struct{}), interim: make(chan interimResponse, 4),
 		readers: map[*int64]struct{}{}, wake: make(chan struct{}), declared: -1,
-		job: &fillJob{req: req, upstream: upstream, prop: p.Name, primary: primary, policy: policyOf(p), fwd: fwd}}
+		job: &fillJob{req: req, upstream: upstream, prop: p.Name, primary: primary, policy: policyOf(p), fwd: fwd,
+			bodyIdle: p.Timeouts.BodyIdle}}
 }
 
 // fillJob is what a fill's goroutine needs.
@@ -125,6 +212,7 @@ type fillJob struct {
 	decision Decision
 	reqTime  time.Time
 	header   http.Header // the origin's head, as stored
+	bodyIdle time.Duration
 }
 
 func policyOf(p *property.Property) Policy {
@@ -134,10 +222,20 @@ func policyOf(p *property.Property) Policy {
 		NoDeceptionArmor: p.Cache.NoDeceptionArmor, CookieRuled: ruled(rules, "Cookie"), AuthorizationRuled: ruled(rules, "Authorization")}
 }
 
-func (c *Cache) maxSize(f *fill) int64 { return f.job.policy.MaxObjectSize }
+// maxSize is the largest body f may store: the property's
+// cache.max_object_size, within the node's bound of one object.
+func (c *Cache) maxSize(f *fill) int64 {
+	if m := f.job.policy.MaxObjectSize; m > 0 {
+		return min(m, c.objectMax)
+	}
+	return c.objectMax
+}
 
 // start runs the fill on a goroutine the Cache owns; Close cancels it.
 func (c *Cache) start(f *fill) {
+	if c.onStart != nil {
+		c.onStart(f)
+	}
 	stop := context.AfterFunc(c.ctx, f.cancel)
 	c.wg.Add(1)
 	go func() {
@@ -173,9 +271,11 @@ func (c *Cache) run(f *fill) {
 		failed = false
 	}
 	// A fill cancelled (Close, or nobody left to read it) is cut short.
+	fw.stopIdle()
 	body, store := f.finish(failed || fw.err != nil || j.req.Context().Err() != nil)
 	if store {
 		c.store(f, body)
 	}
 	f.close()
+	f.releaseAll()
 }

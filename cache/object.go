@@ -44,11 +44,17 @@ type stamp struct {
 	age, status []string
 }
 
-// size is what the object weighs in a tier: key, head and body.
+// size is what the object weighs in a tier: key, head and body, with what
+// Go holds for them besides their bytes (the object, its header map's
+// entries and slices, the tier's node, the hit stamp). Measured: 100,000
+// small objects (4 fields, 100-byte bodies) held about 980 bytes of heap
+// each, which these constants give; with 128 bytes for the object and 16
+// per field, they weighed half that, and a tier full of small objects
+// held twice its memory_size.
 func (o *object) size() int64 {
-	n := int64(len(o.Key)) + 128
+	n := int64(len(o.Key)) + objectOverhead
 	for k, vs := range o.Header {
-		n += int64(len(k)) + 16
+		n += int64(len(k)) + fieldOverhead
 		for _, v := range vs {
 			n += int64(len(v)) + 16
 		}
@@ -61,6 +67,11 @@ func (o *object) size() int64 {
 	}
 	return n + int64(len(o.body))
 }
+
+const (
+	objectOverhead = 512 // the object struct, the stamp of a hit, the tier's node and map slot
+	fieldOverhead  = 64  // a header map entry: its slot, key string header, value slice
+)
 
 // age is the object's current age at now (RFC 9111 §4.2.3).
 func (o *object) age(now time.Time) time.Duration {

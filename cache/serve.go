@@ -101,11 +101,11 @@ func (c *Cache) serve(w http.ResponseWriter, r *http.Request, p *property.Proper
 		st.bypass.Add(1)
 		c.passThrough(w, r, upstream, "Edge; fwd=uri-miss")
 	case len(r.Header["Range"]) > 0 && obj == nil:
-		// Ranges are served from full objects: fetch the object in the
-		// background and pass this request through meanwhile.
+		// Ranges are served from full objects: the range goes to the
+		// origin, and the full object is fetched behind it only when the
+		// answer shows it will be stored (rangeMiss).
 		st.misses.Add(1)
-		c.refresh(r, p, upstream, primaryCopy(key), nil)
-		c.passThrough(w, r, upstream, "Edge; fwd=uri-miss")
+		c.rangeMiss(w, r, p, upstream, primaryCopy(key))
 	case obj != nil:
 		st.revalidated.Add(1)
 		fwd := "stale"

@@ -105,7 +105,9 @@ func TestSystemdUnit(t *testing.T) {
 		t.Fatal(err)
 	}
 	unit := string(b)
-	for _, want := range []string{"Type=notify", "ExecReload=/bin/kill -HUP $MAINPID", "StateDirectory=edge",
+	// NotifyAccess=all: after a binary upgrade (SIGUSR2) the new process,
+	// not the main one, sends MAINPID= and READY=1.
+	for _, want := range []string{"Type=notify", "NotifyAccess=all", "ExecReload=/bin/kill -HUP $MAINPID", "StateDirectory=edge",
 		"AmbientCapabilities=CAP_NET_BIND_SERVICE", "NoNewPrivileges=yes", "ProtectSystem=strict"} {
 		if !strings.Contains(unit, want+"\n") {
 			t.Errorf("edge.service lacks %s", want)

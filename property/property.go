@@ -57,6 +57,9 @@ type Timeouts struct {
 	Connect        time.Duration
 	ResponseHeader time.Duration
 	Idle           time.Duration
+	// BodyIdle bounds the silence between two reads of the body of a
+	// response the cache is storing (never of one streamed through).
+	BodyIdle time.Duration
 }
 
 // HealthCheck configures active origin health checks.
@@ -90,6 +93,7 @@ const (
 	DefaultConnectTimeout        = 5 * time.Second
 	DefaultResponseHeaderTimeout = 30 * time.Second
 	DefaultIdleTimeout           = 90 * time.Second
+	DefaultBodyIdleTimeout       = 30 * time.Second
 	DefaultHealthInterval        = 10 * time.Second
 	DefaultHealthTimeout         = 2 * time.Second
 )

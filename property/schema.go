@@ -34,6 +34,7 @@ type timeoutsSchema struct {
 	Connect        conf.Duration `yaml:"connect"`
 	ResponseHeader conf.Duration `yaml:"response_header"`
 	Idle           conf.Duration `yaml:"idle"`
+	BodyIdle       conf.Duration `yaml:"body_idle"`
 }
 
 type healthSchema struct {

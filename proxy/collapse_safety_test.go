@@ -1,10 +1,13 @@
 package proxy
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -196,5 +199,72 @@ func TestCollapsed304SetCookieNotShared(t *testing.T) {
 	}
 	if h := g.hits.Load(); h != 2 {
 		t.Errorf("origin saw %d requests, want 2", h)
+	}
+}
+
+// TestEarlyHintsReachInitiatorOnly: an origin's 103 Early Hints on a cache
+// miss reaches the client whose request made the fill (the conformance
+// suite's interim-not-cached), never a collapsed waiter (its links would be
+// another client's) and never a later hit: nothing 1xx is stored.
+func TestEarlyHintsReachInitiatorOnly(t *testing.T) {
+	var g *collapseRig
+	g = newCollapseRig(t, func(n int64, w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", fmt.Sprintf("</user-%d.css>; rel=preload", n))
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		<-g.release
+		w.Header().Set("Cache-Control", "max-age=60")
+		fmt.Fprint(w, "page")
+	})
+	type got struct {
+		hints []string
+		body  string
+		err   error
+	}
+	get := func() got {
+		var out got
+		trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+			if code == http.StatusEarlyHints {
+				out.hints = append(out.hints, h.Get("Link"))
+			}
+			return nil
+		}}
+		req, err := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", g.e.url+"/hinted", nil)
+		if err != nil {
+			return got{err: err}
+		}
+		req.Host = "c.example"
+		resp, err := noRedirect.Do(req)
+		if err != nil {
+			return got{err: err}
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		out.body, out.err = string(b), err
+		return out
+	}
+	first := make(chan got, 1)
+	go func() { first <- get() }()
+	for g.c.Waiting() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	waiters := make(chan got, 2)
+	for range 2 {
+		go func() { waiters <- get() }()
+	}
+	for g.c.Waiting() < 3 {
+		time.Sleep(time.Millisecond)
+	}
+	close(g.release)
+	if a := <-first; a.err != nil || a.body != "page" || len(a.hints) != 1 || a.hints[0] != "</user-1.css>; rel=preload" {
+		t.Errorf("initiator: %+v, want the 103 with its own link", a)
+	}
+	for range 2 {
+		if a := <-waiters; a.err != nil || a.body != "page" || len(a.hints) != 0 {
+			t.Errorf("collapsed waiter: %+v, want the page without another client's hints", a)
+		}
+	}
+	if a := get(); a.body != "page" || len(a.hints) != 0 {
+		t.Errorf("hit: %+v, want no 103 (1xx is never stored)", a)
 	}
 }

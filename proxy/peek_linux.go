@@ -5,11 +5,13 @@ import (
 	"unsafe"
 )
 
-// peek sets peekOK when the socket has nothing to read and is not closed.
+// peek sets peekOK when the socket has nothing to read and is not closed,
+// and peekData when it has bytes to read.
 func (c *upConn) peek(fd uintptr) bool {
-	_, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&c.peekBuf[0])), 1,
+	n, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&c.peekBuf[0])), 1,
 		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
 	// EAGAIN: open and quiet. 0 bytes (EOF), a byte, or another error: not.
 	c.peekOK = errno == syscall.EAGAIN
+	c.peekData = errno == 0 && n > 0
 	return true // never wait for readiness
 }

@@ -5,6 +5,6 @@ package proxy
 // peek cannot look at the socket here: an idle connection is assumed good
 // and a stale one shows as an error on its next request.
 func (c *upConn) peek(fd uintptr) bool {
-	c.peekOK = true
+	c.peekOK, c.peekData = true, false
 	return true
 }

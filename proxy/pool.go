@@ -31,11 +31,13 @@ type upConn struct {
 	idleAt time.Time // when it went back to the pool
 	reused bool      // it served a request before this one
 
-	peekBuf [1]byte
-	numBuf  [20]byte // formats lengths without allocating
-	peekOK  bool
-	peekFn  func(fd uintptr) bool // c.peek, bound once at dial
-	abortFn func()                // c.abort, bound once at dial
+	peekBuf  [1]byte
+	numBuf   [20]byte // formats lengths without allocating
+	peekOK   bool
+	peekData bool                  // the last peek found bytes to read
+	isTLS    bool                  // nc is a *tls.Conn
+	peekFn   func(fd uintptr) bool // c.peek, bound once at dial
+	abortFn  func()                // c.abort, bound once at dial
 }
 
 // connPool keeps an origin's idle keep-alive connections, most recently
@@ -76,6 +78,64 @@ func (p *connPool) get(ctx context.Context) (*upConn, error) {
 	return p.dialConn(ctx)
 }
 
+// fillMinIdle is how long a pooled connection must have been idle before a
+// cache fill (a request whose response may be stored and served to others)
+// takes it; a fill finds none that old dials a new connection. Bytes an
+// origin sends after a response ended (the rest of a response that lied
+// about its length, or a smuggled one) arrive while the connection idles
+// and the liveness peek finds them; bytes that come later than the request
+// that reuses the connection would be read as its response. HAProxy, nginx
+// and Varnish only watch idle connections for such bytes, as the peek
+// does; waiting this long shuts the window for bytes sent within it.
+var fillMinIdle = 2 * time.Second
+
+// getSettled returns an idle connection that has been idle at least
+// minIdle and is still good, or dials one (see fillMinIdle).
+func (p *connPool) getSettled(ctx context.Context, minIdle time.Duration) (*upConn, error) {
+	now := time.Now()
+	for {
+		p.mu.Lock()
+		// idle is in the order connections came back: the oldest first.
+		k := 0
+		for k < len(p.idle) && now.Sub(p.idle[k].idleAt) >= minIdle {
+			k++
+		}
+		if k == 0 {
+			p.mu.Unlock()
+			break
+		}
+		c := p.idle[k-1]
+		copy(p.idle[k-1:], p.idle[k:])
+		p.idle[len(p.idle)-1] = nil
+		p.idle = p.idle[:len(p.idle)-1]
+		p.mu.Unlock()
+		if now.Sub(c.idleAt) < p.idleTTL && c.alive() {
+			c.reused = true
+			return c, nil
+		}
+		c.nc.Close()
+	}
+	return p.dialConn(ctx)
+}
+
+// strayBytes reports whether bytes followed a response that has just been
+// read to its end: buffered, or waiting on the socket.
+func (c *upConn) strayBytes() bool {
+	if c.br.Buffered() > 0 {
+		return true
+	}
+	if c.raw == nil || c.isTLS {
+		// Under TLS, bytes on the socket may be a close_notify alert or a
+		// session ticket: only bytes already decrypted count.
+		return false
+	}
+	c.peekData = false
+	if err := c.raw.Read(c.peekFn); err != nil {
+		return false
+	}
+	return c.peekData
+}
+
 func (p *connPool) dialConn(ctx context.Context) (*upConn, error) {
 	nc, err := p.dial(ctx)
 	if err != nil {
@@ -89,6 +149,7 @@ func (p *connPool) dialConn(ctx context.Context) (*upConn, error) {
 	tcp := nc
 	if tc, ok := nc.(*tls.Conn); ok {
 		tcp = tc.NetConn()
+		c.isTLS = true
 	}
 	if sc, ok := tcp.(syscall.Conn); ok {
 		c.raw, _ = sc.SyscallConn()

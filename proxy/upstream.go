@@ -39,6 +39,7 @@ func (st *site) forward(w http.ResponseWriter, r *http.Request) {
 		r = r.WithContext(req)
 	}
 	upgrade := upgradeType(r.Header)
+	fill := !own // a cache fill's: its response may be stored and served to others
 	st.budget.deposit()
 	var tried uint64
 	var lastErr error
@@ -57,7 +58,7 @@ func (st *site) forward(w http.ResponseWriter, r *http.Request) {
 		var elapsed time.Duration
 		var err error
 		if o.sync.Load() {
-			elapsed, err = st.syncAttempt(w, r, req, o, upgrade)
+			elapsed, err = st.syncAttempt(w, r, req, o, upgrade, fill)
 		} else {
 			elapsed, err = st.transportAttempt(w, r, req, o, upgrade)
 		}
@@ -92,20 +93,28 @@ func (st *site) forward(w http.ResponseWriter, r *http.Request) {
 var (
 	errNoOrigin  = errors.New("no origin available")
 	errNoUpgrade = errors.New("origin answered 101 without a connection to switch")
+	// errStrayBytes: bytes followed a response to a cache fill on its
+	// connection; the response is not stored (proxy/pool.go, fillMinIdle).
+	errStrayBytes = errors.New("origin sent bytes after the end of the response")
 )
 
 // syncAttempt runs one exchange with o over a pooled connection. It
-// returns an error only when nothing was written to w. A reused
+// returns an error only when nothing was written to w. A fill (a cache
+// fill's request) takes a connection idle for fillMinIdle or a new one, and
+// a fill's response followed by stray bytes is aborted (never stored). A reused
 // connection that the origin had closed while idle is replaced by a new
 // one once, when the request can go again (nothing of it consumed).
-func (st *site) syncAttempt(w http.ResponseWriter, r *http.Request, req *request, o *origin, upgrade string) (time.Duration, error) {
+func (st *site) syncAttempt(w http.ResponseWriter, r *http.Request, req *request, o *origin, upgrade string, fill bool) (time.Duration, error) {
 	ctx := r.Context()
 	for fresh := false; ; fresh = true {
 		var c *upConn
 		var err error
-		if fresh {
+		switch {
+		case fresh:
 			c, err = o.pool.dialConn(ctx)
-		} else {
+		case fill:
+			c, err = o.pool.getSettled(ctx, fillMinIdle)
+		default:
 			c, err = o.pool.get(ctx)
 		}
 		if err != nil {
@@ -137,10 +146,19 @@ func (st *site) syncAttempt(w http.ResponseWriter, r *http.Request, req *request
 		}
 		clean, berr := st.writeResponse(w, r, resp)
 		fired := !stop()
-		if clean && !fired && x.reusable(resp) {
+		stray := false
+		if clean && !fired && fill {
+			// A fill's response followed by bytes nobody asked for ended
+			// early, or was not the answer to this request: never stored.
+			stray = c.strayBytes()
+		}
+		if clean && !fired && !stray && x.reusable(resp) {
 			o.pool.put(c)
 		} else {
 			c.nc.Close()
+		}
+		if berr == nil && stray {
+			berr = errStrayBytes
 		}
 		if berr != nil {
 			st.abort(r, req, o, berr)

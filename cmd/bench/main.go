@@ -53,6 +53,7 @@ func main() {
 	flag.StringVar(&profileFile, "profile", "", "write a CPU profile of the edge during the first scenario's edge run to this file")
 	flag.IntVar(&certCount, "certs", 0, "instead of the scenarios, measure the edge with this many certificates in its store (e.g. 100000)")
 	flag.IntVar(&propCount, "properties", 0, "instead of the scenarios, measure a start-up with this many properties, each with a certificate")
+	flag.Float64Var(&memoryScale, "memory-scale", 1, "cache-memory scenario: scale of its request counts and big object sizes (1: issue 17's)")
 	flag.StringVar(&heapFile, "heapprofile", "", "with -properties: save a heap profile of the settled edge to this file")
 	flag.Parse()
 	if err := run(*duration, *conns, *reps, strings.Split(*scenarios, ","), *useWrk); err != nil {
@@ -147,13 +148,24 @@ func run(d time.Duration, conns, reps int, scenarios []string, useWrk bool) erro
 	defer r.stop()
 	time.Sleep(500 * time.Millisecond)
 	idleRSS := procStatus(r.edgePID, "VmRSS")
+	idleKB := rssKBKey(r.edgePID, "VmRSS")
 
 	l := newLoader(d, conns, useWrk)
 	var rows []row
 	var scans []scanResult
+	var memResults []memoryResult
 	for rep := 1; rep <= reps; rep++ {
 		for _, name := range scenarios {
 			fmt.Printf("running %s (rep %d) …\n", name, rep)
+			if name == "cache-memory" {
+				fmt.Printf("running %s (rep %d) …\n", name, rep)
+				mr, err := runMemory(r.edgePID, r.eHTTP)
+				if err != nil {
+					return err
+				}
+				memResults = append(memResults, mr...)
+				continue
+			}
 			if name == "cache-scan" {
 				sr, err := runScan(r.edgePID, r.eHTTP, r.oHTTP)
 				if err != nil {
@@ -186,6 +198,9 @@ func run(d time.Duration, conns, reps int, scenarios []string, useWrk bool) erro
 	for _, s := range scans {
 		fmt.Println()
 		s.print()
+	}
+	if len(memResults) > 0 {
+		printMemory(memResults, idleKB)
 	}
 	fmt.Printf("\nedge RSS: idle %s before the load, %s 5 s after it\n", idleRSS, settledRSS)
 	return nil
@@ -220,6 +235,7 @@ func startRig(dir, edgeBin string, serverCPU func(...string) []string) (*rig, er
 	// with Host (and :authority) cache.bench over a connection to localhost.
 	os.WriteFile(filepath.Join(props, "cached.yaml"), []byte(fmt.Sprintf(
 		"hostnames: [%s]\norigins: [{url: http://127.0.0.1:%d}]\ntls: {certificate: bench}\ncache: {enabled: true}\n", cacheHost, r.oHTTP)), 0o644)
+	writeMemoryProps(props, r.oHTTP)
 	os.WriteFile(filepath.Join(dir, "edge.yaml"), []byte(fmt.Sprintf(`node: {name: bench}
 listen: {http: ":%d", https: ":%d", admin: "127.0.0.1:%d"}
 data_dir: ./data

@@ -41,6 +41,7 @@ func runOrigin(args []string) {
 	mux.HandleFunc("/c/small", cacheable(small))
 	mux.HandleFunc("/c/large", cacheable(large))
 	mux.HandleFunc("/scan/", cacheable(scan))
+	memoryOrigin(mux)
 	// /conns: connections accepted so far (both ports), for the edge's
 	// upstream reuse.
 	var conns atomic.Int64

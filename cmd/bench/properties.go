@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -94,6 +95,17 @@ renewal: {check_interval: 1h}
 	}
 	fmt.Printf("%-34s %10s\n", "  log: properties loaded at", since("properties loaded"))
 	fmt.Printf("%-34s %10s\n", "  log: edge serving at", since("edge serving"))
+	// The node's own start stages ("start: <stage>" log lines), in order.
+	var stages []string
+	for k := range m {
+		if strings.HasPrefix(k, "start: ") {
+			stages = append(stages, k)
+		}
+	}
+	sort.Slice(stages, func(i, j int) bool { return m[stages[i]].Before(m[stages[j]]) })
+	for _, k := range stages {
+		fmt.Printf("%-34s %10s\n", "    "+k+" at", since(k))
+	}
 	fmt.Printf("%-34s %10s\n", "settled after", settled.Round(time.Millisecond))
 	fmt.Printf("%-34s %9.1fM (%.1f KiB per property)\n", "RSS at first HTTPS answer", float64(rssFirst)/1024, float64(rssFirst)/float64(n))
 	fmt.Printf("%-34s %9.1fM (%.1f KiB per property)\n", "RSS settled", float64(rssSettled)/1024, float64(rssSettled)/float64(n))

@@ -62,7 +62,7 @@ func allScenarios() string {
 	for _, s := range scenarioTable {
 		names = append(names, s.name)
 	}
-	return strings.Join(append(names, "cache-scan"), ",")
+	return strings.Join(append(names, "cache-scan", "cache-memory"), ",")
 }
 
 // edgeConfigExtra is the part of the edge's configuration the flags set.

@@ -16,10 +16,16 @@ import (
 // version is the binary's version, given by Main; tests see "dev".
 var version = "dev"
 
+// ownProcess is set by Main: `edge serve` is the process's only node, so
+// it may take part in binary upgrades (node.Handover, one per process).
+// Tests that run several nodes in one process leave it unset.
+var ownProcess bool
+
 // Main runs the command in args and returns the process's exit status:
 // 0 success, 1 a problem the user must fix (printed), 2 wrong usage.
 func Main(ctx context.Context, v string, args []string, stdout, stderr io.Writer) int {
 	version = v
+	ownProcess = true
 	return exitCode(run(ctx, args, stdout, stderr), stderr)
 }
 
@@ -54,6 +60,8 @@ const usage = `usage: edge <command> [flags]
 
 commands:
   serve    [--config FILE]   run the node in the foreground
+  upgrade  [--config FILE]   hand the running node's sockets to the binary now at its path
+                             (SIGUSR2) and wait until the new process serves
   validate [--config FILE]   check the config and every property file
   cert ...                   certificates of the running node (edge cert list|show|versions|
                              request|upload|self-signed|rotate|rollback|auto-renew|renew|delete)
@@ -81,6 +89,7 @@ type topCommand func(ctx context.Context, name string, args []string, stdout, st
 // dispatch again through apiCommands.
 var topCommands = map[string]topCommand{
 	"serve":     runServe,
+	"upgrade":   runUpgrade,
 	"validate":  runValidate,
 	"store":     runStore,
 	"cert":      runAPI,

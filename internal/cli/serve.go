@@ -17,5 +17,11 @@ func runServe(ctx context.Context, name string, args []string, _, stderr io.Writ
 	if err != nil {
 		return err
 	}
-	return node.Run(ctx, cfg, node.Options{Stderr: stderr, Version: version})
+	opts := node.Options{Stderr: stderr, Version: version}
+	if ownProcess {
+		if opts.Handover, err = node.NewHandover(cfg); err != nil {
+			return err
+		}
+	}
+	return node.Run(ctx, cfg, opts)
 }

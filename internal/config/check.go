@@ -216,7 +216,8 @@ func (c *checker) log(cfg *Config) {
 
 func (c *checker) limits(cfg *Config) {
 	for key, d := range map[string]conf.Duration{"limits.read_header_timeout": cfg.Limits.ReadHeaderTimeout,
-		"limits.idle_timeout": cfg.Limits.IdleTimeout, "limits.shutdown_timeout": cfg.Limits.ShutdownTimeout} {
+		"limits.idle_timeout": cfg.Limits.IdleTimeout, "limits.shutdown_timeout": cfg.Limits.ShutdownTimeout,
+		"limits.upgrade_timeout": cfg.Limits.UpgradeTimeout} {
 		if d <= 0 {
 			c.fail(key, "must be more than 0")
 		}

@@ -138,6 +138,9 @@ type LimitsConfig struct {
 	MaxHeaderBytes    int           `mapstructure:"max_header_bytes"`
 	MaxURIBytes       int           `mapstructure:"max_uri_bytes"`
 	ShutdownTimeout   conf.Duration `mapstructure:"shutdown_timeout"`
+	// UpgradeTimeout bounds a binary upgrade (SIGUSR2): the new process
+	// must say ready within it, or it is killed and this one resumes.
+	UpgradeTimeout conf.Duration `mapstructure:"upgrade_timeout"`
 	// MemoryLimit is the Go runtime's soft memory limit: "auto" (the node
 	// sets it from cache.memory_size and its live heap), "off", or a size
 	// such as 512MiB; read into MemoryLimitBytes (AutoMemoryLimit for

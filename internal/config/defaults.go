@@ -51,6 +51,7 @@ var defaults = map[string]any{
 	"limits.max_header_bytes":    64 << 10,
 	"limits.max_uri_bytes":       8 << 10,
 	"limits.shutdown_timeout":    "30s",
+	"limits.upgrade_timeout":     "2m",
 	"limits.memory_limit":        "auto",
 	"cache.memory_size":          "256MiB",
 	"cache.disk_size":            "0",

@@ -25,16 +25,17 @@ import (
 // the HTTPS port's handler, certificates and session-ticket keys.
 
 // listenHTTP3 binds the UDP socket of listen.http3 into lns.h3 (nil when
-// HTTP/3 is off). "auto" takes the host of listen.https and the port its
-// listener bound; when listen.https asked for port 0 and that UDP port is
-// taken, both are bound again on another port, a few times.
-func (l *listeners) listenHTTP3(cfg *config.Config) error {
+// HTTP/3 is off), or takes it from the process an upgrade replaces (h).
+// "auto" takes the host of listen.https and the port its listener bound;
+// when listen.https asked for port 0 and that UDP port is taken, both are
+// bound again on another port, a few times.
+func (l *listeners) listenHTTP3(cfg *config.Config, h *Handover) error {
 	addr := cfg.Listen.HTTP3
 	if addr == "" {
 		return nil
 	}
 	if addr != config.HTTP3Auto {
-		pc, err := net.ListenPacket("udp", addr)
+		pc, err := h.ListenPacket(addr)
 		if err != nil {
 			return fmt.Errorf("listen.http3 %s: %w", addr, err)
 		}
@@ -43,21 +44,29 @@ func (l *listeners) listenHTTP3(cfg *config.Config) error {
 	}
 	host, port, _ := net.SplitHostPort(cfg.Listen.HTTPS) // checked by config
 	for try := 0; ; try++ {
-		bound := l.https.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", net.JoinHostPort(host, strconv.Itoa(bound)))
+		bound := net.JoinHostPort(host, strconv.Itoa(l.https.Addr().(*net.TCPAddr).Port))
+		pc, err := h.ListenPacket(bound)
 		if err == nil {
 			l.h3 = pc
 			return nil
 		}
 		if port != "0" || try == 10 || !errors.Is(err, syscall.EADDRINUSE) {
-			return fmt.Errorf("listen.http3 (auto: listen.https over UDP) %s: %w", net.JoinHostPort(host, strconv.Itoa(bound)), err)
+			return fmt.Errorf("listen.http3 (auto: listen.https over UDP) %s: %w", bound, err)
 		}
-		ln, lerr := net.Listen("tcp", cfg.Listen.HTTPS)
+		ln, lerr := h.Listen(cfg.Listen.HTTPS)
 		if lerr != nil {
 			return fmt.Errorf("listen.https %s: %w", cfg.Listen.HTTPS, lerr)
 		}
 		l.https.Close()
 		l.https = ln
+	}
+}
+
+// closeHTTP3 closes the UDP socket, once the QUIC listener has stopped
+// reading it (shutdown closes the TCP listeners first, this one last).
+func (l *listeners) closeHTTP3() {
+	if l.h3 != nil {
+		l.h3.Close()
 	}
 }
 
@@ -82,6 +91,11 @@ const (
 	// flood from spoofed addresses then costs one packet each. Below it a
 	// handshake needs no extra round trip.
 	h3RetryAbove = 1000
+	// h3UpgradeGrace is how long the old process of an upgrade keeps
+	// reading the UDP socket the new one reads too: GOAWAY goes out and
+	// short requests finish, then it stops (two readers of one socket
+	// take each other's packets); clients reconnect to the new process.
+	h3UpgradeGrace = 250 * time.Millisecond
 	// udpBufferWanted is the socket buffer quic-go asks for (7 MiB).
 	udpBufferWanted = 7 << 20
 )

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/edge-cdn/edge/internal/etcdtest"
+	"github.com/edge-cdn/edge/internal/testutil"
 	"github.com/edge-cdn/edge/store"
 )
 
@@ -45,22 +46,24 @@ func TestLastGoodOverEtcdTxnLimit(t *testing.T) {
 	}
 	n := runTestNode(t, fmt.Sprintf("store:\n  backend: etcd\n  etcd: {endpoints: [%s], prefix: /lg/}\n", etcd.Endpoint), props)
 
-	stored, gone := 0, 0
-	err = st.View(ctx, func(tx store.Tx) error {
-		return tx.ForEach(store.Meta, "property/test-node/", func(k string, v []byte) error {
-			switch {
-			case strings.Contains(k, "/gone/"):
-				gone++
-			case strings.HasSuffix(k, ".yaml") && strings.Contains(string(v), "hostnames:"):
-				stored++
-			}
-			return nil
+	// At start the versions are stored once the node serves (issue 20).
+	var stored, gone int
+	count300 := func() bool {
+		stored, gone = 0, 0
+		err := st.View(ctx, func(tx store.Tx) error {
+			return tx.ForEach(store.Meta, "property/test-node/", func(k string, v []byte) error {
+				switch {
+				case strings.Contains(k, "/gone/"):
+					gone++
+				case strings.HasSuffix(k, ".yaml") && strings.Contains(string(v), "hostnames:"):
+					stored++
+				}
+				return nil
+			})
 		})
+		return err == nil && stored == count && gone == 0
+	}
+	testutil.WaitFor(t, "every last good version stored", count300, func() string {
+		return fmt.Sprintf("%d last good versions stored for %d files, %d of 100 gone files kept\n%s", stored, count, gone, n.log)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if stored != count || gone != 0 {
-		t.Errorf("%d last good versions stored for %d files, %d of 100 gone files kept\n%s", stored, count, gone, n.log)
-	}
 }

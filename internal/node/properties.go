@@ -35,7 +35,6 @@ func (n *node) loadProperties(ctx context.Context) error {
 		return err
 	}
 	n.apply(ctx, t, known)
-	releaseStartGarbage(len(t.Properties()))
 	return nil
 }
 
@@ -273,7 +272,9 @@ func (n *node) apply(ctx context.Context, t *property.Table, known map[string]*c
 	n.dropCached(prev, t)
 	n.announce(ctx, prev, t)
 	n.renewer.PropertiesChangedKnown(ctx, prev, t, known) // hostnames may have changed
-	n.saveLastGood(ctx, t)
+	if prev != nil {
+		n.saveLastGood(ctx, t)
+	} // at start, Run saves them once the node serves (4.7 s of a first start with 100,000 files)
 }
 
 // applyCertificates creates the bootstrap certificates t needs and

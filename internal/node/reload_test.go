@@ -50,7 +50,7 @@ func TestReloadReadsStoreOnce(t *testing.T) {
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	lns, err := listen(cfg)
+	lns, err := listen(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

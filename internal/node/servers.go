@@ -10,15 +10,14 @@ import (
 	"github.com/edge-cdn/edge/admin"
 	"github.com/edge-cdn/edge/events"
 	"github.com/edge-cdn/edge/internal/config"
-	"github.com/edge-cdn/edge/store"
 	"go.uber.org/zap/zapcore"
 )
 
 // servers builds the HTTP, HTTPS and admin servers, in that order.
 func (n *node) servers(token string) []*http.Server {
 	var backup func(io.Writer) (int64, error)
-	if b, ok := n.store.(*store.Bolt); ok {
-		backup = b.WriteTo
+	if n.slot != nil {
+		backup = n.slot.WriteTo
 	}
 	adminHandler := admin.Handler(admin.Config{
 		Token: token, Certs: n.certs, Properties: n.table.Load, Events: n.events, Issuer: n.renewer,
@@ -39,7 +38,12 @@ func (n *node) servers(token string) []*http.Server {
 	// frames stay small (h2spec 4.2/3; nginx and Caddy advertise the same).
 	httpsSrv.HTTP2 = &http.HTTP2Config{MaxReadFrameSize: 16 << 10}
 	n.rejects.watchTLS(httpsSrv)
-	return []*http.Server{n.httpServer(n.proxy.HTTPHandler(), h1HeaderSlop), httpsSrv, n.httpServer(adminHandler, h1HeaderSlop)}
+	servers := []*http.Server{n.httpServer(n.proxy.HTTPHandler(), h1HeaderSlop), httpsSrv, n.httpServer(n.upgradeGate(adminHandler), h1HeaderSlop)}
+	n.drain = newDrainer()
+	for _, srv := range servers {
+		n.drain.watch(srv)
+	}
+	return servers
 }
 
 // What Go's server adds to MaxHeaderBytes: HTTP/1 reads MaxHeaderBytes
@@ -94,8 +98,8 @@ func (n *node) readiness(ctx context.Context) map[string]error {
 func (n *node) degraded(ctx context.Context) map[string]error {
 	err := n.health.err()
 	if err == nil {
-		if p, ok := n.store.(*store.Bolt); ok {
-			err = p.Ping(ctx)
+		if n.slot != nil {
+			err = n.slot.Ping(ctx)
 		}
 	}
 	checks := map[string]error{"store": err}

@@ -1,0 +1,112 @@
+package node
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+)
+
+// drainer follows the connections of the node's servers so that the old
+// process of an upgrade answers every request it accepted. Go's
+// Server.Shutdown drops a request it reads after shutdown began: an
+// HTTP/1 connection accepted just before (its TLS handshake or request
+// head still on the way) would be closed unanswered. So the old process
+// first stops accepting and turns keep-alive off, waits until its HTTP/1
+// connections have answered and closed, and only then calls Shutdown,
+// which sends GOAWAY on HTTP/2 connections (clients retry the requests it
+// did not take on a new connection, to the new process) and waits for
+// their streams.
+type drainer struct {
+	mu sync.Mutex
+	// conns are the open connections (the raw net.Conn under TLS) and
+	// what is known of them.
+	conns map[net.Conn]*connInfo
+}
+
+type connInfo struct {
+	since time.Time
+	h2    bool // the client offered h2, which the server prefers
+	used  bool // a request was read (HTTP/1)
+}
+
+func newDrainer() *drainer { return &drainer{conns: map[net.Conn]*connInfo{}} }
+
+// watch follows srv's connections; call it once the server's ConnState
+// and TLSConfig are set (they are chained, not replaced).
+func (d *drainer) watch(srv *http.Server) {
+	prev := srv.ConnState
+	srv.ConnState = func(c net.Conn, s http.ConnState) {
+		d.state(c, s)
+		if prev != nil {
+			prev(c, s)
+		}
+	}
+	if srv.TLSConfig == nil {
+		return
+	}
+	prevConfig := srv.TLSConfig.GetConfigForClient
+	srv.TLSConfig.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		if slices.Contains(hello.SupportedProtos, "h2") {
+			d.mu.Lock()
+			if ci := d.conns[hello.Conn]; ci != nil {
+				ci.h2 = true
+			}
+			d.mu.Unlock()
+		}
+		if prevConfig != nil {
+			return prevConfig(hello)
+		}
+		return nil, nil
+	}
+}
+
+func (d *drainer) state(c net.Conn, s http.ConnState) {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch s {
+	case http.StateNew:
+		d.conns[c] = &connInfo{since: time.Now()}
+	case http.StateActive, http.StateIdle:
+		if ci := d.conns[c]; ci != nil {
+			ci.used = true
+		}
+	case http.StateClosed, http.StateHijacked:
+		delete(d.conns, c)
+	}
+}
+
+// http1 counts the connections Shutdown could still cut: HTTP/1 ones,
+// and those whose protocol is not known yet. Like Shutdown, it does not
+// wait for a connection that has sent no request for 5 seconds.
+func (d *drainer) http1() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	idle := time.Now().Add(-5 * time.Second)
+	for _, ci := range d.conns {
+		if !ci.h2 && (ci.used || ci.since.After(idle)) {
+			n++
+		}
+	}
+	return n
+}
+
+// wait returns once no HTTP/1 connection is open, or ctx ends.
+func (d *drainer) wait(ctx context.Context) {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for d.http1() > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
