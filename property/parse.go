@@ -166,6 +166,10 @@ func (v *validator) property(s *fileSchema) *Property {
 	}
 	p.Headers.AllowOverrides = v.allowOverrides(s.Headers.AllowOverrides)
 	p.Cache = v.cache(&s.Cache)
+	p.HTTP3 = s.HTTP3 == nil || *s.HTTP3
+	if s.HTTP3 != nil && *s.HTTP3 && p.TLS.Certificate == "" {
+		v.fail(at("http3"), "needs tls.certificate: HTTP/3 runs over TLS")
+	}
 	return p
 }
 

@@ -18,6 +18,11 @@ type Property struct {
 	HealthCheck *HealthCheck // nil: no active health checks
 	Headers     Headers
 	Cache       Cache // SPEC §11; Cache.Enabled false: no caching
+	// HTTP3 (key http3, default true) offers the property over QUIC when
+	// the node listens for it: Alt-Svc on its HTTPS answers, QUIC
+	// handshakes for its names. false refuses those handshakes and sends
+	// Alt-Svc: clear for a while.
+	HTTP3 bool
 
 	digest    string // of the file's bytes, to tell a changed file on reload
 	hostLines []int  // line of each hostname, for errors found across files

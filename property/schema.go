@@ -14,6 +14,7 @@ type fileSchema struct {
 	HealthCheck *healthSchema  `yaml:"health_check"`
 	Headers     headersSchema  `yaml:"headers"`
 	Cache       cacheSchema    `yaml:"cache"`
+	HTTP3       *bool          `yaml:"http3"`
 }
 
 type originSchema struct {

@@ -238,7 +238,9 @@ func clientHost(r *http.Request) string {
 // copyResponseHeader puts an origin's response headers into h, the
 // client's response headers: hop-by-hop, Connection-listed and the
 // origin's X-Request-Id are dropped (h already has the edge's), as is its
-// Strict-Transport-Security where the property sets its own. The value
+// Strict-Transport-Security where the property sets its own, and its
+// Alt-Svc (it would offer the origin's own alternatives for the edge's
+// names; the edge adds its own when serving, altsvc.go). The value
 // slices of from are moved, not copied: from is not used after.
 func (st *site) copyResponseHeader(h, from http.Header, r *http.Request) {
 	rules := &st.prop.Headers.Response
@@ -246,7 +248,7 @@ func (st *site) copyResponseHeader(h, from http.Header, r *http.Request) {
 	ownHSTS := st.prop.TLS.HSTS != "" && r.TLS != nil
 	for k, vv := range from {
 		switch {
-		case k == "X-Request-Id", k == "Strict-Transport-Security" && ownHSTS,
+		case k == "X-Request-Id", k == "Alt-Svc", k == "Strict-Transport-Security" && ownHSTS,
 			hopByHop(k), len(conn) > 0 && connectionListed(conn, k):
 			continue
 		}
@@ -264,6 +266,8 @@ func (st *site) copyResponseHeader(h, from http.Header, r *http.Request) {
 
 func protoIndex(r *http.Request) int {
 	switch {
+	case r != nil && r.ProtoMajor == 3:
+		return 3
 	case r == nil || r.ProtoMajor >= 2:
 		return 2
 	case r.ProtoMinor == 0:

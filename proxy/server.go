@@ -71,6 +71,10 @@ type Config struct {
 	// cache.enabled, calling upstream for what it cannot serve.
 	Cache  Cache
 	Limits Limits // request head limits (headers.go)
+	// HTTP3Port is the public UDP port of the node's HTTP/3 listener,
+	// offered in Alt-Svc on the HTTPS answers of properties with http3 on;
+	// 0: the node does not listen for HTTP/3 (no Alt-Svc at all).
+	HTTP3Port int
 }
 
 // Cache is a shared HTTP cache in front of a property's origins. upstream
@@ -100,17 +104,23 @@ type Server struct {
 	cfg    Config
 	log    *zap.Logger
 	access *zap.Logger
-	via    [3]string // by protocol: HTTP/1.0, HTTP/1.1, HTTP/2
+	via    [4]string // by protocol: HTTP/1.0, HTTP/1.1, HTTP/2, HTTP/3
 	// viaHdr holds via as header values, shared by all responses that
 	// had no Via (saves an allocation each). Never written in place: a
 	// slice with len == cap, so an append copies.
-	viaHdr [3][]string
+	viaHdr [4][]string
 	ids    requestIDs
 
 	routes atomic.Pointer[routes]
 
 	mu      sync.Mutex         // serialises Update and Close
 	origins map[string]*origin // live origins by key, reused across updates
+
+	// h3Off holds when each property that had HTTP/3 on turned it off
+	// (it then sends Alt-Svc: clear for AltSvcMaxAge); altSvcOffer is the
+	// shared Alt-Svc value of the others. Guarded by mu.
+	h3Off       map[string]time.Time
+	altSvcOffer []string
 
 	stopExpiry chan struct{} // closed by Close
 	expiryDone chan struct{}
@@ -141,7 +151,11 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, log: cfg.Logger.Named("proxy"), access: access,
 		origins: map[string]*origin{}, ids: newRequestIDs(),
 		stopExpiry: make(chan struct{}), expiryDone: make(chan struct{})}
-	s.via = [3]string{"1.0 " + cfg.NodeName, "1.1 " + cfg.NodeName, "2 " + cfg.NodeName}
+	s.via = [4]string{"1.0 " + cfg.NodeName, "1.1 " + cfg.NodeName, "2 " + cfg.NodeName, "3 " + cfg.NodeName}
+	s.h3Off = map[string]time.Time{}
+	if cfg.HTTP3Port > 0 {
+		s.altSvcOffer = altSvcOffer(cfg.HTTP3Port)
+	}
 	for i, v := range s.via {
 		s.viaHdr[i] = []string{v}[:1:1]
 	}
@@ -157,8 +171,11 @@ func (s *Server) Update(t *property.Table) {
 	s.mu.Lock()
 	r := &routes{table: t, sites: make(map[*property.Property]*site, len(t.Properties()))}
 	live := make(map[string]*origin, len(s.origins))
+	old, now := s.routes.Load().table, time.Now()
 	for _, p := range t.Properties() {
-		r.sites[p] = s.newSite(p, live)
+		st := s.newSite(p, live)
+		st.altSvc, st.altSvcUntil = s.altSvc(p, old, now)
+		r.sites[p] = st
 	}
 	s.routes.Store(r)
 	var gone []*origin
@@ -317,6 +334,9 @@ func (s *Server) route(w *recorder, r *http.Request, req *request, secure bool) 
 		w.Header().Set("Connection", "close")
 	}
 	st := rt.sites[p]
+	if secure {
+		st.setAltSvc(w.Header(), req.start)
+	}
 	req.siteObs = st.obs
 	st.serve(w, r, req)
 }

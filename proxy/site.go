@@ -18,6 +18,10 @@ type site struct {
 	files   *origin // set for a file origin instead of origins
 	budget  *retryBudget
 	obs     SiteObserver // nil: report to the Server's Observer
+	// altSvc is the Alt-Svc of its HTTPS answers (altsvc.go), sent until
+	// altSvcUntil when that is set.
+	altSvc      []string
+	altSvcUntil time.Time
 	// upstream forwards a request to the origins and writes the response
 	// (st.forward): the seam where the cache sits in front (see serve).
 	upstream http.Handler

@@ -9,7 +9,8 @@
 //	go run ./cmd/bench -duration 10s -conns 64 -scenarios h1-small,h2-small
 //
 // wrk is used for the HTTP/1.1 scenarios when it is installed; the
-// built-in Go generator otherwise and for the rest.
+// built-in Go generator otherwise and for the rest (HTTP/3: quic-go's
+// client, one QUIC connection carrying -conns streams).
 package main
 
 import (
@@ -32,6 +33,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/quic-go/quic-go/http3"
 )
 
 func main() {
@@ -528,6 +531,13 @@ func generate(url, host, mode string, d time.Duration, conns int) result {
 		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
 	}
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	if mode == "h3" {
+		// One QUIC connection, conns streams on it (as h2 over one TCP
+		// connection).
+		h3 := &http3.Transport{TLSClientConfig: tlsConf, DisableCompression: true}
+		defer h3.Close()
+		client.Transport = h3
+	}
 	// Warm up the connections.
 	warm := make(chan struct{})
 	go func() { time.Sleep(300 * time.Millisecond); close(warm) }()

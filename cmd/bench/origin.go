@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/quic-go/quic-go/http3"
 )
 
 // runOrigin serves /small (100 bytes) and /large (100 KiB) on an HTTP port
@@ -57,5 +59,7 @@ func runOrigin(args []string) {
 	tlsSrv := &http.Server{Addr: "127.0.0.1:" + args[1], Handler: mux, ConnState: countConns,
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}}
 	go tlsSrv.ListenAndServeTLS("", "")
+	// HTTP/3 on the HTTPS port number, over UDP (the h3 scenarios' direct run).
+	go (&http3.Server{Addr: tlsSrv.Addr, Handler: mux, TLSConfig: http3.ConfigureTLSConfig(tlsSrv.TLSConfig)}).ListenAndServe()
 	(&http.Server{Addr: "127.0.0.1:" + args[0], Handler: mux, ConnState: countConns}).ListenAndServe()
 }

@@ -17,7 +17,7 @@ const cacheHost = "cache.bench"
 type scenario struct {
 	name string
 	path string
-	mode string // h1, h1tls, h2, handshake
+	mode string // h1, h1tls, h2, h3, handshake
 	host string // Host (and :authority) sent to the edge; "" is localhost
 }
 
@@ -28,6 +28,11 @@ var scenarioTable = []scenario{
 	{"https-100k", "/large", "h1tls", ""},
 	{"h2-small", "/small", "h2", ""},
 	{"h2-100k", "/large", "h2", ""},
+	// HTTP/3 (issue 19): one QUIC connection carrying -conns streams, as
+	// h2 does over one TCP connection; the origin answers HTTP/3 too for
+	// the direct run.
+	{"h3-small", "/small", "h3", ""},
+	{"h3-100k", "/large", "h3", ""},
 	{"tls-handshake", "/small", "handshake", ""},
 	// Cache hits (issue 9): the origin sends Cache-Control: max-age, the
 	// edge's property has cache.enabled, and one request fills the cache
@@ -40,7 +45,7 @@ var scenarioTable = []scenario{
 	{"cache-h2-100k", "/c/large", "h2", cacheHost},
 }
 
-const defaultScenarios = "h1-small,h1-100k,https-small,https-100k,h2-small,h2-100k,tls-handshake," +
+const defaultScenarios = "h1-small,h1-100k,https-small,https-100k,h2-small,h2-100k,h3-small,h3-100k,tls-handshake," +
 	"cache-h1-small,cache-h1-100k,cache-https-small,cache-https-100k,cache-h2-small,cache-h2-100k"
 
 func scenarioByName(name string) (scenario, bool) {

@@ -93,6 +93,13 @@ func (c *checker) listen(cfg *Config) {
 			c.fail(key, "%q: port must be a number from 0 to 65535", addr)
 		}
 	}
+	if a := cfg.Listen.HTTP3; a != "" && a != HTTP3Auto {
+		if _, port, err := net.SplitHostPort(a); err != nil {
+			c.fail("listen.http3", "%q is not host:port, %q (the address of listen.https, over UDP) or \"\" (HTTP/3 off)", a, HTTP3Auto)
+		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			c.fail("listen.http3", "%q: port must be a number from 0 to 65535", a)
+		}
+	}
 	if p := cfg.Listen.HTTPSRedirectPort; p < 0 || p > 65535 {
 		c.fail("listen.https_redirect_port", "%d must be a port number, or 0 for the port of listen.https", p)
 	}

@@ -37,6 +37,11 @@ type ListenConfig struct {
 	HTTP  string `mapstructure:"http"`
 	HTTPS string `mapstructure:"https"`
 	Admin string `mapstructure:"admin"`
+	// HTTP3 is the UDP address of the QUIC (HTTP/3) listener: "auto" (the
+	// default) takes the host of listen.https and the port number the HTTPS
+	// listener bound (also when listen.https asks for port 0); "" turns
+	// HTTP/3 off.
+	HTTP3 string `mapstructure:"http3"`
 	// HTTPSRedirectPort is the port written in http→https redirects; 0
 	// takes the port of listen.https. Set 443 when a port mapping puts the
 	// HTTPS listener behind 443.
@@ -191,6 +196,9 @@ func (c *Config) HTTPSRedirectPort(bound int) int {
 	}
 	return bound
 }
+
+// HTTP3Auto is the value of listen.http3 that follows listen.https.
+const HTTP3Auto = "auto"
 
 // ChangedSections lists the top-level keys whose values differ between
 // two configs, in file order.

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -24,6 +25,9 @@ type testNode struct {
 	dir   string
 	addrs Addrs
 	log   *testutil.SyncBuffer
+	// stop stops the node as SIGTERM does (cancels Run's context) and
+	// returns what Run returned; the test's end calls it too.
+	stop func() error
 }
 
 const testConfig = `node: {name: test-node}
@@ -41,8 +45,9 @@ func runTestNode(t *testing.T, extra string, props map[string]string) *testNode 
 }
 
 // runTestNodeReady is runTestNode with onReady (if not nil) called by the
-// node as it announces readiness, before Run goes on.
-func runTestNodeReady(t *testing.T, extra string, props map[string]string, onReady func(Addrs)) *testNode {
+// node as it announces readiness, before Run goes on, and edits applied to
+// the loaded config (for values YAML cannot override, such as "").
+func runTestNodeReady(t *testing.T, extra string, props map[string]string, onReady func(Addrs), edits ...func(*config.Config)) *testNode {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "props"), 0o755); err != nil {
@@ -59,6 +64,9 @@ func runTestNodeReady(t *testing.T, extra string, props map[string]string, onRea
 	cfg, errs := config.Load(filepath.Join(dir, "edge.yaml"))
 	if len(errs) > 0 {
 		t.Fatalf("config: %v", errs)
+	}
+	for _, edit := range edits {
+		edit(cfg)
 	}
 	n := &testNode{t: t, dir: dir, log: &testutil.SyncBuffer{}}
 	ready := make(chan Addrs, 1)
@@ -79,15 +87,18 @@ func runTestNodeReady(t *testing.T, extra string, props map[string]string, onRea
 		cancel()
 		t.Fatalf("node not ready\n%s", n.log)
 	}
-	t.Cleanup(func() {
+	n.stop = sync.OnceValue(func() error {
 		cancel()
 		select {
 		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
+			return err
 		case <-time.After(40 * time.Second):
-			t.Errorf("node did not stop")
+			return errors.New("node did not stop")
+		}
+	})
+	t.Cleanup(func() {
+		if err := n.stop(); err != nil {
+			t.Errorf("Run: %v", err)
 		}
 	})
 	return n

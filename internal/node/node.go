@@ -75,8 +75,12 @@ type node struct {
 	clock        *startClock // the start's stages; nil in tests that build a node by hand
 }
 
-// listeners are the node's three bound sockets.
-type listeners struct{ http, https, admin net.Listener }
+// listeners are the node's three bound sockets, and the UDP socket of
+// HTTP/3 (nil when off).
+type listeners struct {
+	http, https, admin net.Listener
+	h3                 net.PacketConn
+}
 
 // Run runs the node until ctx is cancelled (SIGINT, SIGTERM) or, on
 // SIGUSR2 with opts.Handover, a new process of the binary at the path has
@@ -110,6 +114,10 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		return err
 	}
 	defer lns.close()
+	if err := lns.listenHTTP3(cfg, opts.Handover); err != nil {
+		return err
+	}
+	defer lns.closeHTTP3()
 	clock.stage("listeners", zap.Bool("inherited", opts.Handover.inherited()))
 	var probe *startProbe
 	if !opts.Handover.inherited() {
@@ -140,8 +148,12 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	defer n.startMemoryGovernor(ctx, govern)()
 	servers := n.servers(token)
+	h3, err := n.http3Server(lns)
+	if err != nil {
+		return err
+	}
 	probe.stop()
-	serveErr := n.serve(servers, lns)
+	serveErr := n.serve(servers, lns, h3)
 	n.listening.Store(true)
 	n.resumeRenewals(ctx)
 	defer n.pauseRenewals()
@@ -155,7 +167,8 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	n.saveLastGood(context.WithoutCancel(ctx), n.table.Load()) // even if told to stop already
 	releaseStartGarbage(len(n.table.Load().Properties()))
 	runErr := n.loop(ctx, serveErr, sigs)
-	if errors.Is(runErr, errUpgraded) {
+	upgraded := errors.Is(runErr, errUpgraded)
+	if upgraded {
 		// The new process is ready and told systemd its PID: this one
 		// only stops accepting and finishes its requests.
 		runErr = nil
@@ -165,7 +178,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	n.listening.Store(false)
 	n.pauseRenewals() // an order under way is abandoned; the next start retries it
-	n.shutdown(ctx, servers, lns)
+	n.shutdown(ctx, servers, lns, h3, upgraded)
 	return runErr
 }
 
@@ -252,6 +265,7 @@ func (n *node) start(ctx context.Context, lns *listeners) (stop func(), err erro
 		AccessLog:    n.cfg.Log.Access,
 		AccessLogger: n.access,
 		HTTPSPort:    n.cfg.HTTPSRedirectPort(lns.https.Addr().(*net.TCPAddr).Port),
+		HTTP3Port:    http3Port(n.cfg, lns),
 		Observer:     observer{n.metrics},
 		Cache:        n.cache,
 	}
@@ -302,7 +316,11 @@ func (n *node) startRenewals(ctx context.Context) (wait func()) {
 // announceReady logs the bound addresses and tells systemd and the tests.
 func (n *node) announceReady(ctx context.Context, lns *listeners) {
 	addrs := Addrs{HTTP: lns.http.Addr().String(), HTTPS: lns.https.Addr().String(), Admin: lns.admin.Addr().String()}
+	if lns.h3 != nil {
+		addrs.HTTP3 = lns.h3.LocalAddr().String()
+	}
 	n.log.Info("edge serving", zap.String("http", addrs.HTTP), zap.String("https", addrs.HTTPS), zap.String("admin", addrs.Admin),
+		zap.String("http3", addrs.HTTP3),
 		zap.Int("properties", len(n.table.Load().Properties())), zap.String("version", n.opts.Version),
 		zap.Int("pid", os.Getpid()), zap.Bool("upgrade", n.handover.inherited()))
 	n.clock.stage("ready")
@@ -369,8 +387,11 @@ func (n *node) loop(ctx context.Context, serveErr <-chan error, sigs <-chan os.S
 // then cuts the rest. It first stops accepting and lets every HTTP/1
 // connection answer the request it has or is receiving (see drainer): after
 // an upgrade, nothing the new process did not take is lost; on a plain
-// stop, no accepted connection is closed unanswered.
-func (n *node) shutdown(ctx context.Context, servers []*http.Server, lns *listeners) {
+// stop, no accepted connection is closed unanswered. HTTP/3 (h3, nil when
+// off) sends GOAWAY and waits alike on a stop; after an upgrade it stops
+// reading the UDP socket, which the new process reads, within
+// h3UpgradeGrace (its clients reconnect, to the new process).
+func (n *node) shutdown(ctx context.Context, servers []*http.Server, lns *listeners, h3 *http3Server, upgraded bool) {
 	grace := n.cfg.Limits.ShutdownTimeout.Std()
 	n.log.Info("shutting down", zap.Duration("grace", grace))
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
@@ -384,6 +405,23 @@ func (n *node) shutdown(ctx context.Context, servers []*http.Server, lns *listen
 	for _, s := range servers {
 		go func() { done <- s.Shutdown(sctx) }()
 	}
+	h3done := make(chan struct{})
+	go func() {
+		defer close(h3done)
+		if h3 == nil {
+			return
+		}
+		h3ctx := sctx
+		if upgraded {
+			var cancel context.CancelFunc
+			h3ctx, cancel = context.WithTimeout(sctx, h3UpgradeGrace)
+			defer cancel()
+		}
+		// It cuts what is left at the end of the grace period itself.
+		if err := h3.shutdown(h3ctx); err != nil && !upgraded {
+			n.log.Warn("HTTP/3 requests still in flight at the end of the grace period were cut", zap.Error(err))
+		}
+	}()
 	for range servers {
 		// The listeners are closed already: not a failure.
 		if err := <-done; err != nil && !errors.Is(err, net.ErrClosed) {
@@ -393,6 +431,7 @@ func (n *node) shutdown(ctx context.Context, servers []*http.Server, lns *listen
 			}
 		}
 	}
+	<-h3done
 	n.log.Info("stopped")
 }
 

@@ -9,8 +9,9 @@ import (
 	"go.uber.org/zap"
 )
 
-// Addrs are the addresses the node's listeners are bound to.
-type Addrs struct{ HTTP, HTTPS, Admin string }
+// Addrs are the addresses the node's listeners are bound to (HTTP3, UDP:
+// "" when HTTP/3 is off).
+type Addrs struct{ HTTP, HTTPS, Admin, HTTP3 string }
 
 type readyKey struct{}
 

@@ -55,13 +55,16 @@ const (
 	h2HeaderSlop = 320
 )
 
-// serve starts the servers on their listeners; the channel gets the error
-// of each server that stops.
-func (n *node) serve(servers []*http.Server, lns *listeners) <-chan error {
-	errs := make(chan error, len(servers))
+// serve starts the servers on their listeners, and HTTP/3 when h3 is
+// not nil; the channel gets the error of each server that stops.
+func (n *node) serve(servers []*http.Server, lns *listeners, h3 *http3Server) <-chan error {
+	errs := make(chan error, len(servers)+1)
 	go func() { errs <- servers[0].Serve(n.rejects.listener(lns.http)) }()
 	go func() { errs <- servers[1].ServeTLS(lns.https, "", "") }()
 	go func() { errs <- servers[2].Serve(lns.admin) }()
+	if h3 != nil {
+		go func() { errs <- h3.serve() }()
+	}
 	return errs
 }
 

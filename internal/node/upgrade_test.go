@@ -130,7 +130,7 @@ func TestUpgradeDrainAnswersRequestOfConnectionAcceptedBeforeStop(t *testing.T) 
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		n.shutdown(context.Background(), []*http.Server{srv}, &listeners{http: lns[0], https: lns[1], admin: lns[2]})
+		n.shutdown(context.Background(), []*http.Server{srv}, &listeners{http: lns[0], https: lns[1], admin: lns[2]}, nil, false)
 	}()
 	testutil.WaitFor(t, "the listener closed", func() bool {
 		c2, err := net.Dial("tcp", lns[0].Addr().String())
