@@ -59,6 +59,7 @@ type node struct {
 	rejects   *rejects
 	acme      *edgeacme.Client // nil when ACME is off
 	tickets   *edgetls.TicketKeys
+	dash      dashboard // the dashboard's history and fleet record (dashboard.go)
 }
 
 // listeners are the node's three bound sockets.
@@ -103,6 +104,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		return err
 	}
 	defer n.startMemoryGovernor(ctx, govern)()
+	defer n.startDashboard(ctx)()
 	servers := n.servers(token)
 	serveErr := n.serve(servers, lns)
 	n.listening.Store(true)
