@@ -144,8 +144,16 @@ func (a *api) backup(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Disposition", `attachment; filename="edge.db"`)
-	if _, err := a.c.Backup(w); err != nil {
+	if _, err := a.c.Backup(sizedResponse{w}); err != nil {
 		a.c.Logger.Error("backup failed")
 		panic(http.ErrAbortHandler) // cut the stream: a partial copy must not look whole
 	}
+}
+
+// sizedResponse sends the size the backup announces (store.Sizer) as its
+// Content-Length.
+type sizedResponse struct{ http.ResponseWriter }
+
+func (s sizedResponse) SetSize(n int64) {
+	s.Header().Set("Content-Length", strconv.FormatInt(n, 10))
 }
