@@ -150,11 +150,12 @@ async function refreshCerts() {
     if (c.status_detail) status.append(el('div', 'detail', c.status_detail));
     const r = c.renewal || {};
     const renewal = [];
-    if (r.state) renewal.push(el('span', 'badge state', r.state));
+    if (r.state && r.state !== 'none') renewal.push(el('span', 'badge ' + r.state, r.state));
     if (r.renew_at) renewal.push(el('div', null, 'due ' + when(r.renew_at)));
     if (r.ari_window) renewal.push(el('div', 'muted', 'ARI ' + when(r.ari_window.start) + ' – ' + when(r.ari_window.end)));
-    if (r.last_error) renewal.push(el('div', 'detail', r.last_error));
-    if (!renewal.length) renewal.push(c.auto_renew === 'none' ? 'manual' : '–');
+    if (r.state === 'backoff' && r.next_attempt_at) renewal.push(el('div', 'muted', 'next attempt ' + when(r.next_attempt_at)));
+    if (r.last_error && r.last_error !== c.status_detail) renewal.push(el('div', 'detail', r.last_error));
+    if (!renewal.length) renewal.push(el('span', 'muted', 'not automatic'));
     const daysCell = td('Days left', days === null ? '–' : String(days));
     daysCell.className = 'num' + (days !== null && days < 7 ? ' warn' : '');
     rows.push(el('tr', 'cert',
@@ -217,7 +218,7 @@ async function refreshProps() {
   const rej = (rejected || []).map((r) => el('div', 'detail', 'Rejected ' + r.file + ': ' + (r.load_error || []).join('; ')));
   $('rejected').replaceChildren(...rej);
   $('t-props').textContent = String(properties.length);
-  $('t-props-sub').textContent = rej.length ? rej.length + ' files rejected' : 'all files load';
+  $('t-props-sub').textContent = rej.length ? rej.length + (rej.length === 1 ? ' file' : ' files') + ' rejected' : 'all files load';
 }
 
 // ---- cache ----
@@ -318,7 +319,7 @@ async function refreshEvents() {
   const items = events.slice().reverse().map((e) => {
     let subject = e.property || '';
     if (e.certificate && e.certificate.name) subject = e.certificate.name;
-    return el('li', 'event ' + e.type.replace(/\..*/, ''),
+    return el('li', 'event ' + e.type.replace(/[^a-z]+/g, '-'),
       el('span', 'time', when(e.time)), el('span', 'type', e.type), el('span', 'subject', subject),
       el('span', 'node muted', e.node), e.detail ? el('div', 'event-detail', e.detail) : null);
   });

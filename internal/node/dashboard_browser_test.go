@@ -160,7 +160,8 @@ func TestDashboardInBrowser(t *testing.T) {
 	hostile := `x<img src=x onerror=window.pwned=1>.yaml`
 	n := runTestNode(t, "cache: {memory_size: 64MiB}\n", map[string]string{
 		"shop.yaml": "hostnames: [shop.example, www.shop.example]\norigins: [{url: " + origin.URL + "}]\ntls: {certificate: shop}\ncache: {enabled: true}\n",
-		"blog.yaml": "hostnames: [blog.example]\norigins: [{url: " + origin.URL + "}]\n",
+		"blog.yaml": "hostnames: [blog.example]\norigins: [{url: " + origin.URL + "}, {url: http://127.0.0.1:1}]\n",
+		"api.yaml":  "hostnames: [api.example]\norigins: [{url: " + origin.URL + "}]\ntls: {certificate: api, renew_automation: true}\n",
 		hostile:     "hostnames: [\n",
 	})
 	tokenBytes, err := os.ReadFile(filepath.Join(n.dir, "data", "admin.token"))
@@ -168,6 +169,9 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	token := strings.TrimSpace(string(tokenBytes))
+	// A certificate close to its end, for the page's ordering and colours.
+	adminPost(t, n, token, "/api/v1/certificates", `{"name": "legacy", "self_signed": true, "hostnames": ["legacy.example"], "valid_for": "5d"}`)
+	edgeGet(t, n, "blog.example", "/")
 	for _, p := range []string{"/", "/a", "/b", "/c", "/"} {
 		edgeGet(t, n, "shop.example", p)
 	}
@@ -206,13 +210,21 @@ func TestDashboardInBrowser(t *testing.T) {
 	if got, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](`sessionStorage.getItem('edge-admin-token') !== null && localStorage.length === 0 && !location.href.includes('token')`)); !got {
 		t.Error("the token is not in sessionStorage only")
 	}
-	row := text(t, ctx, "#cert-rows tr.cert")
-	if !strings.Contains(row, "shop") || !strings.Contains(row, "active") {
+	// Failing first (api: ACME is off), then the soonest to expire.
+	rows, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#cert-rows tr.cert')].map(r => r.querySelector('strong').textContent)`))
+	if err != nil || strings.Join(rows, " ") != "api legacy shop" {
+		t.Errorf("certificate rows %v (%v), want api (failed), legacy (5 days), shop", rows, err)
+	}
+	row := text(t, ctx, "#cert-rows tr.cert:nth-child(3)")
+	if !strings.Contains(row, "shop.example") || !strings.Contains(row, "active") {
 		t.Errorf("certificate row %q: want shop, active", row)
 	}
-	days := text(t, ctx, "#cert-rows tr.cert td:nth-child(3)")
+	days := text(t, ctx, "#cert-rows tr.cert:nth-child(3) td:nth-child(3)")
 	if want := daysLeft(t, n, token, "shop"); days != want {
 		t.Errorf("days left %q, want %s", days, want)
+	}
+	if failed := text(t, ctx, "#cert-rows tr.cert:nth-child(1)"); !strings.Contains(failed, "failed") || !strings.Contains(failed, "ACME is off") {
+		t.Errorf("failed certificate row %q: want its status and status_detail", failed)
 	}
 	poll(t, ctx, "a property row", `[...document.querySelectorAll('#prop-rows tr.prop')].some(r => r.textContent.includes('shop.example') && r.textContent.includes('on'))`)
 	poll(t, ctx, "the hit ratio", `/\d+%/.test(document.getElementById('t-hit').textContent)`)
@@ -242,7 +254,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	poll(t, ctx, "the new event", `[...document.querySelectorAll('#event-list li.event')].some(li => li.textContent.includes('property.loaded') && li.textContent.includes('news'))`)
 	poll(t, ctx, "the newest event first", `document.querySelector('#event-list li.event').textContent.includes('news')`)
 
-	shoot(t, ctx, "dashboard.png")
+	shoot(t, ctx, "dashboard.png", chromedp.FullScreenshot(100))
 	// A phone: Chromium's window is at least 500 px wide, so the viewport
 	// is emulated.
 	phone := browser(t, 800, 900)
@@ -255,7 +267,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	if w, _ := chromedp.Run(phone, chromedp.Evaluate[int](`document.documentElement.scrollWidth`)); w > 390 {
 		t.Errorf("on a phone the page is %d px wide, wider than the screen (390)", w)
 	}
-	shoot(t, phone, "dashboard-phone.png")
+	shoot(t, phone, "dashboard-phone.png", chromedp.CaptureScreenshot()) // the first screen only: kept small
 
 	for _, l := range []*pageLog{pl, phoneLog} {
 		requests, errs := l.snapshot()
@@ -271,6 +283,21 @@ func TestDashboardInBrowser(t *testing.T) {
 		for _, e := range errs {
 			t.Errorf("console: %s", e)
 		}
+	}
+}
+
+func adminPost(t *testing.T, n *testNode, token, path, body string) {
+	req, _ := http.NewRequest("POST", "http://"+n.addrs.Admin+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		t.Fatalf("POST %s: %d %s", path, resp.StatusCode, b)
 	}
 }
 
@@ -293,10 +320,10 @@ func daysLeft(t *testing.T, n *testNode, token, name string) string {
 	return strconv.Itoa(int(time.Until(c.NotAfter).Hours() / 24))
 }
 
-// shoot writes a full-page PNG screenshot to the test's temp dir, and to
+// shoot writes a PNG screenshot to the test's temp dir, and to
 // DASHBOARD_SCREENSHOTS when set.
-func shoot(t *testing.T, ctx context.Context, name string) {
-	buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+func shoot(t *testing.T, ctx context.Context, name string, how chromedp.Action[[]byte]) {
+	buf, err := chromedp.Run(ctx, how)
 	if err != nil {
 		t.Fatal(err)
 	}
