@@ -223,3 +223,54 @@ func TestBackupHasContentLength(t *testing.T) {
 		t.Errorf("backup: %d, Content-Length %d, body %d bytes", resp.StatusCode, resp.ContentLength, len(body))
 	}
 }
+
+// TestCertificatesOrderForAttention: ?order=attention lists the soonest to
+// expire first, ?limit= cuts the list and total still counts them all, so
+// a page never fetches 100,000 certificates; bad values are 400s.
+func TestCertificatesOrderForAttention(t *testing.T) {
+	srv := httptest.NewServer(Handler(Config{Token: testToken, Certs: fixture.Certs(t)}))
+	defer srv.Close()
+	for _, c := range []struct{ name, validFor string }{{"a-long", "30d"}, {"b-short", "2d"}, {"c-mid", "10d"}} {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/api/v1/certificates",
+			strings.NewReader(`{"name": "`+c.name+`", "self_signed": true, "hostnames": ["`+c.name+`.example"], "valid_for": "`+c.validFor+`"}`))
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 201 {
+			t.Fatalf("create %s: %d", c.name, resp.StatusCode)
+		}
+	}
+	names := func(query string) ([]string, int) {
+		resp, body := get(t, srv.URL+"/api/v1/certificates"+query, testToken)
+		var out struct {
+			Certificates []CertificateView `json:"certificates"`
+			Total        int               `json:"total"`
+		}
+		if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &out) != nil {
+			t.Fatalf("%s: %d %s", query, resp.StatusCode, body)
+		}
+		var n []string
+		for _, c := range out.Certificates {
+			n = append(n, c.Name)
+		}
+		return n, out.Total
+	}
+	if got, total := names(""); strings.Join(got, " ") != "a-long b-short c-mid" || total != 3 {
+		t.Errorf("default order %v (total %d), want by name", got, total)
+	}
+	if got, total := names("?order=attention"); strings.Join(got, " ") != "b-short c-mid a-long" || total != 3 {
+		t.Errorf("attention %v (total %d), want the soonest to expire first", got, total)
+	}
+	if got, total := names("?order=attention&limit=2"); strings.Join(got, " ") != "b-short c-mid" || total != 3 {
+		t.Errorf("limit 2: %v (total %d), want two and total 3", got, total)
+	}
+	for _, q := range []string{"?order=random", "?limit=0", "?limit=x", "?limit=-1"} {
+		if resp, _ := get(t, srv.URL+"/api/v1/certificates"+q, testToken); resp.StatusCode != 400 {
+			t.Errorf("%s: %d, want 400", q, resp.StatusCode)
+		}
+	}
+}

@@ -82,7 +82,7 @@ function showError(where, err) {
 async function login(token) {
   $('login-error').textContent = '';
   try {
-    await api('/api/v1/certificates', { token });
+    await api('/api/v1/fleet', { token });
   } catch (err) {
     sessionStorage.removeItem(KEY);
     $('token').value = '';
@@ -115,7 +115,7 @@ function logout(msg) {
 function start() {
   refreshSlow();
   refreshEvents();
-  timers.push(setInterval(refreshSlow, 15000));
+  timers.push(setInterval(refreshSlow, 30000));
   timers.push(setInterval(refreshEvents, 3000));
 }
 
@@ -130,13 +130,13 @@ async function refreshSlow() {
 
 // ---- certificates ----
 
-const rank = { failed: 0, expired: 1, pending: 2, active: 3 };
+// The rows shown: the API orders them (failed, expired, pending, active;
+// soonest to expire first) and sends only these, whatever the node holds.
+const CERT_ROWS = 100;
 
 async function refreshCerts() {
-  const { certificates } = await api('/api/v1/certificates');
+  const { certificates, total } = await api('/api/v1/certificates?order=attention&limit=' + CERT_ROWS);
   const now = Date.now();
-  certificates.sort((a, b) => (rank[a.status] ?? 4) - (rank[b.status] ?? 4) ||
-    (Date.parse(a.not_after) || Infinity) - (Date.parse(b.not_after) || Infinity));
   const rows = [];
   let soon = 0, bad = 0;
   for (const c of certificates) {
@@ -167,8 +167,12 @@ async function refreshCerts() {
   }
   if (!rows.length) rows.push(el('tr', null, el('td', 'muted', 'No certificates.')));
   $('cert-rows').replaceChildren(...rows);
-  $('t-certs').textContent = String(certificates.length);
-  $('t-certs-sub').textContent = bad ? bad + ' failed or expired' : soon ? soon + ' expire within 14 days' : 'none failing';
+  $('cert-more').textContent = total > certificates.length
+    ? 'The first ' + certificates.length + ' of ' + total + ' are shown, in this order; edge cert list shows all.' : '';
+  const more = total > certificates.length ? 'at least ' : '';
+  $('t-certs').textContent = String(total);
+  $('t-certs-sub').textContent = bad ? (bad === certificates.length ? more : '') + bad + ' failed or expired'
+    : soon ? (soon === certificates.length ? more : '') + soon + ' expire within 14 days' : 'none failing';
   $('t-certs').className = 'big' + (bad ? ' bad' : soon ? ' warn' : '');
 }
 

@@ -35,9 +35,9 @@ type dashboard struct {
 	fleet *fleetRecord
 }
 
-// fleetRecord is this node's record, as stored.
+// fleetRecord is this node's record, as stored. Only its run goroutine
+// (or a test, in turn) calls beat; list reads the store only.
 type fleetRecord struct {
-	mu     sync.Mutex
 	rec    admin.FleetNode
 	seq    uint64 // the last event read for LastRenewal
 	st     *store.Etcd
@@ -88,8 +88,6 @@ func (f *fleetRecord) run(ctx context.Context) {
 func (f *fleetRecord) beat(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	if evs, err := f.events.After(ctx, f.seq, 0); err == nil {
 		for _, ev := range evs {
 			f.seq = max(f.seq, ev.Seq)
