@@ -70,6 +70,7 @@ func (p *progress) Write(b []byte) (int, error) {
 func (p *progress) SetTotal(n int64) {
 	if p != nil && n >= 0 {
 		p.bar.ChangeMax64(n)
+		_ = p.bar.RenderBlank() // show the size now, not at the next throttled redraw
 	}
 }
 

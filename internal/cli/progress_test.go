@@ -171,3 +171,37 @@ func TestRestoreOnTerminalShowsProgress(t *testing.T) {
 		}
 	}
 }
+
+// TestBackupProgress: `edge backup` off a terminal prints its one line;
+// on a terminal it draws a bar against the size the API announced
+// (Content-Length), then the same line.
+func TestBackupProgress(t *testing.T) {
+	n := startNode(t, "", map[string]string{"a.yaml": "hostnames: [a.example]\norigins: [{url: http://127.0.0.1:1}]\ntls: {certificate: a}\n"})
+	code, out := n.cli("backup", filepath.Join(t.TempDir(), "plain.db"))
+	if code != 0 || strings.Count(out, "\n") != 1 || strings.Contains(out, "\r") || !strings.HasPrefix(out, "saved ") {
+		t.Errorf("off a terminal: exit %d, %q; want one line, saved ...", code, out)
+	}
+	pt, tty := openPTY(t)
+	shown := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(pt)
+		shown <- string(b)
+	}()
+	file := filepath.Join(t.TempDir(), "tty.db")
+	var stderr bytes.Buffer
+	err := run(context.Background(), []string{"backup", file, "--config", filepath.Join(n.dir, "cli.yaml")}, tty, &stderr)
+	tty.Close()
+	if err != nil {
+		t.Fatalf("backup on a terminal: %v %s", err, stderr.String())
+	}
+	select {
+	case out = <-shown:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the terminal's output did not end")
+	}
+	for _, want := range []string{"backup", "%", "\r", "saved " + file} {
+		if !strings.Contains(out, want) {
+			t.Errorf("terminal shows %q: want %q in it", out, want)
+		}
+	}
+}

@@ -247,6 +247,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 
 	// A new event appears without a reload: a property file added.
+	if got, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById('fleet').hidden`)); !got {
+		t.Error("a single node shows a fleet section")
+	}
 	poll(t, ctx, "the events list", `document.querySelectorAll('#event-list li.event').length > 0`)
 	if err := os.WriteFile(filepath.Join(n.dir, "props", "news.yaml"), []byte("hostnames: [news.example]\norigins: [{url: "+origin.URL+"}]\n"), 0o644); err != nil {
 		t.Fatal(err)
