@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"image/png"
 	"io"
+	"mime"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -110,6 +112,11 @@ func cacheableOrigin(t *testing.T) (*httptest.Server, *atomic.Int64) {
 	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
 		w.Header().Set("Cache-Control", "public, max-age=300")
+		// The type the extension says: a mismatch is not stored (web cache
+		// deception armour).
+		if ct := mime.TypeByExtension(path.Ext(r.URL.Path)); ct != "" {
+			w.Header().Set("Content-Type", ct)
+		}
 		fmt.Fprintf(w, "page %s\n", r.URL.Path)
 	}))
 	t.Cleanup(o.Close)
