@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -74,8 +75,57 @@ func (a *api) listCertificates(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, v)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	writeJSON(w, http.StatusOK, map[string]any{"certificates": out})
+	limit := 0
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			a.fail(w, r, inputErr("limit", "%q: give a number of certificates, 1 or more", v))
+			return
+		}
+		limit = n
+	}
+	switch q.Get("order") {
+	case "", "name":
+		sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	case "attention":
+		sortForAttention(out)
+	default:
+		a.fail(w, r, inputErr("order", "%q: use name or attention", q.Get("order")))
+		return
+	}
+	total := len(out)
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"certificates": out, "total": total})
+}
+
+// sortForAttention orders certificates as an operator reads them (the
+// dashboard): failed, expired, pending, then active; within each, the
+// soonest to expire first, then by name.
+func sortForAttention(out []CertificateView) {
+	rank := map[string]int{cert.StatusFailed: 0, cert.StatusExpired: 1, cert.StatusPending: 2, cert.StatusActive: 3}
+	sort.SliceStable(out, func(i, j int) bool {
+		ri, oki := rank[out[i].Status]
+		rj, okj := rank[out[j].Status]
+		if !oki {
+			ri = len(rank)
+		}
+		if !okj {
+			rj = len(rank)
+		}
+		if ri != rj {
+			return ri < rj
+		}
+		ei, ej := out[i].NotAfter, out[j].NotAfter
+		switch {
+		case ei.IsZero() != ej.IsZero():
+			return !ei.IsZero() // a date before none
+		case !ei.Equal(ej):
+			return ei.Before(ej)
+		}
+		return out[i].Name < out[j].Name
+	})
 }
 
 func (a *api) getCertificate(w http.ResponseWriter, r *http.Request) {

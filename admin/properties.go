@@ -21,6 +21,8 @@ type PropertyView struct {
 	OriginHost  string         `json:"origin_host,omitempty"`
 	LoadError   []string       `json:"load_error,omitempty"`
 	Timeouts    map[string]any `json:"timeouts"`
+	// Cache is the property's cache.enabled.
+	Cache bool `json:"cache"`
 }
 
 // TLSView is a property's tls section, with the property file's keys
@@ -51,8 +53,8 @@ type RejectedView struct {
 func (a *api) propertyView(p *property.Property, t *property.Table) PropertyView {
 	v := PropertyView{Name: p.Name, File: p.File, Hostnames: p.Hostnames, Certificate: p.TLS.Certificate,
 		TLS:        TLSView{Certificate: p.TLS.Certificate, RenewAutomation: p.TLS.RenewAutomation, RedirectHTTP: p.TLS.RedirectHTTP, HSTS: p.TLS.HSTS},
-		OriginHost: p.OriginHost,
-		Timeouts:   map[string]any{"connect": p.Timeouts.Connect.String(), "response_header": p.Timeouts.ResponseHeader.String(), "idle": p.Timeouts.Idle.String()}}
+		OriginHost: p.OriginHost, Cache: p.Cache.Enabled,
+		Timeouts: map[string]any{"connect": p.Timeouts.Connect.String(), "response_header": p.Timeouts.ResponseHeader.String(), "idle": p.Timeouts.Idle.String()}}
 	var health map[string]bool
 	if a.c.OriginHealth != nil {
 		health = a.c.OriginHealth(p.Name)
@@ -142,8 +144,16 @@ func (a *api) backup(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Disposition", `attachment; filename="edge.db"`)
-	if _, err := a.c.Backup(w); err != nil {
+	if _, err := a.c.Backup(sizedResponse{w}); err != nil {
 		a.c.Logger.Error("backup failed")
 		panic(http.ErrAbortHandler) // cut the stream: a partial copy must not look whole
 	}
+}
+
+// sizedResponse sends the size the backup announces (store.Sizer) as its
+// Content-Length.
+type sizedResponse struct{ http.ResponseWriter }
+
+func (s sizedResponse) SetSize(n int64) {
+	s.Header().Set("Content-Length", strconv.FormatInt(n, 10))
 }

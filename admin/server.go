@@ -56,8 +56,13 @@ type Config struct {
 	Backup func(w io.Writer) (int64, error)
 	// OriginHealth reports the health of a property's origins by URL.
 	OriginHealth func(property string) map[string]bool
-	Logger       *zap.Logger
-	Now          func() time.Time
+	// History is the node's per-minute cache history; nil: GET
+	// /api/v1/cache/history answers 501.
+	History *History
+	// Fleet lists the nodes of an etcd fleet; nil: a single node.
+	Fleet  func(ctx context.Context) ([]FleetNode, error)
+	Logger *zap.Logger
+	Now    func() time.Time
 }
 
 // maxBody bounds every request body; certificates with chains fit easily.
@@ -95,6 +100,8 @@ func Handler(c Config) http.Handler {
 	api.HandleFunc("GET /api/v1/backup", a.backup)
 	api.HandleFunc("POST /api/v1/cache/purge", a.purgeCache)
 	api.HandleFunc("GET /api/v1/cache", a.cacheStats)
+	api.HandleFunc("GET /api/v1/cache/history", a.cacheHistory)
+	api.HandleFunc("GET /api/v1/fleet", a.fleet)
 	// Profiling a live node (issue 6), behind the same token.
 	api.HandleFunc("GET /debug/pprof/", pprof.Index)
 	api.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
@@ -109,6 +116,11 @@ func Handler(c Config) http.Handler {
 		}
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
 	})
+	// The dashboard: its files need no token (they hold no data); every
+	// call the page makes does.
+	ui := dashboard()
+	mux.Handle("GET /{$}", ui)
+	mux.Handle("GET /ui/", ui)
 	mux.Handle("/api/", a.auth(api))
 	mux.Handle("/debug/pprof/", a.auth(api))
 	return mux

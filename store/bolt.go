@@ -93,11 +93,19 @@ func (b *Bolt) Update(ctx context.Context, fn func(Tx) error) error {
 	return b.db.Update(func(tx *bolt.Tx) error { return fn(boltTx{tx}) })
 }
 
+// Sizer is a writer told, before WriteTo writes, how many bytes it will
+// write: the admin API sends it as the backup's Content-Length, so that
+// `edge backup` can show the time left.
+type Sizer interface{ SetSize(n int64) }
+
 // WriteTo writes a consistent copy of the whole file to w.
 func (b *Bolt) WriteTo(w io.Writer) (int64, error) {
 	var n int64
 	err := b.db.View(func(tx *bolt.Tx) error {
 		var err error
+		if s, ok := w.(Sizer); ok {
+			s.SetSize(tx.Size()) // exactly what tx.WriteTo writes
+		}
 		n, err = tx.WriteTo(w)
 		return err
 	})

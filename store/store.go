@@ -92,6 +92,13 @@ func MaxTxnWrites(st any) int {
 // where one logical write is split into several commits: an interrupted
 // Copy leaves part of the keys copied and is simply run again.
 func Copy(ctx context.Context, from, to Store) (int, error) {
+	return CopyProgress(ctx, from, to, nil)
+}
+
+// CopyProgress is Copy, calling progress (if not nil) with the keys
+// written so far and the total after each batch: a migration of 100,000
+// certificates takes long enough to show.
+func CopyProgress(ctx context.Context, from, to Store, progress func(done, total int)) (int, error) {
 	batchSize := 100
 	if n := MaxTxnWrites(to); n > 0 {
 		batchSize = min(batchSize, n)
@@ -126,6 +133,9 @@ func Copy(ctx context.Context, from, to Store) (int, error) {
 			return nil
 		}); err != nil {
 			return i, err
+		}
+		if progress != nil {
+			progress(i+len(batch), len(all))
 		}
 	}
 	return len(all), nil

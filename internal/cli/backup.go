@@ -25,7 +25,10 @@ func backupTo(ctx context.Context, cl *apiClient, file string, stdout io.Writer)
 	if err := tmp.Chmod(0o600); err != nil {
 		return err
 	}
-	if err := cl.do(ctx, "GET", "/api/v1/backup", nil, nil, tmp); err != nil {
+	prog := newProgress(stdout, "backup", -1, true, "")
+	err = cl.do(ctx, "GET", "/api/v1/backup", nil, nil, progressWriter{tmp, prog})
+	prog.finish()
+	if err != nil {
 		tmp.Close()
 		return err
 	}
@@ -39,3 +42,18 @@ func backupTo(ctx context.Context, cl *apiClient, file string, stdout io.Writer)
 	fmt.Fprintf(stdout, "saved %s (%d bytes)\n", file, st.Size())
 	return nil
 }
+
+// progressWriter writes to w and counts what it wrote on p.
+type progressWriter struct {
+	w io.Writer
+	p *progress
+}
+
+func (pw progressWriter) Write(b []byte) (int, error) {
+	n, err := pw.w.Write(b)
+	pw.p.Write(b[:n])
+	return n, err
+}
+
+// SetTotal is the size the API announced (Content-Length).
+func (pw progressWriter) SetTotal(n int64) { pw.p.SetTotal(n) }

@@ -70,6 +70,7 @@ commands:
   backup FILE                save a consistent copy of the running node's store
   cache purge|stats          purge the running node's (and fleet's) cache; its figures
   store migrate --to etcd|bbolt   copy the bbolt store into etcd, or back
+  store restore BACKUP       put a backup in place of the stopped node's store
   version                    print the version
   help                       print this text
 

@@ -96,6 +96,9 @@ func (c *apiClient) do(ctx context.Context, method, path string, body any, out a
 		return &apiError{status: resp.StatusCode, msg: fmt.Sprintf("%s: %s", resp.Status, strings.TrimSpace(string(b)))}
 	}
 	if raw != nil {
+		if s, ok := raw.(interface{ SetTotal(int64) }); ok && resp.ContentLength >= 0 {
+			s.SetTotal(resp.ContentLength)
+		}
 		_, err = io.Copy(raw, resp.Body)
 		return err
 	}

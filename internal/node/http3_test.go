@@ -21,9 +21,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edge-cdn/edge/internal/conf"
 	"github.com/edge-cdn/edge/internal/config"
 	"github.com/edge-cdn/edge/internal/testutil"
+	"github.com/edge-cdn/edge/internal/yamlfield"
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
 	"go.uber.org/zap"
@@ -392,7 +392,7 @@ func TestHTTP3HandshakeFloodRetry(t *testing.T) {
 	}
 	defer pc.Close()
 	logs := &testutil.SyncBuffer{}
-	limits := config.LimitsConfig{ReadHeaderTimeout: conf.Duration(5 * time.Second), IdleTimeout: conf.Duration(10 * time.Second), MaxHeaderBytes: 8192}
+	limits := config.LimitsConfig{ReadHeaderTimeout: yamlfield.Duration(5 * time.Second), IdleTimeout: yamlfield.Duration(10 * time.Second), MaxHeaderBytes: 8192}
 	s, err := newHTTP3Server(pc, &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}},
 		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }), limits,
 		zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(logs), zap.DebugLevel)))

@@ -73,6 +73,7 @@ type node struct {
 	stopRenewals func()
 	drain        *drainer    // the servers' connections, for the end of an upgrade
 	clock        *startClock // the start's stages; nil in tests that build a node by hand
+	dash      dashboard // the dashboard's history and fleet record (dashboard.go)
 }
 
 // listeners are the node's three bound sockets, and the UDP socket of
@@ -147,6 +148,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		return err
 	}
 	defer n.startMemoryGovernor(ctx, govern)()
+	defer n.startDashboard(ctx)()
 	servers := n.servers(token)
 	h3, err := n.http3Server(lns)
 	if err != nil {

@@ -23,6 +23,7 @@ func (n *node) servers(token string) []*http.Server {
 		Token: token, Certs: n.certs, Properties: n.table.Load, Events: n.events, Issuer: n.renewer,
 		Metrics: n.metrics.Handler(), Backup: backup, OriginHealth: n.proxy.OriginHealth,
 		Logger: n.log.Named("admin"), Ready: n.readiness, Degraded: n.degraded, Cache: n.purger,
+		History: n.dash.history, Fleet: n.dash.fleetNodes(),
 	})
 	// The HTTPS port's MaxHeaderBytes is set so that HTTP/2 advertises and
 	// enforces SETTINGS_MAX_HEADER_LIST_SIZE = limits.max_header_bytes

@@ -155,7 +155,7 @@ func (n *node) watchCertificates(ctx context.Context) {
 
 // Migrate copies every key of one backend into the other. Copying again
 // writes the same values: it is idempotent.
-func Migrate(ctx context.Context, cfg *config.Config, to string, log *zap.Logger) (int, error) {
+func Migrate(ctx context.Context, cfg *config.Config, to string, log *zap.Logger, progress func(done, total int)) (int, error) {
 	bolt, err := store.OpenBolt(filepath.Join(cfg.DataDir, "edge.db"))
 	if err != nil {
 		return 0, err
@@ -170,5 +170,5 @@ func Migrate(ctx context.Context, cfg *config.Config, to string, log *zap.Logger
 	if to == "bbolt" {
 		from, dst = etcd, bolt
 	}
-	return store.Copy(ctx, from, dst)
+	return store.CopyProgress(ctx, from, dst, progress)
 }
