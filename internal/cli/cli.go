@@ -18,7 +18,8 @@ var version = "dev"
 
 // ownProcess is set by Main: `edge serve` is the process's only node, so
 // it may take part in binary upgrades (node.Handover, one per process).
-// Tests that run several nodes in one process leave it unset.
+// Tests that run several nodes in one process leave it unset: they call
+// run, never Main (which sets it for the whole test binary).
 var ownProcess bool
 
 // Main runs the command in args and returns the process's exit status:

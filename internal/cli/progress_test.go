@@ -62,7 +62,7 @@ func keys(t *testing.T, path string) int {
 func TestRestoreOffTerminalPrintsOneLine(t *testing.T) {
 	dir, backup, target := restoreDir(t)
 	var stdout, stderr bytes.Buffer
-	if code := Main(context.Background(), "test", []string{"store", "restore", backup, "--config", filepath.Join(dir, "edge.yaml")}, &stdout, &stderr); code != 0 {
+	if code := exitCode(run(context.Background(), []string{"store", "restore", backup, "--config", filepath.Join(dir, "edge.yaml")}, &stdout, &stderr), &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 	out := stdout.String()
@@ -90,7 +90,7 @@ func TestRestoreWhileNodeRunsRefused(t *testing.T) {
 	}
 	defer held.Close()
 	var stdout, stderr bytes.Buffer
-	code := Main(context.Background(), "test", []string{"store", "restore", backup, "--config", filepath.Join(dir, "edge.yaml")}, &stdout, &stderr)
+	code := exitCode(run(context.Background(), []string{"store", "restore", backup, "--config", filepath.Join(dir, "edge.yaml")}, &stdout, &stderr), &stderr)
 	if code != 1 || !strings.Contains(stderr.String(), "stop the node first") {
 		t.Errorf("exit %d, stderr %q: want 1 and stop the node first", code, stderr.String())
 	}
@@ -108,7 +108,7 @@ func TestRestoreNotAStoreRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	var stdout, stderr bytes.Buffer
-	code := Main(context.Background(), "test", []string{"store", "restore", bad, "--config", filepath.Join(dir, "edge.yaml")}, &stdout, &stderr)
+	code := exitCode(run(context.Background(), []string{"store", "restore", bad, "--config", filepath.Join(dir, "edge.yaml")}, &stdout, &stderr), &stderr)
 	if code != 1 || !strings.Contains(stderr.String(), "is not a store backup") {
 		t.Errorf("exit %d, stderr %q: want 1 and not a store backup", code, stderr.String())
 	}
@@ -154,7 +154,7 @@ func TestRestoreOnTerminalShowsProgress(t *testing.T) {
 		shown <- string(b)
 	}()
 	var stderr bytes.Buffer
-	code := Main(context.Background(), "test", []string{"store", "restore", backup, "--config", filepath.Join(dir, "edge.yaml")}, tty, &stderr)
+	code := exitCode(run(context.Background(), []string{"store", "restore", backup, "--config", filepath.Join(dir, "edge.yaml")}, tty, &stderr), &stderr)
 	tty.Close()
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
