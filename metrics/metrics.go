@@ -33,6 +33,7 @@ type Metrics struct {
 	// The handshake counters, resolved once: Handshake runs on every TLS
 	// handshake.
 	handshakeOK, handshakeUnknown prometheus.Counter
+	protocols                     protocols
 }
 
 // CertificateLister reports every served certificate's expiry, for the
@@ -43,6 +44,7 @@ type CertificateLister func(fn func(name string, notAfter time.Time))
 func New(certs CertificateLister) *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry()}
 	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
+	m.protocols = newProtocols(f)
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edge_http_requests_total",
 		Help: "Requests answered, by property and status class."}, []string{"property", "code"})
 	m.requestTime = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "edge_http_request_duration_seconds",

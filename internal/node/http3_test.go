@@ -128,6 +128,13 @@ func TestHTTP3ServesProperty(t *testing.T) {
 	if !n.log.Await(`"proto":"HTTP/3.0"`, 5*time.Second) {
 		t.Errorf("no access line with proto HTTP/3.0:\n%s", n.log)
 	}
+	// Counted by protocol: one request over HTTP/3, one over HTTPS (Go's
+	// client speaks HTTP/2 to it), one over plain HTTP/1.1.
+	for _, want := range []string{`proto="HTTP/3.0"} 1`, `proto="HTTP/2.0"} 1`, `proto="HTTP/1.1"} 1`} {
+		if got := n.metric("edge_http_requests_by_protocol_total"); !strings.Contains(got, want) {
+			t.Errorf("metrics by protocol: %q, want a line ending %s", got, want)
+		}
+	}
 }
 
 // TestHTTP3UnknownSNIRefused: a QUIC handshake for a name no property

@@ -73,7 +73,7 @@ type node struct {
 	stopRenewals func()
 	drain        *drainer    // the servers' connections, for the end of an upgrade
 	clock        *startClock // the start's stages; nil in tests that build a node by hand
-	dash      dashboard // the dashboard's history and fleet record (dashboard.go)
+	dash         dashboard   // the dashboard's history and fleet record (dashboard.go)
 }
 
 // listeners are the node's three bound sockets, and the UDP socket of

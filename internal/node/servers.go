@@ -29,7 +29,7 @@ func (n *node) servers(token string) []*http.Server {
 	// enforces SETTINGS_MAX_HEADER_LIST_SIZE = limits.max_header_bytes
 	// (Go adds 320); HTTP/1.1 over TLS may then read a little more than the
 	// limit, and the proxy refuses such a head itself (431, proxy/headers.go).
-	httpsSrv := n.httpServer(n.proxy.HTTPSHandler(), h2HeaderSlop)
+	httpsSrv := n.httpServer(n.metrics.ByProtocol(n.proxy.HTTPSHandler()), h2HeaderSlop)
 	httpsSrv.TLSConfig = n.tls.ServerConfig()
 	n.tickets.Apply(httpsSrv.TLSConfig)
 	httpsSrv.Protocols = new(http.Protocols)
@@ -39,7 +39,7 @@ func (n *node) servers(token string) []*http.Server {
 	// frames stay small (h2spec 4.2/3; nginx and Caddy advertise the same).
 	httpsSrv.HTTP2 = &http.HTTP2Config{MaxReadFrameSize: 16 << 10}
 	n.rejects.watchTLS(httpsSrv)
-	servers := []*http.Server{n.httpServer(n.proxy.HTTPHandler(), h1HeaderSlop), httpsSrv, n.httpServer(n.upgradeGate(adminHandler), h1HeaderSlop)}
+	servers := []*http.Server{n.httpServer(n.metrics.ByProtocol(n.proxy.HTTPHandler()), h1HeaderSlop), httpsSrv, n.httpServer(n.upgradeGate(adminHandler), h1HeaderSlop)}
 	n.drain = newDrainer()
 	for _, srv := range servers {
 		n.drain.watch(srv)
