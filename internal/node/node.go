@@ -398,10 +398,13 @@ func (n *node) shutdown(ctx context.Context, servers []*http.Server, lns *listen
 	n.log.Info("shutting down", zap.Duration("grace", grace))
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
 	defer cancel()
-	lns.close()
+	// Keep-alive off first: a request read once the listeners are closed
+	// is answered with Connection: close, never left on a connection that
+	// the drain then closes under the client's next request.
 	for _, s := range servers {
 		s.SetKeepAlivesEnabled(false) // and closes idle HTTP/1 connections
 	}
+	lns.close()
 	n.drain.wait(sctx)
 	done := make(chan error, len(servers))
 	for _, s := range servers {
