@@ -6,8 +6,8 @@ package etcdtest
 
 import (
 	"fmt"
-	"net"
 	"net/url"
+	"strconv"
 	"testing"
 	"time"
 
@@ -54,13 +54,11 @@ func Start(t testing.TB) *Etcd {
 	return e
 }
 
+// freeURL is a loopback URL on a port below the ephemeral range (see
+// testutil.FreePort): a ":0" port, once closed, could go to another test
+// binary's listener or outgoing connection before etcd binds it.
 func freeURL(t testing.TB) url.URL {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return url.URL{Scheme: "http", Host: ln.Addr().String()}
+	return url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(testutil.FreePort(t))}
 }
 
 func (e *Etcd) start() {

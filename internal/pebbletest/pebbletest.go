@@ -11,7 +11,6 @@ import (
 	"encoding/pem"
 	"io"
 	"log"
-	mathrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -23,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge-cdn/edge/internal/testutil"
 	"github.com/letsencrypt/pebble/v2/ca"
 	"github.com/letsencrypt/pebble/v2/db"
 	"github.com/letsencrypt/pebble/v2/va"
@@ -220,37 +220,7 @@ func (p *Pebble) startDNS(t testing.TB) string {
 	return ""
 }
 
-var (
-	portsMu    sync.Mutex
-	portsGiven = map[int]bool{}
-)
-
 // FreePort returns a loopback TCP port that was free a moment ago, for a
-// listener that Pebble must know before the edge starts. It is drawn from
-// below Linux's ephemeral range (32768 and up): a port the kernel handed
-// out for ":0" goes back to that pool when its listener closes, and the
-// next ":0" anywhere on the machine (Pebble's own listeners, another test
-// binary's) may get it before the edge binds it.
-//
-// A port is handed out once per process: tests running in parallel never
-// share one.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	portsMu.Lock()
-	defer portsMu.Unlock()
-	for range 200 {
-		port := 20000 + mathrand.IntN(12000)
-		if portsGiven[port] {
-			continue
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		portsGiven[port] = true
-		return port
-	}
-	t.Fatal("no loopback port free between 20000 and 32000")
-	return 0
-}
+// listener that Pebble must know before the edge starts (testutil.FreePort:
+// below Linux's ephemeral range, handed out once per process).
+func FreePort(t testing.TB) int { return testutil.FreePort(t) }
