@@ -63,6 +63,15 @@ func OverrideHeader(name string) (string, bool) {
 		return "", false
 	}
 	var buf [maxOverrideName]byte
+	canon, ok := overrideHeaders[string(FoldHeaderName(buf[:0], name))]
+	return canon, ok
+}
+
+// FoldHeaderName appends name to dst in lower case with '_' read as '-',
+// the way CGI and PHP fold a header name (X_Original_URL is
+// x-original-url), for comparing names whatever their spelling. With a dst
+// of enough capacity it does not allocate.
+func FoldHeaderName(dst []byte, name string) []byte {
 	for i := 0; i < len(name); i++ {
 		c := name[i]
 		switch {
@@ -71,10 +80,9 @@ func OverrideHeader(name string) (string, bool) {
 		case c == '_':
 			c = '-'
 		}
-		buf[i] = c
+		dst = append(dst, c)
 	}
-	canon, ok := overrideHeaders[string(buf[:len(name)])]
-	return canon, ok
+	return dst
 }
 
 // OverrideHeaders lists the canonical names of the override headers,

@@ -170,17 +170,7 @@ func edgeOwned(k string) bool {
 	if len(k) > len(buf) {
 		return false
 	}
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		switch {
-		case 'A' <= c && c <= 'Z':
-			c += 'a' - 'A'
-		case c == '_':
-			c = '-'
-		}
-		buf[i] = c
-	}
-	switch string(buf[:len(k)]) {
+	switch string(property.FoldHeaderName(buf[:0], k)) {
 	case "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "forwarded", "x-request-id", "via", "host":
 		return true
 	}

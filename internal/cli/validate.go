@@ -114,15 +114,9 @@ func certificateTypes(cfg *config.Config) (map[string]string, error) {
 // storedCertificateTypes reads the certificate types of a bbolt store that
 // no running node holds.
 func storedCertificateTypes(cfg *config.Config) (map[string]string, error) {
-	if cfg.Store.Backend != "bbolt" {
-		return nil, errors.New("the etcd store is not read by validate")
-	}
-	st, err := store.OpenBoltReadOnly(filepath.Join(cfg.DataDir, "edge.db"))
-	if errors.Is(err, store.ErrNotFound) {
-		return map[string]string{}, nil // no store yet: no certificates
-	}
-	if err != nil {
-		return nil, err
+	st, err := openStoreReadOnly(cfg)
+	if st == nil || err != nil {
+		return map[string]string{}, err // no store yet: no certificates
 	}
 	defer st.Close()
 	return cert.NewCerts(st).Types(context.Background())
@@ -164,15 +158,9 @@ func servedHostnames(cfg *config.Config) (map[string]string, error) {
 // storedServedHostnames reads the last good property versions of a bbolt
 // store no running node holds: what the node serves when it starts.
 func storedServedHostnames(cfg *config.Config) (map[string]string, error) {
-	if cfg.Store.Backend != "bbolt" {
-		return nil, errors.New("the etcd store is not read by validate")
-	}
-	st, err := store.OpenBoltReadOnly(filepath.Join(cfg.DataDir, "edge.db"))
-	if errors.Is(err, store.ErrNotFound) {
-		return map[string]string{}, nil // no store yet: nothing served
-	}
-	if err != nil {
-		return nil, err
+	st, err := openStoreReadOnly(cfg)
+	if st == nil || err != nil {
+		return map[string]string{}, err // no store yet: nothing served
 	}
 	defer st.Close()
 	prefix := "property/" + cfg.Node.Name + "/" // the node's lastGoodPrefix
@@ -195,4 +183,17 @@ func storedServedHostnames(cfg *config.Config) (map[string]string, error) {
 		}
 	}
 	return held, nil
+}
+
+// openStoreReadOnly opens the bbolt store of cfg that no running node
+// holds, for validate; nil and no error when there is none yet.
+func openStoreReadOnly(cfg *config.Config) (*store.Bolt, error) {
+	if cfg.Store.Backend != "bbolt" {
+		return nil, errors.New("the etcd store is not read by validate")
+	}
+	st, err := store.OpenBoltReadOnly(filepath.Join(cfg.DataDir, "edge.db"))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	return st, err
 }
