@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -148,11 +149,13 @@ func (f *fakeStats) hit(prop string, hits, misses, bytes int64) {
 func TestHistoryRingIsOneHourNodeWide(t *testing.T) {
 	f := &fakeStats{}
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	h := NewHistory(f.stats, t0)
+	var fetched atomic.Int64 // bytes from origins: 1000 a minute
+	h := NewHistory(f.stats, fetched.Load, t0)
 	for m := 1; m <= 75; m++ {
 		for p := range 50 {
 			f.hit("p"+strconv.Itoa(p), int64(m), 1, 100)
 		}
+		fetched.Add(1000)
 		h.Record(t0.Add(time.Duration(m) * time.Minute))
 	}
 	f.hit("p0", 7, 0, 0)
@@ -161,8 +164,8 @@ func TestHistoryRingIsOneHourNodeWide(t *testing.T) {
 		t.Fatalf("%d points, want %d and the current minute", len(pts), HistoryMinutes+1)
 	}
 	first, last, cur := pts[0], pts[HistoryMinutes-1], pts[HistoryMinutes]
-	if !first.Time.Equal(t0.Add(16*time.Minute)) || first.Hits != 16*50 || first.Misses != 50 || first.ServedBytes != 5000 || first.Seconds != 60 {
-		t.Errorf("oldest point %+v, want minute 16: 800 hits, 50 misses", first)
+	if !first.Time.Equal(t0.Add(16*time.Minute)) || first.Hits != 16*50 || first.Misses != 50 || first.ServedBytes != 5000 || first.OriginBytes != 1000 || first.Seconds != 60 {
+		t.Errorf("oldest point %+v, want minute 16: 800 hits, 50 misses, 1000 bytes from origins", first)
 	}
 	if !last.Time.Equal(t0.Add(75*time.Minute)) || last.Hits != 75*50 {
 		t.Errorf("newest point %+v, want minute 75: 3750 hits", last)
@@ -178,7 +181,7 @@ func TestHistoryRingIsOneHourNodeWide(t *testing.T) {
 func TestHistoryAndFleetEndpoints(t *testing.T) {
 	f := &fakeStats{}
 	now := time.Now()
-	h := NewHistory(f.stats, now)
+	h := NewHistory(f.stats, nil, now)
 	f.hit("shop", 3, 1, 10)
 	srv := httptest.NewServer(Handler(Config{Token: testToken, History: h}))
 	defer srv.Close()

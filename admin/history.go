@@ -24,6 +24,9 @@ type HistoryPoint struct {
 	Revalidated int64     `json:"revalidated"`
 	Bypass      int64     `json:"bypass"`
 	ServedBytes int64     `json:"served_bytes"`
+	// OriginBytes are the body bytes received from origins (misses, fills,
+	// pass-through), beside ServedBytes: what the cache spared them.
+	OriginBytes int64     `json:"origin_bytes"`
 	Memory      TierPoint `json:"memory"`
 	Disk        TierPoint `json:"disk"`
 }
@@ -38,19 +41,20 @@ type TierPoint struct {
 // whole node (never one per property), in memory only, HistoryMinutes
 // long. Its zero value is not usable: use NewHistory.
 type History struct {
-	stats func() cache.Stats
-	mu    sync.Mutex
-	ring  [HistoryMinutes]HistoryPoint
-	n     int // points held
-	next  int // where the next point goes
-	base  totals
+	stats  func() cache.Stats
+	origin func() int64 // bytes received from origins so far; nil: none counted
+	mu     sync.Mutex
+	ring   [HistoryMinutes]HistoryPoint
+	n      int // points held
+	next   int // where the next point goes
+	base   totals
 }
 
 // totals are the node's counters summed over properties at one time.
 type totals struct {
 	at                                       time.Time
 	hits, misses, stale, revalidated, bypass int64
-	served                                   int64
+	served, origin                           int64
 }
 
 func sum(s cache.Stats, at time.Time) totals {
@@ -66,9 +70,21 @@ func sum(s cache.Stats, at time.Time) totals {
 	return t
 }
 
-// NewHistory returns a history of stats, its baseline taken now.
-func NewHistory(stats func() cache.Stats, now time.Time) *History {
-	return &History{stats: stats, base: sum(stats(), now)}
+// NewHistory returns a history of stats, its baseline taken now. origin,
+// when not nil, gives the body bytes received from origins so far.
+func NewHistory(stats func() cache.Stats, origin func() int64, now time.Time) *History {
+	h := &History{stats: stats, origin: origin}
+	h.base = h.sum(stats(), now)
+	return h
+}
+
+// sum is the node's totals at one time, origin bytes included.
+func (h *History) sum(s cache.Stats, at time.Time) totals {
+	t := sum(s, at)
+	if h.origin != nil {
+		t.origin = h.origin()
+	}
+	return t
 }
 
 // point is what happened between h.base and cur.
@@ -77,16 +93,16 @@ func (h *History) point(s cache.Stats, cur totals) HistoryPoint {
 	return HistoryPoint{Time: cur.at, Seconds: cur.at.Sub(h.base.at).Seconds(),
 		Hits: d(cur.hits, h.base.hits), Misses: d(cur.misses, h.base.misses), Stale: d(cur.stale, h.base.stale),
 		Revalidated: d(cur.revalidated, h.base.revalidated), Bypass: d(cur.bypass, h.base.bypass),
-		ServedBytes: d(cur.served, h.base.served),
-		Memory:      TierPoint{Objects: s.Memory.Objects, Bytes: s.Memory.Bytes},
-		Disk:        TierPoint{Objects: s.Disk.Objects, Bytes: s.Disk.Bytes}}
+		ServedBytes: d(cur.served, h.base.served), OriginBytes: d(cur.origin, h.base.origin),
+		Memory: TierPoint{Objects: s.Memory.Objects, Bytes: s.Memory.Bytes},
+		Disk:   TierPoint{Objects: s.Disk.Objects, Bytes: s.Disk.Bytes}}
 }
 
 // Record closes the minute that ends at now: its point goes into the
 // ring (the oldest falls out) and the next minute starts.
 func (h *History) Record(now time.Time) {
 	s := h.stats()
-	cur := sum(s, now)
+	cur := h.sum(s, now)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.ring[h.next] = h.point(s, cur)
@@ -99,7 +115,7 @@ func (h *History) Record(now time.Time) {
 // way up to now (its Seconds says how much of it has passed).
 func (h *History) Points(now time.Time) []HistoryPoint {
 	s := h.stats()
-	cur := sum(s, now)
+	cur := h.sum(s, now)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	out := make([]HistoryPoint, 0, h.n+1)

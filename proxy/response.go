@@ -38,6 +38,7 @@ func (st *site) writeResponse(w http.ResponseWriter, r *http.Request, resp *http
 	for {
 		n, rerr := resp.Body.Read(*buf)
 		if n > 0 {
+			st.s.originBytes.Add(int64(n))
 			if _, werr := w.Write((*buf)[:n]); werr != nil {
 				return false, nil // the client left
 			}

@@ -112,6 +112,9 @@ type Server struct {
 	ids    requestIDs
 
 	routes atomic.Pointer[routes]
+	// originBytes counts the body bytes received from origins (the
+	// dashboard's history shows them beside the bytes served from cache).
+	originBytes atomic.Int64
 
 	mu      sync.Mutex         // serialises Update and Close
 	origins map[string]*origin // live origins by key, reused across updates
@@ -550,3 +553,7 @@ func (s *Server) OriginHealth(property string) map[string]bool {
 	}
 	return out
 }
+
+// OriginBytes is how many body bytes the proxy has received from origins
+// since it started: misses, cache fills and pass-through responses.
+func (s *Server) OriginBytes() int64 { return s.originBytes.Load() }

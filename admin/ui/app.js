@@ -236,14 +236,15 @@ async function refreshCache() {
     throw err;
   }
   const pts = hist.points || [];
-  let hits = 0, total = 0, served = 0;
+  let hits = 0, total = 0, served = 0, fetched = 0;
   for (const p of pts) {
     hits += p.hits + p.stale + p.revalidated;
     total += p.hits + p.stale + p.revalidated + p.misses;
     served += p.served_bytes;
+    fetched += p.origin_bytes || 0;
   }
   $('t-hit').textContent = total ? Math.round((hits / total) * 100) + '%' : '–';
-  $('t-hit-sub').textContent = total ? hits + ' of ' + total + ' cacheable requests; ' + bytes(served) + ' from cache' : 'no cacheable requests yet';
+  $('t-hit-sub').textContent = total ? hits + ' of ' + total + ' cacheable requests; ' + bytes(served) + ' from cache, ' + bytes(fetched) + ' from origins' : 'no cacheable requests yet; ' + bytes(fetched) + ' from origins';
   $('t-held').textContent = String(stats.memory.objects + stats.disk.objects);
   $('t-held-sub').textContent = bytes(stats.memory.bytes + stats.disk.bytes) + ' in memory and on disk';
   const tier = (name, t, size) => el('tr', null, td('Tier', name), td('Objects', String(t.objects)),

@@ -49,7 +49,7 @@ type fleetRecord struct {
 // startDashboard makes the history ring and, in etcd mode, this node's
 // fleet record, and runs them until the returned function is called.
 func (n *node) startDashboard(ctx context.Context) (stop func()) {
-	n.dash.history = admin.NewHistory(n.cache.Stats, time.Now())
+	n.dash.history = admin.NewHistory(n.cache.Stats, n.proxy.OriginBytes, time.Now())
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { n.dash.history.Run(ctx, time.Minute) })
