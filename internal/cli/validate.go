@@ -89,20 +89,14 @@ func certificateTypes(cfg *config.Config) (map[string]string, error) {
 	if err == nil {
 		return types, nil
 	}
-	cl, cerr := newAPIClient(cfg)
-	if cerr != nil {
-		return nil, fmt.Errorf("%v; and the admin API: %v", err, cerr)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	var out struct {
 		Certificates []struct {
 			Name string `json:"name"`
 			Type string `json:"type"`
 		} `json:"certificates"`
 	}
-	if aerr := cl.do(ctx, "GET", "/api/v1/certificates", nil, &out, nil); aerr != nil {
-		return nil, fmt.Errorf("%v; and the admin API: %v", err, aerr)
+	if err := askNode(cfg, err, "/api/v1/certificates", &out); err != nil {
+		return nil, err
 	}
 	types = make(map[string]string, len(out.Certificates))
 	for _, c := range out.Certificates {
@@ -131,20 +125,14 @@ func servedHostnames(cfg *config.Config) (map[string]string, error) {
 	if err == nil {
 		return held, nil
 	}
-	cl, cerr := newAPIClient(cfg)
-	if cerr != nil {
-		return nil, fmt.Errorf("%v; and the admin API: %v", err, cerr)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	var out struct {
 		Properties []struct {
 			File      string   `json:"file"`
 			Hostnames []string `json:"hostnames"`
 		} `json:"properties"`
 	}
-	if aerr := cl.do(ctx, "GET", "/api/v1/properties", nil, &out, nil); aerr != nil {
-		return nil, fmt.Errorf("%v; and the admin API: %v", err, aerr)
+	if err := askNode(cfg, err, "/api/v1/properties", &out); err != nil {
+		return nil, err
 	}
 	held = map[string]string{}
 	for _, p := range out.Properties {
@@ -196,4 +184,19 @@ func openStoreReadOnly(cfg *config.Config) (*store.Bolt, error) {
 		return nil, nil
 	}
 	return st, err
+}
+
+// askNode is validate's second source, when the store could not be read
+// (storeErr): the running node's admin API, GET path decoded into out.
+func askNode(cfg *config.Config, storeErr error, path string, out any) error {
+	cl, err := newAPIClient(cfg)
+	if err != nil {
+		return fmt.Errorf("%v; and the admin API: %v", storeErr, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := cl.do(ctx, "GET", path, nil, out, nil); err != nil {
+		return fmt.Errorf("%v; and the admin API: %v", storeErr, err)
+	}
+	return nil
 }
