@@ -59,8 +59,12 @@ type diskTier struct {
 
 	mu    sync.Mutex // orders puts and removes; held to index a written file
 	opSeq uint64
-	tombs map[diskID]uint64 // key → seq of its last remove, while puts queued before it may be pending
-	ops   chan diskOp       // puts
+	tombs map[diskID]uint64 // key → seq of its last remove, while puts of the key are queued
+	// pending counts the queued puts of each key: a remove leaves a
+	// tombstone only for a key with one, so tombstones are bounded by the
+	// queue whatever removes clients cause.
+	pending map[diskID]int
+	ops     chan diskOp // puts
 
 	trashMu     sync.Mutex
 	trashed     []string // files to unlink
@@ -134,7 +138,7 @@ func openDisk(c *Cache, dir string, size int64) (*diskTier, error) {
 		os.Remove(f) // writes cut short by a crash
 	}
 	d := &diskTier{c: c, dir: dir, ops: make(chan diskOp, 1024), done: make(chan struct{}),
-		tombs: map[diskID]uint64{}, wake: make(chan struct{}, 1),
+		tombs: map[diskID]uint64{}, pending: map[diskID]int{}, wake: make(chan struct{}, 1),
 		pause: make(chan chan struct{}), resume: make(chan struct{}, 1)}
 	var err error
 	if d.journal, err = openJournal(dir); err != nil {
@@ -232,9 +236,21 @@ func (d *diskTier) forgetTombs() {
 	d.mu.Unlock()
 }
 
+// dequeued ends the queued put of id: the key's tombstone goes with its
+// last one.
+func (d *diskTier) dequeued(id diskID) {
+	d.mu.Lock()
+	if d.pending[id]--; d.pending[id] <= 0 {
+		delete(d.pending, id)
+		delete(d.tombs, id)
+	}
+	d.mu.Unlock()
+}
+
 func (d *diskTier) do(op diskOp) {
 	o := op.put
 	id := idOf(o.Key)
+	defer d.dequeued(id)
 	d.mu.Lock()
 	cancelled := d.tombs[id] > op.seq
 	d.mu.Unlock()
@@ -327,6 +343,7 @@ func (d *diskTier) put(o *object) {
 	select {
 	case d.ops <- diskOp{put: o, seq: d.opSeq + 1, fence: d.c.fence.started}:
 		d.opSeq++
+		d.pending[idOf(o.Key)]++
 	default:
 		d.c.problem("disk tier: write queue full, object not written")
 	}
@@ -344,7 +361,9 @@ func (d *diskTier) removeOlder(key string, bn int64) string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.opSeq++
-	d.tombs[id] = d.opSeq
+	if d.pending[id] > 0 {
+		d.tombs[id] = d.opSeq // cancels the puts queued before it
+	}
 	e, ok := d.index.GetEntryQuietly(id)
 	if !ok || e.Value.stored >= bn {
 		return ""

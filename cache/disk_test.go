@@ -337,3 +337,18 @@ func TestDiskIndexIsCompact(t *testing.T) {
 		t.Errorf("prefix purge of long keys purged %d, want 111", res.Purged)
 	}
 }
+
+// TestDiskTombstonesBoundedByQueue: removes of keys with no write queued
+// (what unsafe requests to fresh URLs cause) leave no tombstone behind.
+func TestDiskTombstonesBoundedByQueue(t *testing.T) {
+	e := newEnv(t, Config{DiskSize: 1 << 20, Dir: t.TempDir()}, func(w http.ResponseWriter, r *http.Request) {})
+	for i := range 10000 {
+		e.c.disk.remove(fmt.Sprintf("site\x00http\x00site.test\x00/gone/%d", i))
+	}
+	e.c.disk.mu.Lock()
+	n := len(e.c.disk.tombs)
+	e.c.disk.mu.Unlock()
+	if n != 0 {
+		t.Errorf("%d tombstones for removes with no write queued, want 0", n)
+	}
+}

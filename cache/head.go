@@ -52,10 +52,12 @@ func (c *Cache) onHead(f *fill, reqT time.Time, code int, h http.Header) bool {
 		d.Store, d.Reason = c.admit(f, plan.declared, d.Reason)
 	}
 	f.status, f.header, f.declared = code, ch, plan.declared
-	// Waiters follow only a response the cache may store and share. Anything
-	// else (an error, private, Set-Cookie, the answer to a request with
-	// credentials) is the initiator's alone: each waiter asks the origin.
-	f.shared, f.storing = d.Store, d.Store
+	// Waiters follow only a response the policy lets the cache store and
+	// share. Anything else (an error, private, Set-Cookie, the answer to a
+	// request with credentials) is the initiator's alone: each waiter asks
+	// the origin. One that is shareable but not kept (too large, the fill
+	// budget full) still carries its waiters, at the slowest one's pace.
+	f.shared, f.storing = plan.d.Store, d.Store
 	f.mu.Unlock()
 	f.mode = modeStream
 	if d.Store {

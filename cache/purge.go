@@ -87,9 +87,12 @@ func (c *Cache) Purge(p Purge) (PurgeResult, error) {
 	if err := p.Validate(); err != nil {
 		return PurgeResult{}, err
 	}
-	before := p.Time
-	if before.IsZero() {
-		before = c.now()
+	// A purge spares what was fetched after it was made; a time in the
+	// future (a node's fast clock, an API client's) counts as now, or it
+	// would refuse every matching fill until then.
+	before := c.now()
+	if !p.Time.IsZero() && p.Time.Before(before) {
+		before = p.Time
 	}
 	bn := before.UnixNano()
 	var match func(key string, tags []string) bool
@@ -276,13 +279,14 @@ func (c *Cache) DropProperty(name string) int {
 	prefix := name + sepField
 	match := func(key string, _ []string) bool { return strings.HasPrefix(key, prefix) }
 	seq := c.fence.begin(c.now().UnixNano(), match) // fills in flight are not stored
+	defer c.fence.end(seq)
+	c.detachFills(match)
 	n := c.purgeMatching(match, int64(1)<<62, false)
 	if err := c.journalPurged(); err != nil {
 		c.problem("disk tier: cannot record a dropped property's removals", zap.Error(err))
 	}
 	c.props.Delete(name)
 	c.stats.forget(name)
-	c.fence.end(seq)
 	return n
 }
 

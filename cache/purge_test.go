@@ -162,3 +162,19 @@ func TestDropPropertyForgetsStatsAndMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestFuturePurgeTimeDoesNotStopCaching: a purge whose time is in the
+// future (a fast clock elsewhere in the fleet, an API client's) counts as
+// made now: it does not refuse every matching fill until that time.
+func TestFuturePurgeTimeDoesNotStopCaching(t *testing.T) {
+	e := newEnv(t, Config{}, fixed("v", "Cache-Control", "max-age=3600"))
+	if _, err := e.c.Purge(Purge{All: true, Time: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	e.get("/a")
+	e.settle()
+	if resp, _ := e.get("/a"); e.hits.Load() != 1 {
+		t.Errorf("after a purge dated an hour ahead: origin reached %d times, Cache-Status %q; want a hit",
+			e.hits.Load(), resp.Header.Get("Cache-Status"))
+	}
+}
