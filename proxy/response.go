@@ -35,10 +35,12 @@ func (st *site) writeResponse(w http.ResponseWriter, r *http.Request, resp *http
 	}
 	buf := getBuffer()
 	defer putBuffer(buf)
+	var got int64 // body bytes from the origin, counted once at the end
+	defer func() { st.s.originBytes.Add(got) }()
 	for {
 		n, rerr := resp.Body.Read(*buf)
 		if n > 0 {
-			st.s.originBytes.Add(int64(n))
+			got += int64(n)
 			if _, werr := w.Write((*buf)[:n]); werr != nil {
 				return false, nil // the client left
 			}
