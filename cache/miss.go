@@ -219,7 +219,7 @@ func policyOf(p *property.Property) Policy {
 	rules := &p.Headers.Request
 	return Policy{DefaultTTL: p.Cache.DefaultTTL, MaxObjectSize: p.Cache.MaxObjectSize,
 		StaleWhileRevalidate: p.Cache.StaleWhileRevalidate, StaleIfError: p.Cache.StaleIfError,
-		NoDeceptionArmor: p.Cache.NoDeceptionArmor, CookieRuled: ruled(rules, "Cookie"), AuthorizationRuled: ruled(rules, "Authorization")}
+		NoDeceptionArmor: p.Cache.NoDeceptionArmor, CookieRuled: rules.Rules("Cookie"), AuthorizationRuled: rules.Rules("Authorization")}
 }
 
 // maxSize is the largest body f may store: the property's

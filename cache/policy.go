@@ -2,11 +2,8 @@ package cache
 
 import (
 	"net/http"
-	"slices"
 	"strings"
 	"time"
-
-	"github.com/edge-cdn/edge/property"
 )
 
 // Policy is the part of a property's cache settings that decides what is
@@ -428,14 +425,4 @@ func deceptionArmor(path, ct string) bool {
 		seg = seg[i:]
 	}
 	return false
-}
-
-// ruled tells whether the header rules set or remove field k (canonical).
-func ruled(rules *property.HeaderRules, k string) bool {
-	for _, kv := range rules.Set {
-		if kv.Name == k {
-			return true
-		}
-	}
-	return slices.Contains(rules.Remove, k)
 }

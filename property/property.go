@@ -2,6 +2,7 @@ package property
 
 import (
 	"net/url"
+	"slices"
 	"time"
 )
 
@@ -83,6 +84,17 @@ type Headers struct {
 type HeaderRules struct {
 	Set    []Header
 	Remove []string
+}
+
+// Rules reports whether the rules set or remove header k (canonical): the
+// rule then decides what the origin gets of it, not the client.
+func (r *HeaderRules) Rules(k string) bool {
+	for _, kv := range r.Set {
+		if kv.Name == k {
+			return true
+		}
+	}
+	return slices.Contains(r.Remove, k)
 }
 
 // Header is one name and value.

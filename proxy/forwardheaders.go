@@ -49,22 +49,6 @@ func upgradeType(h http.Header) string {
 	return ""
 }
 
-// ruled reports whether a property's rules set or remove header k: the
-// rule then decides what is sent.
-func ruled(rules *property.HeaderRules, k string) bool {
-	for _, kv := range rules.Set {
-		if kv.Name == k {
-			return true
-		}
-	}
-	for _, n := range rules.Remove {
-		if n == k {
-			return true
-		}
-	}
-	return false
-}
-
 func removed(rules *property.HeaderRules, k string) bool {
 	for _, n := range rules.Remove {
 		if n == k {
@@ -97,7 +81,7 @@ func (st *site) outHeaders(r *http.Request, req *request, upgrade string, sink h
 			continue
 		case "Te":
 			// "trailers" is end to end (gRPC needs it); the rest is not.
-			if hasToken(vv, "trailers") && !ruled(rules, k) {
+			if hasToken(vv, "trailers") && !rules.Rules(k) {
 				sink.add("Te", "trailers")
 			}
 			continue
@@ -106,7 +90,7 @@ func (st *site) outHeaders(r *http.Request, req *request, upgrade string, sink h
 				continue // nothing to wait for
 			}
 		}
-		if hopByHop(k) || (len(conn) > 0 && connectionListed(conn, k)) || ruled(rules, k) || st.overridden(k) {
+		if hopByHop(k) || (len(conn) > 0 && connectionListed(conn, k)) || rules.Rules(k) || st.overridden(k) {
 			continue
 		}
 		for _, v := range vv {
@@ -124,27 +108,27 @@ func (st *site) outHeaders(r *http.Request, req *request, upgrade string, sink h
 	}
 	// Append to the client's X-Forwarded-For, as most proxies do; origins
 	// that trust only the edge read the last entry.
-	if !ruled(rules, "X-Forwarded-For") {
+	if !rules.Rules("X-Forwarded-For") {
 		ip, _, err := net.SplitHostPort(r.RemoteAddr)
 		if err != nil {
 			ip = r.RemoteAddr
 		}
 		sink.addJoined("X-Forwarded-For", r.Header["X-Forwarded-For"], ip)
 	}
-	if !ruled(rules, "X-Forwarded-Host") {
+	if !rules.Rules("X-Forwarded-Host") {
 		sink.add("X-Forwarded-Host", clientHost(r))
 	}
-	if !ruled(rules, "X-Forwarded-Proto") {
+	if !rules.Rules("X-Forwarded-Proto") {
 		proto := "http"
 		if r.TLS != nil {
 			proto = "https"
 		}
 		sink.add("X-Forwarded-Proto", proto)
 	}
-	if !ruled(rules, "Via") {
+	if !rules.Rules("Via") {
 		sink.addJoined("Via", r.Header["Via"], st.s.via[protoIndex(r)])
 	}
-	if !ruled(rules, "X-Request-Id") {
+	if !rules.Rules("X-Request-Id") {
 		sink.add("X-Request-Id", req.id)
 	}
 }
