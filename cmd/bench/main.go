@@ -7,6 +7,13 @@
 //
 //	go run ./cmd/bench                    # every scenario, 5 s each
 //	go run ./cmd/bench -duration 10s -conns 64 -scenarios h1-small,h2-small
+//	go run ./cmd/bench -duration 3s -reps 3 -h2-conns 50 -h2-streams 10 -scenarios ...   # issue 22's table
+//
+// When nginx is installed (Debian's package) it is a third target beside
+// direct and the edge (-nginx=false skips it): one master and one worker
+// on the edge's core, proxying to the same origin, with proxy_cache for
+// the cache scenarios (nginx.go). With -reps N the medians of CPU per
+// request, Edge ÷ nginx and issue 22's table (markdown) close the output.
 //
 // wrk is used for the HTTP/1.1 scenarios when it is installed; the
 // built-in Go generator otherwise and for the rest (HTTP/3: quic-go's
@@ -50,6 +57,10 @@ func main() {
 	flag.StringVar(&memoryLimit, "memory-limit", "", "the edge's limits.memory_limit (default: the node's)")
 	flag.StringVar(&edgeEnv, "edge-env", "", "comma-separated VAR=value for the edge only, e.g. GOGC=100")
 	useWrk := flag.Bool("wrk", true, "use wrk for HTTP/1.1 scenarios when installed")
+	_, nginxErr := exec.LookPath("nginx")
+	flag.BoolVar(&useNginx, "nginx", nginxErr == nil, "measure nginx (on PATH) beside the edge")
+	flag.IntVar(&h2Conns, "h2-conns", 1, "HTTP/2 scenarios: connections (h2load -c)")
+	flag.IntVar(&h2Streams, "h2-streams", 0, "HTTP/2 scenarios: concurrent streams per connection (h2load -m; default -conns)")
 	flag.StringVar(&profileFile, "profile", "", "write a CPU profile of the edge during the first scenario's edge run to this file")
 	flag.IntVar(&certCount, "certs", 0, "instead of the scenarios, measure the edge with this many certificates in its store (e.g. 100000)")
 	flag.IntVar(&propCount, "properties", 0, "instead of the scenarios, measure a start-up with this many properties, each with a certificate")
@@ -103,6 +114,9 @@ var (
 	cacheMemory string
 	memoryLimit string
 	edgeEnv     string
+	useNginx    bool
+	h2Conns     int
+	h2Streams   int
 )
 
 func run(d time.Duration, conns, reps int, scenarios []string, useWrk bool) error {
@@ -146,11 +160,29 @@ func run(d time.Duration, conns, reps int, scenarios []string, useWrk bool) erro
 		return err
 	}
 	defer r.stop()
+	if useNginx {
+		bin, err := exec.LookPath("nginx")
+		if err != nil {
+			return fmt.Errorf("-nginx: %w", err)
+		}
+		if r.ngx, err = startNginx(bin, filepath.Join(dir, "nginx"), r.oHTTP, serverCPU); err != nil {
+			return err
+		}
+		defer func() {
+			if err := r.ngx.stop(); err != nil {
+				fmt.Fprintln(os.Stderr, "bench:", err)
+			}
+		}()
+	}
 	time.Sleep(500 * time.Millisecond)
 	idleRSS := procStatus(r.edgePID, "VmRSS")
 	idleKB := rssKBKey(r.edgePID, "VmRSS")
 
 	l := newLoader(d, conns, useWrk)
+	if h2Streams <= 0 {
+		h2Streams = conns
+	}
+	l.h2conns, l.h2streams = max(1, h2Conns), h2Streams
 	var rows []row
 	var scans []scanResult
 	var memResults []memoryResult
@@ -190,10 +222,18 @@ func run(d time.Duration, conns, reps int, scenarios []string, useWrk bool) erro
 
 	fmt.Printf("\nEdge load test: %d connections, %s per measurement, %d repetition(s), generator on core 0, origin and edge on core 1, %s\n", conns, d, reps, l.describe())
 	fmt.Printf("edge: %s %s\n\n", strings.TrimSpace(strings.ReplaceAll(edgeConfigExtra(), "\n", " ")), edgeEnv)
+	if r.ngx != nil {
+		fmt.Printf("nginx: %s, one master and one worker on core 1, proxy_cache for %s (nginx.conf in the bench's temporary folder)\n\n", nginxVersion(), cacheHost)
+	}
 	printRows(rows)
+	st := summarize(rows, scenarios)
 	if reps > 1 {
-		fmt.Printf("\nmedian of %d repetitions (min–max):\n", reps)
-		printMedians(rows, scenarios)
+		fmt.Printf("\nmedian of %d repetitions (min–max); ratios of CPU per request, the median of each repetition's ratio:\n", reps)
+		printStats(os.Stdout, st)
+	}
+	if r.ngx != nil || reps > 1 {
+		fmt.Printf("\nCPU time of the server process(es) per request, median of %d repetition(s), load average %s at the end:\n\n", reps, loadAvg())
+		printSummary(os.Stdout, st, l.h2describe())
 	}
 	for _, s := range scans {
 		fmt.Println()
@@ -214,6 +254,7 @@ type rig struct {
 	origin, edge          *exec.Cmd
 	edgePID               int
 	logFile               *os.File
+	ngx                   *nginxServer // nil without -nginx
 }
 
 // startRig starts the bench origin (this program, as "origin") and the
@@ -282,9 +323,16 @@ type row struct {
 	directCPU    time.Duration // the origin's CPU per request, served directly
 	cpuPerReq    time.Duration
 	peakRSS      string // VmHWM during the scenario
-	originConns  int64  // origin connections the edge opened
-	midConns     int64  // of which in the middle half of the run
-	originReqs   int64  // cache scenarios: requests that reached the origin; -1 otherwise
+	edgePeakKB   int
+	originConns  int64 // origin connections the edge opened
+	midConns     int64 // of which in the middle half of the run
+	originReqs   int64 // cache scenarios: requests that reached the origin; -1 otherwise
+	// nginx's run of the scenario, when hasNginx.
+	hasNginx        bool
+	nginx           result
+	nginxCPU        time.Duration // CPU of all its processes per request
+	nginxPeakKB     int           // the sum of its processes' VmHWM
+	nginxOriginReqs int64         // cache scenarios: requests that reached the origin; -1 otherwise
 }
 
 // loader runs the load of one measurement with wrk or h2load when they
@@ -294,12 +342,19 @@ type loader struct {
 	conns       int
 	useWrk      bool
 	wrk, h2load string
+	// HTTP/2: connections and streams on each.
+	h2conns, h2streams int
 }
 
 func newLoader(d time.Duration, conns int, useWrk bool) loader {
 	wrk, _ := exec.LookPath("wrk")
 	h2load, _ := exec.LookPath("h2load")
-	return loader{d: d, conns: conns, useWrk: useWrk, wrk: wrk, h2load: h2load}
+	return loader{d: d, conns: conns, useWrk: useWrk, wrk: wrk, h2load: h2load, h2conns: 1, h2streams: conns}
+}
+
+// h2describe is the HTTP/2 load, as issue 22 writes it.
+func (l loader) h2describe() string {
+	return fmt.Sprintf("%d conns × %d streams", l.h2conns, l.h2streams)
 }
 
 // describe names the generators the results come from.
@@ -321,9 +376,11 @@ func (l loader) load(mode, url, host string) result {
 			return r
 		}
 	case l.h2load != "" && l.useWrk && mode == "h2":
-		if r, err := runH2load(l.h2load, url, host, l.d, l.conns); err == nil {
+		if r, err := runH2load(l.h2load, url, host, l.d, l.h2conns, l.h2streams); err == nil {
 			return r
 		}
+	case mode == "h2":
+		return generate(url, host, mode, l.d, l.h2conns*l.h2streams)
 	}
 	return generate(url, host, mode, l.d, l.conns)
 }
@@ -343,6 +400,14 @@ func (r *rig) measure(l loader, sc scenario, rep int) (row, error) {
 	rw.direct = l.load(sc.mode, directURL, "")
 	if rw.direct.requests > 0 {
 		rw.directCPU = (procCPU(r.origin.Process.Pid) - originBefore) / time.Duration(rw.direct.requests)
+	}
+	rw.nginxOriginReqs = -1
+	// Edge and nginx take turns going first, so that neither always runs
+	// in the other's wake.
+	if r.ngx != nil && sc.mode != "h3" && rep%2 == 0 {
+		if err := r.measureNginx(l, sc, &rw); err != nil {
+			return rw, err
+		}
 	}
 	if sc.host != "" {
 		// The first request fills the cache: the run measures hits.
@@ -385,14 +450,57 @@ func (r *rig) measure(l loader, sc scenario, rep int) (row, error) {
 		rw.cpuPerReq = cpu / time.Duration(rw.edge.requests)
 	}
 	rw.peakRSS = procStatus(r.edgePID, "VmHWM")
+	rw.edgePeakKB = rssKBKey(r.edgePID, "VmHWM")
 	rw.midConns = <-midConns
+	if r.ngx != nil && sc.mode != "h3" && rep%2 != 0 { // nginx 1.22 has no HTTP/3
+		if err := r.measureNginx(l, sc, &rw); err != nil {
+			return rw, err
+		}
+	}
 	return rw, nil
+}
+
+// measureNginx runs one scenario against nginx, as measure does against
+// the edge: the same URL path and Host, a warm-up that must end in a hit
+// (X-Cache-Status: HIT) for the cache scenarios, the CPU time of all its
+// processes and the sum of their peak RSS.
+func (r *rig) measureNginx(l loader, sc scenario, rw *row) error {
+	scheme, port := "http", r.ngx.http
+	if sc.mode != "h1" {
+		scheme, port = "https", r.ngx.https
+	}
+	url := fmt.Sprintf("%s://localhost:%d%s", scheme, port, sc.path)
+	if sc.host != "" {
+		if err := warmCheck(url, sc.host, nginxHit); err != nil {
+			return fmt.Errorf("%s (nginx): %w", sc.name, err)
+		}
+	}
+	servedBefore := originCount(r.oHTTP, "/cacheable")
+	r.ngx.resetPeak()
+	before := r.ngx.cpu()
+	rw.nginx = l.load(sc.mode, url, sc.host)
+	cpu := r.ngx.cpu() - before
+	if sc.host != "" {
+		rw.nginxOriginReqs = originCount(r.oHTTP, "/cacheable") - servedBefore
+	}
+	if rw.nginx.requests > 0 {
+		rw.nginxCPU = cpu / time.Duration(rw.nginx.requests)
+	}
+	rw.nginxPeakKB = r.ngx.peakKB()
+	rw.hasNginx = true
+	return nil
+}
+
+// nginxVersion is what nginx -v says, e.g. "nginx/1.22.1".
+func nginxVersion() string {
+	out, _ := exec.Command("nginx", "-v").CombinedOutput()
+	return strings.TrimPrefix(strings.TrimSpace(string(out)), "nginx version: ")
 }
 
 // printRows prints one line per measurement.
 func printRows(rows []row) {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\trep\tload1\tdirect req/s\tdirect p50\tdirect p99\tedge req/s\tedge p50\tedge p99\tratio\tdirect CPU/req\tedge CPU/req\tpeak RSS\torigin conns/10k req\tmid-run conns\torigin reqs\terrors\t")
+	fmt.Fprintln(tw, "scenario\trep\tload1\tdirect req/s\tdirect p50\tdirect p99\tedge req/s\tedge p50\tedge p99\tratio\tdirect CPU/req\tedge CPU/req\tpeak RSS\torigin conns/10k req\tmid-run conns\torigin reqs\terrors\tnginx req/s\tnginx p50\tnginx p99\tnginx CPU/req\tnginx peak RSS\tnginx origin reqs\tnginx errors\t")
 	for _, r := range rows {
 		reqs := "-"
 		if r.originReqs >= 0 {
@@ -402,40 +510,17 @@ func printRows(rows []row) {
 		if r.edge.requests > 0 && r.originConns >= 0 {
 			per10k = fmt.Sprintf("%.2f", float64(r.originConns)*10000/float64(r.edge.requests))
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%.0f\t%s\t%s\t%.0f\t%s\t%s\t%.2f\t%s\t%s\t%s\t%s\t%d\t%s\t%d\t\n", r.name, r.rep, r.load, r.direct.rps(), r.direct.show(0.5), r.direct.show(0.99),
-			r.edge.rps(), r.edge.show(0.5), r.edge.show(0.99), r.edge.rps()/r.direct.rps(), r.directCPU.Round(100*time.Nanosecond), r.cpuPerReq.Round(100*time.Nanosecond), r.peakRSS, per10k, r.midConns, reqs, r.direct.errors+r.edge.errors)
-	}
-	tw.Flush()
-}
-
-// printMedians prints, per scenario, the median ratio and CPU per request
-// of its repetitions with their range, and the highest peak RSS.
-func printMedians(rows []row, scenarios []string) {
-	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tratio\tedge CPU/req\tdirect (origin) CPU/req\tpeak RSS (max)\t")
-	for _, name := range scenarios {
-		var ratios []float64
-		var cpus, dcpus []time.Duration
-		peak := ""
-		for _, r := range rows {
-			if r.name == name {
-				ratios = append(ratios, r.edge.rps()/r.direct.rps())
-				cpus = append(cpus, r.cpuPerReq)
-				dcpus = append(dcpus, r.directCPU)
-				if len(r.peakRSS) > len(peak) || (len(r.peakRSS) == len(peak) && r.peakRSS > peak) {
-					peak = r.peakRSS
-				}
+		ngx := "-\t-\t-\t-\t-\t-\t-"
+		if r.hasNginx {
+			nreqs := "-"
+			if r.nginxOriginReqs >= 0 {
+				nreqs = strconv.FormatInt(r.nginxOriginReqs, 10)
 			}
+			ngx = fmt.Sprintf("%.0f\t%s\t%s\t%s\t%s\t%s\t%d", r.nginx.rps(), r.nginx.show(0.5), r.nginx.show(0.99),
+				r.nginxCPU.Round(100*time.Nanosecond), mib(r.nginxPeakKB), nreqs, r.nginx.errors)
 		}
-		if len(cpus) == 0 {
-			continue
-		}
-		sort.Float64s(ratios)
-		sort.Slice(cpus, func(i, j int) bool { return cpus[i] < cpus[j] })
-		sort.Slice(dcpus, func(i, j int) bool { return dcpus[i] < dcpus[j] })
-		fmt.Fprintf(tw, "%s\t%.2f (%.2f–%.2f)\t%s (%s–%s)\t%s\t%s\t\n", name, ratios[len(ratios)/2], ratios[0], ratios[len(ratios)-1],
-			cpus[len(cpus)/2].Round(100*time.Nanosecond), cpus[0].Round(100*time.Nanosecond), cpus[len(cpus)-1].Round(100*time.Nanosecond),
-			dcpus[len(dcpus)/2].Round(100*time.Nanosecond), peak)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%.0f\t%s\t%s\t%.0f\t%s\t%s\t%.2f\t%s\t%s\t%s\t%s\t%d\t%s\t%d\t%s\t\n", r.name, r.rep, r.load, r.direct.rps(), r.direct.show(0.5), r.direct.show(0.99),
+			r.edge.rps(), r.edge.show(0.5), r.edge.show(0.99), r.edge.rps()/r.direct.rps(), r.directCPU.Round(100*time.Nanosecond), r.cpuPerReq.Round(100*time.Nanosecond), r.peakRSS, per10k, r.midConns, reqs, r.direct.errors+r.edge.errors, ngx)
 	}
 	tw.Flush()
 }
@@ -656,15 +741,11 @@ func saveProfile(dir string, adminPort int, d time.Duration, file string) {
 	io.Copy(f, resp.Body)
 }
 
-// runH2load runs h2load over one HTTP/2 connection with conns streams.
-// It reports no percentiles: the table shows its mean as p50 and its
-// maximum as p99, marked with ~.
-func runH2load(h2load, url, host string, d time.Duration, conns int) (result, error) {
-	args := []string{"-D", strconv.Itoa(int(d.Seconds())), "--warm-up-time=1", "-c1", "-t1", "-m", strconv.Itoa(conns), url}
-	if host != "" {
-		args = append(args, "-H", ":authority: "+host)
-	}
-	out, err := exec.Command(h2load, args...).CombinedOutput()
+// runH2load runs h2load over conns HTTP/2 connections with streams
+// concurrent streams each. It reports no percentiles: the table shows its
+// mean as p50 and its maximum as p99, marked with ~.
+func runH2load(h2load, url, host string, d time.Duration, conns, streams int) (result, error) {
+	out, err := exec.Command(h2load, h2loadArgs(url, host, d, conns, streams)...).CombinedOutput()
 	if err != nil {
 		return result{}, fmt.Errorf("%v: %s", err, out)
 	}
@@ -682,4 +763,14 @@ func runH2load(h2load, url, host string, d time.Duration, conns int) (result, er
 		}
 	}
 	return r, nil
+}
+
+// h2loadArgs are h2load's arguments: one thread, conns connections with
+// streams concurrent streams each, for d after a second of warm-up.
+func h2loadArgs(url, host string, d time.Duration, conns, streams int) []string {
+	args := []string{"-D", strconv.Itoa(int(d.Seconds())), "--warm-up-time=1", "-c", strconv.Itoa(conns), "-t1", "-m", strconv.Itoa(streams), url}
+	if host != "" {
+		args = append(args, "-H", ":authority: "+host)
+	}
+	return args
 }

@@ -80,10 +80,30 @@ func edgeConfigExtra() string {
 // warm fetches url twice with Host host (TLS unverified), so that a cache
 // scenario measures hits; it fails unless both answers are 200 and the
 // second is a hit (Cache-Status).
-func warm(url, host string) error {
+func warm(url, host string) error { return warmCheck(url, host, edgeHit) }
+
+// hitCheck says whether a response's header shows a cache hit, and what
+// it showed.
+type hitCheck func(http.Header) (bool, string)
+
+// edgeHit reads the edge's Cache-Status.
+func edgeHit(h http.Header) (bool, string) {
+	v := h.Get("Cache-Status")
+	return strings.Contains(v, "hit"), fmt.Sprintf("Cache-Status %q", v)
+}
+
+// nginxHit reads $upstream_cache_status, which the bench's nginx.conf
+// sends as X-Cache-Status.
+func nginxHit(h http.Header) (bool, string) {
+	v := h.Get("X-Cache-Status")
+	return v == "HIT", fmt.Sprintf("X-Cache-Status %q", v)
+}
+
+// warmCheck is warm with the hit read by hit.
+func warmCheck(url, host string, hit hitCheck) error {
 	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	defer c.CloseIdleConnections()
-	var last string
+	var last http.Header
 	for range 2 {
 		req, _ := http.NewRequest("GET", url, nil)
 		req.Host = host
@@ -96,10 +116,10 @@ func warm(url, host string) error {
 		if resp.StatusCode != 200 {
 			return fmt.Errorf("warm-up: status %d", resp.StatusCode)
 		}
-		last = resp.Header.Get("Cache-Status")
+		last = resp.Header
 	}
-	if !strings.Contains(last, "hit") {
-		return fmt.Errorf("warm-up: the second request was no hit (Cache-Status %q)", last)
+	if ok, saw := hit(last); !ok {
+		return fmt.Errorf("warm-up: the second request was no hit (%s)", saw)
 	}
 	return nil
 }
