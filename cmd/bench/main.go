@@ -416,7 +416,7 @@ func (r *rig) measure(l loader, sc scenario, rep int) (row, error) {
 		}
 	}
 	resetPeak(r.edgePID)
-	servedBefore := originCount(r.oHTTP, "/cacheable")
+	servedBefore := settledCount(r.oHTTP, "/cacheable")
 	connsBefore := originConns(r.oHTTP)
 	before := procCPU(r.edgePID)
 	var profDone chan struct{}
@@ -475,7 +475,7 @@ func (r *rig) measureNginx(l loader, sc scenario, rw *row) error {
 			return fmt.Errorf("%s (nginx): %w", sc.name, err)
 		}
 	}
-	servedBefore := originCount(r.oHTTP, "/cacheable")
+	servedBefore := settledCount(r.oHTTP, "/cacheable")
 	r.ngx.resetPeak()
 	before := r.ngx.cpu()
 	rw.nginx = l.load(sc.mode, url, sc.host)
@@ -528,6 +528,23 @@ func printRows(rows []row) {
 // originConns asks the bench origin how many connections it accepted
 // (its /conns, on a connection of its own); -1 when it cannot say.
 func originConns(port int) int64 { return originCount(port, "/conns") }
+
+// settledCount reads one of the origin's counters once it stopped moving
+// (unchanged for 200 ms, for at most 5 s): after a direct run the origin
+// may still be serving the requests the generator left in flight, which
+// would count in the next target's window.
+func settledCount(port int, path string) int64 {
+	n := originCount(port, path)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(200 * time.Millisecond)
+		m := originCount(port, path)
+		if m == n {
+			break
+		}
+		n = m
+	}
+	return n
+}
 
 // originCount reads one of the bench origin's counters; -1 when it cannot.
 func originCount(port int, path string) int64 {
