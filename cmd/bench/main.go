@@ -166,7 +166,7 @@ func run(d time.Duration, conns, reps int, scenarios []string, useWrk bool) erro
 			return fmt.Errorf("-nginx: %w", err)
 		}
 		if r.ngx, err = startNginx(bin, filepath.Join(dir, "nginx"), r.oHTTP, serverCPU); err != nil {
-			return err
+			return fmt.Errorf("%w (-nginx=false measures without it)", err)
 		}
 		defer func() {
 			if err := r.ngx.stop(); err != nil {
@@ -328,11 +328,12 @@ type row struct {
 	midConns     int64 // of which in the middle half of the run
 	originReqs   int64 // cache scenarios: requests that reached the origin; -1 otherwise
 	// nginx's run of the scenario, when hasNginx.
-	hasNginx        bool
-	nginx           result
-	nginxCPU        time.Duration // CPU of all its processes per request
-	nginxPeakKB     int           // the sum of its processes' VmHWM
-	nginxOriginReqs int64         // cache scenarios: requests that reached the origin; -1 otherwise
+	hasNginx         bool
+	nginx            result
+	nginxCPU         time.Duration // CPU of all its processes per request
+	nginxPeakKB      int           // the sum of its processes' VmHWM
+	nginxOriginReqs  int64         // cache scenarios: requests that reached the origin; -1 otherwise
+	nginxOriginConns int64         // origin connections nginx opened
 }
 
 // loader runs the load of one measurement with wrk or h2load when they
@@ -476,10 +477,12 @@ func (r *rig) measureNginx(l loader, sc scenario, rw *row) error {
 		}
 	}
 	servedBefore := settledCount(r.oHTTP, "/cacheable")
+	connsBefore := originConns(r.oHTTP)
 	r.ngx.resetPeak()
 	before := r.ngx.cpu()
 	rw.nginx = l.load(sc.mode, url, sc.host)
 	cpu := r.ngx.cpu() - before
+	rw.nginxOriginConns = originConns(r.oHTTP) - connsBefore - 1 // the /conns request's own
 	if sc.host != "" {
 		rw.nginxOriginReqs = originCount(r.oHTTP, "/cacheable") - servedBefore
 	}
@@ -500,7 +503,7 @@ func nginxVersion() string {
 // printRows prints one line per measurement.
 func printRows(rows []row) {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\trep\tload1\tdirect req/s\tdirect p50\tdirect p99\tedge req/s\tedge p50\tedge p99\tratio\tdirect CPU/req\tedge CPU/req\tpeak RSS\torigin conns/10k req\tmid-run conns\torigin reqs\terrors\tnginx req/s\tnginx p50\tnginx p99\tnginx CPU/req\tnginx peak RSS\tnginx origin reqs\tnginx errors\t")
+	fmt.Fprintln(tw, "scenario\trep\tload1\tdirect req/s\tdirect p50\tdirect p99\tedge req/s\tedge p50\tedge p99\tratio\tdirect CPU/req\tedge CPU/req\tpeak RSS\torigin conns/10k req\tmid-run conns\torigin reqs\terrors\tnginx req/s\tnginx p50\tnginx p99\tnginx CPU/req\tnginx peak RSS\tnginx origin conns/10k req\tnginx origin reqs\tnginx errors\t")
 	for _, r := range rows {
 		reqs := "-"
 		if r.originReqs >= 0 {
@@ -510,14 +513,18 @@ func printRows(rows []row) {
 		if r.edge.requests > 0 && r.originConns >= 0 {
 			per10k = fmt.Sprintf("%.2f", float64(r.originConns)*10000/float64(r.edge.requests))
 		}
-		ngx := "-\t-\t-\t-\t-\t-\t-"
+		ngx := "-\t-\t-\t-\t-\t-\t-\t-"
 		if r.hasNginx {
 			nreqs := "-"
 			if r.nginxOriginReqs >= 0 {
 				nreqs = strconv.FormatInt(r.nginxOriginReqs, 10)
 			}
-			ngx = fmt.Sprintf("%.0f\t%s\t%s\t%s\t%s\t%s\t%d", r.nginx.rps(), r.nginx.show(0.5), r.nginx.show(0.99),
-				r.nginxCPU.Round(100*time.Nanosecond), mib(r.nginxPeakKB), nreqs, r.nginx.errors)
+			nper10k := "-"
+			if r.nginx.requests > 0 && r.nginxOriginConns >= 0 {
+				nper10k = fmt.Sprintf("%.2f", float64(r.nginxOriginConns)*10000/float64(r.nginx.requests))
+			}
+			ngx = fmt.Sprintf("%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%d", r.nginx.rps(), r.nginx.show(0.5), r.nginx.show(0.99),
+				r.nginxCPU.Round(100*time.Nanosecond), mib(r.nginxPeakKB), nper10k, nreqs, r.nginx.errors)
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%.0f\t%s\t%s\t%.0f\t%s\t%s\t%.2f\t%s\t%s\t%s\t%s\t%d\t%s\t%d\t%s\t\n", r.name, r.rep, r.load, r.direct.rps(), r.direct.show(0.5), r.direct.show(0.99),
 			r.edge.rps(), r.edge.show(0.5), r.edge.show(0.99), r.edge.rps()/r.direct.rps(), r.directCPU.Round(100*time.Nanosecond), r.cpuPerReq.Round(100*time.Nanosecond), r.peakRSS, per10k, r.midConns, reqs, r.direct.errors+r.edge.errors, ngx)
