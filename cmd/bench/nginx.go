@@ -265,9 +265,14 @@ func (n *nginxServer) stop() error {
 	}
 	var left []int
 	for _, p := range children {
-		if procName(p) == "nginx" { // a worker that outlived its master
+		if nginxAlive(p) { // a worker that outlived its master
 			syscall.Kill(p, syscall.SIGKILL)
 			left = append(left, p)
+		}
+	}
+	for _, p := range left {
+		for deadline := time.Now().Add(5 * time.Second); nginxAlive(p) && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
 		}
 	}
 	if len(left) > 0 {
@@ -283,6 +288,13 @@ func procName(pid int) string {
 		return ""
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// nginxAlive says whether pid is a running nginx process (not a zombie
+// its new parent has yet to reap).
+func nginxAlive(pid int) bool {
+	f := statFields(pid)
+	return len(f) > 0 && f[0] != "Z" && f[0] != "X" && procName(pid) == "nginx"
 }
 
 // waitDial is one connection attempt to addr, closed at once.

@@ -128,7 +128,7 @@ func TestNginxProxiesAndCaches(t *testing.T) {
 		t.Error(err)
 	}
 	for _, p := range pids {
-		if procName(p) == "nginx" {
+		if nginxAlive(p) {
 			t.Errorf("nginx process %d still runs after stop", p)
 		}
 	}
