@@ -2,11 +2,14 @@ package main
 
 import (
 	"crypto/tls"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -71,7 +74,8 @@ func TestNginxProxiesAndCaches(t *testing.T) {
 	}))
 	defer origin.Close()
 	port := origin.Listener.Addr().(*net.TCPAddr).Port
-	n, err := startNginx(bin, t.TempDir(), port, func(a ...string) []string { return a })
+	dir := t.TempDir()
+	n, err := startNginx(bin, dir, port, func(a ...string) []string { return a })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,5 +135,27 @@ func TestNginxProxiesAndCaches(t *testing.T) {
 		if nginxAlive(p) {
 			t.Errorf("nginx process %d still runs after stop", p)
 		}
+	}
+	// The access log is on, one JSON line per request with the edge's
+	// keys, written out (its buffer flushed) by the graceful stop.
+	b, err := os.ReadFile(filepath.Join(dir, "nginx-access.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) < 6 {
+		t.Fatalf("access log has %d lines, want one per request (6):\n%s", len(lines), b)
+	}
+	var line map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &line); err != nil {
+		t.Fatalf("access line is no JSON: %v\n%s", err, lines[0])
+	}
+	for _, k := range []string{"time", "request_id", "host", "method", "uri", "proto", "status", "bytes", "duration", "origin", "remote"} {
+		if _, ok := line[k]; !ok {
+			t.Errorf("access line lacks %q: %s", k, lines[0])
+		}
+	}
+	if line["uri"] != "/small" || line["status"] != float64(200) {
+		t.Errorf("first access line: %s", lines[0])
 	}
 }
