@@ -40,11 +40,11 @@ func TestSummarizeMediansAndRatios(t *testing.T) {
 	us := time.Microsecond
 	rows := []row{
 		{name: "h1-small", rep: 1, direct: reqs(1000), edge: reqs(500), directCPU: 10 * us, cpuPerReq: 20 * us, edgePeakKB: 30 << 10,
-			hasNginx: true, nginxCPU: 10 * us, nginxPeakKB: 20 << 10},
+			hasNginx: true, nginxCPU: 16 * us, nginxPeakKB: 20 << 10},
 		{name: "h1-small", rep: 2, direct: reqs(1000), edge: reqs(600), directCPU: 10 * us, cpuPerReq: 30 * us, edgePeakKB: 40 << 10,
-			hasNginx: true, nginxCPU: 20 * us, nginxPeakKB: 21 << 10},
+			hasNginx: true, nginxCPU: 12 * us, nginxPeakKB: 21 << 10},
 		{name: "h1-small", rep: 3, direct: reqs(1000), edge: reqs(700), directCPU: 12 * us, cpuPerReq: 24 * us, edgePeakKB: 35 << 10,
-			hasNginx: true, nginxCPU: 12 * us, nginxPeakKB: 22 << 10},
+			hasNginx: true, nginxCPU: 10 * us, nginxPeakKB: 22 << 10},
 		// h3: no nginx.
 		{name: "h3-small", rep: 1, direct: reqs(1000), edge: reqs(900), directCPU: 10 * us, cpuPerReq: 15 * us},
 	}
@@ -62,10 +62,10 @@ func TestSummarizeMediansAndRatios(t *testing.T) {
 	if h1.nginx != 12*us || h1.direct != 10*us {
 		t.Errorf("nginx %v direct %v, want 12µs 10µs", h1.nginx, h1.direct)
 	}
-	// Per-repetition ratios 2.0, 1.5, 2.0: median 2.0 (the ratio of the
-	// medians would be 24/12 = 2.0 too; min 1.5).
-	if h1.edgeNginx != 2.0 || h1.edgeNginxMin != 1.5 || h1.edgeNginxMax != 2.0 {
-		t.Errorf("edge÷nginx %v (%v–%v), want 2 (1.5–2)", h1.edgeNginx, h1.edgeNginxMin, h1.edgeNginxMax)
+	// Per-repetition ratios 20/16, 30/12, 24/10 = 1.25, 2.5, 2.4: the
+	// median 2.4, not the ratio of the medians 24/12 = 2.
+	if h1.edgeNginx != 2.4 || h1.edgeNginxMin != 1.25 || h1.edgeNginxMax != 2.5 {
+		t.Errorf("edge÷nginx %v (%v–%v), want 2.4 (1.25–2.5)", h1.edgeNginx, h1.edgeNginxMin, h1.edgeNginxMax)
 	}
 	if h1.edgeDirect != 2.0 || h1.throughput != 0.6 {
 		t.Errorf("edge÷direct %v, throughput %v; want 2, 0.6", h1.edgeDirect, h1.throughput)
