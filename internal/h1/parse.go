@@ -251,6 +251,13 @@ func (c *conn) fastParse() (*http.Request, bool) {
 		r.Host = hv[0]
 	}
 	r.Close = shouldClose(minor, h)
+	var n int64
+	if cl, ok := h["Content-Length"]; ok {
+		// Checked even beside chunked (Go refuses a bad one either way).
+		if n, ok = parseLength(cl[0]); !ok {
+			return nil, false
+		}
+	}
 	if _, ok := h["Transfer-Encoding"]; ok {
 		delete(h, "Transfer-Encoding")
 		delete(h, "Content-Length")
@@ -258,13 +265,7 @@ func (c *conn) fastParse() (*http.Request, bool) {
 		r.ContentLength = -1
 		return r, true
 	}
-	if cl, ok := h["Content-Length"]; ok {
-		n, ok := parseLength(cl[0])
-		if !ok {
-			return nil, false
-		}
-		r.ContentLength = n
-	}
+	r.ContentLength = n
 	return r, true
 }
 
