@@ -80,8 +80,11 @@ func (b *body) readLocked(p []byte) (int, error) {
 	if err == io.EOF {
 		b.sawEOF = true
 		// Nothing left to read for the request: watch for the client
-		// leaving while the handler goes on.
-		b.c.cr.startBackgroundRead(b.w.cancel)
+		// leaving while the handler goes on (not once it returned: the
+		// connection reads the next request).
+		if !b.w.handlerDone {
+			b.c.cr.startBackgroundRead(b.w.cancel)
+		}
 	} else if err != nil {
 		b.failed = true
 	}

@@ -145,16 +145,23 @@ func (c *conn) serve() {
 			return
 		}
 		c.rwc.SetReadDeadline(time.Time{})
-		r, err := c.parseHead()
+		ctx, cancel := context.WithCancel(context.Background())
+		r, fast := c.fastParse(ctx)
+		if !fast {
+			if r, err = c.slowParse(); err == nil {
+				r = r.WithContext(ctx)
+			}
+		}
 		if err == nil {
-			err = c.check(r)
+			err = c.check(r, fast)
 		}
 		if err != nil {
+			cancel()
 			c.writeParseError(err)
 			return
 		}
 		c.lastMethod = r.Method
-		if !c.serveRequest(r) {
+		if !c.serveRequest(r, cancel) {
 			return
 		}
 		c.setState(http.StateIdle)
@@ -193,10 +200,12 @@ func (c *conn) waitNext() bool {
 }
 
 func (c *conn) close() {
+	c.cr.stopTimer()
 	if c.hijacked {
 		c.s.forget(c)
 		return
 	}
+	c.cr.abortPendingRead() // after a panic: the watching read ends first
 	c.rwc.Close()
 	c.s.forget(c)
 	if h := c.s.ConnState; h != nil {
@@ -264,7 +273,7 @@ func (c *conn) writeParseError(err error) {
 // check is what Go's server checks of a parsed request before its
 // handler: the version, Host (once, required on HTTP/1.1, valid), field
 // names and values. It removes Host from the fields.
-func (c *conn) check(r *http.Request) error {
+func (c *conn) check(r *http.Request, fast bool) error {
 	h2Upgrade := r.Method == "PRI" && len(r.Header) == 0 && r.URL.Path == "*" && r.Proto == "HTTP/2.0"
 	if r.ProtoMajor != 1 && !(r.ProtoMajor == 2 && r.ProtoMinor == 0 && r.Method == "PRI" && r.RequestURI == "*") {
 		return statusError{http.StatusHTTPVersionNotSupported, "unsupported protocol version"}
@@ -277,6 +286,9 @@ func (c *conn) check(r *http.Request) error {
 		return statusError{http.StatusBadRequest, "malformed Host header"}
 	}
 	for k, vv := range r.Header {
+		if fast {
+			break // its names are tokens and its values valid already
+		}
 		if !httpguts.ValidHeaderFieldName(k) {
 			return statusError{http.StatusBadRequest, "invalid header name"}
 		}
@@ -295,9 +307,7 @@ func (c *conn) check(r *http.Request) error {
 
 // serveRequest runs the handler for r and finishes its response; false:
 // the connection ends after it.
-func (c *conn) serveRequest(r *http.Request) bool {
-	ctx, cancel := context.WithCancel(context.Background())
-	r = r.WithContext(ctx)
+func (c *conn) serveRequest(r *http.Request, cancel context.CancelFunc) bool {
 	r.RemoteAddr = c.remote
 	r.TLS = c.tls
 	w := &response{c: c, req: r, handlerHeader: make(http.Header), contentLength: -1, cancel: cancel}
@@ -338,6 +348,7 @@ func (c *conn) serveRequest(r *http.Request) bool {
 	}
 	c.cr.abortPendingRead()
 	w.finish()
+	c.cr.abortPendingRead() // should the body's end have armed it
 	cancel()
 	if w.requestBodyLimitHit {
 		c.closeWriteAndWait()
@@ -377,6 +388,8 @@ type connReader struct {
 	byteBuf [1]byte
 	inRead  bool
 	aborted bool
+	armed   bool        // a background read starts when timer fires
+	timer   *time.Timer // the connection's, reused
 	cancel  context.CancelFunc
 	cond    *sync.Cond
 }
@@ -416,8 +429,14 @@ func (cr *connReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// startBackgroundRead begins the byte read that watches for the client
-// leaving; cancel is called if it does. Nothing starts when the reader
+// bgReadDelay is how long a handler runs before the byte read that
+// watches for the client leaving starts: a handler answering sooner (a
+// cache hit) costs no extra read, goroutine or deadline change, and a
+// client that leaves is seen at most this much later.
+const bgReadDelay = 2 * time.Millisecond
+
+// startBackgroundRead arms the byte read that watches for the client
+// leaving; cancel is called if it does. Nothing is armed when the reader
 // holds bytes of a next request already (a pipelined request).
 func (cr *connReader) startBackgroundRead(cancel context.CancelFunc) {
 	if cr.c.br.Buffered() > 0 {
@@ -425,14 +444,40 @@ func (cr *connReader) startBackgroundRead(cancel context.CancelFunc) {
 	}
 	cr.lock()
 	defer cr.unlock()
-	if cr.inRead || cr.hasByte {
+	if cr.inRead || cr.hasByte || cr.armed {
 		return
 	}
+	cr.armed = true
+	cr.cancel = cancel
+	if cr.timer == nil {
+		cr.timer = time.AfterFunc(bgReadDelay, cr.fire)
+	} else {
+		cr.timer.Reset(bgReadDelay)
+	}
+}
+
+// fire starts the armed background read.
+func (cr *connReader) fire() {
+	cr.lock()
+	defer cr.unlock()
+	if !cr.armed || cr.inRead || cr.hasByte {
+		return
+	}
+	cr.armed = false
 	cr.inRead = true
 	cr.aborted = false
-	cr.cancel = cancel
 	cr.c.rwc.SetReadDeadline(time.Time{})
 	go cr.backgroundRead()
+}
+
+// stopTimer ends the arming timer for good (the connection ends).
+func (cr *connReader) stopTimer() {
+	cr.lock()
+	defer cr.unlock()
+	cr.armed = false
+	if cr.timer != nil {
+		cr.timer.Stop()
+	}
 }
 
 func (cr *connReader) backgroundRead() {
@@ -458,6 +503,11 @@ func (cr *connReader) backgroundRead() {
 func (cr *connReader) abortPendingRead() {
 	cr.lock()
 	defer cr.unlock()
+	if cr.armed {
+		cr.armed = false
+		cr.cancel = nil
+		cr.timer.Stop() // fire, if it runs now, finds nothing armed
+	}
 	if !cr.inRead {
 		return
 	}

@@ -3,6 +3,7 @@ package h1
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"net/http"
 	"net/textproto"
@@ -106,16 +107,10 @@ func splitRequestLine(line []byte) (method, target []byte, minor int, ok bool) {
 	return method, target, minor, true
 }
 
-// parseHead parses c.head into a request. A head the fast path does not
-// take (anything but the plain shapes) goes to net/http's own parser, so
-// that what it accepts and what it refuses are Go's. The error is what to
+// A head is parsed by fastParse or, when it does not take it (anything
+// but the plain shapes), by net/http's own parser (slowParse), so that
+// what is accepted and what is refused are Go's. The error is what to
 // answer (see writeParseError).
-func (c *conn) parseHead() (*http.Request, error) {
-	if r, ok := c.fastParse(); ok {
-		return r, nil
-	}
-	return c.slowParse()
-}
 
 // slowParse hands the raw head to http.ReadRequest. The request's body is
 // set by the caller, from the framing ReadRequest found.
@@ -145,7 +140,7 @@ func (c *conn) slowParse() (*http.Request, error) {
 // values, at most one Host, Content-Length as digits once, and
 // Transfer-Encoding only as exactly one "chunked" on HTTP/1.1. Anything
 // else returns false. The request's strings share one copy of the head.
-func (c *conn) fastParse() (*http.Request, bool) {
+func (c *conn) fastParse(ctx context.Context) (*http.Request, bool) {
 	head := c.head
 	eol := bytes.IndexByte(head, '\n')
 	method, target, minor, ok := splitRequestLine(head[:eol+1])
@@ -161,13 +156,13 @@ func (c *conn) fastParse() (*http.Request, bool) {
 	off := func(b []byte) int { return cap(head) - cap(b) }
 	str := func(b []byte) string { o := off(b); return s[o : o+len(b)] }
 
-	r := &http.Request{
-		Method:     commonMethod(method, str),
-		RequestURI: str(target),
-		Proto:      "HTTP/1.1",
-		ProtoMajor: 1,
-		ProtoMinor: minor,
-	}
+	// WithContext of a request that does not escape: the one allocation.
+	r := (&http.Request{}).WithContext(ctx)
+	r.Method = commonMethod(method, str)
+	r.RequestURI = str(target)
+	r.Proto = "HTTP/1.1"
+	r.ProtoMajor = 1
+	r.ProtoMinor = minor
 	if minor == 0 {
 		r.Proto = "HTTP/1.0"
 	}

@@ -3,6 +3,7 @@ package h1
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"net/http"
 	"reflect"
 	"testing"
@@ -15,12 +16,12 @@ func parseOne(data []byte, max int) (fast bool, r *http.Request, err error) {
 	if _, err := c.readHead(max); err != nil {
 		return false, nil, err
 	}
-	r, fast = c.fastParse()
+	r, fast = c.fastParse(context.Background())
 	if !fast {
 		r, err = c.slowParse()
 	}
 	if err == nil {
-		err = c.check(r)
+		err = c.check(r, fast)
 	}
 	return fast, r, err
 }

@@ -475,10 +475,9 @@ func (w *response) writeContinue() {
 		return
 	}
 	w.canWriteContinue = false
+	// A failed write shows in the response's own writes.
 	c.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
-	if err := c.bw.Flush(); err != nil {
-		w.broken = true
-	}
+	c.bw.Flush()
 }
 
 func writeStatusLine(bw *bufio.Writer, is11 bool, code int) {
