@@ -90,6 +90,27 @@ func newOrigin(t *testing.T) *origin {
 			w.WriteHeader(http.StatusEarlyHints)
 			io.WriteString(w, "after hints")
 			return
+		case "/etag":
+			w.Header().Set("ETag", `"v1"`)
+			if r.Header.Get("If-None-Match") == `"v1"` {
+				w.WriteHeader(http.StatusNotModified)
+				return
+			}
+			io.WriteString(w, "tagged")
+			return
+		case "/nocontent":
+			w.WriteHeader(http.StatusNoContent)
+			return
+		case "/big":
+			w.Header().Set("Content-Length", "102400")
+			w.Write(bytes.Repeat([]byte("b"), 100<<10))
+			return
+		case "/bigstream":
+			for range 25 {
+				w.Write(bytes.Repeat([]byte("s"), 4<<10))
+				w.(http.Flusher).Flush()
+			}
+			return
 		case "/nolength":
 			w.(http.Flusher).Flush()
 			io.WriteString(w, "streamed")
@@ -281,6 +302,14 @@ func rows() []row {
 		{name: "response trailers", req: "GET /trailer HTTP/1.1\r\nHost: a.example\r\n\r\n", want: "200", sameBytes: true},
 		{name: "early hints", req: "GET /early HTTP/1.1\r\nHost: a.example\r\n\r\n", want: "103 200", sameBytes: true},
 		{name: "streamed without length", req: "GET /nolength HTTP/1.1\r\nHost: a.example\r\n\r\n", want: "200", sameBytes: true},
+		{name: "not modified", req: "GET /etag HTTP/1.1\r\nHost: a.example\r\nIf-None-Match: \"v1\"\r\n\r\n", want: "304", sameBytes: true},
+		{name: "no content", req: "GET /nocontent HTTP/1.1\r\nHost: a.example\r\n\r\n", want: "204", sameBytes: true},
+		{name: "100 KiB with length", req: "GET /big HTTP/1.1\r\nHost: a.example\r\n\r\n", want: "200", sameBytes: true},
+		{name: "100 KiB streamed", req: "GET /bigstream HTTP/1.1\r\nHost: a.example\r\n\r\n", want: "200", wantHeader: []string{"Transfer-Encoding: chunked"}},
+		{name: "HEAD on HTTP/1.0 keep-alive", req: "HEAD /x HTTP/1.0\r\nHost: a.example\r\nConnection: keep-alive\r\n\r\n", want: "200", method: "HEAD", sameBytes: true},
+		{name: "keep-alive and close", req: "GET /x HTTP/1.1\r\nHost: a.example\r\nConnection: keep-alive, close\r\n\r\n", want: "200", closed: true, sameBytes: true},
+		{name: "expect 100-continue, answered unread", req: "POST /x HTTP/1.1\r\nHost: nowhere.example\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello", want: "421", closed: true, noOrigin: true, sameBytes: true},
+		{name: "bare LF in chunk line", req: "POST /p HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n", want: "400", closed: true},
 		{name: "cache hit", req: "GET /cached HTTP/1.1\r\nHost: c.example\r\n\r\nGET /cached HTTP/1.1\r\nHost: c.example\r\n\r\n", want: "200 200", wantHeader: []string{"Cache-Status: Edge; hit"}},
 		{name: "unknown property", req: "GET /x HTTP/1.1\r\nHost: nowhere.example\r\n\r\n", want: "421", noOrigin: true, sameBytes: true},
 		{name: "websocket upgrade", req: "GET /ws HTTP/1.1\r\nHost: a.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", want: "101", after: "ping", afterWant: "PING"},
