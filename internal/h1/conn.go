@@ -92,7 +92,23 @@ func (c *conn) serve() {
 		}
 		c.close()
 	}()
-	if tc, ok := c.rwc.(*tls.Conn); ok {
+	switch tc := c.rwc.(type) {
+	case *tls.Conn:
+		if !tc.ConnectionState().HandshakeComplete {
+			// From a tls.NewListener: the handshake, bounded as a head.
+			if d := c.s.ReadHeaderTimeout; d > 0 {
+				tc.SetDeadline(time.Now().Add(d))
+			}
+			if err := tc.Handshake(); err != nil {
+				c.s.logf("h1: TLS handshake error from %s: %v", c.remote, err)
+				return
+			}
+			tc.SetDeadline(time.Time{})
+		}
+		st := tc.ConnectionState()
+		c.tls = &st
+	case interface{ ConnectionState() tls.ConnectionState }:
+		// A wrapped *tls.Conn (as Go's server takes it).
 		st := tc.ConnectionState()
 		c.tls = &st
 	}
