@@ -48,6 +48,7 @@ type conn struct {
 
 	lastMethod string
 	hijacked   bool
+	ctx        context.Context // the connection's (Server.ConnContext)
 }
 
 const (
@@ -112,6 +113,12 @@ func (c *conn) serve() {
 		st := tc.ConnectionState()
 		c.tls = &st
 	}
+	c.ctx = context.Background()
+	if cc := c.s.ConnContext; cc != nil {
+		if c.ctx = cc(c.ctx, c.rwc); c.ctx == nil {
+			panic("h1: ConnContext returned nil")
+		}
+	}
 	c.cr.c = c
 	c.br = readers.Get().(*bufio.Reader)
 	c.br.Reset(&c.cr)
@@ -161,7 +168,7 @@ func (c *conn) serve() {
 			return
 		}
 		c.rwc.SetReadDeadline(time.Time{})
-		ctx, cancel := context.WithCancel(context.Background())
+		ctx, cancel := context.WithCancel(c.ctx)
 		r, fast := c.fastParse(ctx)
 		if !fast {
 			if r, err = c.slowParse(); err == nil {

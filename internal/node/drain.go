@@ -43,6 +43,8 @@ func (d *drainer) watch(s server) {
 	switch srv := s.(type) {
 	case *h1.Server:
 		srv.ConnState = d.chain(srv.ConnState)
+	case *tlsFront:
+		d.watch(srv.h2) // whose hooks the front shares
 	case *http.Server:
 		srv.ConnState = d.chain(srv.ConnState)
 		d.watchTLS(srv)
@@ -86,7 +88,12 @@ func (d *drainer) state(c net.Conn, s http.ConnState) {
 	defer d.mu.Unlock()
 	switch s {
 	case http.StateNew:
-		d.conns[c] = &connInfo{since: time.Now()}
+		// Once: the HTTPS front reports a connection new before its
+		// handshake (which may mark it h2), and the server it goes to
+		// again.
+		if d.conns[c] == nil {
+			d.conns[c] = &connInfo{since: time.Now()}
+		}
 	case http.StateActive, http.StateIdle:
 		if ci := d.conns[c]; ci != nil {
 			ci.used = true
