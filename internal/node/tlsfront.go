@@ -27,11 +27,12 @@ type tlsFront struct {
 	h2ln *chanListener
 	conf *tls.Config // h2.TLSConfig's clone, made by Serve (as ServeTLS does)
 
-	mu     sync.Mutex
-	ln     net.Listener
-	closed bool
-	conns  sync.WaitGroup // the connections' goroutines
-	h2done chan error     // h2.Serve's end
+	mu      sync.Mutex
+	ln      net.Listener
+	closed  bool
+	started bool           // Serve started h2.Serve
+	conns   sync.WaitGroup // the connections' goroutines
+	h2done  chan error     // h2.Serve's end
 }
 
 func newTLSFront(h2 *http.Server, front *h1.Server) *tlsFront {
@@ -48,6 +49,7 @@ func (f *tlsFront) Serve(ln net.Listener) error {
 	f.ln = ln
 	f.conf = f.h2.TLSConfig.Clone()
 	f.h2ln.addr = ln.Addr()
+	f.started = true
 	f.mu.Unlock()
 	go func() { f.h2done <- f.h2.Serve(f.h2ln) }()
 	for {
@@ -143,6 +145,17 @@ func (f *tlsFront) stop() error {
 	return nil
 }
 
+// waitH2 waits for h2.Serve to return (its listener is closed by stop).
+func (f *tlsFront) waitH2() {
+	f.mu.Lock()
+	started := f.started
+	f.started = false
+	f.mu.Unlock()
+	if started {
+		<-f.h2done
+	}
+}
+
 // Shutdown stops accepting and shuts both servers down (see
 // http.Server.Shutdown); it returns once every connection it handed on
 // ended, or ctx did.
@@ -152,6 +165,7 @@ func (f *tlsFront) Shutdown(ctx context.Context) error {
 	go func() { errs <- f.h1.Shutdown(ctx) }()
 	go func() { errs <- f.h2.Shutdown(ctx) }()
 	err := errors.Join(<-errs, <-errs)
+	f.waitH2()
 	if err != nil {
 		return err
 	}
@@ -170,8 +184,9 @@ func (f *tlsFront) Shutdown(ctx context.Context) error {
 }
 
 func (f *tlsFront) Close() error {
-	err := f.stop()
-	return errors.Join(err, f.h1.Close(), f.h2.Close())
+	err := errors.Join(f.stop(), f.h1.Close(), f.h2.Close())
+	f.waitH2()
+	return err
 }
 
 func (f *tlsFront) SetKeepAlivesEnabled(v bool) {
