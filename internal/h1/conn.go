@@ -201,11 +201,7 @@ func (c *conn) waitNext() bool {
 	if cap(c.head) > headBufKeep {
 		c.head = make([]byte, 0, 1024)
 	}
-	d := c.s.IdleTimeout
-	if d == 0 {
-		d = c.s.ReadHeaderTimeout
-	}
-	if d > 0 {
+	if d := c.s.IdleTimeout; d > 0 {
 		c.rwc.SetReadDeadline(time.Now().Add(d))
 	} else {
 		c.rwc.SetReadDeadline(time.Time{})

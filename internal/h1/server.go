@@ -15,7 +15,7 @@ import (
 type Server struct {
 	Handler           http.Handler
 	ReadHeaderTimeout time.Duration // from a request's first byte to its head's end; 0: none
-	IdleTimeout       time.Duration // between requests on a connection; 0: ReadHeaderTimeout
+	IdleTimeout       time.Duration // between requests on a connection; 0: none (as http.Server without ReadTimeout)
 	// MaxHeaderBytes is the exact bound on a raw request head (request
 	// line, fields and the blank line); over it: 431. 0: 1 MiB.
 	MaxHeaderBytes int
