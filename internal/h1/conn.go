@@ -409,6 +409,7 @@ type connReader struct {
 	aborted bool
 	armed   bool        // a background read starts when timer fires
 	timer   *time.Timer // the connection's, reused
+	pending bool        // timer is set and has not fired
 	cancel  context.CancelFunc
 	cond    *sync.Cond
 }
@@ -468,10 +469,15 @@ func (cr *connReader) startBackgroundRead(cancel context.CancelFunc) {
 	}
 	cr.armed = true
 	cr.cancel = cancel
+	// A timer still pending from an earlier request serves this one (it
+	// starts the read sooner, which is harmless): on a busy connection
+	// the timer is set once per bgReadDelay, not once per request.
 	if cr.timer == nil {
 		cr.timer = time.AfterFunc(bgReadDelay, cr.fire)
-	} else {
+		cr.pending = true
+	} else if !cr.pending {
 		cr.timer.Reset(bgReadDelay)
+		cr.pending = true
 	}
 }
 
@@ -479,6 +485,7 @@ func (cr *connReader) startBackgroundRead(cancel context.CancelFunc) {
 func (cr *connReader) fire() {
 	cr.lock()
 	defer cr.unlock()
+	cr.pending = false
 	if !cr.armed || cr.inRead || cr.hasByte {
 		return
 	}
@@ -496,6 +503,7 @@ func (cr *connReader) stopTimer() {
 	cr.armed = false
 	if cr.timer != nil {
 		cr.timer.Stop()
+		cr.pending = false
 	}
 }
 
@@ -523,9 +531,8 @@ func (cr *connReader) abortPendingRead() {
 	cr.lock()
 	defer cr.unlock()
 	if cr.armed {
-		cr.armed = false
+		cr.armed = false // fire, when it runs, finds nothing armed
 		cr.cancel = nil
-		cr.timer.Stop() // fire, if it runs now, finds nothing armed
 	}
 	if !cr.inRead {
 		return
