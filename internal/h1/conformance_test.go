@@ -310,6 +310,8 @@ func rows() []row {
 		{name: "keep-alive and close", req: "GET /x HTTP/1.1\r\nHost: a.example\r\nConnection: keep-alive, close\r\n\r\n", want: "200", closed: true, sameBytes: true},
 		{name: "expect 100-continue, answered unread", req: "POST /x HTTP/1.1\r\nHost: nowhere.example\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello", want: "421", closed: true, noOrigin: true, sameBytes: true},
 		{name: "bare LF in chunk line", req: "POST /p HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n", want: "400", closed: true},
+		{name: "h2c upgrade not forwarded", req: "GET /x HTTP/1.1\r\nHost: a.example\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n", want: "200", notSeen: []string{"h2c", "Http2-Settings"}, sameBytes: true},
+		{name: "HTTP/2 preface", req: "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", want: "421", closed: true, noOrigin: true},
 		{name: "cache hit", req: "GET /cached HTTP/1.1\r\nHost: c.example\r\n\r\nGET /cached HTTP/1.1\r\nHost: c.example\r\n\r\n", want: "200 200", wantHeader: []string{"Cache-Status: Edge; hit"}},
 		{name: "unknown property", req: "GET /x HTTP/1.1\r\nHost: nowhere.example\r\n\r\n", want: "421", noOrigin: true, sameBytes: true},
 		{name: "websocket upgrade", req: "GET /ws HTTP/1.1\r\nHost: a.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", want: "101", after: "ping", afterWant: "PING"},
