@@ -100,6 +100,9 @@ func (c *checker) listen(cfg *Config) {
 			c.fail("listen.http3", "%q: port must be a number from 0 to 65535", a)
 		}
 	}
+	if s := cfg.Listen.HTTP1Server; s != HTTP1ServerEdge && s != HTTP1ServerGo {
+		c.fail("listen.http1_server", "%q is not %q (Edge's own HTTP/1.1 server) or %q (Go's net/http server)", s, HTTP1ServerEdge, HTTP1ServerGo)
+	}
 	if p := cfg.Listen.HTTPSRedirectPort; p < 0 || p > 65535 {
 		c.fail("listen.https_redirect_port", "%d must be a port number, or 0 for the port of listen.https", p)
 	}

@@ -46,6 +46,10 @@ type ListenConfig struct {
 	// takes the port of listen.https. Set 443 when a port mapping puts the
 	// HTTPS listener behind 443.
 	HTTPSRedirectPort int `mapstructure:"https_redirect_port"`
+	// HTTP1Server picks the server that speaks HTTP/1.x on listen.http:
+	// "edge" (the default: Edge's own, internal/h1, as strict as Go's and
+	// cheaper per request) or "go" (Go's net/http server, as before).
+	HTTP1Server string `mapstructure:"http1_server"`
 }
 
 type StoreConfig struct {
@@ -199,6 +203,12 @@ func (c *Config) HTTPSRedirectPort(bound int) int {
 
 // HTTP3Auto is the value of listen.http3 that follows listen.https.
 const HTTP3Auto = "auto"
+
+// The values of listen.http1_server.
+const (
+	HTTP1ServerEdge = "edge"
+	HTTP1ServerGo   = "go"
+)
 
 // ChangedSections lists the top-level keys whose values differ between
 // two configs, in file order.

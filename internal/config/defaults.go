@@ -13,6 +13,7 @@ var defaults = map[string]any{
 	"listen.admin":               "127.0.0.1:9180",
 	"listen.https_redirect_port": 0,
 	"listen.http3":               HTTP3Auto,
+	"listen.http1_server":        HTTP1ServerEdge,
 	"data_dir":                   "/var/lib/edge",
 	"properties_dir":             "/etc/edge/properties",
 	"store.backend":              "bbolt",

@@ -36,3 +36,31 @@ func TestListenHTTP3(t *testing.T) {
 		}
 	}
 }
+
+// TestListenHTTP1Server: listen.http1_server defaults to edge, takes go,
+// and refuses anything else with the key's line.
+func TestListenHTTP1Server(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "edge.yaml")
+	for _, tc := range []struct{ extra, want, err string }{
+		{"", HTTP1ServerEdge, ""},
+		{`, http1_server: go`, HTTP1ServerGo, ""},
+		{`, http1_server: edge`, HTTP1ServerEdge, ""},
+		{`, http1_server: nginx`, "", `edge.yaml:2: listen.http1_server: "nginx" is not "edge"`},
+	} {
+		writeConfig(t, file, strings.Replace(baseConfig, `admin: "127.0.0.1:0"}`, `admin: "127.0.0.1:0"`+tc.extra+"}", 1))
+		cfg, errs := Load(file)
+		if tc.err != "" {
+			if got := fmt.Sprint(errs); !strings.Contains(got, tc.err) {
+				t.Errorf("%q: errors %v, want %q", tc.extra, got, tc.err)
+			}
+			continue
+		}
+		if len(errs) > 0 {
+			t.Errorf("%q: %v", tc.extra, errs)
+			continue
+		}
+		if cfg.Listen.HTTP1Server != tc.want {
+			t.Errorf("%q: listen.http1_server = %q, want %q", tc.extra, cfg.Listen.HTTP1Server, tc.want)
+		}
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/edge-cdn/edge/internal/h1"
 )
 
 // drainer follows the connections of the node's servers so that the old
@@ -37,14 +39,28 @@ func newDrainer() *drainer { return &drainer{conns: map[net.Conn]*connInfo{}} }
 
 // watch follows srv's connections; call it once the server's ConnState
 // and TLSConfig are set (they are chained, not replaced).
-func (d *drainer) watch(srv *http.Server) {
-	prev := srv.ConnState
-	srv.ConnState = func(c net.Conn, s http.ConnState) {
+func (d *drainer) watch(s server) {
+	switch srv := s.(type) {
+	case *h1.Server:
+		srv.ConnState = d.chain(srv.ConnState)
+	case *tlsFront:
+		d.watch(srv.h2) // whose hooks the front shares
+	case *http.Server:
+		srv.ConnState = d.chain(srv.ConnState)
+		d.watchTLS(srv)
+	}
+}
+
+func (d *drainer) chain(prev func(net.Conn, http.ConnState)) func(net.Conn, http.ConnState) {
+	return func(c net.Conn, s http.ConnState) {
 		d.state(c, s)
 		if prev != nil {
 			prev(c, s)
 		}
 	}
+}
+
+func (d *drainer) watchTLS(srv *http.Server) {
 	if srv.TLSConfig == nil {
 		return
 	}
@@ -72,7 +88,12 @@ func (d *drainer) state(c net.Conn, s http.ConnState) {
 	defer d.mu.Unlock()
 	switch s {
 	case http.StateNew:
-		d.conns[c] = &connInfo{since: time.Now()}
+		// Once: the HTTPS front reports a connection new before its
+		// handshake (which may mark it h2), and the server it goes to
+		// again.
+		if d.conns[c] == nil {
+			d.conns[c] = &connInfo{since: time.Now()}
+		}
 	case http.StateActive, http.StateIdle:
 		if ci := d.conns[c]; ci != nil {
 			ci.used = true

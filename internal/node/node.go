@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"sync/atomic"
@@ -393,7 +392,7 @@ func (n *node) loop(ctx context.Context, serveErr <-chan error, sigs <-chan os.S
 // off) sends GOAWAY and waits alike on a stop; after an upgrade it stops
 // reading the UDP socket, which the new process reads, within
 // h3UpgradeGrace (its clients reconnect, to the new process).
-func (n *node) shutdown(ctx context.Context, servers []*http.Server, lns *listeners, h3 *http3Server, upgraded bool) {
+func (n *node) shutdown(ctx context.Context, servers []server, lns *listeners, h3 *http3Server, upgraded bool) {
 	grace := n.cfg.Limits.ShutdownTimeout.Std()
 	n.log.Info("shutting down", zap.Duration("grace", grace))
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)

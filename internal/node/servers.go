@@ -5,16 +5,27 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 
 	"github.com/edge-cdn/edge/admin"
 	"github.com/edge-cdn/edge/events"
 	"github.com/edge-cdn/edge/internal/config"
+	"github.com/edge-cdn/edge/internal/h1"
 	"go.uber.org/zap/zapcore"
 )
 
+// server is what the node needs of an HTTP server: Go's *http.Server, or
+// *h1.Server on the HTTP port when listen.http1_server is "edge".
+type server interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
+	SetKeepAlivesEnabled(bool)
+}
+
 // servers builds the HTTP, HTTPS and admin servers, in that order.
-func (n *node) servers(token string) []*http.Server {
+func (n *node) servers(token string) []server {
 	var backup func(io.Writer) (int64, error)
 	if n.slot != nil {
 		backup = n.slot.WriteTo
@@ -39,10 +50,21 @@ func (n *node) servers(token string) []*http.Server {
 	// frames stay small (h2spec 4.2/3; nginx and Caddy advertise the same).
 	httpsSrv.HTTP2 = &http.HTTP2Config{MaxReadFrameSize: 16 << 10}
 	n.rejects.watchTLS(httpsSrv)
-	servers := []*http.Server{n.httpServer(n.metrics.ByProtocol(n.proxy.HTTPHandler()), h1HeaderSlop), httpsSrv, n.httpServer(n.upgradeGate(adminHandler), h1HeaderSlop)}
+	var https server = httpsSrv
+	var front *tlsFront
+	if n.cfg.Listen.HTTP1Server != config.HTTP1ServerGo {
+		// HTTP/2 stays with Go's server; HTTP/1.1 over TLS goes to Edge's
+		// front, whose bound on the raw head is exact.
+		front = newTLSFront(httpsSrv, n.h1Server(nil))
+		https = front
+	}
+	servers := []server{n.plainServer(n.metrics.ByProtocol(n.proxy.HTTPHandler())), https, n.httpServer(n.upgradeGate(adminHandler), h1HeaderSlop)}
 	n.drain = newDrainer()
 	for _, srv := range servers {
 		n.drain.watch(srv)
+	}
+	if front != nil {
+		front.shareHooks()
 	}
 	return servers
 }
@@ -58,15 +80,44 @@ const (
 
 // serve starts the servers on their listeners, and HTTP/3 when h3 is
 // not nil; the channel gets the error of each server that stops.
-func (n *node) serve(servers []*http.Server, lns *listeners, h3 *http3Server) <-chan error {
+func (n *node) serve(servers []server, lns *listeners, h3 *http3Server) <-chan error {
 	errs := make(chan error, len(servers)+1)
 	go func() { errs <- servers[0].Serve(n.rejects.listener(lns.http)) }()
-	go func() { errs <- servers[1].ServeTLS(lns.https, "", "") }()
+	go func() {
+		if srv, ok := servers[1].(*http.Server); ok {
+			errs <- srv.ServeTLS(lns.https, "", "")
+			return
+		}
+		errs <- servers[1].Serve(lns.https)
+	}()
 	go func() { errs <- servers[2].Serve(lns.admin) }()
 	if h3 != nil {
 		go func() { errs <- h3.serve() }()
 	}
 	return errs
+}
+
+// plainServer is the HTTP port's server: Edge's own HTTP/1.x front
+// (internal/h1) unless listen.http1_server is "go". Both bound the raw
+// request head at exactly limits.max_header_bytes and answer what they
+// refuse with the same bytes (the rejects counter reads them). The HTTPS
+// port's is a tlsFront then (HTTP/1.1 on internal/h1, HTTP/2 on Go's).
+func (n *node) plainServer(h http.Handler) server {
+	if n.cfg.Listen.HTTP1Server == config.HTTP1ServerGo {
+		return n.httpServer(h, h1HeaderSlop)
+	}
+	return n.h1Server(h)
+}
+
+func (n *node) h1Server(h http.Handler) *h1.Server {
+	l := n.cfg.Limits
+	return &h1.Server{
+		Handler:           h,
+		ReadHeaderTimeout: l.ReadHeaderTimeout.Std(),
+		IdleTimeout:       l.IdleTimeout.Std(),
+		MaxHeaderBytes:    l.MaxHeaderBytes,
+		ErrorLog:          stdLogAt(n.log.Named("http"), zapcore.DebugLevel),
+	}
 }
 
 func (n *node) httpServer(h http.Handler, headerSlop int) *http.Server {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/edge-cdn/edge/internal/config"
+	"github.com/edge-cdn/edge/internal/h1"
 	"github.com/edge-cdn/edge/internal/testutil"
 	"github.com/edge-cdn/edge/internal/yamlfield"
 	"github.com/edge-cdn/edge/store"
@@ -106,11 +108,20 @@ func TestStoreHandOverOneHolderAtATime(t *testing.T) {
 // got that connection.
 func TestUpgradeDrainAnswersRequestOfConnectionAcceptedBeforeStop(t *testing.T) {
 	t.Parallel()
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "answered")
+	})
+	for _, srv := range []server{
+		&http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: h},
+		&h1.Server{ReadHeaderTimeout: 10 * time.Second, Handler: h},
+	} {
+		t.Run(fmt.Sprintf("%T", srv), func(t *testing.T) { testDrainAnswers(t, srv) })
+	}
+}
+
+func testDrainAnswers(t *testing.T, srv server) {
 	n := &node{cfg: &config.Config{}, log: zap.NewNop(), drain: newDrainer()}
 	n.cfg.Limits.ShutdownTimeout = yamlfield.Duration(10 * time.Second)
-	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "answered")
-	})}
 	n.drain.watch(srv)
 	var lns [3]net.Listener
 	for i := range lns {
@@ -130,7 +141,7 @@ func TestUpgradeDrainAnswersRequestOfConnectionAcceptedBeforeStop(t *testing.T) 
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		n.shutdown(context.Background(), []*http.Server{srv}, &listeners{http: lns[0], https: lns[1], admin: lns[2]}, nil, false)
+		n.shutdown(context.Background(), []server{srv}, &listeners{http: lns[0], https: lns[1], admin: lns[2]}, nil, false)
 	}()
 	testutil.WaitFor(t, "the listener closed", func() bool {
 		c2, err := net.Dial("tcp", lns[0].Addr().String())

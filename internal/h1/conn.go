@@ -1,0 +1,548 @@
+package h1
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// Connection states (conn.state), for Shutdown's closing of idle ones.
+const (
+	stateNew int32 = iota
+	stateActive
+	stateIdle
+	stateClosing // closed by Shutdown or SetKeepAlivesEnabled
+	stateHijacked
+)
+
+// conn is one client connection, served by one goroutine.
+type conn struct {
+	s      *Server
+	rwc    net.Conn
+	since  time.Time
+	state  atomic.Int32
+	tls    *tls.ConnectionState
+	remote string
+
+	cr   connReader
+	br   *bufio.Reader
+	bw   *bufio.Writer
+	head []byte                     // the current request's raw head
+	pend [bufferBeforeChunking]byte // a response's body before its head is out
+
+	// wmu orders a 100 Continue (written by whoever reads the body first)
+	// with the response's head.
+	wmu sync.Mutex
+
+	lastMethod string
+	hijacked   bool
+	ctx        context.Context // the connection's (Server.ConnContext)
+}
+
+const (
+	readBufSize  = 4 << 10
+	writeBufSize = 8 << 10
+	// headBufKeep: a head buffer grown past this is not kept for the next
+	// request (a 64 KiB head now and then must not pin 64 KiB per idle
+	// connection).
+	headBufKeep = 8 << 10
+)
+
+var (
+	readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufSize) }}
+	writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, writeBufSize) }}
+	heads   = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+)
+
+func (c *conn) setState(st http.ConnState) {
+	switch st {
+	case http.StateNew:
+		c.state.Store(stateNew)
+	case http.StateActive:
+		c.state.Store(stateActive)
+	case http.StateIdle:
+		c.state.Store(stateIdle)
+	case http.StateHijacked:
+		c.state.Store(stateHijacked)
+	}
+	if h := c.s.ConnState; h != nil {
+		h(c.rwc, st)
+	}
+}
+
+func (c *conn) serve() {
+	c.remote = c.rwc.RemoteAddr().String()
+	defer func() {
+		if p := recover(); p != nil && p != http.ErrAbortHandler {
+			const size = 64 << 10
+			buf := make([]byte, size)
+			buf = buf[:runtime.Stack(buf, false)]
+			c.s.logf("h1: panic serving %v: %v\n%s", c.remote, p, buf)
+		}
+		c.close()
+	}()
+	switch tc := c.rwc.(type) {
+	case *tls.Conn:
+		if !tc.ConnectionState().HandshakeComplete {
+			// From a tls.NewListener: the handshake, bounded as a head.
+			if d := c.s.ReadHeaderTimeout; d > 0 {
+				tc.SetDeadline(time.Now().Add(d))
+			}
+			if err := tc.Handshake(); err != nil {
+				c.s.logf("h1: TLS handshake error from %s: %v", c.remote, err)
+				return
+			}
+			tc.SetDeadline(time.Time{})
+		}
+		st := tc.ConnectionState()
+		c.tls = &st
+	case interface{ ConnectionState() tls.ConnectionState }:
+		// A wrapped *tls.Conn (as Go's server takes it).
+		st := tc.ConnectionState()
+		c.tls = &st
+	}
+	c.ctx = context.Background()
+	if cc := c.s.ConnContext; cc != nil {
+		if c.ctx = cc(c.ctx, c.rwc); c.ctx == nil {
+			panic("h1: ConnContext returned nil")
+		}
+	}
+	c.cr.c = c
+	c.br = readers.Get().(*bufio.Reader)
+	c.br.Reset(&c.cr)
+	c.bw = writers.Get().(*bufio.Writer)
+	c.bw.Reset(c.rwc)
+	hb := heads.Get().(*[]byte)
+	c.head = (*hb)[:0]
+	defer func() {
+		if cap(c.head) <= headBufKeep {
+			*hb = c.head[:0]
+			heads.Put(hb)
+		}
+		c.head = nil
+	}()
+	max := c.s.maxHeaderBytes()
+	for first := true; ; first = false {
+		if !first {
+			if !c.waitNext() {
+				return
+			}
+		}
+		if d := c.s.ReadHeaderTimeout; d > 0 {
+			c.rwc.SetReadDeadline(time.Now().Add(d))
+		}
+		if c.lastMethod == http.MethodPost {
+			// RFC 9112 2.2: a CRLF after a POST body is tolerated (Go too).
+			peek, _ := c.br.Peek(4)
+			n := 0
+			for n < len(peek) && (peek[n] == '\r' || peek[n] == '\n') {
+				n++
+			}
+			c.br.Discard(n)
+		}
+		sawBytes, err := c.readHead(max)
+		if sawBytes && first {
+			c.setState(http.StateActive)
+		}
+		if err != nil {
+			switch {
+			case err == errHeadTooLarge:
+				c.writeError("431 Request Header Fields Too Large", "431 Request Header Fields Too Large")
+				c.closeWriteAndWait()
+			case sawBytes && err == io.EOF:
+				// The head was cut: Go's parser reads io.ErrUnexpectedEOF.
+				c.writeError("400 Bad Request", "400 Bad Request")
+			}
+			return
+		}
+		c.rwc.SetReadDeadline(time.Time{})
+		ctx, cancel := context.WithCancel(c.ctx)
+		r, fast := c.fastParse(ctx)
+		if !fast {
+			if r, err = c.slowParse(); err == nil {
+				r = r.WithContext(ctx)
+			}
+		}
+		if err == nil {
+			err = c.check(r, fast)
+		}
+		if err != nil {
+			cancel()
+			c.writeParseError(err)
+			return
+		}
+		c.lastMethod = r.Method
+		if !c.serveRequest(r, cancel) {
+			return
+		}
+		c.setState(http.StateIdle)
+	}
+}
+
+// waitNext waits for the next request's first byte, up to IdleTimeout;
+// false: the connection ends (closed by the client, the timeout, or
+// Shutdown).
+func (c *conn) waitNext() bool {
+	if c.s.noKeep.Load() || c.s.inShutdown.Load() {
+		return false
+	}
+	if cap(c.head) > headBufKeep {
+		c.head = make([]byte, 0, 1024)
+	}
+	if d := c.s.IdleTimeout; d > 0 {
+		c.rwc.SetReadDeadline(time.Now().Add(d))
+	} else {
+		c.rwc.SetReadDeadline(time.Time{})
+	}
+	if _, err := c.br.Peek(1); err != nil {
+		return false
+	}
+	if !c.state.CompareAndSwap(stateIdle, stateActive) {
+		return false // closed by Shutdown meanwhile
+	}
+	if h := c.s.ConnState; h != nil {
+		h(c.rwc, http.StateActive)
+	}
+	return true
+}
+
+func (c *conn) close() {
+	c.cr.stopTimer()
+	if c.hijacked {
+		c.s.forget(c)
+		return
+	}
+	c.cr.abortPendingRead() // after a panic: the watching read ends first
+	c.rwc.Close()
+	c.s.forget(c)
+	if h := c.s.ConnState; h != nil {
+		h(c.rwc, http.StateClosed)
+	}
+	if c.br != nil {
+		c.br.Reset(nil)
+		readers.Put(c.br)
+		c.br = nil
+	}
+	if c.bw != nil {
+		c.bw.Reset(nil)
+		writers.Put(c.bw)
+		c.bw = nil
+	}
+}
+
+// closeWriteAndWait half-closes, so that a client still sending its
+// request reads the answer before the connection goes (Go does the same
+// after a 431).
+func (c *conn) closeWriteAndWait() {
+	if cw, ok := c.rwc.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	time.Sleep(rstAvoidanceDelay)
+}
+
+// rstAvoidanceDelay is net/http's: how long a half-closed connection
+// stays open so that the client reads the answer before a reset.
+const rstAvoidanceDelay = 500 * time.Millisecond
+
+// writeError writes one of the answers Go's server writes itself, byte
+// for byte (the node's rejects counter recognises them).
+func (c *conn) writeError(status, body string) {
+	c.rwc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c.rwc, "HTTP/1.1 "+status+"\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"+body)
+}
+
+// statusError is a refusal with a status and a reason, as Go writes it.
+type statusError struct {
+	code int
+	text string
+}
+
+func (e statusError) Error() string {
+	return fmt.Sprintf("%d %s: %s", e.code, http.StatusText(e.code), e.text)
+}
+
+func (c *conn) writeParseError(err error) {
+	var se statusError
+	if errors.As(err, &se) {
+		msg := fmt.Sprintf("%d %s: %s", se.code, http.StatusText(se.code), se.text)
+		c.writeError(msg, msg)
+		return
+	}
+	if s := err.Error(); strings.HasPrefix(s, "too many transfer encodings") || strings.HasPrefix(s, "unsupported transfer encoding") {
+		// Go's unsupportedTEError (its text is fixed; the type is not
+		// exported).
+		c.writeError("501 Not Implemented", "Unsupported transfer encoding")
+		return
+	}
+	c.writeError("400 Bad Request", "400 Bad Request")
+}
+
+// check is what Go's server checks of a parsed request before its
+// handler: the version, Host (once, required on HTTP/1.1, valid), field
+// names and values. It removes Host from the fields.
+func (c *conn) check(r *http.Request, fast bool) error {
+	h2Upgrade := r.Method == "PRI" && len(r.Header) == 0 && r.URL.Path == "*" && r.Proto == "HTTP/2.0"
+	if r.ProtoMajor != 1 && !(r.ProtoMajor == 2 && r.ProtoMinor == 0 && r.Method == "PRI" && r.RequestURI == "*") {
+		return statusError{http.StatusHTTPVersionNotSupported, "unsupported protocol version"}
+	}
+	hosts, haveHost := r.Header["Host"]
+	if r.ProtoAtLeast(1, 1) && (!haveHost || len(hosts) == 0) && !h2Upgrade && r.Method != "CONNECT" {
+		return statusError{http.StatusBadRequest, "missing required Host header"}
+	}
+	if len(hosts) == 1 && !httpguts.ValidHostHeader(hosts[0]) {
+		return statusError{http.StatusBadRequest, "malformed Host header"}
+	}
+	for k, vv := range r.Header {
+		if fast {
+			break // its names are tokens and its values valid already
+		}
+		if !httpguts.ValidHeaderFieldName(k) {
+			return statusError{http.StatusBadRequest, "invalid header name"}
+		}
+		for _, v := range vv {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return statusError{http.StatusBadRequest, "invalid header value"}
+			}
+		}
+	}
+	delete(r.Header, "Host")
+	if h2Upgrade {
+		r.Close = true
+	}
+	return nil
+}
+
+// serveRequest runs the handler for r and finishes its response; false:
+// the connection ends after it.
+func (c *conn) serveRequest(r *http.Request, cancel context.CancelFunc) bool {
+	r.RemoteAddr = c.remote
+	r.TLS = c.tls
+	w := &response{c: c, req: r, handlerHeader: make(http.Header), contentLength: -1, cancel: cancel}
+	w.wants10KeepAlive = r.ProtoMinor == 0 && !r.Close
+	w.wantsClose = r.Close
+	switch {
+	case len(r.TransferEncoding) > 0:
+		w.body = &body{c: c, w: w, req: r, chunked: true, cr: newChunkedReader(c.br)}
+		r.Body = w.body
+	case r.ContentLength > 0:
+		w.body = &body{c: c, w: w, req: r, remaining: r.ContentLength}
+		r.Body = w.body
+	default:
+		r.Body = http.NoBody
+		r.ContentLength = 0
+	}
+	if expect := r.Header["Expect"]; len(expect) > 0 {
+		if httpguts.HeaderValuesContainsToken(expect[:1], "100-continue") {
+			if r.ProtoAtLeast(1, 1) && w.body != nil {
+				w.body.expectContinue = true
+				w.canWriteContinue = true
+			}
+		} else if expect[0] != "" {
+			w.handlerHeader.Set("Connection", "close")
+			w.WriteHeader(http.StatusExpectationFailed)
+			w.finish()
+			cancel()
+			return false
+		}
+	}
+	if w.body == nil {
+		c.cr.startBackgroundRead(cancel)
+	}
+	c.serveHandler(w, r)
+	if c.hijacked {
+		cancel()
+		return false
+	}
+	c.cr.abortPendingRead()
+	w.finish()
+	c.cr.abortPendingRead() // should the body's end have armed it
+	cancel()
+	if w.requestBodyLimitHit {
+		c.closeWriteAndWait()
+	}
+	return !w.closeAfterReply && !w.broken
+}
+
+// serveHandler calls the handler; a panic other than ErrAbortHandler is
+// logged, and either ends the connection without a complete response.
+func (c *conn) serveHandler(w *response, r *http.Request) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p != http.ErrAbortHandler {
+				const size = 64 << 10
+				buf := make([]byte, size)
+				buf = buf[:runtime.Stack(buf, false)]
+				c.s.logf("h1: panic serving %v: %v\n%s", c.remote, p, buf)
+			}
+			// Nothing more is written: a response cut short is never
+			// taken for a whole one (the connection closes).
+			w.cancel()
+			panic(http.ErrAbortHandler) // to serve's recover: the connection closes
+		}
+	}()
+	c.s.Handler.ServeHTTP(w, r)
+}
+
+// connReader reads the connection for the bufio.Reader and, while a
+// handler runs with no request body left to read, reads one byte in the
+// background so that the request's context is cancelled when the client
+// goes (as Go's server does).
+type connReader struct {
+	c *conn
+
+	mu      sync.Mutex
+	hasByte bool
+	byteBuf [1]byte
+	inRead  bool
+	aborted bool
+	armed   bool        // a background read starts when timer fires
+	timer   *time.Timer // the connection's, reused
+	pending bool        // timer is set and has not fired
+	cancel  context.CancelFunc
+	cond    *sync.Cond
+}
+
+func (cr *connReader) lock() {
+	cr.mu.Lock()
+	if cr.cond == nil {
+		cr.cond = sync.NewCond(&cr.mu)
+	}
+}
+
+func (cr *connReader) unlock() { cr.mu.Unlock() }
+
+func (cr *connReader) Read(p []byte) (int, error) {
+	cr.lock()
+	if cr.inRead {
+		cr.unlock()
+		panic("h1: concurrent reads of a connection")
+	}
+	if len(p) == 0 {
+		cr.unlock()
+		return 0, nil
+	}
+	if cr.hasByte {
+		p[0] = cr.byteBuf[0]
+		cr.hasByte = false
+		cr.unlock()
+		return 1, nil
+	}
+	cr.inRead = true
+	cr.unlock()
+	n, err := cr.c.rwc.Read(p)
+	cr.lock()
+	cr.inRead = false
+	cr.cond.Broadcast()
+	cr.unlock()
+	return n, err
+}
+
+// bgReadDelay is how long a handler runs before the byte read that
+// watches for the client leaving starts: a handler answering sooner (a
+// cache hit) costs no extra read, goroutine or deadline change, and a
+// client that leaves is seen at most this much later.
+const bgReadDelay = 2 * time.Millisecond
+
+// startBackgroundRead arms the byte read that watches for the client
+// leaving; cancel is called if it does. Nothing is armed when the reader
+// holds bytes of a next request already (a pipelined request).
+func (cr *connReader) startBackgroundRead(cancel context.CancelFunc) {
+	if cr.c.br.Buffered() > 0 {
+		return
+	}
+	cr.lock()
+	defer cr.unlock()
+	if cr.inRead || cr.hasByte || cr.armed {
+		return
+	}
+	cr.armed = true
+	cr.cancel = cancel
+	// A timer still pending from an earlier request serves this one (it
+	// starts the read sooner, which is harmless): on a busy connection
+	// the timer is set once per bgReadDelay, not once per request.
+	if cr.timer == nil {
+		cr.timer = time.AfterFunc(bgReadDelay, cr.fire)
+		cr.pending = true
+	} else if !cr.pending {
+		cr.timer.Reset(bgReadDelay)
+		cr.pending = true
+	}
+}
+
+// fire starts the armed background read.
+func (cr *connReader) fire() {
+	cr.lock()
+	defer cr.unlock()
+	cr.pending = false
+	if !cr.armed || cr.inRead || cr.hasByte {
+		return
+	}
+	cr.armed = false
+	cr.inRead = true
+	cr.aborted = false
+	cr.c.rwc.SetReadDeadline(time.Time{})
+	go cr.backgroundRead()
+}
+
+// stopTimer ends the arming timer for good (the connection ends).
+func (cr *connReader) stopTimer() {
+	cr.lock()
+	defer cr.unlock()
+	cr.armed = false
+	if cr.timer != nil {
+		cr.timer.Stop()
+		cr.pending = false
+	}
+}
+
+func (cr *connReader) backgroundRead() {
+	n, err := cr.c.rwc.Read(cr.byteBuf[:])
+	cr.lock()
+	if n == 1 {
+		cr.hasByte = true
+	}
+	if ne, ok := err.(net.Error); ok && cr.aborted && ne.Timeout() {
+		// Our own deadline, set by abortPendingRead: not an error.
+	} else if err != nil && cr.cancel != nil {
+		cr.cancel() // the client went
+	}
+	cr.aborted = false
+	cr.inRead = false
+	cr.cancel = nil
+	cr.cond.Broadcast()
+	cr.unlock()
+}
+
+// abortPendingRead stops the background read, if one runs, and waits for
+// it.
+func (cr *connReader) abortPendingRead() {
+	cr.lock()
+	defer cr.unlock()
+	if cr.armed {
+		cr.armed = false // fire, when it runs, finds nothing armed
+		cr.cancel = nil
+	}
+	if !cr.inRead {
+		return
+	}
+	cr.aborted = true
+	cr.c.rwc.SetReadDeadline(aLongTimeAgo)
+	for cr.inRead {
+		cr.cond.Wait()
+	}
+	cr.c.rwc.SetReadDeadline(time.Time{})
+}
+
+var aLongTimeAgo = time.Unix(1, 0)

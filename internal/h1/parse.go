@@ -1,0 +1,382 @@
+package h1
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strings"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// errHeadTooLarge: the raw head is longer than MaxHeaderBytes (431).
+var errHeadTooLarge = errors.New("h1: request head too large")
+
+// readHead reads a request head, through its blank line, into c.head.
+// sawBytes reports whether any byte of it arrived (a connection that closes
+// or times out before is closed without an answer, as Go's server does).
+func (c *conn) readHead(max int) (sawBytes bool, err error) {
+	c.head = c.head[:0]
+	first := true
+	for {
+		line, err := c.br.ReadSlice('\n')
+		if len(line) > 0 {
+			sawBytes = true
+		}
+		c.head = append(c.head, line...)
+		if len(c.head) > max {
+			return true, errHeadTooLarge
+		}
+		if err == bufio.ErrBufferFull {
+			continue // the line goes on
+		}
+		if err != nil {
+			return sawBytes, err
+		}
+		// A whole line ends the head when it is empty; the first line
+		// never does (an empty request line is Go's 400, from the parser).
+		n := len(c.head)
+		if !first && (n >= 2 && c.head[n-2] == '\n' || n >= 3 && c.head[n-3] == '\n' && c.head[n-2] == '\r') {
+			return true, nil
+		}
+		if first {
+			first = false
+			if !plainRequestLine(c.head) {
+				// Go answers a malformed request line at once, without
+				// waiting for the rest of the head: so do we.
+				if _, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(append(c.head[:n:n], "\r\n"...)))); err != nil {
+					return true, nil // the head ends here: the parser refuses it
+				}
+			}
+		}
+	}
+}
+
+// plainRequestLine reports whether line ("...\r\n") is "METHOD /path HTTP/1.x\r\n"
+// with a token method and a printable origin-form target.
+func plainRequestLine(line []byte) bool {
+	_, _, _, ok := splitRequestLine(line)
+	return ok
+}
+
+func splitRequestLine(line []byte) (method, target []byte, minor int, ok bool) {
+	n := len(line)
+	if n < len("A / HTTP/1.1\r\n") || line[n-2] != '\r' {
+		return nil, nil, 0, false
+	}
+	line = line[:n-2]
+	sp := bytes.IndexByte(line, ' ')
+	if sp <= 0 {
+		return nil, nil, 0, false
+	}
+	method = line[:sp]
+	for _, b := range method {
+		if !isTokenByte(b) {
+			return nil, nil, 0, false
+		}
+	}
+	rest := line[sp+1:]
+	if len(rest) < len("/ HTTP/1.1") {
+		return nil, nil, 0, false
+	}
+	proto := rest[len(rest)-len("HTTP/1.1"):]
+	switch string(proto) {
+	case "HTTP/1.1":
+		minor = 1
+	case "HTTP/1.0":
+		minor = 0
+	default:
+		return nil, nil, 0, false
+	}
+	if rest[len(rest)-len(" HTTP/1.1")] != ' ' {
+		return nil, nil, 0, false
+	}
+	target = rest[:len(rest)-len(" HTTP/1.1")]
+	if len(target) == 0 || target[0] != '/' {
+		return nil, nil, 0, false
+	}
+	for _, b := range target {
+		if b <= ' ' || b >= 0x7f {
+			return nil, nil, 0, false
+		}
+	}
+	return method, target, minor, true
+}
+
+// A head is parsed by fastParse or, when it does not take it (anything
+// but the plain shapes), by net/http's own parser (slowParse), so that
+// what is accepted and what is refused are Go's. The error is what to
+// answer (see writeParseError).
+
+// slowParse hands the raw head to http.ReadRequest. The request's body is
+// set by the caller, from the framing ReadRequest found.
+func (c *conn) slowParse() (*http.Request, error) {
+	r, err := http.ReadRequest(bufio.NewReaderSize(bytes.NewReader(c.head), 4096))
+	if err != nil {
+		return nil, err
+	}
+	// ReadRequest drops Host from the fields; Go's server checks them
+	// first (check does): read them again, as ReadRequest did.
+	tp := textproto.NewReader(bufio.NewReaderSize(bytes.NewReader(c.head), 4096))
+	if _, err := tp.ReadLine(); err != nil {
+		return nil, err
+	}
+	h, err := tp.ReadMIMEHeader()
+	if err != nil {
+		return nil, err
+	}
+	if hosts, ok := h["Host"]; ok {
+		r.Header["Host"] = hosts
+	}
+	return r, nil
+}
+
+// fastParse parses the plain shapes of a request head: CRLF line ends,
+// an origin-form target, HTTP/1.0 or 1.1, fields of token names and valid
+// values, at most one Host, Content-Length as digits once, and
+// Transfer-Encoding only as exactly one "chunked" on HTTP/1.1. Anything
+// else returns false. The request's strings share one copy of the head.
+func (c *conn) fastParse(ctx context.Context) (*http.Request, bool) {
+	head := c.head
+	eol := bytes.IndexByte(head, '\n')
+	method, target, minor, ok := splitRequestLine(head[:eol+1])
+	if !ok {
+		return nil, false
+	}
+	// Count the fields first: one allocation for all their values.
+	nf := bytes.Count(head, []byte{'\n'}) - 2
+	if nf < 0 {
+		return nil, false
+	}
+	s := string(head) // every string of the request points into this one
+	off := func(b []byte) int { return cap(head) - cap(b) }
+	str := func(b []byte) string { o := off(b); return s[o : o+len(b)] }
+
+	// WithContext of a request that does not escape: the one allocation.
+	r := (&http.Request{}).WithContext(ctx)
+	r.Method = commonMethod(method, str)
+	r.RequestURI = str(target)
+	r.Proto = "HTTP/1.1"
+	r.ProtoMajor = 1
+	r.ProtoMinor = minor
+	if minor == 0 {
+		r.Proto = "HTTP/1.0"
+	}
+	var vals []string
+	if nf > 0 {
+		vals = make([]string, nf)
+	}
+	h := make(http.Header, nf)
+	rest := head[eol+1:]
+	for {
+		eol := bytes.IndexByte(rest, '\n')
+		if eol < 0 {
+			return nil, false
+		}
+		line := rest[:eol+1]
+		rest = rest[eol+1:]
+		if len(line) == 2 && line[0] == '\r' {
+			break // the blank line
+		}
+		if len(line) < 3 || line[len(line)-2] != '\r' {
+			return nil, false
+		}
+		line = line[:len(line)-2]
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 {
+			return nil, false
+		}
+		name := line[:colon]
+		key, ok := canonicalKey(name, str)
+		if !ok {
+			return nil, false
+		}
+		v := line[colon+1:]
+		for _, b := range v {
+			if b < ' ' && b != '\t' || b == 0x7f {
+				return nil, false
+			}
+		}
+		v = bytes.Trim(v, " \t")
+		value := ""
+		if len(v) > 0 {
+			value = str(v)
+		}
+		switch key {
+		case "Host", "Content-Length", "Transfer-Encoding", "Trailer", "Pragma":
+			// Twice: Go refuses or merges them; let it say how.
+			if h[key] != nil {
+				return nil, false
+			}
+		}
+		if vv := h[key]; vv != nil {
+			h[key] = append(vv, value)
+			continue
+		}
+		vv := vals[:1:1]
+		vals = vals[1:]
+		vv[0] = value
+		h[key] = vv
+	}
+	if len(rest) != 0 {
+		return nil, false
+	}
+	if _, ok := h["Pragma"]; ok {
+		return nil, false // fixPragmaCacheControl: Go's way
+	}
+	if te, ok := h["Transfer-Encoding"]; ok {
+		if minor == 0 || !strings.EqualFold(te[0], "chunked") {
+			return nil, false
+		}
+		if _, ok := h["Trailer"]; ok {
+			return nil, false // Go's fixTrailer
+		}
+	}
+	u, err := parseTarget(r.RequestURI)
+	if err != nil {
+		return nil, false
+	}
+	r.URL = u
+	r.Header = h
+	if hv, ok := h["Host"]; ok {
+		r.Host = hv[0]
+	}
+	r.Close = shouldClose(minor, h)
+	var n int64
+	if cl, ok := h["Content-Length"]; ok {
+		// Checked even beside chunked (Go refuses a bad one either way).
+		if n, ok = parseLength(cl[0]); !ok {
+			return nil, false
+		}
+	}
+	if _, ok := h["Transfer-Encoding"]; ok {
+		delete(h, "Transfer-Encoding")
+		delete(h, "Content-Length")
+		r.TransferEncoding = chunkedTE
+		r.ContentLength = -1
+		return r, true
+	}
+	r.ContentLength = n
+	return r, true
+}
+
+var chunkedTE = []string{"chunked"}[:1:1]
+
+// parseTarget parses an origin-form target as url.ParseRequestURI does;
+// a plain path (no '%', '?' or ';'...) needs no parser.
+func parseTarget(t string) (*url.URL, error) {
+	for i := 0; i < len(t); i++ {
+		switch b := t[i]; {
+		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9',
+			b == '/', b == '-', b == '.', b == '_', b == '~':
+		default:
+			return url.ParseRequestURI(t)
+		}
+	}
+	if strings.HasPrefix(t, "//") {
+		return url.ParseRequestURI(t)
+	}
+	return &url.URL{Path: t}, nil
+}
+
+func parseLength(v string) (int64, bool) {
+	if v == "" || len(v) > 18 {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(v); i++ {
+		b := v[i]
+		if b < '0' || b > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(b-'0')
+	}
+	return n, true
+}
+
+// shouldClose is net/http's rule for a request's Close.
+func shouldClose(minor int, h http.Header) bool {
+	conv := h["Connection"]
+	if conv == nil {
+		return minor == 0
+	}
+	hasClose := httpguts.HeaderValuesContainsToken(conv, "close")
+	if minor == 0 {
+		return hasClose || !httpguts.HeaderValuesContainsToken(conv, "keep-alive")
+	}
+	return hasClose
+}
+
+// canonicalKey returns the canonical form of a field name made of
+// letters, digits and '-' (a common one interned); false for any other.
+func canonicalKey(name []byte, str func([]byte) string) (string, bool) {
+	upper, canon := true, true
+	for _, b := range name {
+		switch {
+		case 'a' <= b && b <= 'z':
+			if upper {
+				canon = false
+			}
+		case 'A' <= b && b <= 'Z':
+			if !upper {
+				canon = false
+			}
+		case '0' <= b && b <= '9':
+		case b == '-':
+		default:
+			return "", false
+		}
+		upper = b == '-'
+	}
+	if k, ok := commonKeys[string(name)]; ok {
+		return k, true
+	}
+	if canon {
+		return str(name), true
+	}
+	return http.CanonicalHeaderKey(string(name)), true
+}
+
+// commonKeys maps the usual spellings of common field names to their
+// canonical form (no allocation for them).
+var commonKeys = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range []string{"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Accept-Ranges",
+		"Authorization", "Cache-Control", "Connection", "Content-Length", "Content-Type", "Cookie",
+		"Host", "If-Match", "If-Modified-Since", "If-None-Match", "If-Range", "If-Unmodified-Since",
+		"Origin", "Pragma", "Range", "Referer", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+		"User-Agent", "Via", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Request-Id",
+		"Expect", "Content-Encoding", "Sec-Websocket-Key", "Sec-Websocket-Version", "Sec-Fetch-Mode",
+		"Sec-Fetch-Site", "Sec-Fetch-Dest", "Dnt", "Upgrade-Insecure-Requests", "Priority", "Keep-Alive"} {
+		m[k] = k
+		m[strings.ToLower(k)] = k
+	}
+	return m
+}()
+
+func commonMethod(m []byte, str func([]byte) string) string {
+	switch string(m) {
+	case "GET":
+		return http.MethodGet
+	case "HEAD":
+		return http.MethodHead
+	case "POST":
+		return http.MethodPost
+	case "PUT":
+		return http.MethodPut
+	case "DELETE":
+		return http.MethodDelete
+	case "OPTIONS":
+		return http.MethodOptions
+	}
+	return str(m)
+}
+
+// isTokenByte: RFC 9110 tchar.
+func isTokenByte(b byte) bool {
+	return b < 0x80 && httpguts.IsTokenRune(rune(b))
+}

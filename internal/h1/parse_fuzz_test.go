@@ -1,0 +1,67 @@
+package h1
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"net/http"
+	"reflect"
+	"testing"
+)
+
+// parseOne runs the front's head reading, parsing and checks on data.
+func parseOne(data []byte, max int) (fast bool, r *http.Request, err error) {
+	c := &conn{s: &Server{}}
+	c.br = bufio.NewReaderSize(bytes.NewReader(data), readBufSize)
+	if _, err := c.readHead(max); err != nil {
+		return false, nil, err
+	}
+	r, fast = c.fastParse(context.Background())
+	if !fast {
+		r, err = c.slowParse()
+	}
+	if err == nil {
+		err = c.check(r, fast)
+	}
+	return fast, r, err
+}
+
+// FuzzParseHead: no input crashes the head parser, and every head the
+// fast path takes is one Go's parser takes too, into the same request.
+func FuzzParseHead(f *testing.F) {
+	for _, s := range []string{
+		"GET / HTTP/1.1\r\nHost: a.example\r\n\r\n",
+		"POST /p?q=1 HTTP/1.1\r\nHost: a.example\r\nContent-Length: 5\r\n\r\nhello",
+		"POST /p HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\ncontent-length: 3\r\n\r\n",
+		"GET / HTTP/1.0\r\nConnection: keep-alive\r\nX-A: b\r\nX-A: c\r\n\r\n",
+		"GET /x HTTP/1.1\r\nHost: a\r\nX-Fold: a\r\n  b\r\n\r\n",
+		"GET http://a/x HTTP/1.1\r\nHost: b\r\n\r\n",
+		"GET / HTTP/1.1\nHost: a\n\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nX-A : b\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n",
+		"GET /%zz HTTP/1.1\r\nHost: a\r\n\r\n",
+		"get /a-b_c.d~e HTTP/1.1\r\nHOST: a\r\nUser-Agent:  x \t\r\nPragma: no-cache\r\n\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fast, r, err := parseOne(data, 1<<12)
+		if !fast || err != nil {
+			return
+		}
+		g, gerr := http.ReadRequest(bufio.NewReader(bytes.NewReader(data)))
+		if gerr != nil {
+			t.Fatalf("the fast path took %q, Go refuses it: %v", data, gerr)
+		}
+		if r.Method != g.Method || r.RequestURI != g.RequestURI || r.Proto != g.Proto ||
+			r.ProtoMajor != g.ProtoMajor || r.ProtoMinor != g.ProtoMinor || r.Host != g.Host ||
+			r.ContentLength != g.ContentLength || r.Close != g.Close ||
+			!reflect.DeepEqual(r.TransferEncoding, g.TransferEncoding) ||
+			!reflect.DeepEqual(r.URL, g.URL) || !reflect.DeepEqual(r.Header, g.Header) ||
+			len(r.Trailer) != len(g.Trailer) {
+			t.Fatalf("%q:\n fast %s %s %s host=%q cl=%d close=%v te=%v url=%#v hdr=%v\n go   %s %s %s host=%q cl=%d close=%v te=%v url=%#v hdr=%v",
+				data, r.Method, r.RequestURI, r.Proto, r.Host, r.ContentLength, r.Close, r.TransferEncoding, r.URL, r.Header,
+				g.Method, g.RequestURI, g.Proto, g.Host, g.ContentLength, g.Close, g.TransferEncoding, g.URL, g.Header)
+		}
+	})
+}

@@ -1,0 +1,552 @@
+package h1
+
+import (
+	"bufio"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// bufferBeforeChunking is how much body a response holds before its head
+// is committed: a handler that ends within it gets a Content-Length, one
+// that writes more (without declaring a length) is sent chunked. Go's
+// value: the framing a client sees is the same on either front.
+const bufferBeforeChunking = 2048
+
+// maxPostHandlerReadBytes is how much of an unread request body is read
+// and dropped to keep the connection (Go's value); more closes it.
+const maxPostHandlerReadBytes = 256 << 10
+
+// response is the http.ResponseWriter of one request. Its head is written
+// to the connection's buffer in two steps: the status line and the
+// handler's fields at WriteHeader (the handler's later changes to Header
+// do not show, as with Go's server), then the framing fields once the
+// first body bytes or the handler's end decide them.
+type response struct {
+	c      *conn
+	req    *http.Request
+	body   *body // nil: no request body
+	cancel func()
+
+	handlerHeader http.Header
+	wroteHeader   bool // the final status was set
+	headDone      bool // the head is written out, through its blank line
+	status        int
+	contentLength int64 // declared or computed; -1: none
+	written       int64
+	chunking      bool
+	handlerDone   bool
+	pending       []byte // body bytes before headDone (in the conn's pend)
+
+	// The fields held back at WriteHeader, decided at commit.
+	hCL, hTE, hConn []string
+	haveType, hasCE bool
+	hasDate         bool
+	declared        []string // trailer names from the Trailer field
+	prefixTrailers  bool     // Header had TrailerPrefix keys at WriteHeader
+
+	closeAfterReply     bool
+	broken              bool // a write failed
+	requestBodyLimitHit bool
+	wants10KeepAlive    bool
+	wantsClose          bool
+	canWriteContinue    bool // guarded by c.wmu
+	fullDuplex          bool
+}
+
+var _ interface {
+	http.ResponseWriter
+	http.Flusher
+	http.Hijacker
+} = (*response)(nil)
+
+func (w *response) Header() http.Header { return w.handlerHeader }
+
+func bodyAllowedForStatus(status int) bool {
+	switch {
+	case status >= 100 && status <= 199:
+		return false
+	case status == 204, status == 304:
+		return false
+	}
+	return true
+}
+
+func (w *response) WriteHeader(code int) {
+	if w.c.hijacked {
+		w.c.s.logf("h1: response.WriteHeader on hijacked connection")
+		return
+	}
+	if w.wroteHeader {
+		w.c.s.logf("h1: superfluous response.WriteHeader call")
+		return
+	}
+	if code < 100 || code > 999 {
+		panic("invalid WriteHeader code " + strconv.Itoa(code))
+	}
+	if code == 100 || code >= 200 {
+		w.c.wmu.Lock()
+		w.canWriteContinue = false
+		w.c.wmu.Unlock()
+	}
+	bw := w.c.bw
+	if code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols {
+		// An interim response (103 Early Hints): out at once.
+		w.c.wmu.Lock()
+		writeStatusLine(bw, w.req.ProtoAtLeast(1, 1), code)
+		for k, vv := range w.handlerHeader {
+			if k == "Content-Length" || k == "Transfer-Encoding" {
+				continue
+			}
+			writeField(bw, k, vv)
+		}
+		bw.WriteString("\r\n")
+		if err := bw.Flush(); err != nil {
+			w.broken = true
+		}
+		w.c.wmu.Unlock()
+		return
+	}
+	w.wroteHeader = true
+	w.status = code
+	h := w.handlerHeader
+	if cl := h["Content-Length"]; len(cl) > 0 && cl[0] != "" {
+		v, err := strconv.ParseInt(cl[0], 10, 64)
+		if err == nil && v >= 0 {
+			w.contentLength = v
+		} else {
+			w.c.s.logf("h1: invalid Content-Length of %q", cl[0])
+			delete(h, "Content-Length")
+		}
+	}
+	writeStatusLine(bw, w.req.ProtoAtLeast(1, 1), code)
+	allowed := bodyAllowedForStatus(code)
+	for k, vv := range h {
+		switch k {
+		case "Content-Length":
+			w.hCL = vv
+			continue
+		case "Transfer-Encoding":
+			w.hTE = vv
+			continue
+		case "Connection":
+			w.hConn = vv
+			continue
+		case "Content-Type":
+			w.haveType = true
+			if code == http.StatusNotModified {
+				continue
+			}
+		case "Content-Encoding":
+			w.hasCE = len(vv) > 0 && vv[0] != ""
+		case "Date":
+			w.hasDate = len(vv) > 0 && vv[0] != ""
+		case "Trailer":
+			for _, v := range vv {
+				foreachHeaderElement(v, func(k string) {
+					k = http.CanonicalHeaderKey(k)
+					switch k {
+					case "Transfer-Encoding", "Trailer", "Content-Length":
+						return // not allowed as trailers
+					}
+					w.declared = append(w.declared, k)
+				})
+			}
+			if len(vv) > 0 {
+				w.prefixTrailers = true // trailers: no computed length
+			}
+		}
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			w.prefixTrailers = true
+			continue
+		}
+		writeField(bw, k, vv)
+	}
+	if !allowed {
+		w.hTE = nil
+		w.hCL = nil
+		w.contentLength = -1
+	}
+	w.pending = w.c.pend[:0]
+}
+
+// commit writes the head's last fields and its blank line; p is the
+// first of the body (for Content-Type sniffing and, once the handler is
+// done, Content-Length).
+func (w *response) commit(p []byte) {
+	w.headDone = true
+	bw := w.c.bw
+	isHEAD := w.req.Method == http.MethodHead
+	keepAlives := !w.c.s.noKeep.Load() && !w.c.s.inShutdown.Load()
+	allowed := bodyAllowedForStatus(w.status)
+	te := ""
+	if len(w.hTE) > 0 {
+		te = w.hTE[0]
+	}
+	hasTE := te != ""
+	connHdr := ""
+	if len(w.hConn) > 0 {
+		connHdr = w.hConn[0]
+	}
+	var extraCL []byte
+	var clBuf [20]byte
+	if w.handlerDone && !w.prefixTrailers && !hasTE && allowed && w.contentLength == -1 && (!isHEAD || len(p) > 0) {
+		w.contentLength = int64(len(p))
+		extraCL = strconv.AppendInt(clBuf[:0], int64(len(p)), 10)
+	}
+	hasCL := w.contentLength != -1
+	extraConn := ""
+	if w.wants10KeepAlive && (isHEAD || hasCL || !allowed) {
+		if w.hConn == nil {
+			extraConn = "keep-alive"
+		}
+	} else if !w.req.ProtoAtLeast(1, 1) || w.wantsClose {
+		w.closeAfterReply = true
+	}
+	if connHdr == "close" || !keepAlives {
+		w.closeAfterReply = true
+	}
+	if b := w.body; b != nil && b.expectContinue && !b.sawEOFLocked() {
+		w.closeAfterReply = true
+	}
+	if w.req.ContentLength != 0 && !w.closeAfterReply && !w.fullDuplex && w.body != nil {
+		switch w.body.discard() {
+		case discardTooBig:
+			w.requestBodyLimitHit = true
+			w.closeAfterReply = true
+			w.hConn = nil
+			extraConn = "close"
+		case discardFailed:
+			w.closeAfterReply = true
+		}
+	}
+	extraCT := ""
+	if allowed && !w.hasCE && !w.haveType && !hasTE && len(p) > 0 {
+		extraCT = http.DetectContentType(p)
+	}
+	if hasCL && hasTE && te != "identity" {
+		w.hCL = nil
+		hasCL = false
+		w.contentLength = -1
+	}
+	keepTE := false
+	switch {
+	case isHEAD || !allowed || w.status == http.StatusNoContent:
+	case hasCL:
+	case w.req.ProtoAtLeast(1, 1):
+		if hasTE && te == "identity" {
+			w.closeAfterReply = true
+		} else {
+			w.chunking = true
+			keepTE = hasTE && te != "chunked"
+		}
+	default:
+		w.closeAfterReply = true
+	}
+	if w.chunking {
+		w.hCL = nil
+	}
+	dropConn := w.closeAfterReply && (!keepAlives || !hasToken(connHdr, "close")) &&
+		!(w.status == http.StatusSwitchingProtocols && hasToken(w.handlerHeader.Get("Upgrade"), ""))
+	if dropConn {
+		w.hConn = nil
+		if w.req.ProtoAtLeast(1, 1) {
+			extraConn = "close"
+		}
+	}
+	if w.hCL != nil {
+		writeField(bw, "Content-Length", w.hCL)
+	}
+	if keepTE {
+		writeField(bw, "Transfer-Encoding", w.hTE)
+	}
+	if w.hConn != nil {
+		writeField(bw, "Connection", w.hConn)
+	}
+	if extraCT != "" {
+		bw.WriteString("Content-Type: ")
+		bw.WriteString(extraCT)
+		bw.WriteString("\r\n")
+	}
+	if extraConn != "" {
+		bw.WriteString("Connection: ")
+		bw.WriteString(extraConn)
+		bw.WriteString("\r\n")
+	}
+	if w.chunking {
+		bw.WriteString("Transfer-Encoding: chunked\r\n")
+	}
+	if !w.hasDate {
+		bw.WriteString("Date: ")
+		bw.Write(dateValue())
+		bw.WriteString("\r\n")
+	}
+	if extraCL != nil {
+		bw.WriteString("Content-Length: ")
+		bw.Write(extraCL)
+		bw.WriteString("\r\n")
+	}
+	bw.WriteString("\r\n")
+}
+
+func (w *response) Write(p []byte) (int, error) {
+	if w.c.hijacked {
+		return 0, http.ErrHijacked
+	}
+	if w.broken {
+		return 0, net.ErrClosed
+	}
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if !bodyAllowedForStatus(w.status) {
+		return 0, http.ErrBodyNotAllowed
+	}
+	w.written += int64(len(p))
+	if w.contentLength != -1 && w.written > w.contentLength {
+		return 0, http.ErrContentLength
+	}
+	if !w.headDone {
+		if len(w.pending)+len(p) <= bufferBeforeChunking {
+			w.pending = append(w.pending, p...)
+			return len(p), nil
+		}
+		w.commitPending(p)
+	}
+	if err := w.writeBody(p); err != nil {
+		w.broken = true
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// commitPending commits the head with the held body bytes, then writes
+// those; next (not written) is the body's continuation, for sniffing.
+func (w *response) commitPending(next []byte) {
+	sniff := w.pending
+	if len(sniff) < 512 && len(next) > 0 {
+		var buf [512]byte
+		n := copy(buf[:], sniff)
+		n += copy(buf[n:], next)
+		sniff = buf[:n]
+	}
+	if len(sniff) == 0 {
+		sniff = next
+	}
+	w.commit(sniff)
+	if len(w.pending) > 0 {
+		if err := w.writeBody(w.pending); err != nil {
+			w.broken = true
+		}
+	}
+	w.pending = nil
+}
+
+func (w *response) writeBody(p []byte) error {
+	if w.req.Method == http.MethodHead {
+		return nil
+	}
+	bw := w.c.bw
+	if w.chunking {
+		var hex [16]byte
+		bw.Write(strconv.AppendInt(hex[:0], int64(len(p)), 16))
+		bw.WriteString("\r\n")
+	}
+	_, err := bw.Write(p)
+	if w.chunking {
+		_, err = bw.WriteString("\r\n")
+	}
+	return err
+}
+
+// FlushError writes what is held to the client.
+func (w *response) FlushError() error {
+	if w.c.hijacked {
+		return http.ErrHijacked
+	}
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.headDone {
+		w.commitPending(nil)
+	}
+	if err := w.c.bw.Flush(); err != nil {
+		w.broken = true
+		return err
+	}
+	return nil
+}
+
+func (w *response) Flush() { _ = w.FlushError() }
+
+// finish ends the response once the handler returned.
+func (w *response) finish() {
+	w.handlerDone = true
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.headDone {
+		p := w.pending
+		w.commit(p)
+		if len(p) > 0 {
+			if err := w.writeBody(p); err != nil {
+				w.broken = true
+			}
+		}
+		w.pending = nil
+	}
+	bw := w.c.bw
+	if w.chunking {
+		bw.WriteString("0\r\n")
+		w.writeTrailers()
+		bw.WriteString("\r\n")
+	}
+	if err := bw.Flush(); err != nil {
+		w.broken = true
+	}
+	if w.contentLength != -1 && bodyAllowedForStatus(w.status) && w.req.Method != http.MethodHead && w.written != w.contentLength {
+		w.closeAfterReply = true // the client cannot find the next response
+	}
+	if w.body != nil && !w.body.closeAfterHandler() {
+		w.closeAfterReply = true
+	}
+}
+
+func (w *response) writeTrailers() {
+	h := w.handlerHeader
+	bw := w.c.bw
+	for _, k := range w.declared {
+		if vv := h[k]; len(vv) > 0 {
+			writeField(bw, k, vv)
+		}
+	}
+	for k, vv := range h {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			writeField(bw, strings.TrimPrefix(k, http.TrailerPrefix), vv)
+		}
+	}
+}
+
+// Hijack hands the connection to the handler (a WebSocket).
+func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c := w.c
+	if c.hijacked {
+		return nil, nil, http.ErrHijacked
+	}
+	if w.wroteHeader && !w.headDone {
+		w.commitPending(nil)
+	}
+	c.cr.abortPendingRead()
+	if err := c.bw.Flush(); err != nil {
+		return nil, nil, err
+	}
+	c.hijacked = true
+	c.rwc.SetDeadline(time.Time{})
+	c.setState(http.StateHijacked)
+	rw := bufio.NewReadWriter(c.br, bufio.NewWriter(c.rwc))
+	c.br = nil // now the handler's
+	return c.rwc, rw, nil
+}
+
+// The http.ResponseController methods.
+
+func (w *response) SetReadDeadline(t time.Time) error  { return w.c.rwc.SetReadDeadline(t) }
+func (w *response) SetWriteDeadline(t time.Time) error { return w.c.rwc.SetWriteDeadline(t) }
+func (w *response) EnableFullDuplex() error {
+	w.fullDuplex = true
+	return nil
+}
+
+// writeContinue answers Expect: 100-continue, before the first body read,
+// unless the final head went first.
+func (w *response) writeContinue() {
+	c := w.c
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if !w.canWriteContinue {
+		return
+	}
+	w.canWriteContinue = false
+	// A failed write shows in the response's own writes.
+	c.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+	c.bw.Flush()
+}
+
+func writeStatusLine(bw *bufio.Writer, is11 bool, code int) {
+	if is11 {
+		bw.WriteString("HTTP/1.1 ")
+	} else {
+		bw.WriteString("HTTP/1.0 ")
+	}
+	var b [3]byte
+	bw.Write(strconv.AppendInt(b[:0], int64(code), 10))
+	if text := http.StatusText(code); text != "" {
+		bw.WriteByte(' ')
+		bw.WriteString(text)
+	} else {
+		bw.WriteString(" status code ")
+		bw.Write(strconv.AppendInt(b[:0], int64(code), 10))
+	}
+	bw.WriteString("\r\n")
+}
+
+// writeField writes a field as Go's Header.Write does: invalid names are
+// skipped, CR and LF in values become spaces, values are trimmed.
+func writeField(bw *bufio.Writer, k string, vv []string) {
+	if !httpguts.ValidHeaderFieldName(k) {
+		return
+	}
+	for _, v := range vv {
+		if strings.ContainsAny(v, "\r\n") {
+			v = strings.NewReplacer("\r\n", " ", "\r", " ", "\n", " ").Replace(v)
+		}
+		v = strings.Trim(v, " \t")
+		bw.WriteString(k)
+		bw.WriteString(": ")
+		bw.WriteString(v)
+		bw.WriteString("\r\n")
+	}
+}
+
+func hasToken(v, token string) bool {
+	if token == "" {
+		return v != ""
+	}
+	return httpguts.HeaderValuesContainsToken([]string{v}, token)
+}
+
+// foreachHeaderElement calls fn for each non-empty element of a list.
+func foreachHeaderElement(v string, fn func(string)) {
+	for f := range strings.SplitSeq(v, ",") {
+		if f = strings.Trim(f, " \t"); f != "" {
+			fn(f)
+		}
+	}
+}
+
+// The Date field's value, made once a second.
+type dateEntry struct {
+	sec int64
+	b   []byte
+}
+
+var dateNow atomic.Pointer[dateEntry]
+
+func dateValue() []byte {
+	now := time.Now()
+	sec := now.Unix()
+	e := dateNow.Load()
+	if e == nil || e.sec != sec {
+		e = &dateEntry{sec: sec, b: now.UTC().AppendFormat(nil, http.TimeFormat)}
+		dateNow.Store(e)
+	}
+	return e.b
+}

@@ -1,0 +1,98 @@
+package node
+
+import (
+	"bufio"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/edge-cdn/edge/internal/h1"
+	"github.com/edge-cdn/edge/internal/testutil"
+)
+
+// TestTLSFrontSplitsByALPN: on the HTTPS front, a client that chose h2 is
+// served by Go's HTTP/2 server, one that chose http/1.1 by internal/h1;
+// both get the TLS state, and the drainer counts only the HTTP/1 one
+// (the h2 mark made during the handshake survives both servers' hooks).
+func TestTLSFrontSplitsByALPN(t *testing.T) {
+	ts := httptest.NewUnstartedServer(nil)
+	ts.StartTLS()
+	defer ts.Close()
+	conf := ts.TLS.Clone()
+	conf.NextProtos = []string{"h2", "http/1.1"}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil {
+			w.WriteHeader(500)
+			return
+		}
+		io.WriteString(w, r.Proto)
+	})
+	h2 := &http.Server{Handler: h, TLSConfig: conf, ReadHeaderTimeout: 5 * time.Second}
+	h2.Protocols = new(http.Protocols)
+	h2.Protocols.SetHTTP1(true)
+	h2.Protocols.SetHTTP2(true)
+	f := newTLSFront(h2, &h1.Server{ReadHeaderTimeout: 5 * time.Second})
+	d := newDrainer()
+	d.watch(f)
+	f.shareHooks()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- f.Serve(ln) }()
+
+	for _, tc := range []struct{ proto, want string }{{"h2", "HTTP/2.0"}, {"http/1.1", "HTTP/1.1"}} {
+		c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{tc.proto}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if tc.proto == "h2" {
+			tr := &http.Transport{ForceAttemptHTTP2: true, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+			client := &http.Client{Transport: tr}
+			resp, err := client.Get("https://" + ln.Addr().String() + "/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if string(b) != tc.want {
+				t.Errorf("h2 client: %q, want %q", b, tc.want)
+			}
+			continue
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: a.example\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if string(b) != tc.want {
+			t.Errorf("%s client: %q, want %q", tc.proto, b, tc.want)
+		}
+	}
+	// Open now: the idle h2 connection of the first tls.Dial (marked h2,
+	// not counted), the transport's h2 connection, and the HTTP/1.1 one.
+	testutil.WaitFor(t, "two connections marked h2, one HTTP/1 counted", func() bool {
+		d.mu.Lock()
+		h2s := 0
+		for _, ci := range d.conns {
+			if ci.h2 {
+				h2s++
+			}
+		}
+		d.mu.Unlock()
+		return h2s == 2 && d.http1() == 1
+	}, func() string { return "" })
+	f.Close()
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		t.Errorf("Serve: %v", err)
+	}
+}
