@@ -81,8 +81,10 @@ func (d *drainer) watchTLS(srv *http.Server) {
 }
 
 func (d *drainer) state(c net.Conn, s http.ConnState) {
-	if tc, ok := c.(*tls.Conn); ok {
-		c = tc.NetConn()
+	// Under TLS, or the rejects watcher's wrapper: the raw connection,
+	// the one accepted.
+	if nc, ok := c.(interface{ NetConn() net.Conn }); ok {
+		c = nc.NetConn()
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -86,20 +86,43 @@ func (l watchListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &watchConn{Conn: c, r: l.r}, nil
+	return &watchConn{Conn: c, r: l.r, port: "http"}, nil
 }
 
 type watchConn struct {
 	net.Conn
-	r *rejects
+	r    *rejects
+	port string
 }
 
 func (c *watchConn) Write(b []byte) (int, error) {
 	if code := goErrorStatus(b); code != 0 {
-		c.r.record("http", "HTTP/1.1", strconv.Itoa(code), c.RemoteAddr().String())
+		c.r.record(c.port, "HTTP/1.1", strconv.Itoa(code), c.RemoteAddr().String())
 	}
 	return c.Conn.Write(b)
 }
+
+// NetConn is the connection watched (the drainer follows it).
+func (c *watchConn) NetConn() net.Conn { return c.Conn }
+
+// tlsConn watches an HTTPS connection served by Edge's HTTP/1.x front: it
+// writes its refusals (the same bytes as Go's) in plaintext through this
+// wrapper, so their status is exact, as on the HTTP port.
+func (r *rejects) tlsConn(tc *tls.Conn) net.Conn {
+	return &watchTLSConn{watchConn{Conn: tc, r: r, port: "https"}, tc}
+}
+
+type watchTLSConn struct {
+	watchConn
+	tc *tls.Conn
+}
+
+// ConnectionState is the TLS state its requests carry (internal/h1 reads
+// it).
+func (c *watchTLSConn) ConnectionState() tls.ConnectionState { return c.tc.ConnectionState() }
+
+// NetConn is the connection under TLS (the drainer follows it).
+func (c *watchTLSConn) NetConn() net.Conn { return c.tc.NetConn() }
 
 // ReadFrom keeps sendfile for file origins: Go's own answers are never
 // written through it.
@@ -164,6 +187,9 @@ func (r *rejects) state(c net.Conn, s http.ConnState) {
 		r.conns.Delete(c)
 		if tc, ok := c.(*tls.Conn); ok && tc.ConnectionState().NegotiatedProtocol == "h2" {
 			return // HTTP/2 reports through CountError
+		}
+		if _, ok := c.(*watchTLSConn); ok {
+			return // Edge's front: counted by status as it answers
 		}
 		if t.active.Load() && !t.served.Load() {
 			r.record("https", "HTTP/1.1", "unparsed", c.RemoteAddr().String())

@@ -56,6 +56,7 @@ func (n *node) servers(token string) []server {
 		// HTTP/2 stays with Go's server; HTTP/1.1 over TLS goes to Edge's
 		// front, whose bound on the raw head is exact.
 		front = newTLSFront(httpsSrv, n.h1Server(nil))
+		front.wrap = n.rejects.tlsConn
 		https = front
 	}
 	servers := []server{n.plainServer(n.metrics.ByProtocol(n.proxy.HTTPHandler())), https, n.httpServer(n.upgradeGate(adminHandler), h1HeaderSlop)}

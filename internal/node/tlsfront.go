@@ -25,6 +25,9 @@ type tlsFront struct {
 	h2 *http.Server // its TLSConfig is the port's
 
 	h2ln *chanListener
+	// wrap, when set, wraps an HTTP/1.1 connection before h1 serves it
+	// (the rejects watcher: see rejects.tlsConn).
+	wrap func(*tls.Conn) net.Conn
 	conf *tls.Config // h2.TLSConfig's clone, made by Serve (as ServeTLS does)
 
 	mu      sync.Mutex
@@ -113,6 +116,10 @@ func (f *tlsFront) serveConn(c net.Conn) {
 				state(c, http.StateClosed)
 			}
 		}
+		return
+	}
+	if f.wrap != nil {
+		f.h1.ServeConn(f.wrap(tc))
 		return
 	}
 	f.h1.ServeConn(tc)

@@ -2,6 +2,7 @@ package node
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -11,8 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge-cdn/edge/internal/config"
 	"github.com/edge-cdn/edge/internal/h1"
 	"github.com/edge-cdn/edge/internal/testutil"
+	"github.com/edge-cdn/edge/internal/yamlfield"
+	"go.uber.org/zap"
 )
 
 // TestTLSFrontSplitsByALPN: on the HTTPS front, a client that chose h2 is
@@ -95,4 +99,100 @@ func TestTLSFrontSplitsByALPN(t *testing.T) {
 	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
 		t.Errorf("Serve: %v", err)
 	}
+}
+
+// testTLSFront is a tlsFront serving h with a test certificate, watched
+// by a drainer, on a loopback listener.
+func testTLSFront(t *testing.T, h http.Handler, readHeader time.Duration) (*node, *tlsFront, net.Listener) {
+	t.Helper()
+	ts := httptest.NewUnstartedServer(nil)
+	ts.StartTLS()
+	conf := ts.TLS.Clone()
+	ts.Close()
+	conf.NextProtos = []string{"h2", "http/1.1"}
+	n := &node{cfg: &config.Config{}, log: zap.NewNop(), drain: newDrainer()}
+	n.cfg.Limits.ShutdownTimeout = yamlfield.Duration(10 * time.Second)
+	h2 := &http.Server{Handler: h, TLSConfig: conf, ReadHeaderTimeout: readHeader}
+	h2.Protocols = new(http.Protocols)
+	h2.Protocols.SetHTTP1(true)
+	h2.Protocols.SetHTTP2(true)
+	f := newTLSFront(h2, &h1.Server{ReadHeaderTimeout: readHeader})
+	n.drain.watch(f)
+	f.shareHooks()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() { defer close(served); f.Serve(ln) }()
+	t.Cleanup(func() { f.Close(); <-served })
+	return n, f, ln
+}
+
+// TestTLSFrontSlowHandshakeCut: a client that opens a connection and
+// never finishes its handshake (slowloris on TLS) is cut at the read
+// header timeout, as Go's server bounds a handshake.
+func TestTLSFrontSlowHandshakeCut(t *testing.T) {
+	t.Parallel()
+	_, _, ln := testTLSFront(t, http.NotFoundHandler(), 200*time.Millisecond)
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "\x16\x03\x01") // the start of a ClientHello, then nothing
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.Copy(io.Discard, c); err != nil {
+		t.Fatalf("the stalled handshake was not cut by the server: %v", err)
+	}
+}
+
+// TestTLSFrontDrainFinishesHandshake: a connection accepted before the
+// old process of an upgrade stops accepting, whose TLS handshake and
+// request come after, is answered (its handshake is finished, not cut).
+func TestTLSFrontDrainFinishesHandshake(t *testing.T) {
+	t.Parallel()
+	n, f, ln := testTLSFront(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "answered")
+	}), 10*time.Second)
+	raw, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	testutil.WaitFor(t, "the connection accepted", func() bool { return n.drain.http1() == 1 }, func() string { return "" })
+	var lns [2]net.Listener
+	for i := range lns {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns[i] = l
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n.shutdown(context.Background(), []server{f}, &listeners{http: lns[0], https: ln, admin: lns[1]}, nil, false)
+	}()
+	testutil.WaitFor(t, "the listener closed", func() bool {
+		c2, err := net.Dial("tcp", ln.Addr().String())
+		if err == nil {
+			c2.Close()
+		}
+		return err != nil
+	}, func() string { return "" })
+	c := tls.Client(raw, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: a.example\r\n\r\n"); err != nil {
+		t.Fatalf("the handshake of a connection accepted before the stop failed: %v", err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("the request of a connection accepted before the stop was not answered: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || string(body) != "answered" || !resp.Close {
+		t.Errorf("%d %q close=%v", resp.StatusCode, body, resp.Close)
+	}
+	<-done
 }
