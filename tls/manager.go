@@ -86,16 +86,24 @@ func NewManager(certs *cert.Certs, log *zap.Logger) *Manager {
 // not change is kept as it is, parsed or warmed: after a store outage the
 // first handshakes must not all go to the store. When Load fails (the store
 // does not answer) the snapshot serving stays.
-func (m *Manager) Load(ctx context.Context) error {
+func (m *Manager) Load(ctx context.Context) error { return m.LoadEach(ctx, nil) }
+
+// LoadEach is Load that also hands each record it reads, of every type, to
+// each (when not nil): the node's start learns the certificates its
+// properties name from this one pass instead of listing them again.
+func (m *Manager) LoadEach(ctx context.Context, each func(cert.Summary)) error {
 	old := m.snap.Load()
 	s := &snapshot{byName: make(map[string]*entry, len(old.byID)), byID: make(map[string]*entry, len(old.byID))}
-	err := m.certs.EachRecord(ctx, func(id, name, typ string, version int, notAfter time.Time) {
-		if typ != cert.TypeServer {
+	err := m.certs.EachRecord(ctx, func(r cert.Summary) {
+		if each != nil {
+			each(r)
+		}
+		if r.Type != cert.TypeServer {
 			return
 		}
-		e := old.byID[id]
-		if e == nil || e.version != version || e.name != name {
-			e = &entry{id: id, name: name, version: version, notAfter: notAfter}
+		e := old.byID[r.ID]
+		if e == nil || e.version != r.Version || e.name != r.Name {
+			e = &entry{id: r.ID, name: r.Name, version: r.Version, notAfter: r.NotAfter}
 		}
 		s.byName[e.name], s.byID[e.id] = e, e
 	})

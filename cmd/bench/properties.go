@@ -47,13 +47,25 @@ renewal: {check_interval: 1h}
 	}
 	args := serverCPU(edgeBin, "serve", "--config", filepath.Join(dir, "edge.yaml"))
 	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = os.Environ()
+	if edgeEnv != "" {
+		cmd.Env = append(cmd.Env, strings.Split(edgeEnv, ",")...)
+	}
+	if startProfile != "" {
+		abs, err := filepath.Abs(startProfile)
+		if err != nil {
+			return err
+		}
+		cmd.Env = append(cmd.Env, "EDGE_START_CPUPROFILE="+abs)
+	}
 	logs, _ := cmd.StderrPipe()
 	marks := make(chan map[string]time.Time, 1)
+	reloads := make(chan time.Duration, 4)
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	go func() { marks <- logMarks(logs) }()
+	go func() { marks <- logMarks(logs, reloads) }()
 	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
 
 	sni := fmt.Sprintf("h%d.example", n-1)
@@ -82,6 +94,19 @@ renewal: {check_interval: 1h}
 		saveHeap(dir, eAdmin, heapFile, "")
 		memStats = saveHeap(dir, eAdmin, "", "&debug=1")
 	}
+	// Reload of one changed file among n: the node's watch reloads it.
+	reload, reloadErr := time.Duration(0), error(nil)
+	changed := filepath.Join(dir, "props", fmt.Sprintf("p%06d.yaml", n/2))
+	if err := os.WriteFile(changed, []byte(fmt.Sprintf("hostnames: [h%d.example]\norigins: [{url: http://127.0.0.1:2}]\ntls: {certificate: c%d}\n", n/2, n/2)), 0o644); err != nil {
+		reloadErr = err
+	} else {
+		select {
+		case reload = <-reloads:
+		case <-time.After(2 * time.Minute):
+			reloadErr = fmt.Errorf("no reload within 2 minutes")
+		}
+	}
+	rssReload := rssKB(cmd.Process.Pid)
 	cmd.Process.Signal(syscall.SIGTERM)
 	cmd.Wait()
 	m := <-marks
@@ -110,6 +135,11 @@ renewal: {check_interval: 1h}
 	fmt.Printf("%-34s %9.1fM (%.1f KiB per property)\n", "RSS at first HTTPS answer", float64(rssFirst)/1024, float64(rssFirst)/float64(n))
 	fmt.Printf("%-34s %9.1fM (%.1f KiB per property)\n", "RSS settled", float64(rssSettled)/1024, float64(rssSettled)/float64(n))
 	fmt.Printf("%-34s %s anonymous, %s file-backed (bbolt's mmap, the binary)\n", "  of which", anon, file)
+	if reloadErr != nil {
+		fmt.Printf("%-34s %v\n", "reload of one changed file", reloadErr)
+	} else {
+		fmt.Printf("%-34s %10s (RSS after: %.1fM)\n", "reload of one changed file", reload.Round(time.Millisecond), float64(rssReload)/1024)
+	}
 	for _, l := range strings.Split(memStats, "\n") {
 		for _, k := range []string{"# HeapAlloc ", "# HeapSys ", "# HeapIdle ", "# HeapReleased ", "# HeapInuse ", "# Stack", "# NextGC"} {
 			if strings.HasPrefix(l, k) {
@@ -155,14 +185,22 @@ func httpsAnswers(port int, sni string) bool {
 }
 
 // logMarks reads the edge's JSON log and keeps when each message first
-// appeared.
-func logMarks(r io.Reader) map[string]time.Time {
+// appeared; it sends the took of each "properties reloaded" line to
+// reloads (dropped when full).
+func logMarks(r io.Reader, reloads chan<- time.Duration) map[string]time.Time {
 	out := map[string]time.Time{}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		var l struct {
-			Msg string `json:"msg"`
+			Msg  string  `json:"msg"`
+			Took float64 `json:"took"` // seconds (zap's default duration encoder)
+		}
+		if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "properties reloaded" {
+			select {
+			case reloads <- time.Duration(l.Took * float64(time.Second)):
+			default:
+			}
 		}
 		if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg != "" {
 			if _, ok := out[l.Msg]; !ok {

@@ -27,7 +27,11 @@ import (
 // (issue 11).
 func (n *node) loadProperties(ctx context.Context) error {
 	n.noteStrayFiles()
-	known := n.certificatesByName(ctx)
+	known := n.startCertificates // the handshake index's pass (start)
+	n.startCertificates = nil
+	if known == nil {
+		known = n.certificatesByName(ctx)
+	}
 	opts := n.propertyOptions(known)
 	t, err := property.LoadDir(n.cfg.PropertiesDir, n.lastGoodTable(ctx, opts), opts)
 	if err != nil {
@@ -170,20 +174,25 @@ func digest(data []byte) string {
 // reloadProperties rebuilds the table; on any error the last good table
 // keeps serving.
 func (n *node) reloadProperties(ctx context.Context) {
+	start := time.Now()
 	n.noteConfigChanges()
 	n.noteStrayFiles()
-	var known map[string]*cert.Certificate // nil: not known
+	var known map[string]cert.Summary // nil: not known
 	if n.health.err() == nil {
 		// While the store is down, listing would wait for its timeout.
 		known = n.certificatesByName(ctx)
 	}
+	listed := time.Now()
 	t, err := property.LoadDir(n.cfg.PropertiesDir, n.table.Load(), n.propertyOptions(known))
 	if err != nil {
 		n.metrics.Reload("error")
 		n.log.Error("property reload failed; the last good properties keep serving", zap.Error(err))
 		return
 	}
+	read := time.Now()
 	n.apply(ctx, t, known)
+	n.log.Info("properties reloaded", zap.Duration("took", time.Since(start)),
+		zap.Duration("certificates", listed.Sub(start)), zap.Duration("files", read.Sub(listed)), zap.Duration("apply", time.Since(read)))
 }
 
 // noteConfigChanges says which sections of the config file changed since
@@ -226,7 +235,7 @@ func isStrayFile(name string) bool {
 	return strings.HasSuffix(name, ".yml") && !strings.HasPrefix(name, ".")
 }
 
-func (n *node) propertyOptions(known map[string]*cert.Certificate) property.Options {
+func (n *node) propertyOptions(known map[string]cert.Summary) property.Options {
 	return property.Options{
 		MaxNamesPerCertificate: n.cfg.MaxNamesPerOrder(),
 		CertificateType: func(name string) (string, bool) {
@@ -243,7 +252,7 @@ func (n *node) propertyOptions(known map[string]*cert.Certificate) property.Opti
 // every property with a certificate name can complete a handshake, then the
 // handshake index and the proxy; then it announces what changed. known are
 // the stored certificates by name (certificatesByName), nil if unknown.
-func (n *node) apply(ctx context.Context, t *property.Table, known map[string]*cert.Certificate) {
+func (n *node) apply(ctx context.Context, t *property.Table, known map[string]cert.Summary) {
 	prev := n.table.Load()
 	n.unapplied.Store(false)
 	// Plain HTTP needs no certificate: the proxy takes the table first, so
@@ -271,7 +280,14 @@ func (n *node) apply(ctx context.Context, t *property.Table, known map[string]*c
 	n.log.Info("properties loaded", zap.Int("properties", len(t.Properties())), zap.Int("rejected", len(t.Rejected())))
 	n.dropCached(prev, t)
 	n.announce(ctx, prev, t)
-	n.renewer.PropertiesChangedKnown(ctx, prev, t, known) // hostnames may have changed
+	if prev != nil {
+		// Hostnames may have changed, for the certificates of the
+		// properties that changed only. At start the renewal loop's first
+		// scan, once the node serves, schedules every certificate.
+		for name := range changedCertificates(prev, t) {
+			n.renewer.Changed(ctx, name)
+		}
+	}
 	if prev != nil {
 		n.saveLastGood(ctx, t)
 	} // at start, Run saves them once the node serves (4.7 s of a first start with 100,000 files)
@@ -280,7 +296,7 @@ func (n *node) apply(ctx context.Context, t *property.Table, known map[string]*c
 // applyCertificates creates the bootstrap certificates t needs and
 // follows tls.renew_automation; a failure leaves the reload unapplied, to
 // be done again when the store answers.
-func (n *node) applyCertificates(ctx context.Context, t *property.Table, known map[string]*cert.Certificate) {
+func (n *node) applyCertificates(ctx context.Context, t *property.Table, known map[string]cert.Summary) {
 	made, err := n.certs.BootstrapKnown(ctx, t, known)
 	for _, c := range made {
 		n.log.Info("self-signed bootstrap certificate created", zap.String("certificate", c.Name),
