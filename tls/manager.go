@@ -86,12 +86,26 @@ func NewManager(certs *cert.Certs, log *zap.Logger) *Manager {
 // not change is kept as it is, parsed or warmed: after a store outage the
 // first handshakes must not all go to the store. When Load fails (the store
 // does not answer) the snapshot serving stays.
-func (m *Manager) Load(ctx context.Context) error { return m.LoadEach(ctx, nil) }
+func (m *Manager) Load(ctx context.Context) error {
+	if err := m.LoadCold(ctx, nil); err != nil {
+		return err
+	}
+	m.Warm()
+	return nil
+}
 
-// LoadEach is Load that also hands each record it reads, of every type, to
-// each (when not nil): the node's start learns the certificates its
-// properties name from this one pass instead of listing them again.
-func (m *Manager) LoadEach(ctx context.Context, each func(cert.Summary)) error {
+// Warm starts the background warm-up of the snapshot serving now (see
+// Load), stopping one under way.
+func (m *Manager) Warm() { m.startWarm(m.snap.Load()) }
+
+// LoadCold is Load without the warm-up, which the caller starts with Warm
+// when it suits it (the node's start: once it serves, for the warm-up's
+// reading of every version took a fifth of the CPU of the start), and
+// that also hands each record it reads, of every type, to each (when not
+// nil): the start learns the certificates its properties name from this
+// one pass instead of listing them again. Until Warm, each certificate
+// loads at its first handshake.
+func (m *Manager) LoadCold(ctx context.Context, each func(cert.Summary)) error {
 	old := m.snap.Load()
 	s := &snapshot{byName: make(map[string]*entry, len(old.byID)), byID: make(map[string]*entry, len(old.byID))}
 	err := m.certs.EachRecord(ctx, func(r cert.Summary) {
@@ -114,7 +128,6 @@ func (m *Manager) LoadEach(ctx context.Context, each func(cert.Summary)) error {
 	m.mergeNewer(s)
 	m.snap.Store(s)
 	m.mu.Unlock()
-	m.startWarm(s)
 	return nil
 }
 

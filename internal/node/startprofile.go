@@ -11,7 +11,7 @@ import (
 // its start, from Run's first line to readiness. It is for cmd/bench
 // -properties -startprofile and for tests: an operator profiles a running
 // node through the admin API's /debug/pprof instead.
-const startProfileEnv = "EDGE_START_CPUPROFILE"
+const startProfileEnv = "EDGE_BENCH_START_CPUPROFILE"
 
 // startCPUProfile starts the start's CPU profile when startProfileEnv is
 // set; the returned function stops it (idempotent), nil-safe to call.
