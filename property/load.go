@@ -107,14 +107,14 @@ func loadFile(path string, prev *Table) Loaded {
 		return Loaded{File: path, Errors: []error{err}}
 	}
 	if old != nil && old.digest == digestOf(data) {
-		if old.stat != fs {
+		if !old.stat.sameFile(fs) {
 			// The same bytes, touched: a copy that knows the new stat, so
 			// that the next reload need not read the file.
 			cp := *old
 			cp.stat = fs
 			return Loaded{File: path, Property: &cp}
 		}
-		return Loaded{File: path, Property: old}
+		return Loaded{File: path, Property: old} // read too soon after its change to trust: read again next time
 	}
 	p, errs := Parse(path, data)
 	if p != nil {
@@ -139,10 +139,12 @@ type fileStat struct {
 const statSafety = time.Second
 
 // same reports whether now, a stat taken now, shows the file unchanged
-// since f was taken.
+// since f was taken, so that its bytes need not be read.
 func (f fileStat) same(now fileStat) bool {
-	if f.readAt == 0 || f.size != now.size || f.mtime != now.mtime || f.ctime != now.ctime || f.ino != now.ino {
-		return false
-	}
-	return f.readAt-max(f.mtime, f.ctime) > int64(statSafety)
+	return f.readAt != 0 && f.sameFile(now) && f.readAt-max(f.mtime, f.ctime) > int64(statSafety)
+}
+
+// sameFile reports whether two stats agree, when each was taken aside.
+func (f fileStat) sameFile(o fileStat) bool {
+	return f.size == o.size && f.mtime == o.mtime && f.ctime == o.ctime && f.ino == o.ino
 }

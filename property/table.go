@@ -73,6 +73,15 @@ func (t *Table) ByName(name string) *Property {
 	return t.byName[name]
 }
 
+// ByFile returns the property loaded from that file (its path as
+// LoadDir gives it), or nil.
+func (t *Table) ByFile(file string) *Property {
+	if t == nil {
+		return nil
+	}
+	return t.byFile[file]
+}
+
 // Properties returns the serving properties sorted by name. The slice is
 // shared: do not modify it.
 func (t *Table) Properties() []*Property {

@@ -73,6 +73,9 @@ type node struct {
 	stopRenewals func()
 	drain        *drainer    // the servers' connections, for the end of an upgrade
 	clock        *startClock // the start's stages; nil in tests that build a node by hand
+	// lastGoodSaved is set when the last save of the last good property
+	// versions succeeded: a reload then saves only its changes.
+	lastGoodSaved atomic.Bool
 	// startCertificates are the certificate summaries read by the start's
 	// handshake index, for the first property load; nil after it.
 	startCertificates map[string]cert.Summary

@@ -122,9 +122,48 @@ func (n *node) saveLastGood(ctx context.Context, t *property.Table) {
 			dels = append(dels, f)
 		}
 	}
-	if len(puts) == 0 && len(dels) == 0 {
+	n.lastGoodSaved.Store(n.writeLastGoods(ctx, puts, dels))
+}
+
+// saveLastGoodChanges is saveLastGood for a reload from prev to t: it
+// stores the versions of the properties that changed and forgets the
+// files gone, reading nothing else (a reload of one file among 100,000
+// read and hashed every stored version). After a save that failed, it
+// saves all.
+func (n *node) saveLastGoodChanges(ctx context.Context, prev, t *property.Table) {
+	if !n.lastGoodSaved.Load() {
+		n.saveLastGood(ctx, t)
 		return
 	}
+	puts := map[string][]byte{}
+	for _, p := range t.Properties() {
+		if prev.ByName(p.Name) == p {
+			continue
+		}
+		if data, err := os.ReadFile(p.File); err == nil && digest(data) == p.Digest() {
+			puts[p.File] = data
+		}
+	}
+	rejected := map[string]bool{}
+	for _, r := range t.Rejected() {
+		rejected[r.File] = true
+	}
+	var dels []string
+	for _, p := range prev.Properties() {
+		if t.ByName(p.Name) != p && t.ByFile(p.File) == nil && !rejected[p.File] {
+			dels = append(dels, p.File)
+		}
+	}
+	n.lastGoodSaved.Store(n.writeLastGoods(ctx, puts, dels))
+}
+
+// writeLastGoods stores puts and deletes dels, by file; false when a
+// write failed (logged).
+func (n *node) writeLastGoods(ctx context.Context, puts map[string][]byte, dels []string) bool {
+	if len(puts) == 0 && len(dels) == 0 {
+		return true
+	}
+	prefix := n.lastGoodPrefix()
 	// The writes go in key order (bbolt inserts a key into an in-memory
 	// node by copying what follows it: 100,000 new keys in map order took
 	// 20 s, in order a fraction of one) and in batches that etcd takes
@@ -140,10 +179,11 @@ func (n *node) saveLastGood(ctx context.Context, t *property.Table) {
 		nd := min(len(dels), batch-np)
 		if err := n.writeLastGood(ctx, prefix, keys[:np], puts, dels[:nd]); err != nil {
 			n.log.Warn("storing the last good property versions", zap.Error(err))
-			return
+			return false
 		}
 		keys, dels = keys[np:], dels[nd:]
 	}
+	return true
 }
 
 // writeLastGood stores one batch of saveLastGood's writes.
@@ -284,14 +324,39 @@ func (n *node) apply(ctx context.Context, t *property.Table, known map[string]ce
 		// Hostnames may have changed, for the certificates of the
 		// properties that changed only. At start the renewal loop's first
 		// scan, once the node serves, schedules every certificate.
-		for name := range changedCertificates(prev, t) {
-			n.renewer.Changed(ctx, name)
-		}
+		n.rescheduleChanged(ctx, prev, t)
 	}
 	if prev != nil {
-		n.saveLastGood(ctx, t)
-	} // at start, Run saves them once the node serves (4.7 s of a first start with 100,000 files)
+		n.saveLastGoodChanges(ctx, prev, t)
+	} // at start, Run saves them all once the node serves (4.7 s of a first start with 100,000 files)
 }
+
+// rescheduleChanged has the renewal schedule the certificates of the
+// properties that changed from prev to t: each read from the store when
+// they are few, else all from one list (a reload that changed many files).
+func (n *node) rescheduleChanged(ctx context.Context, prev, t *property.Table) {
+	names := changedCertificates(prev, t)
+	if len(names) <= maxCertificateReads {
+		for name := range names {
+			n.renewer.Changed(ctx, name)
+		}
+		return
+	}
+	list, err := n.certs.List(ctx)
+	if err != nil {
+		n.renewer.PropertiesChanged(ctx, prev, t)
+		return
+	}
+	known := make(map[string]*cert.Certificate, len(list))
+	for _, c := range list {
+		known[c.Name] = c
+	}
+	n.renewer.PropertiesChangedKnown(ctx, prev, t, known)
+}
+
+// maxCertificateReads is how many certificates a reload reads one by one
+// for the renewal schedule before it lists them all instead.
+const maxCertificateReads = 16
 
 // applyCertificates creates the bootstrap certificates t needs and
 // follows tls.renew_automation; a failure leaves the reload unapplied, to

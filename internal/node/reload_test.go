@@ -75,4 +75,18 @@ func TestReloadReadsStoreOnce(t *testing.T) {
 	if reads := st.views.Load() - before; reads > 2 {
 		t.Errorf("a reload of %d properties with certificates made %d store reads, want one list", n, reads)
 	}
+	// One file changed: one list, and a read of its certificate for the
+	// renewal schedule; the last good versions are not read again.
+	body := "hostnames: [h7.example, www.h7.example]\norigins: [{url: http://127.0.0.1:1}]\ntls: {certificate: c7, renew_automation: true}\n"
+	if err := os.WriteFile(filepath.Join(props, "p7.yaml"), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before = st.views.Load()
+	nd.reloadProperties(ctx)
+	if got := nd.table.Load().ByName("p7").Hostnames; len(got) != 2 {
+		t.Fatalf("p7 after the reload: hostnames %v", got)
+	}
+	if reads := st.views.Load() - before; reads > 2 {
+		t.Errorf("a reload of one changed file among %d made %d store reads, want 2", n, reads)
+	}
 }
