@@ -1,7 +1,9 @@
 package property
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -84,25 +86,16 @@ func LoadFile(path string) Loaded { return loadFile(path, nil) }
 // reload of 100,000 files where one changed reads one.
 func loadFile(path string, prev *Table) Loaded {
 	readAt := time.Now()
-	st, err := os.Stat(path)
-	if err == nil && st.Size() > maxFileSize {
-		err = fmt.Errorf("%s is %d bytes; a property file may be at most %d", path, st.Size(), maxFileSize)
-	}
 	var old *Property
 	if prev != nil {
 		old = prev.byFile[path]
 	}
-	var fs fileStat
-	if err == nil {
-		fs = statOf(st, readAt)
-		if old != nil && old.stat.same(fs) {
+	if old != nil {
+		if st, err := os.Stat(path); err == nil && old.stat.same(statOf(st, readAt)) {
 			return Loaded{File: path, Property: old}
 		}
 	}
-	var data []byte
-	if err == nil {
-		data, err = os.ReadFile(path)
-	}
+	data, fs, err := readFile(path, readAt)
 	if err != nil {
 		return Loaded{File: path, Errors: []error{err}}
 	}
@@ -121,6 +114,33 @@ func loadFile(path string, prev *Table) Loaded {
 		p.stat = fs
 	}
 	return Loaded{File: path, Property: p, Errors: errs}
+}
+
+// readFile reads a property file and its stat with one open, one stat and
+// one read (os.Stat then os.ReadFile made six system calls of a file: a
+// start reads 100,000).
+func readFile(path string, readAt time.Time) ([]byte, fileStat, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fileStat{}, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fileStat{}, err
+	}
+	if st.Size() > maxFileSize {
+		return nil, fileStat{}, fmt.Errorf("%s is %d bytes; a property file may be at most %d", path, st.Size(), maxFileSize)
+	}
+	// A file that shrank since the stat reads short; one that grew is cut
+	// at its stat's size. Either way its next stat differs, and the next
+	// reload reads it again.
+	data := make([]byte, st.Size())
+	n, err := io.ReadFull(f, data)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return nil, fileStat{}, err
+	}
+	return data[:n], statOf(st, readAt), nil
 }
 
 // fileStat is what a file's stat said when its version was read: a reload
