@@ -47,6 +47,9 @@ renewal: {check_interval: 1h}
 		return err
 	}
 	args := serverCPU(edgeBin, "serve", "--config", filepath.Join(dir, "edge.yaml"))
+	if startAllCores {
+		args = []string{edgeBin, "serve", "--config", filepath.Join(dir, "edge.yaml")}
+	}
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = os.Environ()
 	if edgeEnv != "" {
@@ -123,7 +126,11 @@ renewal: {check_interval: 1h}
 	cmd.Process.Signal(syscall.SIGTERM)
 	exited <- <-exited // for the deferred stop
 	m := <-marks
-	fmt.Printf("\nEdge start-up with %d properties, each with a certificate (ECDSA P-256), bbolt\n\n", n)
+	cores := "the edge pinned to core 1"
+	if startAllCores {
+		cores = "the edge on every core"
+	}
+	fmt.Printf("\nEdge start-up with %d properties, each with a certificate (ECDSA P-256), bbolt, %s\n\n", n, cores)
 	fmt.Printf("%-34s %10s\n", "first HTTPS answer after", first.Round(time.Millisecond))
 	since := func(k string) string {
 		if t, ok := m[k]; ok {
