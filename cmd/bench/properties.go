@@ -311,9 +311,7 @@ type lastLines struct {
 func (l *lastLines) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, s := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
-		l.lines = append(l.lines, s)
-	}
+	l.lines = append(l.lines, strings.Split(strings.TrimRight(string(p), "\n"), "\n")...)
 	if len(l.lines) > 20 {
 		l.lines = l.lines[len(l.lines)-20:]
 	}
