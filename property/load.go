@@ -21,11 +21,22 @@ const maxFileSize = 1 << 20
 // It fails only when dir itself cannot be read: then the caller keeps the
 // table it has.
 func LoadDir(dir string, prev *Table, opts Options) (*Table, error) {
+	files, err := LoadFiles(dir, prev)
+	if err != nil {
+		return nil, err
+	}
+	return Build(files, prev, opts), nil
+}
+
+// LoadFiles reads and parses every *.yaml file of dir, for Build; a file
+// unchanged since prev was loaded keeps its *Property. It fails only when
+// dir itself cannot be read.
+func LoadFiles(dir string, prev *Table) ([]Loaded, error) {
 	files, err := ListDir(dir)
 	if err != nil {
 		return nil, err
 	}
-	return Build(loadFiles(files, prev), prev, opts), nil
+	return loadFiles(files, prev), nil
 }
 
 // loadFiles reads and parses files on every CPU, in their order: reading

@@ -217,22 +217,35 @@ func (n *node) reloadProperties(ctx context.Context) {
 	start := time.Now()
 	n.noteConfigChanges()
 	n.noteStrayFiles()
-	var known map[string]cert.Summary // nil: not known
-	if n.health.err() == nil {
-		// While the store is down, listing would wait for its timeout.
-		known = n.certificatesByName(ctx)
-	}
-	listed := time.Now()
-	t, err := property.LoadDir(n.cfg.PropertiesDir, n.table.Load(), n.propertyOptions(known))
+	prev := n.table.Load()
+	files, err := property.LoadFiles(n.cfg.PropertiesDir, prev)
 	if err != nil {
 		n.metrics.Reload("error")
 		n.log.Error("property reload failed; the last good properties keep serving", zap.Error(err))
 		return
 	}
 	read := time.Now()
-	n.apply(ctx, t, known)
+	var known map[string]cert.Summary // nil: not known
+	scoped := false
+	if n.health.err() == nil {
+		// While the store is down, reading would wait for its timeout.
+		if !n.unapplied.Load() {
+			known, scoped = n.certificatesOf(ctx, changedFileCertificates(files, prev))
+		}
+		if !scoped {
+			known = n.certificatesByName(ctx)
+		}
+	}
+	listed := time.Now()
+	t := property.Build(files, prev, n.propertyOptions(known))
+	if scoped {
+		n.applyScoped(ctx, t, known)
+	} else {
+		n.apply(ctx, t, known)
+	}
 	n.log.Info("properties reloaded", zap.Duration("took", time.Since(start)),
-		zap.Duration("certificates", listed.Sub(start)), zap.Duration("files", read.Sub(listed)), zap.Duration("apply", time.Since(read)))
+		zap.Duration("files", read.Sub(start)), zap.Duration("certificates", listed.Sub(read)), zap.Duration("apply", time.Since(listed)),
+		zap.Bool("certificates_of_changed_files_only", scoped))
 }
 
 // noteConfigChanges says which sections of the config file changed since
@@ -293,19 +306,38 @@ func (n *node) propertyOptions(known map[string]cert.Summary) property.Options {
 // handshake index and the proxy; then it announces what changed. known are
 // the stored certificates by name (certificatesByName), nil if unknown.
 func (n *node) apply(ctx context.Context, t *property.Table, known map[string]cert.Summary) {
+	n.applyTo(ctx, t, known, false)
+}
+
+// applyScoped is apply for a reload whose known certificates are only
+// those named by the files that changed (certificatesOf): the bootstrap
+// and tls.renew_automation look at the properties that changed only;
+// the others were seen to by the load that made them.
+func (n *node) applyScoped(ctx context.Context, t *property.Table, known map[string]cert.Summary) {
+	n.applyTo(ctx, t, known, true)
+}
+
+func (n *node) applyTo(ctx context.Context, t *property.Table, known map[string]cert.Summary, scoped bool) {
 	prev := n.table.Load()
 	n.unapplied.Store(false)
 	// Plain HTTP needs no certificate: the proxy takes the table first, so
 	// a new property's HTTP routes do not wait for the store (issue 18: in
 	// a store outage its host answered 421); its HTTPS waits for its
 	// certificate, below.
-	n.cache.SetProperties(t.Properties())
+	changed := t.Properties()
+	if prev != nil {
+		changed = changedProperties(prev, t)
+	}
+	// Unchanged properties are the cache's already (the same *Property).
+	n.cache.SetProperties(changed)
 	n.proxy.Update(t)
 	if err := n.health.err(); err != nil {
 		// The certificates are made when the store answers again: the
 		// store's return reloads (unapplied).
 		n.unapplied.Store(true)
 		n.log.Warn("the store is unreachable: the properties' HTTP routes are applied; certificates they need are made when it answers again", zap.Error(err))
+	} else if scoped {
+		n.applyCertificates(ctx, tableOf(changed), known)
 	} else {
 		n.applyCertificates(ctx, t, known)
 	}
