@@ -39,6 +39,9 @@ func LoadFiles(dir string, prev *Table) ([]Loaded, error) {
 	return loadFiles(files, prev), nil
 }
 
+// LoadList is LoadFiles for the files ListDir returned.
+func LoadList(files []string, prev *Table) []Loaded { return loadFiles(files, prev) }
+
 // loadFiles reads and parses files on every CPU, in their order: reading
 // and parsing took 4.7 s of a start with 100,000 files on one core.
 func loadFiles(files []string, prev *Table) []Loaded {
@@ -64,11 +67,18 @@ func loadFiles(files []string, prev *Table) []Loaded {
 // ListDir returns the property files of dir, sorted: names ending in .yaml
 // that do not start with a dot (editors' swap and backup files are skipped).
 func ListDir(dir string) ([]string, error) {
-	ents, err := os.ReadDir(dir)
+	// Unsorted (os.ReadDir sorts its entries, then the paths were sorted
+	// again: a tenth of a second each with 100,000 files).
+	d, err := os.Open(dir)
 	if err != nil {
 		return nil, fmt.Errorf("properties_dir: %w", err)
 	}
-	var out []string
+	ents, err := d.ReadDir(-1)
+	d.Close()
+	if err != nil {
+		return nil, fmt.Errorf("properties_dir: %w", err)
+	}
+	out := make([]string, 0, len(ents))
 	for _, e := range ents {
 		n := e.Name()
 		if !IsPropertyFile(n) || e.IsDir() {
