@@ -41,6 +41,9 @@ type Manager struct {
 	// OnHandshake, if set before serving, is called with "ok" or
 	// "unrecognized_name" for every certificate choice (for metrics).
 	OnHandshake func(result string)
+	// OnWarm, if set before Load or Warm, is called when a warm-up has
+	// read every version, with how many it read.
+	OnWarm func(versions int)
 }
 
 // snapshot is an immutable view of the serving certificates.
@@ -209,6 +212,9 @@ func (m *Manager) warm(ctx context.Context, s *snapshot) {
 		debug.FreeOSMemory()
 	}
 	m.log.Debug("certificates in memory", zap.Int("versions", n), zap.Duration("took", time.Since(start)))
+	if m.OnWarm != nil {
+		m.OnWarm(n)
+	}
 }
 
 // Refresh reloads one certificate (by id) into the snapshot, or drops it if

@@ -155,6 +155,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if err != nil {
 		return err
 	}
+	n.releaseStoreMapping() // the start read every certificate record
 	defer n.startMemoryGovernor(ctx, govern)()
 	defer n.startDashboard(ctx)()
 	servers := n.servers(token)
@@ -180,7 +181,10 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	// Once serving, not before (cmd/bench -properties, 100,000 files on a
 	// first start: 4.7 s to store the files' last good versions).
 	n.saveLastGood(context.WithoutCancel(ctx), n.table.Load()) // even if told to stop already
-	releaseStartGarbage(len(n.table.Load().Properties()))
+	if ps := len(n.table.Load().Properties()); ps >= 1000 {
+		releaseStartGarbage(ps)
+		n.releaseStoreMapping()
+	}
 	runErr := n.loop(ctx, serveErr, sigs)
 	upgraded := errors.Is(runErr, errUpgraded)
 	if upgraded {
@@ -235,6 +239,11 @@ func (n *node) start(ctx context.Context, lns *listeners) (stop func(), err erro
 	stops = append(stops, n.tls.Close) // stops the warm-up and waits for it
 	n.metrics = metrics.New(n.tls.Each)
 	n.tls.OnHandshake = n.metrics.Handshake
+	n.tls.OnWarm = func(versions int) {
+		if versions >= 1000 {
+			n.releaseStoreMapping()
+		}
+	}
 	// The one pass over the certificate records: the handshake index,
 	// and what the properties' load needs of them (certificatesByName).
 	known := map[string]cert.Summary{}
