@@ -38,8 +38,17 @@ func (n *node) loadProperties(ctx context.Context) error {
 		n.metrics.Reload("error")
 		return err
 	}
-	prev := n.lastGoodTable(ctx, files, opts)
-	t := property.Build(property.LoadList(files, prev), prev, opts)
+	// The stored last good versions matter only when a file is rejected
+	// (it serves its last good version; a hostname stays with the file
+	// that served it): parsing them all first doubled the parsing of a
+	// restart. Without rejections both builds are the same table.
+	loaded := property.LoadList(files, nil)
+	t := property.Build(loaded, nil, opts)
+	if len(t.Rejected()) > 0 {
+		if prev := n.lastGoodTable(ctx, files, opts); prev != nil {
+			t = property.Build(loaded, prev, opts)
+		}
+	}
 	n.apply(ctx, t, known)
 	return nil
 }
