@@ -111,6 +111,18 @@ renewal: {check_interval: 1h}
 		memStats = saveHeap(dir, eAdmin, "", "&debug=1")
 	}
 	// Reload of one changed file among n: the node's watch reloads it.
+	// With -startprofile, a CPU profile of the reload is saved beside the
+	// start's (FILE.reload), through the admin API.
+	profiled := make(chan struct{})
+	if startProfile != "" {
+		go func() {
+			defer close(profiled)
+			saveCPUProfile(dir, eAdmin, startProfile+".reload", 4)
+		}()
+		time.Sleep(200 * time.Millisecond) // the profile is running
+	} else {
+		close(profiled)
+	}
 	reload, reloadErr := "", error(nil)
 	changed := filepath.Join(dir, "props", fmt.Sprintf("p%06d.yaml", n/2))
 	if err := os.WriteFile(changed, []byte(fmt.Sprintf("hostnames: [h%d.example]\norigins: [{url: http://127.0.0.1:2}]\ntls: {certificate: c%d}\n", n/2, n/2)), 0o644); err != nil {
@@ -123,6 +135,7 @@ renewal: {check_interval: 1h}
 		}
 	}
 	rssReload := rssKB(cmd.Process.Pid)
+	<-profiled
 	cmd.Process.Signal(syscall.SIGTERM)
 	exited <- <-exited // for the deferred stop
 	m := <-marks
@@ -322,4 +335,29 @@ func (l *lastLines) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return strings.Join(l.lines, "\n")
+}
+
+// saveCPUProfile saves a CPU profile of the edge over seconds into file,
+// through the admin API.
+func saveCPUProfile(dir string, adminPort int, file string, seconds int) {
+	tok, err := os.ReadFile(filepath.Join(dir, "data", "admin.token"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "profile:", err)
+		return
+	}
+	req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", adminPort, seconds), nil)
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "profile:", err)
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(file)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "profile:", err)
+		return
+	}
+	defer f.Close()
+	io.Copy(f, resp.Body)
 }
