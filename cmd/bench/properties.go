@@ -94,11 +94,15 @@ renewal: {check_interval: 1h}
 	cpuFirst := procCPU(cmd.Process.Pid)
 	rssFirst := rssKB(cmd.Process.Pid)
 	settle := time.Now()
-	for prev := procCPU(cmd.Process.Pid); time.Since(settle) < 2*time.Minute; {
+	// Settled: four quiet half-seconds in a row (one alone was fooled by
+	// the start's store writes waiting on the disk).
+	for prev, quiet := procCPU(cmd.Process.Pid), 0; time.Since(settle) < 2*time.Minute && quiet < 4; {
 		time.Sleep(500 * time.Millisecond)
 		cur := procCPU(cmd.Process.Pid)
 		if cur-prev <= 10*time.Millisecond {
-			break
+			quiet++
+		} else {
+			quiet = 0
 		}
 		prev = cur
 	}
