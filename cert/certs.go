@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -354,25 +355,101 @@ func (c *Certs) Types(ctx context.Context) (map[string]string, error) {
 	return out, nil
 }
 
-// EachRecord calls fn with the few facts of every certificate record that
-// the handshake index needs, decoding nothing else.
-func (c *Certs) EachRecord(ctx context.Context, fn func(id, name, typ string, version int, notAfter time.Time)) error {
+// Summary is the few facts of a certificate record that a start or a
+// property reload needs: the handshake index (ID, Name, Type, Version,
+// NotAfter) and the properties' checks (Type, and AutoRenew for
+// tls.renew_automation).
+type Summary struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Type      string    `json:"type"`
+	AutoRenew string    `json:"auto_renew"`
+	Version   int       `json:"version"`
+	NotAfter  time.Time `json:"not_after"`
+}
+
+// EachRecord calls fn with the Summary of every certificate record, in
+// key order, decoding nothing else (a full record costs about four times
+// as much: 2 s of a start with 100,000 certificates). The records are
+// decoded in batches on every CPU.
+func (c *Certs) EachRecord(ctx context.Context, fn func(Summary)) error {
+	var batch []summaryJob
 	return c.st.View(ctx, func(tx store.Tx) error {
-		return tx.ForEach(store.Certificates, "", func(k string, b []byte) error {
-			var r struct {
-				ID       string    `json:"id"`
-				Name     string    `json:"name"`
-				Type     string    `json:"type"`
-				Version  int       `json:"version"`
-				NotAfter time.Time `json:"not_after"`
+		batch = batch[:0] // a View that runs again starts over
+		if err := tx.ForEach(store.Certificates, "", func(k string, b []byte) error {
+			batch = append(batch, summaryJob{key: k, raw: b})
+			if len(batch) < summaryBatch {
+				return nil
 			}
-			if err := json.Unmarshal(b, &r); err != nil {
-				return fmt.Errorf("certificate %s: stored record is corrupt: %w", k, err)
-			}
-			fn(r.ID, r.Name, r.Type, r.Version, r.NotAfter)
-			return nil
-		})
+			err := decodeSummaries(batch, fn)
+			batch = batch[:0]
+			return err
+		}); err != nil {
+			return err
+		}
+		return decodeSummaries(batch, fn)
 	})
+}
+
+// summaryBatch is how many records EachRecord decodes at once: enough to
+// share among the CPUs, few enough that their bytes stay small.
+const summaryBatch = 1024
+
+// summaryJob is one record for decodeSummaries.
+type summaryJob struct {
+	key string
+	raw []byte
+	sum Summary
+	err error
+}
+
+// decodeSummaries decodes jobs, on every CPU when there are many, then
+// calls fn with each in order; a corrupt record ends it with its error.
+func decodeSummaries(jobs []summaryJob, fn func(Summary)) error {
+	decode := func(j *summaryJob) {
+		if j.err = json.Unmarshal(j.raw, &j.sum); j.err == nil {
+			j.sum.Type, j.sum.AutoRenew = internSetting(j.sum.Type), internSetting(j.sum.AutoRenew)
+		}
+		j.raw = nil
+	}
+	if workers := min(runtime.GOMAXPROCS(0), len(jobs)/64); workers > 1 {
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() {
+				for i := w; i < len(jobs); i += workers {
+					decode(&jobs[i])
+				}
+			})
+		}
+		wg.Wait()
+	} else {
+		for i := range jobs {
+			decode(&jobs[i])
+		}
+	}
+	for i := range jobs {
+		if jobs[i].err != nil {
+			return fmt.Errorf("certificate %s: stored record is corrupt: %w", jobs[i].key, jobs[i].err)
+		}
+		fn(jobs[i].sum)
+	}
+	return nil
+}
+
+// internSetting returns the constant of a known type or auto_renew value,
+// so that 100,000 summaries do not each hold a copy.
+func internSetting(s string) string {
+	switch s {
+	case TypeServer:
+		return TypeServer
+	case TypeCA:
+		return TypeCA
+	case AutoRenewACME:
+		return AutoRenewACME
+	case AutoRenewNone:
+		return AutoRenewNone
+	}
+	return s
 }
 
 // EachVersion calls fn with every stored version, key included, in

@@ -25,8 +25,9 @@ type Property struct {
 	// Alt-Svc: clear for a while.
 	HTTP3 bool
 
-	digest    string // of the file's bytes, to tell a changed file on reload
-	hostLines []int  // line of each hostname, for errors found across files
+	digest    string   // of the file's bytes, to tell a changed file on reload
+	stat      fileStat // of the file when it was read (loadFile); zero when not from a file
+	hostLines []int    // line of each hostname, for errors found across files
 	certLine  int
 	nameLine  int
 }

@@ -14,26 +14,38 @@ import (
 // offer hears it withdrawn before it would have expired.
 const AltSvcMaxAge = 24 * time.Hour
 
-// altSvc decides the Alt-Svc header of a property's HTTPS answers at a
-// routing update: the HTTP/3 offer when the node listens for QUIC
+// noteHTTP3 records, at a routing update, when a property that changed
+// from q (nil: new) to p turned HTTP/3 off: it then sends "clear" for
+// AltSvcMaxAge from that update on, whenever its site is built. s.mu is
+// held.
+func (s *Server) noteHTTP3(p, q *property.Property, now time.Time) {
+	if p.TLS.Certificate == "" {
+		return
+	}
+	if p.HTTP3 {
+		delete(s.h3Off, p.Name)
+		return
+	}
+	if _, ok := s.h3Off[p.Name]; !ok && q != nil && q.HTTP3 && q.TLS.Certificate != "" {
+		s.h3Off[p.Name] = now
+	}
+}
+
+// altSvc decides the Alt-Svc header of a property's HTTPS answers when
+// its site is built: the HTTP/3 offer when the node listens for QUIC
 // (Config.HTTP3Port) and the property has it on; "clear" until until when
-// the property turned it off (now, or at an earlier update still within
-// AltSvcMaxAge); nil otherwise. s.mu is held.
-func (s *Server) altSvc(p *property.Property, old *property.Table, now time.Time) (v []string, until time.Time) {
+// the property turned it off within AltSvcMaxAge (noteHTTP3); nil
+// otherwise. s.mu is held.
+func (s *Server) altSvc(p *property.Property, now time.Time) (v []string, until time.Time) {
 	if s.cfg.HTTP3Port <= 0 || p.TLS.Certificate == "" {
 		return nil, time.Time{}
 	}
 	if p.HTTP3 {
-		delete(s.h3Off, p.Name)
 		return s.altSvcOffer, time.Time{}
 	}
 	since, ok := s.h3Off[p.Name]
 	if !ok {
-		if q := old.ByName(p.Name); q == nil || !q.HTTP3 || q.TLS.Certificate == "" {
-			return nil, time.Time{} // never offered by this process
-		}
-		since = now
-		s.h3Off[p.Name] = since
+		return nil, time.Time{} // never offered by this process
 	}
 	until = since.Add(AltSvcMaxAge)
 	if !now.Before(until) {

@@ -90,7 +90,7 @@ func TestAltSvcClearWhenHTTP3TurnedOff(t *testing.T) {
 	}
 	// A later reload keeps the withdrawal running from when it began.
 	e.write(map[string]string{"a.yaml": prop(poisonHost, "{url: http://127.0.0.1:1}", "cache: {enabled: true}", "tls: {certificate: a}", "http3: false", "# touched")})
-	st := e.srv.routes.Load().sites[e.tab.ByName("a")]
+	st := e.srv.siteFor(e.tab.ByName("a"))
 	if st.altSvcUntil.IsZero() || time.Until(st.altSvcUntil) > AltSvcMaxAge {
 		t.Fatalf("clear until %v", st.altSvcUntil)
 	}
@@ -100,7 +100,7 @@ func TestAltSvcClearWhenHTTP3TurnedOff(t *testing.T) {
 		t.Errorf("Alt-Svc %q sent after the withdrawal ended", h)
 	}
 	e.srv.mu.Lock()
-	v, _ := e.srv.altSvc(st.prop, e.tab, st.altSvcUntil.Add(time.Second))
+	v, _ := e.srv.altSvc(st.prop, st.altSvcUntil.Add(time.Second))
 	e.srv.mu.Unlock()
 	if v != nil {
 		t.Errorf("an update after the withdrawal ended: Alt-Svc %q", v)
@@ -108,7 +108,7 @@ func TestAltSvcClearWhenHTTP3TurnedOff(t *testing.T) {
 
 	// Never offered: nothing.
 	fresh := newEdge(t, Config{HTTP3Port: 8443}, map[string]string{"b.yaml": prop("b.example", "{url: http://127.0.0.1:1}", "tls: {certificate: b}", "http3: false")})
-	if st := fresh.srv.routes.Load().sites[fresh.tab.ByName("b")]; st.altSvc != nil {
+	if st := fresh.srv.siteFor(fresh.tab.ByName("b")); st.altSvc != nil {
 		t.Errorf("never offered: Alt-Svc %q", st.altSvc)
 	}
 }

@@ -28,7 +28,9 @@ func newCachedEdge(t *testing.T, url string, extra ...string) *edge {
 // idleConns is the number of idle connections the edge keeps to its
 // property's first origin.
 func (e *edge) idleConns() int {
-	for _, st := range e.srv.routes.Load().sites {
+	e.srv.mu.Lock()
+	defer e.srv.mu.Unlock()
+	for _, st := range e.srv.built {
 		p := st.origins[0].pool
 		p.mu.Lock()
 		defer p.mu.Unlock()

@@ -22,6 +22,7 @@ import (
 // It outlives reloads that do not change its settings.
 type origin struct {
 	name     string // the URL, for logs and metrics
+	key      string // originKey: the origins in service are kept by it
 	property string
 	weight   int
 	url      *url.URL

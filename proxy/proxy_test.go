@@ -230,7 +230,7 @@ func TestFailoverAndPassiveHealth(t *testing.T) {
 		t.Errorf("good origin served %d of 20", goodHits.Load())
 	}
 	// The dead origin is rested: it is not even tried now.
-	site := e.srv.routes.Load().sites[e.tab.Lookup("a.example")]
+	site := e.srv.siteFor(e.tab.Lookup("a.example"))
 	if site.origins[0].healthy(time.Now().UnixNano()) {
 		t.Error("dead origin not rested after failing")
 	}
@@ -308,7 +308,7 @@ func TestActiveHealthCheck(t *testing.T) {
 	sick.Store(true)
 	e := newEdge(t, Config{}, map[string]string{"h.yaml": prop("h.example", "{url: "+a.URL+"}, {url: "+b.URL+"}",
 		"health_check: {path: /healthz, interval: 1s, timeout: 500ms}")})
-	site := e.srv.routes.Load().sites[e.tab.Lookup("h.example")]
+	site := e.srv.siteFor(e.tab.Lookup("h.example"))
 	testutil.WaitFor(t, "a marked down", func() bool { return site.origins[0].down.Load() })
 	for range 20 {
 		if b := readBody(t, e.do("GET", "h.example", "/", nil)); b == "a" {
@@ -452,13 +452,13 @@ func TestFileOrigin(t *testing.T) {
 func TestReloadKeepsOriginState(t *testing.T) {
 	o, _ := echoOrigin(t, "o")
 	e := newEdge(t, Config{}, map[string]string{"a.yaml": prop("a.example", "{url: "+o.URL+"}")})
-	first := e.srv.routes.Load().sites[e.tab.Lookup("a.example")].origins[0]
+	first := e.srv.siteFor(e.tab.Lookup("a.example")).origins[0]
 	e.write(map[string]string{"b.yaml": prop("b.example", "{url: "+o.URL+"}")})
-	if again := e.srv.routes.Load().sites[e.tab.Lookup("a.example")].origins[0]; again != first {
+	if again := e.srv.siteFor(e.tab.Lookup("a.example")).origins[0]; again != first {
 		t.Error("an unchanged origin was rebuilt on reload")
 	}
 	e.write(map[string]string{"a.yaml": prop("a.example", "{url: "+o.URL+"}", "timeouts: {connect: 1s}")})
-	if again := e.srv.routes.Load().sites[e.tab.Lookup("a.example")].origins[0]; again == first {
+	if again := e.srv.siteFor(e.tab.Lookup("a.example")).origins[0]; again == first {
 		t.Error("a changed origin was kept")
 	}
 	select {

@@ -116,8 +116,14 @@ type Server struct {
 	// dashboard's history shows them beside the bytes served from cache).
 	originBytes atomic.Int64
 
-	mu      sync.Mutex         // serialises Update and Close
+	mu      sync.Mutex         // serialises Update, Close and the building of sites
 	origins map[string]*origin // live origins by key, reused across updates
+	// built are the sites built for the current routes, by property:
+	// what an Update carries over or rebuilds. Guarded by mu.
+	built map[*property.Property]*site
+	// closed is set by Close: a site built after it does not register
+	// its origins (nothing would stop them). Guarded by mu.
+	closed bool
 
 	// h3Off holds when each property that had HTTP/3 on turned it off
 	// (it then sends Alt-Svc: clear for AltSvcMaxAge); altSvcOffer is the
@@ -130,10 +136,13 @@ type Server struct {
 	closeOnce  sync.Once
 }
 
-// routes is one immutable routing snapshot.
+// routes is one routing snapshot: an immutable table, and the sites of
+// its properties, each built on the property's first request (site), not
+// at the update: a start with 100,000 properties builds none, and a
+// reload only those of the properties that changed and had been used.
 type routes struct {
 	table *property.Table
-	sites map[*property.Property]*site
+	sites sync.Map // *property.Property → *site
 }
 
 // New returns a Server with no properties.
@@ -152,7 +161,7 @@ func New(cfg Config) *Server {
 		access = cfg.Logger.Named("access")
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.Named("proxy"), access: access,
-		origins: map[string]*origin{}, ids: newRequestIDs(),
+		origins: map[string]*origin{}, built: map[*property.Property]*site{}, ids: newRequestIDs(),
 		stopExpiry: make(chan struct{}), expiryDone: make(chan struct{})}
 	s.via = [4]string{"1.0 " + cfg.NodeName, "1.1 " + cfg.NodeName, "2 " + cfg.NodeName, "3 " + cfg.NodeName}
 	s.h3Off = map[string]time.Time{}
@@ -162,7 +171,7 @@ func New(cfg Config) *Server {
 	for i, v := range s.via {
 		s.viaHdr[i] = []string{v}[:1:1]
 	}
-	s.routes.Store(&routes{table: &property.Table{}, sites: map[*property.Property]*site{}})
+	s.routes.Store(&routes{table: &property.Table{}})
 	go s.expireLoop()
 	return s
 }
@@ -170,15 +179,41 @@ func New(cfg Config) *Server {
 // Update swaps in a new property table. Origins whose settings did not
 // change keep their connections and health state; the others are stopped
 // once no longer routed. Requests in flight finish on the sites they began.
+//
+// Sites are built lazily (see routes): Update carries over the sites of
+// the unchanged properties that were built, builds at once those of the
+// changed properties that were (so that their unchanged origins keep
+// their connections) and those of the properties with an active health
+// check (whose checks start at load, as they always did); every other
+// site is built by its property's first request. Its cost is proportional
+// to the sites built, not to the table.
 func (s *Server) Update(t *property.Table) {
 	s.mu.Lock()
-	r := &routes{table: t, sites: make(map[*property.Property]*site, len(t.Properties()))}
-	live := make(map[string]*origin, len(s.origins))
 	old, now := s.routes.Load().table, time.Now()
+	r := &routes{table: t}
+	if s.cfg.HTTP3Port > 0 {
+		for _, p := range t.Properties() {
+			if q := old.ByName(p.Name); q != p {
+				s.noteHTTP3(p, q, now)
+			}
+		}
+	}
+	live := make(map[string]*origin, len(s.origins))
+	built := make(map[*property.Property]*site, len(s.built))
+	for p, st := range s.built {
+		switch q := t.ByName(p.Name); {
+		case q == p:
+			r.sites.Store(p, st)
+			built[p] = st
+			st.keepOrigins(live)
+		case q != nil:
+			built[q] = s.buildSite(r, q, live, now)
+		}
+	}
 	for _, p := range t.Properties() {
-		st := s.newSite(p, live)
-		st.altSvc, st.altSvcUntil = s.altSvc(p, old, now)
-		r.sites[p] = st
+		if p.HealthCheck != nil && built[p] == nil {
+			built[p] = s.buildSite(r, p, live, now)
+		}
 	}
 	s.routes.Store(r)
 	var gone []*origin
@@ -187,13 +222,70 @@ func (s *Server) Update(t *property.Table) {
 			gone = append(gone, o)
 		}
 	}
-	s.origins = live
+	s.origins, s.built = live, built
 	s.mu.Unlock()
 	// Stopping waits for health checks (bounded by their timeout): not
 	// under the lock.
 	for _, o := range gone {
 		o.stop()
 	}
+}
+
+// buildSite builds p's site in r, taking its origins from live or else
+// from the origins in service (which keeps their connections), else
+// making them; they are added to live. s.mu is held.
+func (s *Server) buildSite(r *routes, p *property.Property, live map[string]*origin, now time.Time) *site {
+	st := s.newSite(p, live)
+	st.altSvc, st.altSvcUntil = s.altSvc(p, now)
+	r.sites.Store(p, st)
+	return st
+}
+
+// site returns p's site in rt, built on p's first request; nil when a
+// reload replaced p after rt was looked up and before its site was built:
+// the request is then routed again, on the new table. The first request
+// of a property waits for its site (tens of microseconds: its origins'
+// transports and pools, its metrics; see BenchmarkFirstRequestSite); the
+// others find it with one lookup.
+func (s *Server) site(rt *routes, p *property.Property) *site {
+	if v, ok := rt.sites.Load(p); ok {
+		return v.(*site)
+	}
+	s.mu.Lock()
+	var orphans map[string]*origin
+	st := s.siteLocked(rt, p, &orphans)
+	s.mu.Unlock()
+	for _, o := range orphans {
+		o.stop() // waits for a health check: not under the lock
+	}
+	return st
+}
+
+// siteLocked is site with s.mu held. After Close, the site's new origins
+// are put in *orphans, for the caller to stop.
+func (s *Server) siteLocked(rt *routes, p *property.Property, orphans *map[string]*origin) *site {
+	if v, ok := rt.sites.Load(p); ok { // built while this one waited
+		return v.(*site)
+	}
+	cur := s.routes.Load()
+	if cur != rt {
+		if cur.table.ByName(p.Name) != p {
+			return nil
+		}
+		// p is unchanged in the table that replaced rt: one site for both.
+		st := s.siteLocked(cur, p, orphans)
+		rt.sites.Store(p, st)
+		return st
+	}
+	if s.closed {
+		// Shut down (requests after Close are a caller's race): serve,
+		// without registering origins that nothing would stop.
+		*orphans = map[string]*origin{}
+		return s.newSite(p, *orphans)
+	}
+	st := s.buildSite(rt, p, s.origins, time.Now())
+	s.built[p] = st
+	return st
 }
 
 // Close stops health checks and closes idle origin connections.
@@ -204,7 +296,7 @@ func (s *Server) Close() {
 	})
 	s.mu.Lock()
 	gone := s.origins
-	s.origins = map[string]*origin{}
+	s.origins, s.built, s.closed = map[string]*origin{}, map[*property.Property]*site{}, true
 	s.mu.Unlock()
 	// As in Update: stopping waits for health checks, not under the lock.
 	for _, o := range gone {
@@ -336,7 +428,13 @@ func (s *Server) route(w *recorder, r *http.Request, req *request, secure bool) 
 		// framed it otherwise cannot smuggle a request behind it.
 		w.Header().Set("Connection", "close")
 	}
-	st := rt.sites[p]
+	st := s.site(rt, p)
+	if st == nil {
+		// A reload replaced p after the lookup, before its first request
+		// built its site: route on the new table.
+		s.route(w, r, req, secure)
+		return
+	}
 	if secure {
 		st.setAltSvc(w.Header(), req.start)
 	}
@@ -524,13 +622,12 @@ type OriginStats struct {
 // URL: the share of requests that reused a connection is
 // 1 - ConnsOpened/Requests.
 func (s *Server) OriginStats(property string) map[string]OriginStats {
-	rt := s.routes.Load()
-	p := rt.table.ByName(property)
-	if p == nil || rt.sites[p] == nil {
+	st := s.builtSite(property)
+	if st == nil {
 		return nil
 	}
 	out := map[string]OriginStats{}
-	for _, o := range rt.sites[p].origins {
+	for _, o := range st.origins {
 		if o.pool != nil {
 			out[o.name] = OriginStats{Requests: o.pool.requests.Load(), ConnsOpened: o.pool.opened.Load()}
 		}
@@ -539,19 +636,44 @@ func (s *Server) OriginStats(property string) map[string]OriginStats {
 }
 
 // OriginHealth reports whether each origin of a property is healthy now,
-// by URL. File origins are not listed.
+// by URL. File origins are not listed. The origins of a property that has
+// had no request yet (its site is built then) are healthy: none has
+// failed, and a property with an active health check is built at load.
 func (s *Server) OriginHealth(property string) map[string]bool {
-	rt := s.routes.Load()
-	p := rt.table.ByName(property)
-	if p == nil || rt.sites[p] == nil {
-		return nil
+	st := s.builtSite(property)
+	if st == nil {
+		p := s.routes.Load().table.ByName(property)
+		if p == nil {
+			return nil
+		}
+		out := map[string]bool{}
+		for _, o := range p.Origins {
+			if !o.IsFile() {
+				out[o.URL.String()] = true
+			}
+		}
+		return out
 	}
 	now := time.Now().UnixNano()
 	out := map[string]bool{}
-	for _, o := range rt.sites[p].origins {
+	for _, o := range st.origins {
 		out[o.name] = o.healthy(now)
 	}
 	return out
+}
+
+// builtSite returns the site of the named property in the current routes
+// if its first request built it, else nil; it builds none.
+func (s *Server) builtSite(property string) *site {
+	rt := s.routes.Load()
+	p := rt.table.ByName(property)
+	if p == nil {
+		return nil
+	}
+	if v, ok := rt.sites.Load(p); ok {
+		return v.(*site)
+	}
+	return nil
 }
 
 // OriginBytes is how many body bytes the proxy has received from origins

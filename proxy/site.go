@@ -41,6 +41,7 @@ func (s *Server) newSite(p *property.Property, live map[string]*origin) *site {
 		}
 		if org == nil {
 			org = newOrigin(s, p, o)
+			org.key = key
 		}
 		live[key] = org
 		if o.IsFile() {
@@ -50,6 +51,17 @@ func (s *Server) newSite(p *property.Property, live map[string]*origin) *site {
 		st.origins = append(st.origins, org)
 	}
 	return st
+}
+
+// keepOrigins adds the site's origins to live, by key: an Update that
+// carries the site over keeps them.
+func (st *site) keepOrigins(live map[string]*origin) {
+	if st.files != nil {
+		live[st.files.key] = st.files
+	}
+	for _, o := range st.origins {
+		live[o.key] = o
+	}
 }
 
 // serve answers one request of the property: from a file origin, or

@@ -293,7 +293,7 @@ func TestHTTPSOriginMovesToSyncPath(t *testing.T) {
 					t.Fatalf("request %d: %q, want %q", i, b, want)
 				}
 			}
-			org := e.srv.routes.Load().sites[e.tab.Lookup("a.example")].origins[0]
+			org := e.srv.siteFor(e.tab.Lookup("a.example")).origins[0]
 			st := e.srv.OriginStats("a")[org.name]
 			if h2 {
 				if org.sync.Load() || st.Requests != 0 {
@@ -442,7 +442,7 @@ func TestExpectContinueOriginSilent(t *testing.T) {
 func TestUpstreamBesideAFill(t *testing.T) {
 	o, hits := echoOrigin(t, "o")
 	e := newEdge(t, Config{AccessLog: true}, map[string]string{"a.yaml": prop("a.example", "{url: "+o.URL+"}")})
-	st := e.srv.routes.Load().sites[e.tab.Lookup("a.example")]
+	st := e.srv.siteFor(e.tab.Lookup("a.example"))
 	var fillBody atomic.Value
 	st.upstream = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var wg sync.WaitGroup

@@ -41,6 +41,9 @@ type Manager struct {
 	// OnHandshake, if set before serving, is called with "ok" or
 	// "unrecognized_name" for every certificate choice (for metrics).
 	OnHandshake func(result string)
+	// OnWarm, if set before Load or Warm, is called when a warm-up has
+	// read every version, with how many it read.
+	OnWarm func(versions int)
 }
 
 // snapshot is an immutable view of the serving certificates.
@@ -87,15 +90,37 @@ func NewManager(certs *cert.Certs, log *zap.Logger) *Manager {
 // first handshakes must not all go to the store. When Load fails (the store
 // does not answer) the snapshot serving stays.
 func (m *Manager) Load(ctx context.Context) error {
+	if err := m.LoadCold(ctx, nil); err != nil {
+		return err
+	}
+	m.Warm()
+	return nil
+}
+
+// Warm starts the background warm-up of the snapshot serving now (see
+// Load), stopping one under way.
+func (m *Manager) Warm() { m.startWarm(m.snap.Load()) }
+
+// LoadCold is Load without the warm-up, which the caller starts with Warm
+// when it suits it (the node's start: once it serves, for the warm-up's
+// reading of every version took a fifth of the CPU of the start), and
+// that also hands each record it reads, of every type, to each (when not
+// nil): the start learns the certificates its properties name from this
+// one pass instead of listing them again. Until Warm, each certificate
+// loads at its first handshake.
+func (m *Manager) LoadCold(ctx context.Context, each func(cert.Summary)) error {
 	old := m.snap.Load()
 	s := &snapshot{byName: make(map[string]*entry, len(old.byID)), byID: make(map[string]*entry, len(old.byID))}
-	err := m.certs.EachRecord(ctx, func(id, name, typ string, version int, notAfter time.Time) {
-		if typ != cert.TypeServer {
+	err := m.certs.EachRecord(ctx, func(r cert.Summary) {
+		if each != nil {
+			each(r)
+		}
+		if r.Type != cert.TypeServer {
 			return
 		}
-		e := old.byID[id]
-		if e == nil || e.version != version || e.name != name {
-			e = &entry{id: id, name: name, version: version, notAfter: notAfter}
+		e := old.byID[r.ID]
+		if e == nil || e.version != r.Version || e.name != r.Name {
+			e = &entry{id: r.ID, name: r.Name, version: r.Version, notAfter: r.NotAfter}
 		}
 		s.byName[e.name], s.byID[e.id] = e, e
 	})
@@ -106,7 +131,6 @@ func (m *Manager) Load(ctx context.Context) error {
 	m.mergeNewer(s)
 	m.snap.Store(s)
 	m.mu.Unlock()
-	m.startWarm(s)
 	return nil
 }
 
@@ -188,6 +212,9 @@ func (m *Manager) warm(ctx context.Context, s *snapshot) {
 		debug.FreeOSMemory()
 	}
 	m.log.Debug("certificates in memory", zap.Int("versions", n), zap.Duration("took", time.Since(start)))
+	if m.OnWarm != nil {
+		m.OnWarm(n)
+	}
 }
 
 // Refresh reloads one certificate (by id) into the snapshot, or drops it if

@@ -66,6 +66,9 @@ func main() {
 	flag.IntVar(&propCount, "properties", 0, "instead of the scenarios, measure a start-up with this many properties, each with a certificate")
 	flag.Float64Var(&memoryScale, "memory-scale", 1, "cache-memory scenario: scale of its request counts and big object sizes (1: issue 17's)")
 	flag.StringVar(&heapFile, "heapprofile", "", "with -properties: save a heap profile of the settled edge to this file")
+	flag.BoolVar(&startAllCores, "start-all-cores", false, "with -properties: run the edge on every core (it parses property files on each) instead of pinned to core 1")
+	flag.StringVar(&fixtures, "fixtures", "", "with -properties: keep the generated certificate store in this directory and reuse it in later runs")
+	flag.StringVar(&startProfile, "startprofile", "", "with -properties: save a CPU profile of the edge's start (to readiness) to this file")
 	flag.Parse()
 	if err := run(*duration, *conns, *reps, strings.Split(*scenarios, ","), *useWrk); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -107,16 +110,19 @@ func (r result) pct(p float64) time.Duration {
 }
 
 var (
-	profileFile string
-	certCount   int
-	propCount   int
-	heapFile    string
-	cacheMemory string
-	memoryLimit string
-	edgeEnv     string
-	useNginx    bool
-	h2Conns     int
-	h2Streams   int
+	profileFile   string
+	certCount     int
+	propCount     int
+	heapFile      string
+	startProfile  string
+	fixtures      string
+	startAllCores bool
+	cacheMemory   string
+	memoryLimit   string
+	edgeEnv       string
+	useNginx      bool
+	h2Conns       int
+	h2Streams     int
 )
 
 func run(d time.Duration, conns, reps int, scenarios []string, useWrk bool) error {

@@ -117,3 +117,38 @@ func TestDuplicateHostnameSurvivesEditAndRestart(t *testing.T) {
 		t.Errorf("after a restart served by %q, want b2", got)
 	}
 }
+
+// TestBrokenFileServesLastGoodAfterRestart: a file broken while the node
+// was down serves its last good version from the store after the restart
+// (the start parses the stored versions only when a file is rejected).
+func TestBrokenFileServesLastGoodAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	props := filepath.Join(dir, "props")
+	if err := os.MkdirAll(props, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "edge.yaml"), []byte(testConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	body := "hostnames: [shop.example]\norigins: [{url: " + namedOrigin(t, "good") + "}]\n"
+	if err := os.WriteFile(filepath.Join(props, "c.yaml"), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	other := "hostnames: [other.example]\norigins: [{url: " + namedOrigin(t, "other") + "}]\n"
+	if err := os.WriteFile(filepath.Join(props, "d.yaml"), []byte(other), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, stop := startNodeIn(t, dir)
+	stop() // the last good versions are stored once the node serves
+	if err := os.WriteFile(filepath.Join(props, "c.yaml"), []byte("hostnames: [shop.example\norigins: {"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addrs, stop := startNodeIn(t, dir)
+	defer stop()
+	if got := servedBy(t, addrs.HTTP, "shop.example"); got != "good" {
+		t.Errorf("a broken file after a restart: served by %q, want its last good version's origin", got)
+	}
+	if got := servedBy(t, addrs.HTTP, "other.example"); got != "other" {
+		t.Errorf("an unchanged file after a restart: served by %q", got)
+	}
+}

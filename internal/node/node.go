@@ -72,7 +72,13 @@ type node struct {
 	stopRenewals func()
 	drain        *drainer    // the servers' connections, for the end of an upgrade
 	clock        *startClock // the start's stages; nil in tests that build a node by hand
-	dash         dashboard   // the dashboard's history and fleet record (dashboard.go)
+	// lastGoodSaved is set when the last save of the last good property
+	// versions succeeded: a reload then saves only its changes.
+	lastGoodSaved atomic.Bool
+	// startCertificates are the certificate summaries read by the start's
+	// handshake index, for the first property load; nil after it.
+	startCertificates map[string]cert.Summary
+	dash              dashboard // the dashboard's history and fleet record (dashboard.go)
 }
 
 // listeners are the node's three bound sockets, and the UDP socket of
@@ -95,6 +101,8 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	log = log.With(zap.String("node", cfg.Node.Name))
 	defer log.Sync() //nolint:errcheck // stderr sync errors are not actionable
 	clock := newStartClock(log)
+	stopProfile := startCPUProfile(log)
+	defer stopProfile()
 	clock.onStage, _ = ctx.Value(stageHookKey{}).(func(string))
 	// Every signal the node handles is registered first, long before it
 	// announces readiness: a SIGHUP that arrives once systemd (or a test)
@@ -146,6 +154,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if err != nil {
 		return err
 	}
+	n.releaseStoreMapping() // the start read every certificate record
 	defer n.startMemoryGovernor(ctx, govern)()
 	defer n.startDashboard(ctx)()
 	servers := n.servers(token)
@@ -163,10 +172,18 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		defer w.Close()
 	}
 	n.announceReady(ctx, lns)
+	stopProfile()
+	// Once serving, not before: reading every certificate version into
+	// memory took a fifth of the CPU of the start; until it reaches a
+	// certificate, its first handshake loads it.
+	n.tls.Warm()
 	// Once serving, not before (cmd/bench -properties, 100,000 files on a
 	// first start: 4.7 s to store the files' last good versions).
 	n.saveLastGood(context.WithoutCancel(ctx), n.table.Load()) // even if told to stop already
-	releaseStartGarbage(len(n.table.Load().Properties()))
+	if ps := len(n.table.Load().Properties()); ps >= 1000 {
+		releaseStartGarbage(ps)
+		n.releaseStoreMapping()
+	}
 	runErr := n.loop(ctx, serveErr, sigs)
 	upgraded := errors.Is(runErr, errUpgraded)
 	if upgraded {
@@ -221,9 +238,18 @@ func (n *node) start(ctx context.Context, lns *listeners) (stop func(), err erro
 	stops = append(stops, n.tls.Close) // stops the warm-up and waits for it
 	n.metrics = metrics.New(n.tls.Each)
 	n.tls.OnHandshake = n.metrics.Handshake
-	if err := n.tls.Load(ctx); err != nil {
+	n.tls.OnWarm = func(versions int) {
+		if versions >= 1000 {
+			n.releaseStoreMapping()
+		}
+	}
+	// The one pass over the certificate records: the handshake index,
+	// and what the properties' load needs of them (certificatesByName).
+	known := map[string]cert.Summary{}
+	if err := n.tls.LoadCold(ctx, func(s cert.Summary) { known[s.Name] = s }); err != nil {
 		return stop, err
 	}
+	n.startCertificates = known
 	certs := 0
 	n.tls.Each(func(string, time.Time) { certs++ })
 	n.clock.stage("certificates", zap.Int("certificates", certs))

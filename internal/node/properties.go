@@ -27,12 +27,27 @@ import (
 // (issue 11).
 func (n *node) loadProperties(ctx context.Context) error {
 	n.noteStrayFiles()
-	known := n.certificatesByName(ctx)
+	known := n.startCertificates // the handshake index's pass (start)
+	n.startCertificates = nil
+	if known == nil {
+		known = n.certificatesByName(ctx)
+	}
 	opts := n.propertyOptions(known)
-	t, err := property.LoadDir(n.cfg.PropertiesDir, n.lastGoodTable(ctx, opts), opts)
+	files, err := property.ListDir(n.cfg.PropertiesDir)
 	if err != nil {
 		n.metrics.Reload("error")
 		return err
+	}
+	// The stored last good versions matter only when a file is rejected
+	// (it serves its last good version; a hostname stays with the file
+	// that served it): parsing them all first doubled the parsing of a
+	// restart. Without rejections both builds are the same table.
+	loaded := property.LoadList(files, nil)
+	t := property.Build(loaded, nil, opts)
+	if len(t.Rejected()) > 0 {
+		if prev := n.lastGoodTable(ctx, files, opts); prev != nil {
+			t = property.Build(loaded, prev, opts)
+		}
 	}
 	n.apply(ctx, t, known)
 	return nil
@@ -47,21 +62,20 @@ func (n *node) lastGoodPrefix() string { return "property/" + n.cfg.Node.Name + 
 // lastGoodTable builds a table from the stored last good versions of the
 // files still in properties_dir, to stand in as the previous table of the
 // first load; nil when there are none or the store does not answer.
-func (n *node) lastGoodTable(ctx context.Context, opts property.Options) *property.Table {
-	files, err := property.ListDir(n.cfg.PropertiesDir)
-	if err != nil {
-		return nil
-	}
-	exists := make(map[string]bool, len(files))
-	for _, f := range files {
-		exists[f] = true
-	}
+func (n *node) lastGoodTable(ctx context.Context, files []string, opts property.Options) *property.Table {
+	var exists map[string]bool // made at the first stored version: none at a first start
 	var loaded []property.Loaded
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
 	prefix := n.lastGoodPrefix()
-	err = n.store.View(sctx, func(tx store.Tx) error {
+	err := n.store.View(sctx, func(tx store.Tx) error {
 		return tx.ForEach(store.Meta, prefix, func(k string, v []byte) error {
+			if exists == nil {
+				exists = make(map[string]bool, len(files))
+				for _, f := range files {
+					exists[f] = true
+				}
+			}
 			if file := k[len(prefix):]; exists[file] {
 				if p, errs := property.Parse(file, v); len(errs) == 0 {
 					loaded = append(loaded, property.Loaded{File: file, Property: p})
@@ -118,9 +132,48 @@ func (n *node) saveLastGood(ctx context.Context, t *property.Table) {
 			dels = append(dels, f)
 		}
 	}
-	if len(puts) == 0 && len(dels) == 0 {
+	n.lastGoodSaved.Store(n.writeLastGoods(ctx, puts, dels))
+}
+
+// saveLastGoodChanges is saveLastGood for a reload from prev to t: it
+// stores the versions of the properties that changed and forgets the
+// files gone, reading nothing else (a reload of one file among 100,000
+// read and hashed every stored version). After a save that failed, it
+// saves all.
+func (n *node) saveLastGoodChanges(ctx context.Context, prev, t *property.Table) {
+	if !n.lastGoodSaved.Load() {
+		n.saveLastGood(ctx, t)
 		return
 	}
+	puts := map[string][]byte{}
+	for _, p := range t.Properties() {
+		if prev.ByName(p.Name) == p {
+			continue
+		}
+		if data, err := os.ReadFile(p.File); err == nil && digest(data) == p.Digest() {
+			puts[p.File] = data
+		}
+	}
+	rejected := map[string]bool{}
+	for _, r := range t.Rejected() {
+		rejected[r.File] = true
+	}
+	var dels []string
+	for _, p := range prev.Properties() {
+		if t.ByName(p.Name) != p && t.ByFile(p.File) == nil && !rejected[p.File] {
+			dels = append(dels, p.File)
+		}
+	}
+	n.lastGoodSaved.Store(n.writeLastGoods(ctx, puts, dels))
+}
+
+// writeLastGoods stores puts and deletes dels, by file; false when a
+// write failed (logged).
+func (n *node) writeLastGoods(ctx context.Context, puts map[string][]byte, dels []string) bool {
+	if len(puts) == 0 && len(dels) == 0 {
+		return true
+	}
+	prefix := n.lastGoodPrefix()
 	// The writes go in key order (bbolt inserts a key into an in-memory
 	// node by copying what follows it: 100,000 new keys in map order took
 	// 20 s, in order a fraction of one) and in batches that etcd takes
@@ -136,10 +189,11 @@ func (n *node) saveLastGood(ctx context.Context, t *property.Table) {
 		nd := min(len(dels), batch-np)
 		if err := n.writeLastGood(ctx, prefix, keys[:np], puts, dels[:nd]); err != nil {
 			n.log.Warn("storing the last good property versions", zap.Error(err))
-			return
+			return false
 		}
 		keys, dels = keys[np:], dels[nd:]
 	}
+	return true
 }
 
 // writeLastGood stores one batch of saveLastGood's writes.
@@ -170,20 +224,38 @@ func digest(data []byte) string {
 // reloadProperties rebuilds the table; on any error the last good table
 // keeps serving.
 func (n *node) reloadProperties(ctx context.Context) {
+	start := time.Now()
 	n.noteConfigChanges()
 	n.noteStrayFiles()
-	var known map[string]*cert.Certificate // nil: not known
-	if n.health.err() == nil {
-		// While the store is down, listing would wait for its timeout.
-		known = n.certificatesByName(ctx)
-	}
-	t, err := property.LoadDir(n.cfg.PropertiesDir, n.table.Load(), n.propertyOptions(known))
+	prev := n.table.Load()
+	files, err := property.LoadFiles(n.cfg.PropertiesDir, prev)
 	if err != nil {
 		n.metrics.Reload("error")
 		n.log.Error("property reload failed; the last good properties keep serving", zap.Error(err))
 		return
 	}
-	n.apply(ctx, t, known)
+	read := time.Now()
+	var known map[string]cert.Summary // nil: not known
+	scoped := false
+	if n.health.err() == nil {
+		// While the store is down, reading would wait for its timeout.
+		if !n.unapplied.Load() {
+			known, scoped = n.certificatesOf(ctx, changedFileCertificates(files, prev))
+		}
+		if !scoped {
+			known = n.certificatesByName(ctx)
+		}
+	}
+	listed := time.Now()
+	t := property.Build(files, prev, n.propertyOptions(known))
+	if scoped {
+		n.applyScoped(ctx, t, known)
+	} else {
+		n.apply(ctx, t, known)
+	}
+	n.log.Info("properties reloaded", zap.Duration("took", time.Since(start)),
+		zap.Duration("files", read.Sub(start)), zap.Duration("certificates", listed.Sub(read)), zap.Duration("apply", time.Since(listed)),
+		zap.Bool("certificates_of_changed_files_only", scoped))
 }
 
 // noteConfigChanges says which sections of the config file changed since
@@ -207,14 +279,23 @@ func (n *node) noteConfigChanges() {
 // noteStrayFiles warns about files of properties_dir that look like
 // property files but are not read: only *.yaml is (issue 11).
 func (n *node) noteStrayFiles() {
-	ents, err := os.ReadDir(n.cfg.PropertiesDir)
+	// Names only, unsorted, then the few strays sorted (os.ReadDir sorted
+	// 100,000 entries for it).
+	d, err := os.Open(n.cfg.PropertiesDir)
 	if err != nil {
 		return
 	}
-	for _, e := range ents {
-		if name := e.Name(); isStrayFile(name) {
-			n.log.Warn(strayFileMessage, zap.String("file", name))
+	names, _ := d.Readdirnames(-1)
+	d.Close()
+	var strays []string
+	for _, name := range names {
+		if isStrayFile(name) {
+			strays = append(strays, name)
 		}
+	}
+	slices.Sort(strays)
+	for _, name := range strays {
+		n.log.Warn(strayFileMessage, zap.String("file", name))
 	}
 }
 
@@ -226,7 +307,7 @@ func isStrayFile(name string) bool {
 	return strings.HasSuffix(name, ".yml") && !strings.HasPrefix(name, ".")
 }
 
-func (n *node) propertyOptions(known map[string]*cert.Certificate) property.Options {
+func (n *node) propertyOptions(known map[string]cert.Summary) property.Options {
 	return property.Options{
 		MaxNamesPerCertificate: n.cfg.MaxNamesPerOrder(),
 		CertificateType: func(name string) (string, bool) {
@@ -243,20 +324,39 @@ func (n *node) propertyOptions(known map[string]*cert.Certificate) property.Opti
 // every property with a certificate name can complete a handshake, then the
 // handshake index and the proxy; then it announces what changed. known are
 // the stored certificates by name (certificatesByName), nil if unknown.
-func (n *node) apply(ctx context.Context, t *property.Table, known map[string]*cert.Certificate) {
+func (n *node) apply(ctx context.Context, t *property.Table, known map[string]cert.Summary) {
+	n.applyTo(ctx, t, known, false)
+}
+
+// applyScoped is apply for a reload whose known certificates are only
+// those named by the files that changed (certificatesOf): the bootstrap
+// and tls.renew_automation look at the properties that changed only;
+// the others were seen to by the load that made them.
+func (n *node) applyScoped(ctx context.Context, t *property.Table, known map[string]cert.Summary) {
+	n.applyTo(ctx, t, known, true)
+}
+
+func (n *node) applyTo(ctx context.Context, t *property.Table, known map[string]cert.Summary, scoped bool) {
 	prev := n.table.Load()
 	n.unapplied.Store(false)
 	// Plain HTTP needs no certificate: the proxy takes the table first, so
 	// a new property's HTTP routes do not wait for the store (issue 18: in
 	// a store outage its host answered 421); its HTTPS waits for its
 	// certificate, below.
-	n.cache.SetProperties(t.Properties())
+	changed := t.Properties()
+	if prev != nil {
+		changed = changedProperties(prev, t)
+	}
+	// Unchanged properties are the cache's already (the same *Property).
+	n.cache.SetProperties(changed)
 	n.proxy.Update(t)
 	if err := n.health.err(); err != nil {
 		// The certificates are made when the store answers again: the
 		// store's return reloads (unapplied).
 		n.unapplied.Store(true)
 		n.log.Warn("the store is unreachable: the properties' HTTP routes are applied; certificates they need are made when it answers again", zap.Error(err))
+	} else if scoped {
+		n.applyCertificates(ctx, tableOf(changed), known)
 	} else {
 		n.applyCertificates(ctx, t, known)
 	}
@@ -271,16 +371,48 @@ func (n *node) apply(ctx context.Context, t *property.Table, known map[string]*c
 	n.log.Info("properties loaded", zap.Int("properties", len(t.Properties())), zap.Int("rejected", len(t.Rejected())))
 	n.dropCached(prev, t)
 	n.announce(ctx, prev, t)
-	n.renewer.PropertiesChangedKnown(ctx, prev, t, known) // hostnames may have changed
 	if prev != nil {
-		n.saveLastGood(ctx, t)
-	} // at start, Run saves them once the node serves (4.7 s of a first start with 100,000 files)
+		// Hostnames may have changed, for the certificates of the
+		// properties that changed only. At start the renewal loop's first
+		// scan, once the node serves, schedules every certificate.
+		n.rescheduleChanged(ctx, prev, t)
+	}
+	if prev != nil {
+		n.saveLastGoodChanges(ctx, prev, t)
+	} // at start, Run saves them all once the node serves (4.7 s of a first start with 100,000 files)
 }
+
+// rescheduleChanged has the renewal schedule the certificates of the
+// properties that changed from prev to t: each read from the store when
+// they are few, else all from one list (a reload that changed many files).
+func (n *node) rescheduleChanged(ctx context.Context, prev, t *property.Table) {
+	names := changedCertificates(prev, t)
+	if len(names) <= maxCertificateReads {
+		for name := range names {
+			n.renewer.Changed(ctx, name)
+		}
+		return
+	}
+	list, err := n.certs.List(ctx)
+	if err != nil {
+		n.renewer.PropertiesChanged(ctx, prev, t)
+		return
+	}
+	known := make(map[string]*cert.Certificate, len(list))
+	for _, c := range list {
+		known[c.Name] = c
+	}
+	n.renewer.PropertiesChangedKnown(ctx, prev, t, known)
+}
+
+// maxCertificateReads is how many certificates a reload reads one by one
+// for the renewal schedule before it lists them all instead.
+const maxCertificateReads = 16
 
 // applyCertificates creates the bootstrap certificates t needs and
 // follows tls.renew_automation; a failure leaves the reload unapplied, to
 // be done again when the store answers.
-func (n *node) applyCertificates(ctx context.Context, t *property.Table, known map[string]*cert.Certificate) {
+func (n *node) applyCertificates(ctx context.Context, t *property.Table, known map[string]cert.Summary) {
 	made, err := n.certs.BootstrapKnown(ctx, t, known)
 	for _, c := range made {
 		n.log.Info("self-signed bootstrap certificate created", zap.String("certificate", c.Name),

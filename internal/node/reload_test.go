@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/edge-cdn/edge/cert"
 	"github.com/edge-cdn/edge/internal/config"
 	"github.com/edge-cdn/edge/store"
 	"go.uber.org/zap"
@@ -74,5 +77,43 @@ func TestReloadReadsStoreOnce(t *testing.T) {
 	nd.reloadProperties(ctx)
 	if reads := st.views.Load() - before; reads > 2 {
 		t.Errorf("a reload of %d properties with certificates made %d store reads, want one list", n, reads)
+	}
+	// One file changed: one list, and a read of its certificate for the
+	// renewal schedule; the last good versions are not read again.
+	body := "hostnames: [h7.example, www.h7.example]\norigins: [{url: http://127.0.0.1:1}]\ntls: {certificate: c7, renew_automation: true}\n"
+	if err := os.WriteFile(filepath.Join(props, "p7.yaml"), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before = st.views.Load()
+	nd.reloadProperties(ctx)
+	if got := nd.table.Load().ByName("p7").Hostnames; len(got) != 2 {
+		t.Fatalf("p7 after the reload: hostnames %v", got)
+	}
+	if reads := st.views.Load() - before; reads > 2 {
+		t.Errorf("a reload of one changed file among %d made %d store reads, want 2", n, reads)
+	}
+
+	// A reload that reads only the changed files' certificates still
+	// refuses a certificate of type ca and bootstraps a new name.
+	v, err := cert.SelfSigned([]string{"ca.example"}, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nd.certs.Create(ctx, &cert.Certificate{Name: "anchor", Type: cert.TypeCA, AutoRenew: cert.AutoRenewNone, Status: cert.StatusActive}, v); err != nil {
+		t.Fatal(err)
+	}
+	for f, c := range map[string]string{"p8.yaml": "anchor", "p9.yaml": "fresh"} {
+		body := fmt.Sprintf("hostnames: [%s.example]\norigins: [{url: http://127.0.0.1:1}]\ntls: {certificate: %s}\n", f[:2], c)
+		if err := os.WriteFile(filepath.Join(props, f), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nd.reloadProperties(ctx)
+	tab := nd.table.Load()
+	if len(tab.Rejected()) != 1 || !strings.Contains(fmt.Sprint(tab.Rejected()[0].Errors), "of type ca") {
+		t.Errorf("a property naming a ca certificate: rejections %v", tab.Rejected())
+	}
+	if _, err := nd.certs.Get(ctx, "fresh"); err != nil {
+		t.Errorf("a new certificate name was not bootstrapped: %v", err)
 	}
 }

@@ -1,6 +1,10 @@
 package node
 
-import "runtime/debug"
+import (
+	"runtime/debug"
+
+	"go.uber.org/zap"
+)
 
 // releaseStartGarbage gives the memory of a large start-up back to the
 // system at once. Reading thousands of property files, certificate records
@@ -13,5 +17,20 @@ import "runtime/debug"
 func releaseStartGarbage(properties int) {
 	if properties >= 1000 {
 		debug.FreeOSMemory()
+	}
+}
+
+// releaseStoreMapping takes the bbolt file's pages out of the process's
+// resident memory once a start, or the certificate warm-up, has read
+// through all of it (store.Bolt.ReleaseMapped): with 100,000 certificates
+// they were 360 MiB of its RSS. Nothing on etcd.
+func (n *node) releaseStoreMapping() {
+	if n.slot == nil {
+		return
+	}
+	if b := n.slot.cur.Load(); b != nil {
+		if err := b.ReleaseMapped(); err != nil {
+			n.log.Debug("releasing the store's mapped pages", zap.Error(err))
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -115,6 +116,24 @@ func kindName(n *yaml.Node) string {
 }
 
 func structFields(t reflect.Type, tag string) map[string]reflect.Type {
+	type key struct {
+		t   reflect.Type
+		tag string
+	}
+	if m, ok := fieldCache.Load(key{t, tag}); ok {
+		return m.(map[string]reflect.Type)
+	}
+	m := buildStructFields(t, tag)
+	fieldCache.Store(key{t, tag}, m)
+	return m
+}
+
+// fieldCache holds structFields' maps, by type and tag: built once, read
+// by every check (a start with 100,000 property files checks as many
+// documents). The maps are never written once stored.
+var fieldCache sync.Map
+
+func buildStructFields(t reflect.Type, tag string) map[string]reflect.Type {
 	m := make(map[string]reflect.Type, t.NumField())
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
