@@ -39,6 +39,7 @@ func (n *node) servers(token string) []*http.Server {
 	// frames stay small (h2spec 4.2/3; nginx and Caddy advertise the same).
 	httpsSrv.HTTP2 = &http.HTTP2Config{MaxReadFrameSize: 16 << 10}
 	n.rejects.watchTLS(httpsSrv)
+	httpsSrv.Handler = streamStack(httpsSrv.Handler) // outermost: grows the stack with the fewest frames on it
 	servers := []*http.Server{n.httpServer(n.metrics.ByProtocol(n.proxy.HTTPHandler()), h1HeaderSlop), httpsSrv, n.httpServer(n.upgradeGate(adminHandler), h1HeaderSlop)}
 	n.drain = newDrainer()
 	for _, srv := range servers {
