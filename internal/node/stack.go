@@ -2,9 +2,9 @@ package node
 
 import "net/http"
 
-// streamStack gives the handler of an HTTP/2 request a stack big enough
-// for the whole request before it starts. Go's HTTP/2 server runs every
-// stream on a new goroutine, whose stack starts at the runtime's average
+// streamStack gives the handler of an HTTP/2 or HTTP/3 request a stack
+// big enough for the whole request before it starts. Go's HTTP/2 server
+// (and quic-go's HTTP/3 server) runs every stream on a new goroutine, whose stack starts at the runtime's average
 // (a few KiB); a cache hit's deepest point (the access log's encoder)
 // goes past it, and the runtime then copies the stack to one twice the
 // size, adjusting every frame on it — about a tenth of an HTTP/2 hit's
@@ -21,7 +21,8 @@ func streamStack(next http.Handler) http.Handler {
 }
 
 // stackReserve is the stack a request's handler may use without the
-// runtime having to grow it again: the goroutine ends up with 16 KiB.
+// runtime having to grow it again: a goroutine that starts with 8 KiB or
+// less ends up with 16 KiB, which a cache hit or a proxied request fits.
 const stackReserve = 8 << 10
 
 // growStack has a stackReserve-byte frame: calling it makes the runtime
