@@ -65,7 +65,7 @@ func (d *drainer) watch(srv *http.Server) {
 }
 
 func (d *drainer) state(c net.Conn, s http.ConnState) {
-	if tc, ok := c.(*tls.Conn); ok {
+	if tc, ok := baseConn(c).(*tls.Conn); ok {
 		c = tc.NetConn()
 	}
 	d.mu.Lock()

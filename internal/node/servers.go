@@ -10,6 +10,7 @@ import (
 	"github.com/edge-cdn/edge/admin"
 	"github.com/edge-cdn/edge/events"
 	"github.com/edge-cdn/edge/internal/config"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
 
@@ -40,6 +41,9 @@ func (n *node) servers(token string) []*http.Server {
 	httpsSrv.HTTP2 = &http.HTTP2Config{MaxReadFrameSize: 16 << 10}
 	n.rejects.watchTLS(httpsSrv)
 	httpsSrv.Handler = streamStack(httpsSrv.Handler) // outermost: grows the stack with the fewest frames on it
+	if err := serveH2Batched(httpsSrv); err != nil {
+		n.log.Warn("HTTP/2 with batched writes is off; net/http's own HTTP/2 server serves", zap.Error(err))
+	}
 	servers := []*http.Server{n.httpServer(n.metrics.ByProtocol(n.proxy.HTTPHandler()), h1HeaderSlop), httpsSrv, n.httpServer(n.upgradeGate(adminHandler), h1HeaderSlop)}
 	n.drain = newDrainer()
 	for _, srv := range servers {
