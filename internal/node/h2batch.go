@@ -25,8 +25,15 @@ import (
 // serveH2Batched makes srv serve HTTP/2 with x/net/http2 on batchConns.
 // Call it once srv's TLSConfig, HTTP2 config, ConnState and handler are
 // set: x/net reads them from srv for every connection.
+//
+// x/net marks its server API deprecated in favour of http.Server's own
+// HTTP/2, which cannot be handed a connection; from Go 1.27 on, x/net's
+// ServeConn passes the connection to net/http's server, so this keeps
+// working with the code net/http ships.
 func serveH2Batched(srv *http.Server) error {
+	//lint:ignore SA1019 see above
 	h2 := &http2.Server{}
+	//lint:ignore SA1019 see above
 	if err := http2.ConfigureServer(srv, h2); err != nil {
 		return err
 	}
@@ -39,6 +46,7 @@ func serveH2Batched(srv *http.Server) error {
 		}
 		bc := newBatchConn(c)
 		defer bc.Close() // drains what was written before net/http closes c
+		//lint:ignore SA1019 see serveH2Batched
 		h2.ServeConn(bc, &http2.ServeConnOpts{Context: ctx, Handler: h, BaseConfig: hs})
 	}
 	return nil

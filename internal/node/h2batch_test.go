@@ -16,8 +16,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"golang.org/x/net/http2"
 )
 
 // TestH2BatchedAnswersStayWhole: many streams at once on one HTTP/2
@@ -33,7 +31,7 @@ func TestH2BatchedAnswersStayWhole(t *testing.T) {
 	t.Cleanup(origin.Close)
 	n := runTestNode(t, "", map[string]string{"b.yaml": fmt.Sprintf(
 		"hostnames: [b.example]\norigins: [{url: %s}]\ntls: {certificate: b}\n", origin.URL)})
-	tr := &http2.Transport{TLSClientConfig: &tls.Config{ServerName: "b.example", InsecureSkipVerify: true}}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{ServerName: "b.example", InsecureSkipVerify: true}, ForceAttemptHTTP2: true}
 	t.Cleanup(tr.CloseIdleConnections)
 	client := &http.Client{Transport: tr, Timeout: 20 * time.Second}
 	var wg sync.WaitGroup

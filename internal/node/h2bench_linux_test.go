@@ -11,8 +11,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"golang.org/x/net/http2"
 )
 
 // BenchmarkH2CacheHit: a 100-byte cache hit over HTTP/2 through the whole
@@ -31,7 +29,7 @@ func BenchmarkH2CacheHit(b *testing.B) {
 	b.Cleanup(origin.Close)
 	n := runTestNodeReady(b, "", map[string]string{"c.yaml": fmt.Sprintf(
 		"hostnames: [c.example]\norigins: [{url: %s}]\ntls: {certificate: c}\ncache: {enabled: true}\n", origin.URL)}, nil)
-	tr := &http2.Transport{TLSClientConfig: &tls.Config{ServerName: "c.example", InsecureSkipVerify: true}}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{ServerName: "c.example", InsecureSkipVerify: true}, ForceAttemptHTTP2: true}
 	b.Cleanup(tr.CloseIdleConnections)
 	client := &http.Client{Transport: tr}
 	url := "https://" + n.addrs.HTTPS + "/small"
