@@ -81,8 +81,9 @@ func (d *drainer) watchTLS(srv *http.Server) {
 }
 
 func (d *drainer) state(c net.Conn, s http.ConnState) {
-	// Under TLS, or the rejects watcher's wrapper: the raw connection,
-	// the one accepted.
+	// Under TLS, HTTP/2's batchConn or the rejects watcher's wrapper: the
+	// raw connection, the one accepted.
+	c = baseConn(c)
 	if nc, ok := c.(interface{ NetConn() net.Conn }); ok {
 		c = nc.NetConn()
 	}

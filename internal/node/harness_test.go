@@ -21,7 +21,7 @@ import (
 
 // testNode is a node run by Run from a config file in a temp dir.
 type testNode struct {
-	t     *testing.T
+	t     testing.TB
 	dir   string
 	addrs Addrs
 	log   *testutil.SyncBuffer
@@ -47,7 +47,7 @@ func runTestNode(t *testing.T, extra string, props map[string]string) *testNode 
 // runTestNodeReady is runTestNode with onReady (if not nil) called by the
 // node as it announces readiness, before Run goes on, and edits applied to
 // the loaded config (for values YAML cannot override, such as "").
-func runTestNodeReady(t *testing.T, extra string, props map[string]string, onReady func(Addrs), edits ...func(*config.Config)) *testNode {
+func runTestNodeReady(t testing.TB, extra string, props map[string]string, onReady func(Addrs), edits ...func(*config.Config)) *testNode {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "props"), 0o755); err != nil {

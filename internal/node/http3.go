@@ -198,7 +198,8 @@ func (n *node) http3Server(lns *listeners) (*http3Server, error) {
 	if lns.h3 == nil {
 		return nil, nil
 	}
-	return newHTTP3Server(lns.h3, n.http3TLS(), n.metrics.ByProtocol(n.proxy.HTTPSHandler()), n.cfg.Limits, n.log.Named("http3"))
+	// quic-go, too, runs each request on a new goroutine.
+	return newHTTP3Server(lns.h3, n.http3TLS(), streamStack(n.metrics.ByProtocol(n.proxy.HTTPSHandler())), n.cfg.Limits, n.log.Named("http3"))
 }
 
 // http3Port is the UDP port offered in Alt-Svc: listen.https_redirect_port

@@ -170,6 +170,7 @@ func (r *rejects) watchTLS(srv *http.Server) {
 }
 
 func (r *rejects) state(c net.Conn, s http.ConnState) {
+	c = baseConn(c) // HTTP/2's server reports its batchConn
 	v, ok := r.conns.Load(c)
 	if !ok {
 		return

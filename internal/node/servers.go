@@ -12,6 +12,7 @@ import (
 	"github.com/edge-cdn/edge/events"
 	"github.com/edge-cdn/edge/internal/config"
 	"github.com/edge-cdn/edge/internal/h1"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
 
@@ -50,6 +51,9 @@ func (n *node) servers(token string) []server {
 	// frames stay small (h2spec 4.2/3; nginx and Caddy advertise the same).
 	httpsSrv.HTTP2 = &http.HTTP2Config{MaxReadFrameSize: 16 << 10}
 	n.rejects.watchTLS(httpsSrv)
+	if err := serveH2Batched(httpsSrv); err != nil {
+		n.log.Warn("HTTP/2 with batched writes is off; net/http's own HTTP/2 server serves", zap.Error(err))
+	}
 	var https server = httpsSrv
 	var front *tlsFront
 	if n.cfg.Listen.HTTP1Server != config.HTTP1ServerGo {
@@ -65,8 +69,9 @@ func (n *node) servers(token string) []server {
 		n.drain.watch(srv)
 	}
 	if front != nil {
-		front.shareHooks()
+		front.shareHooks() // HTTP/1.1 runs on the connection's goroutine: no stack to grow per request
 	}
+	httpsSrv.Handler = streamStack(httpsSrv.Handler) // outermost: grows the stack with the fewest frames on it
 	return servers
 }
 
