@@ -246,9 +246,14 @@ func (n *node) abandonUpgrade(upgrade <-chan error) {
 func (n *node) upgradeFailed(ctx context.Context, cause error) {
 	log := n.log.Named("upgrade")
 	log.Error("the new process failed; this process keeps serving", zap.Error(cause))
-	if err := writePIDFile(n.handover.pidFile); err != nil { // `edge upgrade` waits for it
-		log.Warn("rewriting the PID file", zap.Error(err))
-	}
+	// `edge upgrade` waits for the PID file: rewritten once this process
+	// has taken everything back (its store, admin writes), so that what
+	// the command reports is already true.
+	defer func() {
+		if err := writePIDFile(n.handover.pidFile); err != nil {
+			log.Warn("rewriting the PID file", zap.Error(err))
+		}
+	}()
 	if n.slot != nil {
 		if err := n.slot.reopen(ctx, 15*time.Second); err != nil {
 			log.Error("the store stays closed: admin writes answer 503 and renewals wait", zap.Error(err))
