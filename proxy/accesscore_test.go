@@ -1,0 +1,159 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edge-cdn/edge/property"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// nodeEncoderConfig is the node's log encoder configuration
+// (internal/node/log.go).
+func nodeEncoderConfig() zapcore.EncoderConfig {
+	ec := zap.NewProductionEncoderConfig()
+	ec.TimeKey = "time"
+	ec.EncodeTime = zapcore.ISO8601TimeEncoder
+	return ec
+}
+
+// TestAccessCoreLinesAreZaps: NewAccessCore writes every access line byte
+// for byte as zapcore.NewCore does on the same encoder: plain lines (its
+// fast path), strings that need escaping (quotes, control bytes, UTF-8,
+// invalid UTF-8), errors with and without detail, With fields, a
+// namespace, the console format, and lines that are not access lines.
+func TestAccessCoreLinesAreZaps(t *testing.T) {
+	type variant struct {
+		name     string
+		enc      func() zapcore.Encoder
+		with     []zap.Field
+		wantFast bool
+	}
+	variants := []variant{
+		{"json", func() zapcore.Encoder { return zapcore.NewJSONEncoder(nodeEncoderConfig()) }, nil, true},
+		{"json+node", func() zapcore.Encoder { return zapcore.NewJSONEncoder(nodeEncoderConfig()) },
+			[]zap.Field{zap.String("node", "edge-1")}, true},
+		{"json+namespace", func() zapcore.Encoder { return zapcore.NewJSONEncoder(nodeEncoderConfig()) },
+			[]zap.Field{zap.Namespace("ns"), zap.String("node", "edge-1")}, false},
+		{"json+millis", func() zapcore.Encoder {
+			ec := nodeEncoderConfig()
+			ec.EncodeDuration = zapcore.MillisDurationEncoder
+			return zapcore.NewJSONEncoder(ec)
+		}, nil, false},
+		{"json bare", func() zapcore.Encoder { return zapcore.NewJSONEncoder(zapcore.EncoderConfig{}) }, nil, false},
+		{"bench", func() zapcore.Encoder {
+			return zapcore.NewJSONEncoder(zapcore.EncoderConfig{MessageKey: "msg", TimeKey: "time",
+				EncodeTime: zapcore.ISO8601TimeEncoder, EncodeDuration: zapcore.SecondsDurationEncoder})
+		}, nil, true},
+		{"console", func() zapcore.Encoder { return zapcore.NewConsoleEncoder(nodeEncoderConfig()) }, nil, false},
+	}
+	type line struct {
+		host, uri, remote, origin string
+		status                    int
+		bytes                     int64
+		elapsed                   time.Duration
+		err                       error
+		fast                      bool // the fast path can write it
+	}
+	lines := []line{
+		{"c.example", "/object?x=1", "192.0.2.1:1234", "http://127.0.0.1:8080", 200, 100, 1234567 * time.Nanosecond, nil, true},
+		{"c.example", "/", "[2001:db8::1]:443", "", 0, 0, 0, nil, true},
+		{"c.example", "/big", "192.0.2.1:1", "https://o.example", 502, 1 << 40, time.Hour + time.Nanosecond, nil, true},
+		{"c.example", "/a~b!$&'()*+,;=:@%20", "192.0.2.1:1", "o", 304, 1, time.Nanosecond, nil, true},
+		{"c.example", `/a?y="q"`, "192.0.2.1:1", "o", 200, 1, time.Second, nil, false},
+		{"c.example", `/a\b`, "192.0.2.1:1", "o", 200, 1, time.Second, nil, false},
+		{"c.example", "/a\x01b\tc\x7f", "192.0.2.1:1", "o", 200, 1, time.Second, nil, false},
+		{"c.example", "/caf\u00e9/\u2028", "192.0.2.1:1", "o", 200, 1, time.Second, nil, false},
+		{"c.example", "/bad\xff\xfe", "192.0.2.1:1", "o", 200, 1, time.Second, nil, false},
+		{"c.example", "/x", "192.0.2.1:1", "o", 502, 0, time.Second, errors.New(`origin said "no"`), false},
+		{"c.example", "/x", "192.0.2.1:1", "o", 502, 0, time.Second, errWithDetail{errors.New("origin reset")}, false},
+	}
+	when := time.Date(2026, 11, 29, 20, 0, 0, 123e6, time.FixedZone("X", 3600))
+	prop := &property.Property{Name: "shop"}
+	for _, v := range variants {
+		var got, want bytes.Buffer
+		fastCore := NewAccessCore(v.enc(), zapcore.AddSync(&got), zapcore.InfoLevel)
+		zapCore := zapcore.NewCore(v.enc(), zapcore.AddSync(&want), zapcore.InfoLevel)
+		if v.with != nil {
+			fastCore, zapCore = fastCore.With(v.with), zapCore.With(v.with)
+		}
+		ac := fastCore.(*accessCore)
+		if ac.fast != v.wantFast {
+			t.Errorf("%s: fast path %v, want %v", v.name, ac.fast, v.wantFast)
+		}
+		for i, tc := range lines {
+			r := httptest.NewRequest("GET", "http://c.example/", nil)
+			r.Host, r.RequestURI, r.RemoteAddr = tc.host, tc.uri, tc.remote
+			req := &request{prop: prop, origin: tc.origin, err: tc.err}
+			ids := newRequestIDs()
+			ids.next(req)
+			l := &accessLine{rec: &recorder{status: tc.status, bytes: tc.bytes}, r: r, req: req, elapsed: tc.elapsed}
+			fields := []zap.Field{zap.Inline(l), zap.Error(req.err)}
+			ent := zapcore.Entry{Level: zapcore.InfoLevel, Time: when, LoggerName: "access", Message: "request"}
+			for _, core := range []zapcore.Core{fastCore, zapCore} {
+				if ce := core.Check(ent, nil); ce != nil {
+					ce.Write(fields...)
+				}
+			}
+			if g, w := got.String(), want.String(); g != w {
+				t.Errorf("%s, line %d:\n got %s\nwant %s", v.name, i, g, w)
+			}
+			if v.wantFast && tc.err == nil {
+				if done, _ := ac.writeFast(ent, l); done != tc.fast {
+					t.Errorf("%s, line %d: fast path took it: %v, want %v", v.name, i, done, tc.fast)
+				}
+			}
+			got.Reset()
+			want.Reset()
+		}
+		// Not an access line: zap's.
+		fastCore.Write(zapcore.Entry{Level: zapcore.WarnLevel, Time: when, Message: "other"}, []zap.Field{zap.String("k", "v")})
+		zapCore.Write(zapcore.Entry{Level: zapcore.WarnLevel, Time: when, Message: "other"}, []zap.Field{zap.String("k", "v")})
+		if g, w := got.String(), want.String(); g != w {
+			t.Errorf("%s, other line:\n got %s\nwant %s", v.name, g, w)
+		}
+	}
+}
+
+// TestAccessCoreLevel: the core keeps its level (zap.Logger.Level reads it)
+// and drops entries below it.
+func TestAccessCoreLevel(t *testing.T) {
+	var buf bytes.Buffer
+	l := zap.New(NewAccessCore(zapcore.NewJSONEncoder(nodeEncoderConfig()), zapcore.AddSync(&buf), zapcore.InfoLevel))
+	if l.Level() != zapcore.InfoLevel {
+		t.Errorf("level %v", l.Level())
+	}
+	l.Debug("hidden")
+	if buf.String() != "" {
+		t.Errorf("debug written: %q", buf.String())
+	}
+}
+
+// TestPlainJSON: the eight-bytes-at-a-time check agrees with a byte loop
+// for every byte value at every position of strings of 1 to 20 bytes.
+func TestPlainJSON(t *testing.T) {
+	slow := func(s string) bool {
+		for i := 0; i < len(s); i++ {
+			if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' {
+				return false
+			}
+		}
+		return true
+	}
+	for n := 1; n <= 20; n++ {
+		for pos := 0; pos < n; pos++ {
+			for c := 0; c < 256; c++ {
+				b := []byte(strings.Repeat("a~ !#/[]", 3)[:n])
+				b[pos] = byte(c)
+				if s := string(b); plainJSON(s) != slow(s) {
+					t.Fatalf("%q: %v", s, plainJSON(s))
+				}
+			}
+		}
+	}
+}
