@@ -27,7 +27,7 @@ func BenchmarkAccessLog(b *testing.B) {
 			s.ids.next(req)
 			b.ReportAllocs()
 			for b.Loop() {
-				s.logAccess(rec, r, req)
+				s.logAccess(rec, r, req, time.Since(req.start))
 			}
 		})
 	}

@@ -45,7 +45,7 @@ func TestAccessLineIsTheFieldList(t *testing.T) {
 			rec := &recorder{status: 502, bytes: 12345}
 			req := &request{start: time.Now().Add(-1500 * time.Millisecond), origin: "http://127.0.0.1:8080", err: err}
 			s.ids.next(req)
-			s.logAccess(rec, r, req)
+			s.logAccess(rec, r, req, time.Since(req.start))
 			s.Close()
 			var d time.Duration
 			if _, e := fmtSscanDuration(lines(&got)[0], format, &d); e != nil {

@@ -133,7 +133,7 @@ func (st *site) syncAttempt(w http.ResponseWriter, r *http.Request, req *request
 		// allocates its registration (justified: without it a stalled origin
 		// holds this goroutine until a timeout).
 		stop := context.AfterFunc(ctx, c.abortFn)
-		resp, err := x.roundTrip()
+		resp, err := x.roundTrip(start)
 		elapsed := time.Since(start)
 		if err != nil {
 			stop()
@@ -150,7 +150,7 @@ func (st *site) syncAttempt(w http.ResponseWriter, r *http.Request, req *request
 			err := st.switchProtocols(w, r, resp, upgrade, upConnRWC{c})
 			return elapsed, err
 		}
-		clean, berr := st.writeResponse(w, r, resp)
+		clean, berr := st.writeResponse(w, r, resp, c)
 		fired := !stop()
 		stray := false
 		if clean && !fired && fill {
