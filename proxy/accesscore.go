@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap/zapcore"
@@ -18,18 +19,34 @@ import (
 // for escaping through several calls; here a string needing none (the
 // common case) is copied whole. A line with an error, a string that needs
 // escaping or anything else is zap's, unchanged.
-func NewAccessCore(enc zapcore.Encoder, out zapcore.WriteSyncer, lvl zapcore.LevelEnabler) zapcore.Core {
-	c := &accessCore{LevelEnabler: lvl, enc: enc, out: out, inner: zapcore.NewCore(enc, out, lvl)}
+//
+// With timeMillis, enc writes an entry's time with the same text throughout
+// a millisecond (logtime.ISO8601 does): the entry's part is then encoded
+// once per millisecond (and level, logger and message) and reused.
+func NewAccessCore(enc zapcore.Encoder, out zapcore.WriteSyncer, lvl zapcore.LevelEnabler, timeMillis bool) zapcore.Core {
+	c := &accessCore{LevelEnabler: lvl, enc: enc, out: out, inner: zapcore.NewCore(enc, out, lvl), millis: timeMillis}
 	c.fast = c.probe()
 	return c
 }
 
 type accessCore struct {
 	zapcore.LevelEnabler
-	enc   zapcore.Encoder
-	out   zapcore.WriteSyncer
-	inner zapcore.Core // zap's own core on the same encoder and output
-	fast  bool         // enc's lines are JSON as appendFast writes them
+	enc    zapcore.Encoder
+	out    zapcore.WriteSyncer
+	inner  zapcore.Core // zap's own core on the same encoder and output
+	fast   bool         // enc's lines are JSON as appendFast writes them
+	millis bool         // enc's time text changes once per millisecond at most
+	head   atomic.Pointer[entryHead]
+}
+
+// entryHead is the encoded part of an entry, without its closing "}\n",
+// for entries of one millisecond (one location), level, logger and message.
+type entryHead struct {
+	ms        int64
+	loc       *time.Location
+	level     zapcore.Level
+	name, msg string
+	b         []byte
 }
 
 // Level reports the core's minimum level, as zapcore.LevelOf reads it.
@@ -40,7 +57,7 @@ func (c *accessCore) With(fields []zapcore.Field) zapcore.Core {
 	for i := range fields {
 		fields[i].AddTo(enc)
 	}
-	return NewAccessCore(enc, c.out, c.LevelEnabler)
+	return NewAccessCore(enc, c.out, c.LevelEnabler, c.millis)
 }
 
 func (c *accessCore) Check(ent zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
@@ -77,20 +94,34 @@ var lineBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b
 // writeFast writes l's line and reports true, or reports false, having
 // written nothing, when one of its strings needs escaping.
 func (c *accessCore) writeFast(ent zapcore.Entry, l *accessLine) (bool, error) {
-	head, err := c.enc.EncodeEntry(ent, nil)
-	if err != nil {
-		return false, nil
-	}
-	defer head.Free()
 	bp := lineBufs.Get().(*[]byte)
 	defer lineBufs.Put(bp)
-	h := head.Bytes() // {...}\n: the entry's part, then the line's fields
-	b, ok := l.appendFast(append((*bp)[:0], h[:len(h)-2]...))
+	b := (*bp)[:0]
+	ms := ent.Time.UnixMilli()
+	reuse := c.millis && ms > 0 && !ent.Caller.Defined // else the entry's part is not the same for a millisecond
+	if h := c.head.Load(); reuse && h != nil && h.ms == ms && h.loc == ent.Time.Location() &&
+		h.level == ent.Level && h.name == ent.LoggerName && h.msg == ent.Message {
+		b = append(b, h.b...)
+	} else {
+		head, err := c.enc.EncodeEntry(ent, nil)
+		if err != nil {
+			return false, nil
+		}
+		hb := head.Bytes() // {...}\n: the entry's part, then the line's fields
+		hb = hb[:len(hb)-2]
+		b = append(b, hb...)
+		if reuse {
+			c.head.Store(&entryHead{ms: ms, loc: ent.Time.Location(), level: ent.Level, name: ent.LoggerName,
+				msg: ent.Message, b: bytes.Clone(hb)})
+		}
+		head.Free()
+	}
+	b, ok := l.appendFast(b)
 	*bp = b[:0]
 	if !ok {
 		return false, nil
 	}
-	_, err = c.out.Write(append(b, '}', '\n'))
+	_, err := c.out.Write(append(b, '}', '\n'))
 	return true, err
 }
 
@@ -126,30 +157,32 @@ func (c *accessCore) probe() bool {
 // (",key":value each), or reports false when a string needs escaping.
 func (l *accessLine) appendFast(b []byte) ([]byte, bool) {
 	ok := true
-	str := func(key, v string) {
-		if !plainJSON(v) {
-			ok = false
-			return
-		}
-		b = append(b, key...)
-		b = append(b, v...)
-		b = append(b, '"')
-	}
-	str(`,"request_id":"`, l.req.id)
-	str(`,"property":"`, l.req.propertyName())
-	str(`,"host":"`, l.r.Host)
-	str(`,"method":"`, l.r.Method)
-	str(`,"uri":"`, l.r.RequestURI)
-	str(`,"proto":"`, l.r.Proto)
+	b, ok = appendPlain(b, `,"request_id":"`, l.req.id, ok)
+	b, ok = appendPlain(b, `,"property":"`, l.req.propertyName(), ok)
+	b, ok = appendPlain(b, `,"host":"`, l.r.Host, ok)
+	b, ok = appendPlain(b, `,"method":"`, l.r.Method, ok)
+	b, ok = appendPlain(b, `,"uri":"`, l.r.RequestURI, ok)
+	b, ok = appendPlain(b, `,"proto":"`, l.r.Proto, ok)
 	b = append(b, `,"status":`...)
 	b = strconv.AppendInt(b, int64(l.rec.status), 10)
 	b = append(b, `,"bytes":`...)
 	b = strconv.AppendInt(b, l.rec.bytes, 10)
 	b = append(b, `,"duration":`...)
 	b = appendSeconds(b, l.elapsed)
-	str(`,"origin":"`, l.req.originName())
-	str(`,"remote":"`, l.r.RemoteAddr)
+	b, ok = appendPlain(b, `,"origin":"`, l.req.originName(), ok)
+	b, ok = appendPlain(b, `,"remote":"`, l.r.RemoteAddr, ok)
 	return b, ok
+}
+
+// appendPlain appends key (its opening quote included), v and the closing
+// quote when v needs no escaping and ok; else it reports false.
+func appendPlain(b []byte, key, v string, ok bool) ([]byte, bool) {
+	if !ok || !plainJSON(v) {
+		return b, false
+	}
+	b = append(b, key...)
+	b = append(b, v...)
+	return append(b, '"'), true
 }
 
 // appendSeconds is zapcore.SecondsDurationEncoder on the JSON encoder.

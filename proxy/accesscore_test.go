@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge-cdn/edge/internal/logtime"
 	"github.com/edge-cdn/edge/property"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -18,7 +19,7 @@ import (
 func nodeEncoderConfig() zapcore.EncoderConfig {
 	ec := zap.NewProductionEncoderConfig()
 	ec.TimeKey = "time"
-	ec.EncodeTime = zapcore.ISO8601TimeEncoder
+	ec.EncodeTime = logtime.ISO8601
 	return ec
 }
 
@@ -33,24 +34,35 @@ func TestAccessCoreLinesAreZaps(t *testing.T) {
 		enc      func() zapcore.Encoder
 		with     []zap.Field
 		wantFast bool
+		millis   bool // NewAccessCore's timeMillis
 	}
 	variants := []variant{
-		{"json", func() zapcore.Encoder { return zapcore.NewJSONEncoder(nodeEncoderConfig()) }, nil, true},
+		{"json", func() zapcore.Encoder { return zapcore.NewJSONEncoder(nodeEncoderConfig()) }, nil, true, true},
 		{"json+node", func() zapcore.Encoder { return zapcore.NewJSONEncoder(nodeEncoderConfig()) },
-			[]zap.Field{zap.String("node", "edge-1")}, true},
+			[]zap.Field{zap.String("node", "edge-1")}, true, true},
+		{"json, zap's time", func() zapcore.Encoder {
+			ec := nodeEncoderConfig()
+			ec.EncodeTime = zapcore.ISO8601TimeEncoder
+			return zapcore.NewJSONEncoder(ec)
+		}, nil, true, true},
+		{"json, nanosecond time", func() zapcore.Encoder {
+			ec := nodeEncoderConfig()
+			ec.EncodeTime = zapcore.RFC3339NanoTimeEncoder
+			return zapcore.NewJSONEncoder(ec)
+		}, nil, true, false},
 		{"json+namespace", func() zapcore.Encoder { return zapcore.NewJSONEncoder(nodeEncoderConfig()) },
-			[]zap.Field{zap.Namespace("ns"), zap.String("node", "edge-1")}, false},
+			[]zap.Field{zap.Namespace("ns"), zap.String("node", "edge-1")}, false, true},
 		{"json+millis", func() zapcore.Encoder {
 			ec := nodeEncoderConfig()
 			ec.EncodeDuration = zapcore.MillisDurationEncoder
 			return zapcore.NewJSONEncoder(ec)
-		}, nil, false},
-		{"json bare", func() zapcore.Encoder { return zapcore.NewJSONEncoder(zapcore.EncoderConfig{}) }, nil, false},
+		}, nil, false, true},
+		{"json bare", func() zapcore.Encoder { return zapcore.NewJSONEncoder(zapcore.EncoderConfig{}) }, nil, false, true},
 		{"bench", func() zapcore.Encoder {
 			return zapcore.NewJSONEncoder(zapcore.EncoderConfig{MessageKey: "msg", TimeKey: "time",
-				EncodeTime: zapcore.ISO8601TimeEncoder, EncodeDuration: zapcore.SecondsDurationEncoder})
-		}, nil, true},
-		{"console", func() zapcore.Encoder { return zapcore.NewConsoleEncoder(nodeEncoderConfig()) }, nil, false},
+				EncodeTime: logtime.ISO8601, EncodeDuration: zapcore.SecondsDurationEncoder})
+		}, nil, true, true},
+		{"console", func() zapcore.Encoder { return zapcore.NewConsoleEncoder(nodeEncoderConfig()) }, nil, false, true},
 	}
 	type line struct {
 		host, uri, remote, origin string
@@ -77,7 +89,7 @@ func TestAccessCoreLinesAreZaps(t *testing.T) {
 	prop := &property.Property{Name: "shop"}
 	for _, v := range variants {
 		var got, want bytes.Buffer
-		fastCore := NewAccessCore(v.enc(), zapcore.AddSync(&got), zapcore.InfoLevel)
+		fastCore := NewAccessCore(v.enc(), zapcore.AddSync(&got), zapcore.InfoLevel, v.millis)
 		zapCore := zapcore.NewCore(v.enc(), zapcore.AddSync(&want), zapcore.InfoLevel)
 		if v.with != nil {
 			fastCore, zapCore = fastCore.With(v.with), zapCore.With(v.with)
@@ -94,15 +106,33 @@ func TestAccessCoreLinesAreZaps(t *testing.T) {
 			ids.next(req)
 			l := &accessLine{rec: &recorder{status: tc.status, bytes: tc.bytes}, r: r, req: req, elapsed: tc.elapsed}
 			fields := []zap.Field{zap.Inline(l), zap.Error(req.err)}
-			ent := zapcore.Entry{Level: zapcore.InfoLevel, Time: when, LoggerName: "access", Message: "request"}
-			for _, core := range []zapcore.Core{fastCore, zapCore} {
-				if ce := core.Check(ent, nil); ce != nil {
-					ce.Write(fields...)
+			// Entries in one millisecond, the next, another location, another
+			// message and logger, the first again: the reused entry part is
+			// that of the entry at hand.
+			for j, ent := range []zapcore.Entry{
+				{Level: zapcore.InfoLevel, Time: when, LoggerName: "access", Message: "request"},
+				{Level: zapcore.InfoLevel, Time: when.Add(999 * time.Microsecond), LoggerName: "access", Message: "request"},
+				{Level: zapcore.InfoLevel, Time: when.Add(time.Millisecond), LoggerName: "access", Message: "request"},
+				{Level: zapcore.InfoLevel, Time: when.Add(time.Millisecond).UTC(), LoggerName: "access", Message: "request"},
+				{Level: zapcore.WarnLevel, Time: when.Add(time.Millisecond).UTC(), LoggerName: "access", Message: "request"},
+				{Level: zapcore.WarnLevel, Time: when.Add(time.Millisecond).UTC(), LoggerName: "access.x", Message: "request"},
+				{Level: zapcore.WarnLevel, Time: when.Add(time.Millisecond).UTC(), LoggerName: "access.x", Message: "other"},
+				{Level: zapcore.InfoLevel, Time: when.Add(time.Millisecond).UTC(), Message: "request",
+					Caller: zapcore.NewEntryCaller(0, "proxy/server.go", 1, true)},
+				{Level: zapcore.InfoLevel, Time: when, LoggerName: "access", Message: "request"},
+			} {
+				for _, core := range []zapcore.Core{fastCore, zapCore} {
+					if ce := core.Check(ent, nil); ce != nil {
+						ce.Write(fields...)
+					}
 				}
+				if g, w := got.String(), want.String(); g != w {
+					t.Errorf("%s, line %d, entry %d:\n got %s\nwant %s", v.name, i, j, g, w)
+				}
+				got.Reset()
+				want.Reset()
 			}
-			if g, w := got.String(), want.String(); g != w {
-				t.Errorf("%s, line %d:\n got %s\nwant %s", v.name, i, g, w)
-			}
+			ent := zapcore.Entry{Level: zapcore.InfoLevel, Time: when, LoggerName: "access", Message: "request"}
 			if v.wantFast && tc.err == nil {
 				if done, _ := ac.writeFast(ent, l); done != tc.fast {
 					t.Errorf("%s, line %d: fast path took it: %v, want %v", v.name, i, done, tc.fast)
@@ -124,7 +154,7 @@ func TestAccessCoreLinesAreZaps(t *testing.T) {
 // and drops entries below it.
 func TestAccessCoreLevel(t *testing.T) {
 	var buf bytes.Buffer
-	l := zap.New(NewAccessCore(zapcore.NewJSONEncoder(nodeEncoderConfig()), zapcore.AddSync(&buf), zapcore.InfoLevel))
+	l := zap.New(NewAccessCore(zapcore.NewJSONEncoder(nodeEncoderConfig()), zapcore.AddSync(&buf), zapcore.InfoLevel, true))
 	if l.Level() != zapcore.InfoLevel {
 		t.Errorf("level %v", l.Level())
 	}

@@ -12,5 +12,5 @@ import (
 func discardCore() zapcore.Core {
 	return NewAccessCore(zapcore.NewJSONEncoder(zapcore.EncoderConfig{MessageKey: "msg", TimeKey: "time",
 		EncodeTime: logtime.ISO8601, EncodeDuration: zapcore.SecondsDurationEncoder}),
-		zapcore.AddSync(io.Discard), zapcore.InfoLevel)
+		zapcore.AddSync(io.Discard), zapcore.InfoLevel, true)
 }
