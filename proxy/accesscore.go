@@ -185,9 +185,32 @@ func appendPlain(b []byte, key, v string, ok bool) ([]byte, bool) {
 	return append(b, '"'), true
 }
 
-// appendSeconds is zapcore.SecondsDurationEncoder on the JSON encoder.
+// appendSeconds is zapcore.SecondsDurationEncoder on the JSON encoder:
+// the shortest decimal of float64(d)/1e9. Under 10^15 ns (11 days) that is
+// d's own decimal digits with the point moved 9 places and trailing zeros
+// dropped (d/1e9 has at most 15 significant digits, which a float64 keeps
+// exactly, and no shorter decimal reads back as the same float64), written
+// here without strconv's float formatting.
 func appendSeconds(b []byte, d time.Duration) []byte {
-	return strconv.AppendFloat(b, float64(d)/float64(time.Second), 'f', -1, 64)
+	if d <= 0 || d >= 1e15 {
+		return strconv.AppendFloat(b, float64(d)/float64(time.Second), 'f', -1, 64)
+	}
+	sec, ns := int64(d)/1e9, int64(d)%1e9
+	b = strconv.AppendInt(b, sec, 10)
+	if ns == 0 {
+		return b
+	}
+	var frac [10]byte
+	frac[0] = '.'
+	for i := 9; i >= 1; i-- {
+		frac[i] = byte('0' + ns%10)
+		ns /= 10
+	}
+	n := 10
+	for frac[n-1] == '0' {
+		n--
+	}
+	return append(b, frac[:n]...)
 }
 
 // plainJSON reports whether zap's JSON encoder writes s as it is: ASCII,

@@ -3,7 +3,9 @@ package proxy
 import (
 	"bytes"
 	"errors"
+	"math/rand/v2"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -184,6 +186,23 @@ func TestPlainJSON(t *testing.T) {
 					t.Fatalf("%q: %v", s, plainJSON(s))
 				}
 			}
+		}
+	}
+}
+
+// TestAppendSeconds: the hand-written seconds are strconv's shortest
+// float64 text of d/1e9 for durations of every size and digit pattern.
+func TestAppendSeconds(t *testing.T) {
+	ds := []time.Duration{0, 1, 9, 10, 999, 1000, 1e6, 1e9 - 1, 1e9, 1e9 + 1, 1500 * time.Millisecond, 1234567891,
+		time.Hour, 1e15 - 1, 1e15, 1e15 + 1, 1<<63 - 1, -1, -1e9}
+	for range 200000 {
+		ds = append(ds, time.Duration(rand.Int64N(1e15)), time.Duration(rand.Int64N(1e10)),
+			time.Duration(rand.Int64N(1e6))*1000, time.Duration(rand.Int64N(1e4))*1e6)
+	}
+	for _, d := range ds {
+		want := strconv.FormatFloat(float64(d)/float64(time.Second), 'f', -1, 64)
+		if got := string(appendSeconds(nil, d)); got != want {
+			t.Fatalf("%d ns: %s, want %s", int64(d), got, want)
 		}
 	}
 }
