@@ -384,7 +384,7 @@ func requestHost(hostport string) (string, int) {
 // a digit, an IPv6 one holds ':'), so it is returned unparsed; anything
 // else goes to property.HostOnly.
 func hostOnly(hostport string) string {
-	if strings.ContainsAny(hostport, "[]") {
+	if strings.IndexByte(hostport, '[') >= 0 || strings.IndexByte(hostport, ']') >= 0 { // not ContainsAny: it builds a byte set per call
 		return property.HostOnly(hostport)
 	}
 	h := hostport
