@@ -263,7 +263,7 @@ func (h handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := newRecorder(w)
 	// The request's state: one allocation, its id and the id's header
 	// value inside it.
-	req := &request{start: time.Now()}
+	req := &request{began: monoNow()}
 	s.ids.next(req)
 	rec.Header()["X-Request-Id"] = req.idHdr[:]
 	defer func() {
@@ -281,7 +281,7 @@ func (h handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) finish(rec *recorder, r *http.Request, req *request) {
-	elapsed := time.Since(req.start) // one clock read for the metrics and the log
+	elapsed := monoNow() - req.began // one clock read for the metrics and the log
 	if req.siteObs != nil {
 		req.siteObs.Request(rec.status, elapsed)
 	} else if s.cfg.Observer != nil {
@@ -339,7 +339,11 @@ func (s *Server) route(w *recorder, r *http.Request, req *request, secure bool) 
 	}
 	st := rt.sites[p]
 	if secure {
-		st.setAltSvc(w.Header(), req.start)
+		var now time.Time
+		if !st.altSvcUntil.IsZero() {
+			now = time.Now() // only a site that turned HTTP/3 off needs the time
+		}
+		st.setAltSvc(w.Header(), now)
 	}
 	req.siteObs = st.obs
 	st.serve(w, r, req)
@@ -458,7 +462,7 @@ var accessLines = sync.Pool{New: func() any { return new(accessLine) }}
 type request struct {
 	context.Context // the client request's; set when it is proxied
 
-	start   time.Time
+	began   time.Duration // monoNow() when it came
 	id      string
 	idHdr   [1]string // the X-Request-Id header value: id
 	idBuf   [24]byte  // id's bytes
@@ -473,6 +477,13 @@ type request struct {
 	body       *trackedBody
 	err        error // an origin failure after the response began
 }
+
+// monoBase is the origin of monoNow.
+var monoBase = time.Now()
+
+// monoNow is the time since monoBase on the monotonic clock: one clock read
+// (time.Now reads the wall clock too), for durations.
+func monoNow() time.Duration { return time.Since(monoBase) }
 
 type ctxKey struct{}
 

@@ -26,7 +26,7 @@ import (
 func (st *site) forward(w http.ResponseWriter, r *http.Request) {
 	req, own := r.Context().(*request)
 	if !own {
-		req = &request{start: time.Now(), prop: st.prop} // the property, for its log lines
+		req = &request{began: monoNow(), prop: st.prop} // the property, for its log lines
 		if parent := requestOf(r.Context()); parent != nil {
 			req.setID(parent.id)
 			if bc, ok := st.s.cfg.Cache.(BackgroundCache); !ok || !bc.Background(r.Context()) {
