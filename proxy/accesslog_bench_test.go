@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http/httptest"
 	"testing"
-	"time"
 
 	"go.uber.org/zap"
 )
@@ -23,11 +22,11 @@ func BenchmarkAccessLog(b *testing.B) {
 			r := httptest.NewRequest("GET", "http://c.example/object?x=1", nil)
 			r.RemoteAddr = "192.0.2.1:1234"
 			rec := &recorder{status: 200, bytes: 100}
-			req := &request{start: time.Now(), origin: "http://127.0.0.1:8080", err: tc.err}
+			req := &request{began: monoNow(), origin: "http://127.0.0.1:8080", err: tc.err}
 			s.ids.next(req)
 			b.ReportAllocs()
 			for b.Loop() {
-				s.logAccess(rec, r, req)
+				s.logAccess(rec, r, req, monoNow()-req.began)
 			}
 		})
 	}

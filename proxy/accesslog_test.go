@@ -43,9 +43,9 @@ func TestAccessLineIsTheFieldList(t *testing.T) {
 			r := httptest.NewRequest("PUT", "http://c.example/a%20b?x=1&y=\"q\"", nil)
 			r.RemoteAddr = "192.0.2.1:1234"
 			rec := &recorder{status: 502, bytes: 12345}
-			req := &request{start: time.Now().Add(-1500 * time.Millisecond), origin: "http://127.0.0.1:8080", err: err}
+			req := &request{began: monoNow() - 1500*time.Millisecond, origin: "http://127.0.0.1:8080", err: err}
 			s.ids.next(req)
-			s.logAccess(rec, r, req)
+			s.logAccess(rec, r, req, monoNow()-req.began)
 			s.Close()
 			var d time.Duration
 			if _, e := fmtSscanDuration(lines(&got)[0], format, &d); e != nil {

@@ -21,19 +21,20 @@ import (
 // handler is called in-process (no client socket), the origin is a
 // keep-alive loopback server answering 100 bytes: an httptest server, or
 // a canned one that allocates nothing, so that -benchmem counts the edge
-// alone. The canned case makes 16 allocations per request:
+// alone. The canned case makes 15 allocations per request:
 //   - 2 of the benchmark (its ResponseWriter and header map);
 //   - 1 the header map's first insert (X-Request-Id; the server's map);
-//   - 1 the request state (request: id and header value inside);
-//   - 1 r.WithContext, handing the state to the upstream;
+//   - 1 the request state (request: id and header value inside; a property
+//     without a cache hands it to the upstream as an argument, with no
+//     r.WithContext);
 //   - 2 context.AfterFunc, so a client leaving unblocks the exchange;
 //   - 8 http.ReadResponse (Response, Header, strings, body reader);
 //   - about 1 of the client's Header map growing as the origin's fields
 //     move in (amortised by the map's size classes).
 //
 // Pooled: the recorder, copy buffers, access-log lines, origin
-// connections with their bufio buffers. The loopback case counts 37–38: the
-// same 16, and about 21 of the httptest origin's own net/http server
+// connections with their bufio buffers. The loopback case counts 36–37: the
+// same 15, and about 21 of the httptest origin's own net/http server
 // (its conn.serve and background read), which runs in the benchmark's
 // process (a memory profile with -memprofilerate=1 shows them).
 func BenchmarkProxyPath(b *testing.B) {

@@ -20,7 +20,7 @@ import (
 // per hit beyond the response writer's own. The writer here allocates
 // nothing itself; its header map is cleared, not remade, per request, so
 // that -benchmem counts the edge's own allocations: one, the request
-// state (176 B). It is not pooled: the X-Request-Id value is a view of its
+// state (160 B). It is not pooled: the X-Request-Id value is a view of its
 // bytes, and net/http writes the response head after the handler returns.
 // A hit makes no r.WithContext (cache.ServeHit answers before it).
 func BenchmarkCacheHit(b *testing.B) {

@@ -34,8 +34,7 @@ func statusFor(err error, clientGone bool, body *trackedBody) int {
 
 // proxyError is the ReverseProxy error handler: one log line with the
 // detail, a short body with the request id for the client.
-func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
-	req := requestOf(r.Context())
+func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, req *request, err error) {
 	var body *trackedBody
 	id, prop, org := "", "", ""
 	if req != nil {

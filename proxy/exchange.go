@@ -175,13 +175,13 @@ func (x *exchange) failWrite(err error) error {
 	return err
 }
 
-// roundTrip sends the request and returns the final (or 101) response,
-// its body reading from the connection. 1xx responses other than 100 and
+// roundTrip sends the request, begun at start, and returns the final (or
+// 101) response, its body reading from the connection. 1xx responses other than 100 and
 // 101 go to the client. The connection's deadline covers the response head.
-func (x *exchange) roundTrip() (*http.Response, error) {
+func (x *exchange) roundTrip(start time.Time) (*http.Response, error) {
 	c, r := x.c, x.r
 	rh := x.st.prop.Timeouts.ResponseHeader
-	if err := c.nc.SetDeadline(time.Now().Add(rh)); err != nil {
+	if err := c.nc.SetDeadline(start.Add(rh)); err != nil {
 		return nil, err
 	}
 	x.writeHead()

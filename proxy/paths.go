@@ -16,7 +16,7 @@ import (
 // "%2e%2e", "..%2f", "..\\", ".%2e" and "..;x" are all refused.
 func hasDotSegment(p string) bool {
 	for {
-		i := strings.IndexAny(p, "/\\")
+		i := indexSlash(p)
 		seg := p
 		if i >= 0 {
 			seg = p[:i]
@@ -29,6 +29,17 @@ func hasDotSegment(p string) bool {
 		}
 		p = p[i+1:]
 	}
+}
+
+// indexSlash is strings.IndexAny(p, "/\\") without the byte set that
+// IndexAny builds on each call.
+func indexSlash(p string) int {
+	for i := 0; i < len(p); i++ {
+		if p[i] == '/' || p[i] == '\\' {
+			return i
+		}
+	}
+	return -1
 }
 
 func isDots(seg string) bool {

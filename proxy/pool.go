@@ -36,7 +36,9 @@ type upConn struct {
 	peekOK   bool
 	peekData bool                  // the last peek found bytes to read
 	isTLS    bool                  // nc is a *tls.Conn
+	inq      int                   // bytes on the socket, by readInq
 	peekFn   func(fd uintptr) bool // c.peek, bound once at dial
+	inqFn    func(fd uintptr) bool // c.readInq, bound once at dial
 	abortFn  func()                // c.abort, bound once at dial
 }
 
@@ -136,6 +138,26 @@ func (c *upConn) strayBytes() bool {
 	return c.peekData
 }
 
+// pendingMin is how many bytes of a response must be waiting for pending
+// to report them: more than any chunk framing (Go's chunked reader takes
+// lines of up to 4 KiB), so that the next read returns body bytes.
+const pendingMin = 8 << 10
+
+// pending reports whether at least pendingMin bytes of the response being
+// read have arrived (buffered or on the socket): the next read returns
+// some of them without waiting on the origin. Under TLS it reports false
+// (bytes on the socket may be a record not yet whole). One ioctl(SIOCINQ).
+func (c *upConn) pending() bool {
+	if c.raw == nil || c.isTLS {
+		return false
+	}
+	c.inq = 0
+	if err := c.raw.Read(c.inqFn); err != nil {
+		return false
+	}
+	return c.br.Buffered()+c.inq >= pendingMin
+}
+
 func (p *connPool) dialConn(ctx context.Context) (*upConn, error) {
 	nc, err := p.dial(ctx)
 	if err != nil {
@@ -157,7 +179,7 @@ func (p *connPool) dialConn(ctx context.Context) (*upConn, error) {
 	c.lim.R, c.lim.N = nc, 1<<62
 	c.br = bufio.NewReaderSize(&c.lim, 4<<10)
 	c.bw = bufio.NewWriterSize(nc, 4<<10)
-	c.peekFn, c.abortFn = c.peek, c.abort
+	c.peekFn, c.inqFn, c.abortFn = c.peek, c.readInq, c.abort
 	return c, nil
 }
 

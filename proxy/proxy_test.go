@@ -376,6 +376,59 @@ func TestServerSentEventsStream(t *testing.T) {
 	}
 }
 
+// TestStreamStallAfterAFullPiece: a streamed (chunked) response whose
+// origin sends a burst of several copy buffers, then waits: the burst
+// reaches the client whole, its chunk framing included, while the origin
+// waits. Within the burst, flushes after full pieces are skipped while more
+// of the body has arrived (TestPendingIgnoresChunkFraming: the framing
+// alone does not count); the last piece is flushed.
+func TestStreamStallAfterAFullPiece(t *testing.T) {
+	release := make(chan struct{})
+	piece := strings.Repeat("p", 3*32<<10) // three copy buffers
+	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, piece)
+		w.(http.Flusher).Flush()
+		<-release
+		io.WriteString(w, "end")
+	}))
+	defer o.Close()
+	defer close(release)
+	e := newEdge(t, Config{}, map[string]string{"s.yaml": prop("s.example", "{url: "+o.URL+"}")})
+	c, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /s HTTP/1.1\r\nHost: s.example\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(10 * time.Second)) // the piece is due at once; this only ends a failing test
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || len(resp.TransferEncoding) == 0 {
+		t.Fatalf("%v %v", resp, err)
+	}
+	// The chunks so far, framing and all, as the client's connection got
+	// them: piece's bytes, each chunk closed by its CRLF.
+	got := 0
+	for got < len(piece) {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("after %d bytes of the piece: %v", got, err)
+		}
+		var n int
+		if _, err := fmt.Sscanf(line, "%x", &n); err != nil || n == 0 {
+			t.Fatalf("chunk line %q after %d bytes", line, got)
+		}
+		if _, err := io.CopyN(io.Discard, br, int64(n)); err != nil {
+			t.Fatalf("chunk of %d after %d bytes: %v", n, got, err)
+		}
+		if crlf, err := br.Peek(2); err != nil || string(crlf) != "\r\n" {
+			t.Fatalf("chunk of %d after %d bytes not closed while the origin waits: %q %v", n, got, crlf, err)
+		}
+		br.Discard(2)
+		got += n
+	}
+}
+
 func TestH2CUpgradeNotForwarded(t *testing.T) {
 	var upgrade atomic.Value
 	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

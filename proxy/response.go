@@ -8,11 +8,16 @@ import (
 	"sync"
 )
 
+// pending reports whether more of a response body has already arrived:
+// reading it will not wait for the origin.
+type pending interface{ pending() bool }
+
 // writeResponse streams an origin's response to the client. clean reports
 // that the body was read to its end (the origin connection may carry
 // another request); originErr, that the origin failed mid-body. A client
-// that stops reading ends the copy with neither.
-func (st *site) writeResponse(w http.ResponseWriter, r *http.Request, resp *http.Response) (clean bool, originErr error) {
+// that stops reading ends the copy with neither. more, when not nil, tells
+// whether more of the body is waiting (see the flush below).
+func (st *site) writeResponse(w http.ResponseWriter, r *http.Request, resp *http.Response, more pending) (clean bool, originErr error) {
 	h := w.Header()
 	st.copyResponseHeader(h, resp.Header, r)
 	announced := len(resp.Trailer)
@@ -44,7 +49,12 @@ func (st *site) writeResponse(w http.ResponseWriter, r *http.Request, resp *http
 			if _, werr := w.Write((*buf)[:n]); werr != nil {
 				return false, nil // the client left
 			}
-			if flusher != nil {
+			// A stream is flushed before the copy could wait on the origin.
+			// A piece that filled the buffer, with more of the body already
+			// arrived, is not: the next piece follows at once, and on
+			// HTTP/1.1 the flush would cost a write of its own (the chunk's
+			// closing CRLF, issue 22).
+			if flusher != nil && (n < len(*buf) || more == nil || !more.pending()) {
 				flusher.Flush()
 			}
 		}

@@ -355,7 +355,7 @@ func (h handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := newRecorder(w)
 	// The request's state: one allocation, its id and the id's header
 	// value inside it.
-	req := &request{start: time.Now()}
+	req := &request{began: monoNow()}
 	s.ids.next(req)
 	rec.Header()["X-Request-Id"] = req.idHdr[:]
 	defer func() {
@@ -373,13 +373,14 @@ func (h handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) finish(rec *recorder, r *http.Request, req *request) {
+	elapsed := monoNow() - req.began // one clock read for the metrics and the log
 	if req.siteObs != nil {
-		req.siteObs.Request(rec.status, time.Since(req.start))
+		req.siteObs.Request(rec.status, elapsed)
 	} else if s.cfg.Observer != nil {
-		s.cfg.Observer.Request(req.propertyName(), rec.status, time.Since(req.start))
+		s.cfg.Observer.Request(req.propertyName(), rec.status, elapsed)
 	}
 	if s.cfg.AccessLog {
-		s.logAccess(rec, r, req)
+		s.logAccess(rec, r, req, elapsed)
 	}
 }
 
@@ -436,7 +437,11 @@ func (s *Server) route(w *recorder, r *http.Request, req *request, secure bool) 
 		return
 	}
 	if secure {
-		st.setAltSvc(w.Header(), req.start)
+		var now time.Time
+		if !st.altSvcUntil.IsZero() {
+			now = time.Now() // only a site that turned HTTP/3 off needs the time
+		}
+		st.setAltSvc(w.Header(), now)
 	}
 	req.siteObs = st.obs
 	st.serve(w, r, req)
@@ -481,7 +486,7 @@ func requestHost(hostport string) (string, int) {
 // a digit, an IPv6 one holds ':'), so it is returned unparsed; anything
 // else goes to property.HostOnly.
 func hostOnly(hostport string) string {
-	if strings.ContainsAny(hostport, "[]") {
+	if strings.IndexByte(hostport, '[') >= 0 || strings.IndexByte(hostport, ']') >= 0 { // not ContainsAny: it builds a byte set per call
 		return property.HostOnly(hostport)
 	}
 	h := hostport
@@ -504,7 +509,7 @@ func (s *Server) redirect(w http.ResponseWriter, r *http.Request, host string) {
 	w.WriteHeader(http.StatusPermanentRedirect)
 }
 
-func (s *Server) logAccess(rec *recorder, r *http.Request, req *request) {
+func (s *Server) logAccess(rec *recorder, r *http.Request, req *request, elapsed time.Duration) {
 	ce := s.access.Check(zap.InfoLevel, "request")
 	if ce == nil {
 		return
@@ -514,7 +519,7 @@ func (s *Server) logAccess(rec *recorder, r *http.Request, req *request) {
 	// switching on 12 zap.Fields costs more. The pooled line and its field
 	// array are encoded before Write returns.
 	l := accessLines.Get().(*accessLine)
-	l.rec, l.r, l.req, l.elapsed = rec, r, req, time.Since(req.start)
+	l.rec, l.r, l.req, l.elapsed = rec, r, req, elapsed
 	l.fields[0] = zap.Inline(l)
 	l.fields[1] = zap.Error(req.err) // zap.Skip() when nil
 	ce.Write(l.fields[:]...)
@@ -555,7 +560,7 @@ var accessLines = sync.Pool{New: func() any { return new(accessLine) }}
 type request struct {
 	context.Context // the client request's; set when it is proxied
 
-	start   time.Time
+	began   time.Duration // monoNow() when it came
 	id      string
 	idHdr   [1]string // the X-Request-Id header value: id
 	idBuf   [24]byte  // id's bytes
@@ -570,6 +575,13 @@ type request struct {
 	body       *trackedBody
 	err        error // an origin failure after the response began
 }
+
+// monoBase is the origin of monoNow.
+var monoBase = time.Now()
+
+// monoNow is the time since monoBase on the monotonic clock: one clock read
+// (time.Now reads the wall clock too), for durations.
+func monoNow() time.Duration { return time.Since(monoBase) }
 
 type ctxKey struct{}
 

@@ -105,17 +105,18 @@ func (st *site) serve(w *recorder, r *http.Request, req *request) {
 			return
 		}
 	}
-	// The request travels in r's context (request is a context.Context):
-	// the upstream and anything in front of it find it with requestOf.
-	// WithContext copies the *http.Request: the one allocation of this
-	// hand-over.
-	req.Context = r.Context()
-	r = r.WithContext(req)
-	if cached {
-		c.Serve(w, r, st.prop, st.upstream)
+	if !cached {
+		// Straight to the origins, the state in hand.
+		st.forwardReq(w, r, req, false)
 		return
 	}
-	st.upstream.ServeHTTP(w, r)
+	// The request travels to the cache in r's context (request is a
+	// context.Context): the upstream the cache calls finds it with
+	// requestOf. WithContext copies the *http.Request: the one allocation
+	// of this hand-over.
+	req.Context = r.Context()
+	r = r.WithContext(req)
+	c.Serve(w, r, st.prop, st.upstream)
 }
 
 func isH2CUpgrade(h http.Header) bool {

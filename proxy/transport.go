@@ -73,7 +73,7 @@ func (st *site) transportAttempt(w http.ResponseWriter, r *http.Request, req *re
 		}
 		return elapsed, st.switchProtocols(w, r, resp, upgrade, back)
 	}
-	_, berr := st.writeResponse(w, r, resp)
+	_, berr := st.writeResponse(w, r, resp, nil)
 	resp.Body.Close()
 	if berr != nil {
 		st.abort(r, req, o, berr)

@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/edge-cdn/edge/property"
 )
 
 // rawOrigin is an origin on a real socket that answers each request with
@@ -438,27 +440,34 @@ func TestExpectContinueOriginSilent(t *testing.T) {
 // TestUpstreamBesideAFill: the upstream called twice at once for one client
 // request, the second time with a derived context as a cache fill does
 // (context.WithoutCancel): both succeed, the fill keeps the client's
-// request id, and the race detector finds no shared state written.
+// request id, and the race detector finds no shared state written. The
+// calls come from a Cache in front of the upstream, the seam a cache fill
+// uses.
 func TestUpstreamBesideAFill(t *testing.T) {
 	o, hits := echoOrigin(t, "o")
-	e := newEdge(t, Config{AccessLog: true}, map[string]string{"a.yaml": prop("a.example", "{url: "+o.URL+"}")})
-	st := e.srv.siteFor(e.tab.Lookup("a.example"))
-	var fillBody atomic.Value
-	st.upstream = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var wg sync.WaitGroup
-		wg.Go(func() {
-			rec := httptest.NewRecorder()
-			st.forward(rec, r.Clone(context.WithoutCancel(r.Context())))
-			fillBody.Store(rec.Body.String())
-		})
-		st.forward(w, r)
-		wg.Wait()
-	})
+	c := &besideFillCache{}
+	e := newEdge(t, Config{AccessLog: true, Cache: c},
+		map[string]string{"a.yaml": prop("a.example", "{url: "+o.URL+"}", "cache: {enabled: true}")})
 	r := e.do("GET", "a.example", "/", nil)
 	b := readBody(t, r)
-	fill, _ := fillBody.Load().(string)
+	fill, _ := c.fillBody.Load().(string)
 	id := r.Header.Get("X-Request-Id")
 	if r.StatusCode != 200 || hits.Load() != 2 || !strings.Contains(b, "rid="+id) || !strings.Contains(fill, "rid="+id) {
 		t.Errorf("client %d %q, fill %q, origin hits %d", r.StatusCode, b, fill, hits.Load())
 	}
+}
+
+// besideFillCache calls the upstream for the client and, at the same time,
+// for a fill with a context derived from the client's.
+type besideFillCache struct{ fillBody atomic.Value }
+
+func (c *besideFillCache) Serve(w http.ResponseWriter, r *http.Request, _ *property.Property, upstream http.Handler) {
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		rec := httptest.NewRecorder()
+		upstream.ServeHTTP(rec, r.Clone(context.WithoutCancel(r.Context())))
+		c.fillBody.Store(rec.Body.String())
+	})
+	upstream.ServeHTTP(w, r)
+	wg.Wait()
 }

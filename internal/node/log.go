@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/edge-cdn/edge/internal/config"
+	"github.com/edge-cdn/edge/internal/logtime"
+	"github.com/edge-cdn/edge/proxy"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -26,13 +28,16 @@ func newLogger(c config.LogConfig, w io.Writer) (*zap.Logger, error) {
 // costs no write system call of its own.
 func newAccessLogger(c config.LogConfig, w io.Writer) (*zap.Logger, func()) {
 	ws := &zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(w), Size: 256 << 10, FlushInterval: time.Second}
-	return zap.New(zapcore.NewCore(encoder(c), ws, zapcore.InfoLevel)), func() { _ = ws.Stop() }
+	// proxy.NewAccessCore is zapcore.NewCore with the same bytes, the
+	// proxy's access lines written cheaper (the time is logtime's: its
+	// text changes once per millisecond).
+	return zap.New(proxy.NewAccessCore(encoder(c), ws, zapcore.InfoLevel, true)), func() { _ = ws.Stop() }
 }
 
 func encoder(c config.LogConfig) zapcore.Encoder {
 	ec := zap.NewProductionEncoderConfig()
 	ec.TimeKey = "time"
-	ec.EncodeTime = zapcore.ISO8601TimeEncoder
+	ec.EncodeTime = logtime.ISO8601 // zapcore.ISO8601TimeEncoder's text, formatted once per ms
 	if c.Format == "console" {
 		ec.EncodeLevel = zapcore.CapitalLevelEncoder
 		return zapcore.NewConsoleEncoder(ec)
