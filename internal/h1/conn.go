@@ -48,6 +48,9 @@ type conn struct {
 
 	lastMethod string
 	hijacked   bool
+	// body is the current request's body while its handler runs: closed
+	// by close() before the reader it reads goes back to the pool.
+	body *body
 	ctx        context.Context // the connection's (Server.ConnContext)
 }
 
@@ -226,6 +229,15 @@ func (c *conn) close() {
 	}
 	c.cr.abortPendingRead() // after a panic: the watching read ends first
 	c.rwc.Close()
+	if b := c.body; b != nil {
+		// After a panic the handler's body may live on in a goroutine:
+		// its reads must fail, never read the pooled reader (then another
+		// client's bytes). A read under way returns as rwc is closed.
+		b.mu.Lock()
+		b.closed = true
+		b.mu.Unlock()
+		c.body = nil
+	}
 	c.s.forget(c)
 	if h := c.s.ConnState; h != nil {
 		h(c.rwc, http.StateClosed)
@@ -360,6 +372,7 @@ func (c *conn) serveRequest(r *http.Request, cancel context.CancelFunc) bool {
 	if w.body == nil {
 		c.cr.startBackgroundRead(cancel)
 	}
+	c.body = w.body
 	c.serveHandler(w, r)
 	if c.hijacked {
 		cancel()
@@ -368,6 +381,7 @@ func (c *conn) serveRequest(r *http.Request, cancel context.CancelFunc) bool {
 	c.cr.abortPendingRead()
 	w.finish()
 	c.cr.abortPendingRead() // should the body's end have armed it
+	c.body = nil            // closed by finish
 	cancel()
 	if w.requestBodyLimitHit {
 		c.closeWriteAndWait()
