@@ -259,8 +259,13 @@ func (w *response) commit(p []byte) {
 			extraConn = "close"
 		}
 	}
-	if w.hCL != nil {
-		writeField(bw, "Content-Length", w.hCL)
+	if w.hCL != nil && w.contentLength >= 0 {
+		// Once, as the number the body is framed by: never a second,
+		// differing value nor a "+5" (Go's server writes the handler's
+		// values as they are).
+		bw.WriteString("Content-Length: ")
+		bw.Write(strconv.AppendInt(clBuf[:0], w.contentLength, 10))
+		bw.WriteString("\r\n")
 	}
 	if keepTE {
 		writeField(bw, "Transfer-Encoding", w.hTE)
@@ -498,15 +503,19 @@ func writeStatusLine(bw *bufio.Writer, is11 bool, code int) {
 	bw.WriteString("\r\n")
 }
 
+// unsafeInValue: each of these bytes in a field value becomes a space.
+var unsafeInValue = strings.NewReplacer("\n", " ", "\r", " ", "\x00", " ")
+
 // writeField writes a field as Go's Header.Write does: invalid names are
-// skipped, CR and LF in values become spaces, values are trimmed.
+// skipped, CR and LF in values become spaces (each one, as Go's), values
+// are trimmed. Stricter than Go: NUL becomes a space too (Go writes it).
 func writeField(bw *bufio.Writer, k string, vv []string) {
 	if !httpguts.ValidHeaderFieldName(k) {
 		return
 	}
 	for _, v := range vv {
-		if strings.ContainsAny(v, "\r\n") {
-			v = strings.NewReplacer("\r\n", " ", "\r", " ", "\n", " ").Replace(v)
+		if strings.ContainsAny(v, "\r\n\x00") {
+			v = unsafeInValue.Replace(v)
 		}
 		v = strings.Trim(v, " \t")
 		bw.WriteString(k)
