@@ -6,6 +6,7 @@ import (
 	"context"
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -41,6 +42,8 @@ func FuzzParseHead(f *testing.F) {
 		"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n",
 		"GET /%zz HTTP/1.1\r\nHost: a\r\n\r\n",
 		"get /a-b_c.d~e HTTP/1.1\r\nHOST: a\r\nUser-Agent:  x \t\r\nPragma: no-cache\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Close\r\nConnection: x\r\n\r\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -64,4 +67,28 @@ func FuzzParseHead(f *testing.F) {
 				g.Method, g.RequestURI, g.Proto, g.Host, g.ContentLength, g.Close, g.TransferEncoding, g.URL, g.Header)
 		}
 	})
+}
+
+// TestRequestConnectionCloseFieldAsGo: on HTTP/1.1 Go's parser drops a
+// Connection field that holds "close" (the request's Close says it); the
+// fast path must hand the handler the same fields.
+func TestRequestConnectionCloseFieldAsGo(t *testing.T) {
+	for _, s := range []string{
+		"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Close\r\nConnection: x\r\n\r\n",
+		"GET / HTTP/1.0\r\nHost: a\r\nConnection: close\r\n\r\n",
+	} {
+		fast, r, err := parseOne([]byte(s), 1<<12)
+		if !fast || err != nil {
+			t.Fatalf("%q: fast %v, %v", s, fast, err)
+		}
+		g, err := http.ReadRequest(bufio.NewReader(strings.NewReader(s)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		delete(g.Header, "Host")
+		if !reflect.DeepEqual(r.Header, g.Header) || r.Close != g.Close {
+			t.Errorf("%q:\n fast close=%v %v\n go   close=%v %v", s, r.Close, r.Header, g.Close, g.Header)
+		}
+	}
 }

@@ -1,0 +1,310 @@
+package h1_test
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/edge-cdn/edge/internal/h1"
+)
+
+// serveBoth serves h on Go's server and on h1.Server; names "go", "edge".
+func serveBoth(t *testing.T, h http.Handler) []front {
+	t.Helper()
+	goLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	goSrv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	goDone := make(chan struct{})
+	go func() { defer close(goDone); goSrv.Serve(goLn) }()
+	t.Cleanup(func() { goSrv.Close(); <-goDone })
+	return []front{{"go", goLn.Addr().String()}, {"edge", serveH1(t, h)}}
+}
+
+// serveH1 serves h on h1.Server; its address.
+func serveH1(t *testing.T, h http.Handler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &h1.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() { defer close(done); srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close(); <-done })
+	return ln.Addr().String()
+}
+
+// rawAll writes req and reads every byte until the server closes.
+func rawAll(t *testing.T, addr, req string) []byte {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("reading the answer: %v (got %q)", err, b)
+	}
+	return b
+}
+
+// splitHandler sets fields whose names and values try to inject a field
+// ("Injected: 1") into the head, an interim head and the trailers.
+func splitHandler(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	switch r.URL.Path {
+	case "/early":
+		h.Set("Link", "</a>\r\nInjected: 1")
+		w.WriteHeader(http.StatusEarlyHints)
+		h.Del("Link")
+	case "/trailer":
+		h.Set("Trailer", "X-Sum")
+		io.WriteString(w, strings.Repeat("x", 3000)) // chunked
+		h.Set("X-Sum", "1\r\nInjected: 1")
+		h.Set(http.TrailerPrefix+"X-Late", "2\nInjected: 1")
+		return
+	}
+	h.Set("X-Crlf", "a\r\nInjected: 1")
+	h.Set("X-Lf", "a\nInjected: 1")
+	h.Set("X-Cr", "a\rInjected: 1")
+	h["X-Bad\r\nInjected"] = []string{"1"}
+	h.Set("Location", "/x\r\n\r\n<html>injected body")
+	io.WriteString(w, "ok")
+}
+
+// TestResponseSplittingHeaderValueRefused: CR or LF in a field a handler
+// sets (value or name; head, 103 head or trailer) never starts a line of
+// the response on either front: values have them turned into spaces,
+// names holding them are dropped.
+func TestResponseSplittingHeaderValueRefused(t *testing.T) {
+	for _, f := range serveBoth(t, http.HandlerFunc(splitHandler)) {
+		for _, path := range []string{"/", "/early", "/trailer"} {
+			got := rawAll(t, f.addr, "GET "+path+" HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+			for _, line := range strings.Split(string(got), "\n") {
+				if strings.HasPrefix(strings.TrimLeft(line, "\r"), "Injected") || strings.HasPrefix(line, "<html>") {
+					t.Errorf("%s %s: a handler's field value started a line:\n%q", f.name, path, got)
+				}
+			}
+			if bytes.Count(got, []byte("\r\n\r\n")) > 1+strings.Count(path, "early")+strings.Count(path, "trailer") {
+				t.Errorf("%s %s: a head ended early:\n%q", f.name, path, got)
+			}
+		}
+	}
+}
+
+// TestResponseSplittingNULRefused: a NUL in a handler's field value is
+// never written (h1 only: Go's server writes it, and clients that refuse
+// such a head - Go's own - see a broken response; a proxy that truncates
+// at NUL sees another head). h1 is stricter: NUL becomes a space.
+func TestResponseSplittingNULRefused(t *testing.T) {
+	addr := serveH1(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Nul", "a\x00Injected: 1")
+		w.Header().Set("Trailer", "X-T")
+		w.WriteHeader(200)
+		io.WriteString(w, strings.Repeat("x", 3000))
+		w.Header().Set("X-T", "b\x00c")
+	}))
+	got := rawAll(t, addr, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+	if bytes.IndexByte(got, 0) >= 0 {
+		t.Fatalf("a NUL was written:\n%q", got)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(got)), nil)
+	if err != nil {
+		t.Fatalf("Go's client refuses the answer: %v\n%q", err, got)
+	}
+	io.Copy(io.Discard, resp.Body)
+	if v := resp.Header.Get("X-Nul"); v != "a Injected: 1" {
+		t.Errorf("X-Nul = %q", v)
+	}
+}
+
+// TestResponseContentLengthSmugglingRefused: a handler's Content-Length
+// is written once, as the number the body is framed by: never a second,
+// differing Content-Length (a response a downstream cache can split two
+// ways) nor a "+5" others read differently. Go's server writes every
+// value as given; h1 is stricter.
+func TestResponseContentLengthSmugglingRefused(t *testing.T) {
+	addr := serveH1(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/two":
+			w.Header()["Content-Length"] = []string{"5", "50"}
+		case "/plus":
+			w.Header().Set("Content-Length", "+5")
+		}
+		io.WriteString(w, "hello")
+	}))
+	for _, path := range []string{"/two", "/plus"} {
+		got := rawAll(t, addr, "GET "+path+" HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+		head, _, _ := bytes.Cut(got, []byte("\r\n\r\n"))
+		if n := bytes.Count(bytes.ToLower(head), []byte("\r\ncontent-length:")); n != 1 || !bytes.Contains(head, []byte("\r\nContent-Length: 5")) || bytes.Contains(head, []byte("+5")) {
+			t.Errorf("%s: %d Content-Length fields, want one \"5\":\n%q", path, n, got)
+		}
+	}
+}
+
+// TestPanickedHandlerBodyNotReadAcrossClients: a handler that hands its
+// request body to a goroutine and then panics (http.ErrAbortHandler, as
+// a proxy does on a broken upstream) leaves a body that is read later.
+// That read must fail: it must never read from the connection's buffered
+// reader once that went back to the pool, where it now holds another
+// client's request (Go's server has this weakness; h1 is stricter).
+func TestPanickedHandlerBodyNotReadAcrossClients(t *testing.T) {
+	for _, chunked := range []bool{true, false} {
+		t.Run(fmt.Sprintf("chunked=%v", chunked), func(t *testing.T) {
+			stash := make(chan io.Reader, 1)
+			bIn := make(chan struct{})
+			bGo := make(chan struct{})
+			addr := serveH1(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/a" {
+					r.Body.Read(make([]byte, 1))
+					stash <- r.Body
+					panic(http.ErrAbortHandler)
+				}
+				close(bIn)
+				<-bGo
+				b, _ := io.ReadAll(r.Body)
+				w.Write(b)
+			}))
+			a, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			a.SetDeadline(time.Now().Add(10 * time.Second))
+			if chunked {
+				io.WriteString(a, "POST /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nA\r\n")
+			} else {
+				io.WriteString(a, "POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nA")
+			}
+			stale := <-stash
+			io.ReadAll(a) // the connection is closed: its reader pooled
+			// Client B's request, its body in the same read as its head.
+			b, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			b.SetDeadline(time.Now().Add(10 * time.Second))
+			io.WriteString(b, "POST /b HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nSECRET\r\n0\r\n\r\n")
+			<-bIn
+			var n int
+			var rerr error
+			func() {
+				defer func() {
+					if p := recover(); p != nil {
+						rerr = fmt.Errorf("panic: %v", p)
+						t.Errorf("the stale body's read panicked: %v", p)
+					}
+				}()
+				buf := make([]byte, 64)
+				n, rerr = stale.Read(buf)
+				if n > 0 {
+					t.Errorf("the stale body read %q after its connection closed", buf[:n])
+				}
+			}()
+			if rerr == nil {
+				t.Errorf("the stale body's read did not fail")
+			}
+			close(bGo)
+			resp, err := http.ReadResponse(bufio.NewReader(b), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(resp.Body)
+			if string(got) != "SECRET" {
+				t.Errorf("client B's body reached its handler as %q", got)
+			}
+		})
+	}
+}
+
+// TestConcurrentConnectionsNoCrossTalk: many clients pipelining requests
+// with bodies at once (run with -race): every answer carries its own
+// request's id and body, never another's (the pooled readers, writers
+// and head buffers are never shared).
+func TestConcurrentConnectionsNoCrossTalk(t *testing.T) {
+	addr := serveH1(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			return
+		}
+		w.Header().Set("X-Id", r.Header.Get("X-Id"))
+		if r.URL.Query().Has("stream") {
+			w.(http.Flusher).Flush()
+		}
+		fmt.Fprintf(w, "%s|%s|%s", r.URL.Path, r.Header.Get("X-Id"), b)
+	}))
+	const clients, perClient = 16, 40
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(20 * time.Second))
+			var req bytes.Buffer
+			for j := range perClient {
+				id := fmt.Sprintf("c%d-r%d", i, j)
+				body := strings.Repeat(id, j%7)
+				q := ""
+				if j%3 == 0 {
+					q = "?stream"
+				}
+				if j%2 == 0 {
+					fmt.Fprintf(&req, "POST /%s%s HTTP/1.1\r\nHost: a\r\nX-Id: %s\r\nContent-Length: %d\r\n\r\n%s", id, q, id, len(body), body)
+				} else {
+					fmt.Fprintf(&req, "POST /%s%s HTTP/1.1\r\nHost: a\r\nX-Id: %s\r\nTransfer-Encoding: chunked\r\n\r\n", id, q, id)
+					if body != "" {
+						fmt.Fprintf(&req, "%x\r\n%s\r\n", len(body), body)
+					}
+					req.WriteString("0\r\n\r\n")
+				}
+			}
+			go c.Write(req.Bytes())
+			br := bufio.NewReader(c)
+			for j := range perClient {
+				id := fmt.Sprintf("c%d-r%d", i, j)
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					errs <- fmt.Errorf("%s: %v", id, err)
+					return
+				}
+				got, err := io.ReadAll(resp.Body)
+				if err != nil {
+					errs <- fmt.Errorf("%s: %v", id, err)
+					return
+				}
+				want := fmt.Sprintf("/%s|%s|%s", id, id, strings.Repeat(id, j%7))
+				if string(got) != want || resp.Header.Get("X-Id") != id {
+					errs <- fmt.Errorf("answer %q (X-Id %q), want %q", got, resp.Header.Get("X-Id"), want)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
