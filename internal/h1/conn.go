@@ -51,7 +51,7 @@ type conn struct {
 	// body is the current request's body while its handler runs: closed
 	// by close() before the reader it reads goes back to the pool.
 	body *body
-	ctx        context.Context // the connection's (Server.ConnContext)
+	ctx  context.Context // the connection's (Server.ConnContext)
 }
 
 const (
