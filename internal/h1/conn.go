@@ -51,6 +51,9 @@ type conn struct {
 	// body is the current request's body while its handler runs: closed
 	// by close() before the reader it reads goes back to the pool.
 	body *body
+	// panicked: the handler panicked; goroutines it started may still
+	// use its request and ResponseWriter, so the buffers are not pooled.
+	panicked bool
 	ctx  context.Context // the connection's (Server.ConnContext)
 }
 
@@ -242,6 +245,11 @@ func (c *conn) close() {
 	if h := c.s.ConnState; h != nil {
 		h(c.rwc, http.StateClosed)
 	}
+	if c.panicked {
+		// Left as they are: a late write goes to the closed connection
+		// (an error), never to another client's buffer, nor to nil.
+		return
+	}
 	if c.br != nil {
 		c.br.Reset(nil)
 		readers.Put(c.br)
@@ -402,6 +410,7 @@ func (c *conn) serveHandler(w *response, r *http.Request) {
 			}
 			// Nothing more is written: a response cut short is never
 			// taken for a whole one (the connection closes).
+			c.panicked = true
 			w.cancel()
 			panic(http.ErrAbortHandler) // to serve's recover: the connection closes
 		}
