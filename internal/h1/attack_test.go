@@ -308,3 +308,58 @@ func TestConcurrentConnectionsNoCrossTalk(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestPanickedHandlerLateWriteNotInOtherResponse: a handler that panics
+// (http.ErrAbortHandler) while a goroutine it started still holds the
+// ResponseWriter: that goroutine's later writes must never reach another
+// client's response through the pooled write buffer (nor crash on it).
+// Go's server pools its writers the same way; h1 is stricter: after a
+// panic the connection's buffers are not pooled.
+func TestPanickedHandlerLateWriteNotInOtherResponse(t *testing.T) {
+	release := make(chan struct{})
+	lateDone := make(chan any, 1)
+	bIn := make(chan struct{})
+	bGo := make(chan struct{})
+	addr := serveH1(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/a" {
+			go func() {
+				defer func() { lateDone <- recover() }()
+				<-release
+				io.WriteString(w, "LEAKED-FROM-A")
+				w.(http.Flusher).Flush()
+			}()
+			panic(http.ErrAbortHandler)
+		}
+		close(bIn)
+		<-bGo
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, strings.Repeat("b", 100))
+	}))
+	a, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	a.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(a, "GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
+	if got, _ := io.ReadAll(a); len(got) > 0 {
+		t.Fatalf("the panicked handler's connection answered %q", got)
+	}
+	b, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	b.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(b, "GET /b HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+	<-bIn
+	close(release)
+	if p := <-lateDone; p != nil {
+		t.Errorf("the late write panicked: %v", p)
+	}
+	close(bGo)
+	got, _ := io.ReadAll(b)
+	if bytes.Contains(got, []byte("LEAKED")) {
+		t.Errorf("client B's response carries client A's bytes:\n%q", got)
+	}
+}
