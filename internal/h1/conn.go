@@ -54,7 +54,7 @@ type conn struct {
 	// panicked: the handler panicked; goroutines it started may still
 	// use its request and ResponseWriter, so the buffers are not pooled.
 	panicked bool
-	ctx  context.Context // the connection's (Server.ConnContext)
+	ctx      context.Context // the connection's (Server.ConnContext)
 }
 
 const (
