@@ -363,3 +363,73 @@ func TestPanickedHandlerLateWriteNotInOtherResponse(t *testing.T) {
 		t.Errorf("client B's response carries client A's bytes:\n%q", got)
 	}
 }
+
+// framingHandler misuses the response's framing as handlers can.
+func framingHandler(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain")
+	switch r.URL.Path {
+	case "/short": // declares more than it writes
+		h.Set("Content-Length", "10")
+		io.WriteString(w, "hello")
+	case "/long": // writes more than it declares
+		h.Set("Content-Length", "3")
+		io.WriteString(w, "hello")
+	case "/status99":
+		w.WriteHeader(99)
+	case "/status1000":
+		w.WriteHeader(1000)
+	case "/status999":
+		w.WriteHeader(999)
+		io.WriteString(w, "odd")
+	case "/body": // a body for HEAD, 204 and 304
+		io.WriteString(w, "hello")
+	case "/nocontent":
+		h.Set("Content-Length", "5")
+		w.WriteHeader(http.StatusNoContent)
+		io.WriteString(w, "hello")
+	case "/notmodified":
+		w.WriteHeader(http.StatusNotModified)
+		io.WriteString(w, "hello")
+	case "/te":
+		h.Set("Transfer-Encoding", "chunked")
+		h.Set("Content-Length", "5")
+		io.WriteString(w, "hello")
+	case "/identity":
+		h.Set("Transfer-Encoding", "identity")
+		io.WriteString(w, "hello")
+	case "/upgrade-unhijacked":
+		h.Set("Connection", "Upgrade")
+		h.Set("Upgrade", "websocket")
+		w.WriteHeader(http.StatusSwitchingProtocols)
+	default:
+		io.WriteString(w, "probe")
+	}
+}
+
+// TestResponseFramingMisuseAsGo: a handler whose Content-Length and
+// bytes disagree, that sets an invalid status, writes a body where none
+// is allowed, or sets Transfer-Encoding itself: h1 answers byte for byte
+// as Go's server does, and closes the connection where Go does (a
+// response the client cannot delimit is never followed by another).
+func TestResponseFramingMisuseAsGo(t *testing.T) {
+	fronts := serveBoth(t, http.HandlerFunc(framingHandler))
+	const probe = "GET /probe HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+	for _, tc := range []struct{ method, path string }{
+		{"GET", "/short"}, {"GET", "/long"}, {"GET", "/status99"}, {"GET", "/status1000"},
+		{"GET", "/status999"}, {"HEAD", "/body"}, {"HEAD", "/short"}, {"GET", "/nocontent"},
+		{"GET", "/notmodified"}, {"GET", "/te"}, {"GET", "/identity"}, {"GET", "/upgrade-unhijacked"},
+	} {
+		var got []string
+		for _, f := range fronts {
+			raw := rawAll(t, f.addr, tc.method+" "+tc.path+" HTTP/1.1\r\nHost: a\r\n\r\n"+probe)
+			got = append(got, normalise(raw))
+		}
+		if got[0] != got[1] {
+			t.Errorf("%s %s:\n go:   %q\n edge: %q", tc.method, tc.path, got[0], got[1])
+		}
+		if strings.Contains(tc.path, "short") && tc.method == "GET" && strings.Contains(got[1], "probe") {
+			t.Errorf("%s %s: a response short of its length was followed by another: %q", tc.method, tc.path, got[1])
+		}
+	}
+}
