@@ -391,7 +391,9 @@ func (c *conn) serveRequest(r *http.Request, cancel context.CancelFunc) bool {
 	c.cr.abortPendingRead() // should the body's end have armed it
 	c.body = nil            // closed by finish
 	cancel()
-	if w.requestBodyLimitHit {
+	if w.requestBodyLimitHit || w.body != nil && w.body.didEarlyClose() {
+		// As Go: the client, still sending the body, reads the answer
+		// before the close resets the connection.
 		c.closeWriteAndWait()
 	}
 	return !w.closeAfterReply && !w.broken
