@@ -433,3 +433,45 @@ func TestResponseFramingMisuseAsGo(t *testing.T) {
 		}
 	}
 }
+
+// TestBodyClosedEarlyAnswerReadable: a handler that closes a large
+// request body unread and answers: the client, still sending, reads the
+// whole answer (the connection is half-closed and kept a moment before
+// the close, as Go's server does), and the connection ends.
+func TestBodyClosedEarlyAnswerReadable(t *testing.T) {
+	fronts := serveBoth(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body.Read(make([]byte, 1))
+		r.Body.Close()
+		io.WriteString(w, "answered")
+	}))
+	const size = 8 << 20
+	for _, f := range fronts {
+		c, err := net.Dial("tcp", f.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		wrote := make(chan struct{})
+		go func() {
+			defer close(wrote)
+			fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n", size)
+			c.Write(make([]byte, size))
+		}()
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Errorf("%s: %v", f.name, err)
+		} else {
+			b, err := io.ReadAll(resp.Body)
+			if err != nil || string(b) != "answered" || !resp.Close {
+				t.Errorf("%s: %q, %v, close=%v", f.name, b, err, resp.Close)
+			}
+			// Then the server's FIN (a clean end), not a reset.
+			if rest, err := io.ReadAll(br); err != nil || len(rest) > 0 {
+				t.Errorf("%s: after the answer %q, %v; want a clean end", f.name, rest, err)
+			}
+		}
+		c.Close()
+		<-wrote
+	}
+}
