@@ -398,6 +398,20 @@ func framingHandler(w http.ResponseWriter, r *http.Request) {
 	case "/identity":
 		h.Set("Transfer-Encoding", "identity")
 		io.WriteString(w, "hello")
+	case "/trailers": // declared, undeclared and prefixed trailers
+		h.Set("Trailer", "X-A, Content-Length, X-Never")
+		io.WriteString(w, "hello")
+		w.(http.Flusher).Flush()
+		h.Set("X-A", "1")
+		h.Set("X-Undeclared", "2")
+		h.Set("Content-Length", "99")
+		h.Set(http.TrailerPrefix+"X-P", "3")
+	case "/early":
+		h.Set("Link", "</a>")
+		h.Set("Content-Length", "7")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.WriteHeader(http.StatusEarlyHints)
+		io.WriteString(w, "final")
 	case "/upgrade-unhijacked":
 		h.Set("Connection", "Upgrade")
 		h.Set("Upgrade", "websocket")
@@ -419,6 +433,7 @@ func TestResponseFramingMisuseAsGo(t *testing.T) {
 		{"GET", "/short"}, {"GET", "/long"}, {"GET", "/status99"}, {"GET", "/status1000"},
 		{"GET", "/status999"}, {"HEAD", "/body"}, {"HEAD", "/short"}, {"GET", "/nocontent"},
 		{"GET", "/notmodified"}, {"GET", "/te"}, {"GET", "/identity"}, {"GET", "/upgrade-unhijacked"},
+		{"GET", "/trailers"}, {"GET", "/early"}, {"HEAD", "/trailers"},
 	} {
 		var got []string
 		for _, f := range fronts {
@@ -473,5 +488,27 @@ func TestBodyClosedEarlyAnswerReadable(t *testing.T) {
 		}
 		c.Close()
 		<-wrote
+	}
+}
+
+// TestHalfClosedClientAnswered: a client that sends its requests
+// (pipelined) and half-closes gets every answer, on both fronts.
+func TestHalfClosedClientAnswered(t *testing.T) {
+	fronts := serveBoth(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.URL.Path)
+	}))
+	for _, f := range fronts {
+		c, err := net.Dial("tcp", f.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, "GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n")
+		c.(*net.TCPConn).CloseWrite()
+		got, err := io.ReadAll(c)
+		c.Close()
+		if err != nil || !bytes.Contains(got, []byte("\r\n\r\n/1")) || !bytes.HasSuffix(got, []byte("\r\n\r\n/2")) {
+			t.Errorf("%s: %q, %v", f.name, got, err)
+		}
 	}
 }
