@@ -100,7 +100,7 @@ func (w *response) WriteHeader(code int) {
 		w.c.wmu.Lock()
 		writeStatusLine(bw, w.req.ProtoAtLeast(1, 1), code)
 		for k, vv := range w.handlerHeader {
-			if k == "Content-Length" || k == "Transfer-Encoding" {
+			if k == "Content-Length" || k == "Transfer-Encoding" || framingSpelling(k) {
 				continue
 			}
 			writeField(bw, k, vv)
@@ -163,6 +163,9 @@ func (w *response) WriteHeader(code int) {
 		}
 		if strings.HasPrefix(k, http.TrailerPrefix) {
 			w.prefixTrailers = true
+			continue
+		}
+		if framingSpelling(k) {
 			continue
 		}
 		writeField(bw, k, vv)
@@ -523,6 +526,21 @@ func writeField(bw *bufio.Writer, k string, vv []string) {
 		bw.WriteString(v)
 		bw.WriteString("\r\n")
 	}
+}
+
+// framingSpelling reports whether k is a spelling other than the
+// canonical one of Content-Length or Transfer-Encoding (a handler's
+// h["content-length"]): such a field would frame the response beside the
+// one h1 writes, a response two recipients split differently. Go's server
+// writes it; h1 drops it.
+func framingSpelling(k string) bool {
+	switch len(k) {
+	case len("Content-Length"):
+		return k != "Content-Length" && strings.EqualFold(k, "Content-Length")
+	case len("Transfer-Encoding"):
+		return k != "Transfer-Encoding" && strings.EqualFold(k, "Transfer-Encoding")
+	}
+	return false
 }
 
 func hasToken(v, token string) bool {
