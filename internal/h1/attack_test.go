@@ -512,3 +512,32 @@ func TestHalfClosedClientAnswered(t *testing.T) {
 		}
 	}
 }
+
+// TestResponseNonCanonicalFramingFieldDropped: a handler that sets a
+// framing field under a non-canonical key (h["content-length"],
+// h["transfer-encoding"]) never gets it written beside the framing h1
+// writes (two lengths, or a length and chunked: a response a downstream
+// cache splits differently from the client). Go's server writes such
+// keys as they are; h1 is stricter and drops them.
+func TestResponseNonCanonicalFramingFieldDropped(t *testing.T) {
+	addr := serveH1(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		switch r.URL.Path {
+		case "/cl":
+			h["content-length"] = []string{"100"}
+		case "/te":
+			h["transfer-encoding"] = []string{"chunked"}
+		case "/early":
+			h["content-LENGTH"] = []string{"100"}
+			w.WriteHeader(http.StatusEarlyHints)
+		}
+		io.WriteString(w, "hello")
+	}))
+	for _, path := range []string{"/cl", "/te", "/early"} {
+		got := rawAll(t, addr, "GET "+path+" HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+		lower := bytes.ToLower(got)
+		if n := bytes.Count(lower, []byte("\r\ncontent-length:")) + bytes.Count(lower, []byte("\r\ntransfer-encoding:")); n != 1 || bytes.Contains(got, []byte("100")) {
+			t.Errorf("%s: %d framing fields, want the one h1 computes:\n%q", path, n, got)
+		}
+	}
+}
