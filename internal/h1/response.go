@@ -246,7 +246,11 @@ func (w *response) commit(p []byte) {
 			w.closeAfterReply = true
 		} else {
 			w.chunking = true
-			keepTE = hasTE && te != "chunked"
+			// A handler's coding is kept before h1's chunked, but never
+			// one that names chunked itself ("gzip, chunked", or chunked
+			// in a second value): the body is chunked once, so such a
+			// field says twice (Go writes it).
+			keepTE = hasTE && te != "chunked" && !httpguts.HeaderValuesContainsToken(w.hTE, "chunked")
 		}
 	default:
 		w.closeAfterReply = true
