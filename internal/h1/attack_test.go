@@ -541,3 +541,38 @@ func TestResponseNonCanonicalFramingFieldDropped(t *testing.T) {
 		}
 	}
 }
+
+// TestResponseDoubleChunkedRefused: a handler's Transfer-Encoding that
+// names chunked beside another coding ("gzip, chunked", or a second
+// value "chunked") is not written beside the chunked h1 applies once: a
+// response whose field says chunked twice is decoded differently by
+// different recipients. Go's server writes it; h1 is stricter. A coding
+// without chunked ("gzip") is kept, as Go keeps it.
+func TestResponseDoubleChunkedRefused(t *testing.T) {
+	addr := serveH1(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/list":
+			w.Header().Set("Transfer-Encoding", "gzip, chunked")
+		case "/values":
+			w.Header()["Transfer-Encoding"] = []string{"gzip", "chunked"}
+		case "/gzip":
+			w.Header().Set("Transfer-Encoding", "gzip")
+		}
+		io.WriteString(w, strings.Repeat("x", 3000))
+	}))
+	for _, tc := range []struct{ path, want string }{
+		{"/list", "chunked"}, {"/values", "chunked"}, {"/gzip", "gzip,chunked"},
+	} {
+		got := rawAll(t, addr, "GET "+tc.path+" HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+		head, _, _ := bytes.Cut(got, []byte("\r\n\r\n"))
+		var te []string
+		for _, l := range strings.Split(string(head), "\r\n") {
+			if v, ok := strings.CutPrefix(l, "Transfer-Encoding: "); ok {
+				te = append(te, strings.ReplaceAll(v, " ", ""))
+			}
+		}
+		if strings.Join(te, ",") != tc.want {
+			t.Errorf("%s: Transfer-Encoding %q, want %q", tc.path, te, tc.want)
+		}
+	}
+}
