@@ -364,7 +364,7 @@ func (c *conn) serveRequest(r *http.Request, cancel context.CancelFunc) bool {
 		r.ContentLength = 0
 	}
 	if expect := r.Header["Expect"]; len(expect) > 0 {
-		if httpguts.HeaderValuesContainsToken(expect[:1], "100-continue") {
+		if hasToken(expect[0], "100-continue") { // Go's test
 			if r.ProtoAtLeast(1, 1) && w.body != nil {
 				w.body.expectContinue = true
 				w.canWriteContinue = true

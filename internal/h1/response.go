@@ -259,7 +259,8 @@ func (w *response) commit(p []byte) {
 		w.hCL = nil
 	}
 	dropConn := w.closeAfterReply && (!keepAlives || !hasToken(connHdr, "close")) &&
-		!(w.status == http.StatusSwitchingProtocols && hasToken(w.handlerHeader.Get("Upgrade"), ""))
+		!(w.status == http.StatusSwitchingProtocols && w.handlerHeader.Get("Upgrade") != "" &&
+			httpguts.HeaderValuesContainsToken(w.hConn, "Upgrade"))
 	if dropConn {
 		w.hConn = nil
 		if w.req.ProtoAtLeast(1, 1) {
@@ -547,12 +548,53 @@ func framingSpelling(k string) bool {
 	return false
 }
 
+// hasToken is net/http's: token appears in v, case-insensitively,
+// between the start or end and a space, comma or tab ("x 100-continue"
+// holds 100-continue, "100-continue;a=b" does not).
 func hasToken(v, token string) bool {
-	if token == "" {
-		return v != ""
+	if len(token) > len(v) || token == "" {
+		return false
 	}
-	return httpguts.HeaderValuesContainsToken([]string{v}, token)
+	if v == token {
+		return true
+	}
+	for sp := 0; sp <= len(v)-len(token); sp++ {
+		if b := v[sp]; b != token[0] && b|0x20 != token[0] {
+			continue
+		}
+		if sp > 0 && !isTokenBoundary(v[sp-1]) {
+			continue
+		}
+		if end := sp + len(token); end != len(v) && !isTokenBoundary(v[end]) {
+			continue
+		}
+		if asciiEqualFold(v[sp:sp+len(token)], token) {
+			return true
+		}
+	}
+	return false
 }
+
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+func isTokenBoundary(b byte) bool { return b == ' ' || b == ',' || b == '\t' }
 
 // foreachHeaderElement calls fn for each non-empty element of a list.
 func foreachHeaderElement(v string, fn func(string)) {
