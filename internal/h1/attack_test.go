@@ -412,6 +412,12 @@ func framingHandler(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusEarlyHints)
 		w.WriteHeader(http.StatusEarlyHints)
 		io.WriteString(w, "final")
+	case "/upgrade-noconn": // 101 without Connection: Upgrade
+		h.Set("Upgrade", "websocket")
+		w.WriteHeader(http.StatusSwitchingProtocols)
+	case "/conn-close-token": // close among other tokens, space-separated
+		h.Set("Connection", "x close")
+		io.WriteString(w, "hello")
 	case "/upgrade-unhijacked":
 		h.Set("Connection", "Upgrade")
 		h.Set("Upgrade", "websocket")
@@ -433,7 +439,8 @@ func TestResponseFramingMisuseAsGo(t *testing.T) {
 		{"GET", "/short"}, {"GET", "/long"}, {"GET", "/status99"}, {"GET", "/status1000"},
 		{"GET", "/status999"}, {"HEAD", "/body"}, {"HEAD", "/short"}, {"GET", "/nocontent"},
 		{"GET", "/notmodified"}, {"GET", "/te"}, {"GET", "/identity"}, {"GET", "/upgrade-unhijacked"},
-		{"GET", "/trailers"}, {"GET", "/early"}, {"HEAD", "/trailers"},
+		{"GET", "/trailers"}, {"GET", "/early"}, {"HEAD", "/trailers"}, {"GET", "/upgrade-noconn"},
+		{"GET", "/conn-close-token"},
 	} {
 		var got []string
 		for _, f := range fronts {
@@ -442,6 +449,14 @@ func TestResponseFramingMisuseAsGo(t *testing.T) {
 		}
 		if got[0] != got[1] {
 			t.Errorf("%s %s:\n go:   %q\n edge: %q", tc.method, tc.path, got[0], got[1])
+		}
+		// Again, the client asking to close.
+		got = got[:0]
+		for _, f := range fronts {
+			got = append(got, normalise(rawAll(t, f.addr, tc.method+" "+tc.path+" HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")))
+		}
+		if got[0] != got[1] {
+			t.Errorf("%s %s, Connection: close:\n go:   %q\n edge: %q", tc.method, tc.path, got[0], got[1])
 		}
 		if strings.Contains(tc.path, "short") && tc.method == "GET" && strings.Contains(got[1], "probe") {
 			t.Errorf("%s %s: a response short of its length was followed by another: %q", tc.method, tc.path, got[1])
