@@ -591,3 +591,21 @@ func TestResponseDoubleChunkedRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTP10KeepAliveAndCloseCloses: an HTTP/1.0 request asking for both
+// keep-alive and close is closed after its answer. Go's server answers
+// "Connection: keep-alive" and keeps the connection (its keep-alive test
+// and its close test disagree); h1 is stricter: close wins, so a client
+// (or an intermediary) that took close never sees a next answer.
+func TestHTTP10KeepAliveAndCloseCloses(t *testing.T) {
+	addr := serveH1(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "2")
+		io.WriteString(w, "ok")
+	}))
+	for _, conn := range []string{"keep-alive, close", "close, keep-alive", "x keep-alive"} {
+		got := rawAll(t, addr, "GET / HTTP/1.0\r\nHost: a\r\nConnection: "+conn+"\r\n\r\nGET /2 HTTP/1.0\r\nHost: a\r\n\r\n")
+		if n := bytes.Count(got, []byte("HTTP/1.0 200")); n != 1 || bytes.Contains(got, []byte("keep-alive")) {
+			t.Errorf("Connection: %s: %d answers:\n%q", conn, n, got)
+		}
+	}
+}
