@@ -3,6 +3,7 @@ package h1
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"context"
 	"net/http"
 	"reflect"
@@ -120,5 +121,29 @@ func TestManyTinyFieldsNoAmplification(t *testing.T) {
 		if h1 > 2*goBytes {
 			t.Errorf("%q x %d: h1 allocates %d B, Go %d B", field, len(data)/len(field), h1, goBytes)
 		}
+	}
+}
+
+// TestManyDistinctFieldsAsGo: past the 1000 fields the fast path sizes
+// for, more distinct fields (and repeats of them) still parse into the
+// fields Go's parser gives.
+func TestManyDistinctFieldsAsGo(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("GET / HTTP/1.1\r\nHost: a\r\n")
+	for i := range 2500 {
+		fmt.Fprintf(&b, "F%d: v%d\r\n", i%2200, i)
+	}
+	b.WriteString("\r\n")
+	data := []byte(b.String())
+	fast, r, err := parseOne(data, 1<<20)
+	if !fast || err != nil {
+		t.Fatalf("fast %v, %v", fast, err)
+	}
+	g, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Header) != 2200 || !reflect.DeepEqual(r.Header, g.Header) {
+		t.Errorf("%d fields; differ from Go's %d", len(r.Header), len(g.Header))
 	}
 }
