@@ -3,8 +3,8 @@ package h1
 import (
 	"bufio"
 	"bytes"
-	"fmt"
 	"context"
+	"fmt"
 	"net/http"
 	"reflect"
 	"runtime"
