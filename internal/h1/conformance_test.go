@@ -349,6 +349,13 @@ func rows() []row {
 		{name: "CONNECT refused", req: "CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n", want: "405", noOrigin: true},
 		{name: "expect token after a space", req: "POST /p HTTP/1.1\r\nHost: a.example\r\nContent-Length: 5\r\nExpect: x 100-Continue\r\n\r\nhello", want: "100 200", origin: []string{`body="hello"`}},
 		{name: "expect token with parameter", req: "POST /p HTTP/1.1\r\nHost: a.example\r\nContent-Length: 5\r\nExpect: 100-continue;a=b\r\n\r\nhello", want: "417", closed: true, noOrigin: true, sameBytes: true},
+		{name: "target with { passes as on Go", req: "GET /a{b HTTP/1.1\r\nHost: a.example\r\n\r\n", want: "200", origin: []string{"GET /a"}, sameBytes: true},
+		{name: "target with \" passes as on Go", req: "GET /a\"b HTTP/1.1\r\nHost: a.example\r\n\r\n", want: "200", origin: []string{"GET /a"}, sameBytes: true},
+		{name: "target with < passes as on Go", req: "GET /a<b HTTP/1.1\r\nHost: a.example\r\n\r\n", want: "200", origin: []string{"GET /a"}, sameBytes: true},
+		{name: "target with \\ passes as on Go", req: "GET /a\\b HTTP/1.1\r\nHost: a.example\r\n\r\n", want: "200", origin: []string{"GET /a"}, sameBytes: true},
+		{name: "target with ^ passes as on Go", req: "GET /a^b HTTP/1.1\r\nHost: a.example\r\n\r\n", want: "200", origin: []string{"GET /a"}, sameBytes: true},
+		{name: "target with ` passes as on Go", req: "GET /a`b HTTP/1.1\r\nHost: a.example\r\n\r\n", want: "200", origin: []string{"GET /a"}, sameBytes: true},
+		{name: "target with | passes as on Go", req: "GET /a|b HTTP/1.1\r\nHost: a.example\r\n\r\n", want: "200", origin: []string{"GET /a"}, sameBytes: true},
 		{name: "websocket upgrade with early bytes", req: "GET /ws HTTP/1.1\r\nHost: a.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\npong", want: "101", closed: true, afterWant: "PONG"},
 		{name: "websocket upgrade", req: "GET /ws HTTP/1.1\r\nHost: a.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", want: "101", after: "ping", afterWant: "PING"},
 	}
