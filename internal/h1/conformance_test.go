@@ -356,6 +356,11 @@ func rows() []row {
 		{name: "target with ^ passes as on Go", req: "GET /a^b HTTP/1.1\r\nHost: a.example\r\n\r\n", want: "200", origin: []string{"GET /a"}, sameBytes: true},
 		{name: "target with ` passes as on Go", req: "GET /a`b HTTP/1.1\r\nHost: a.example\r\n\r\n", want: "200", origin: []string{"GET /a"}, sameBytes: true},
 		{name: "target with | passes as on Go", req: "GET /a|b HTTP/1.1\r\nHost: a.example\r\n\r\n", want: "200", origin: []string{"GET /a"}, sameBytes: true},
+		{name: "Host twice in odd case", req: "GET /x HTTP/1.1\r\nHost: a.example\r\nhOST: b.example\r\n\r\n", want: "400", closed: true, noOrigin: true, sameBytes: true},
+		{name: "CL twice in odd case", req: "POST /p HTTP/1.1\r\nHost: a.example\r\nContent-Length: 5\r\ncONTENT-lENGTH: 6\r\n\r\nhello!", want: "400", closed: true, noOrigin: true, sameBytes: true},
+		{name: "TE twice in odd case", req: "POST /p HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: chunked\r\ntRANSFER-eNCODING: chunked\r\n\r\n0\r\n\r\n", want: "501", closed: true, noOrigin: true, sameBytes: true},
+		{name: "TE and CL in odd case", req: "POST /p HTTP/1.1\r\nHost: a.example\r\ncONTENT-lENGTH: 3\r\ntRANSFER-eNCODING: cHUNKED\r\n\r\n5\r\nhello\r\n0\r\n\r\n", want: "200", closed: true, origin: []string{`body="hello"`}, notSeen: []string{"Content-Length"}},
+		{name: "Trailer declared in odd case", req: "POST /p HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: chunked\r\ntRAILER: X-A\r\n\r\n5\r\nhello\r\n0\r\nX-A: 1\r\n\r\n", want: "200", closed: true, origin: []string{`body="hello"`}},
 		{name: "websocket upgrade with early bytes", req: "GET /ws HTTP/1.1\r\nHost: a.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\npong", want: "101", closed: true, afterWant: "PONG"},
 		{name: "websocket upgrade", req: "GET /ws HTTP/1.1\r\nHost: a.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", want: "101", after: "ping", afterWant: "PING"},
 	}
