@@ -38,7 +38,7 @@ const (
 // tuneGC sets the collector's pace and a first soft memory limit: a size
 // (limits.memory_limit, resolved by the config checks), none (off, 0), or
 // for auto (-1) cache.memory_size + 768 MiB until governMemory looks at
-// the heap. It reports whether governMemory should run. GOGC and
+// the heap. It reports whether governMemory should set the limit. GOGC and
 // GOMEMLIMIT in the environment win.
 func tuneGC(memoryLimit, cacheSize int64) (govern bool) {
 	if os.Getenv("GOGC") == "" {
