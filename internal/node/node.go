@@ -180,6 +180,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	// Once serving, not before (cmd/bench -properties, 100,000 files on a
 	// first start: 4.7 s to store the files' last good versions).
 	n.saveLastGood(context.WithoutCancel(ctx), n.table.Load()) // even if told to stop already
+	n.writeSnapshot(n.table.Load())
 	if ps := len(n.table.Load().Properties()); ps >= 1000 {
 		releaseStartGarbage(ps)
 		n.releaseStoreMapping()
