@@ -69,6 +69,7 @@ func main() {
 	flag.BoolVar(&startAllCores, "start-all-cores", false, "with -properties: run the edge on every core (it parses property files on each) instead of pinned to core 1")
 	flag.StringVar(&fixtures, "fixtures", "", "with -properties: keep the generated certificate store in this directory and reuse it in later runs")
 	flag.StringVar(&startProfile, "startprofile", "", "with -properties: save a CPU profile of the edge's start (to readiness) to this file")
+	flag.BoolVar(&restart, "restart", false, "with -properties: start the edge, let it write its property snapshot, stop it, and measure its second start on the same data_dir and files")
 	flag.Parse()
 	if err := run(*duration, *conns, *reps, strings.Split(*scenarios, ","), *useWrk); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -115,6 +116,7 @@ var (
 	propCount     int
 	heapFile      string
 	startProfile  string
+	restart       bool
 	fixtures      string
 	startAllCores bool
 	cacheMemory   string
