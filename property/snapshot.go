@@ -184,12 +184,13 @@ func encodeSnapshot(id SnapshotID, t *Table) ([]byte, int) {
 	for _, r := range t.rejected {
 		rejected[r.File] = true
 	}
-	var e enc
+	e := enc{b: make([]byte, 0, 64+len(t.list)*256)}
 	e.b = append(e.b, snapshotMagic...)
 	e.uint(snapshotVersion)
 	e.str(id.Build)
 	e.str(id.Dir)
-	var body enc
+	at := len(e.b)
+	e.b = append(e.b, make([]byte, 8)...) // the count, fixed-size: written once known
 	var prop enc
 	n := 0
 	for _, p := range t.list {
@@ -197,18 +198,17 @@ func encodeSnapshot(id SnapshotID, t *Table) ([]byte, int) {
 			continue
 		}
 		n++
-		body.str(p.File)
-		body.uint(uint64(p.stat.size))
-		body.int(p.stat.mtime)
-		body.int(p.stat.ctime)
-		body.uint(p.stat.ino)
-		body.int(p.stat.readAt)
+		e.str(p.File)
+		e.uint(uint64(p.stat.size))
+		e.int(p.stat.mtime)
+		e.int(p.stat.ctime)
+		e.uint(p.stat.ino)
+		e.int(p.stat.readAt)
 		prop.b = prop.b[:0]
 		prop.property(p)
-		body.bytes(prop.b)
+		e.bytes(prop.b)
 	}
-	e.uint(uint64(n))
-	e.b = append(e.b, body.b...)
+	binary.LittleEndian.PutUint64(e.b[at:], uint64(n))
 	sum := sha256.Sum256(e.b)
 	return append(e.b, sum[:]...), n
 }
@@ -242,7 +242,7 @@ func ReadSnapshot(path string, id SnapshotID) (*Snapshot, error) {
 	if dir := d.str(); d.err == nil && dir != id.Dir {
 		return nil, fmt.Errorf("written for properties_dir %s", dir)
 	}
-	n := d.count(8)
+	n := d.count()
 	s := &Snapshot{entries: make(map[string]snapEntry, n)}
 	for range n {
 		file := d.str()
@@ -477,11 +477,19 @@ func (d *dec) bool() bool {
 	return v
 }
 
-// count reads a count of items each at least min bytes long, bounded by
-// what is left.
-func (d *dec) count(min int) int {
-	n := d.uint()
-	if d.err == nil && n > uint64(len(d.b)/min) {
+// count reads the snapshot's entry count (8 bytes), bounded by what is
+// left: an entry takes 8 bytes at least.
+func (d *dec) count() int {
+	if d.err != nil {
+		return 0
+	}
+	if len(d.b) < 8 {
+		d.fail(errShort)
+		return 0
+	}
+	n := binary.LittleEndian.Uint64(d.b)
+	d.b = d.b[8:]
+	if n > uint64(len(d.b)/8) {
 		d.fail(errShort)
 		return 0
 	}
