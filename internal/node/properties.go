@@ -262,7 +262,7 @@ func (n *node) reloadProperties(ctx context.Context) {
 	n.log.Info("properties reloaded", zap.Duration("took", time.Since(start)),
 		zap.Duration("files", read.Sub(start)), zap.Duration("certificates", listed.Sub(read)), zap.Duration("apply", time.Since(listed)),
 		zap.Bool("certificates_of_changed_files_only", scoped))
-	n.writeSnapshot(t)
+	n.offerSnapshot(t)
 }
 
 // noteConfigChanges says which sections of the config file changed since

@@ -41,9 +41,53 @@ func (n *node) readSnapshot() *property.Snapshot {
 	}
 }
 
-// writeSnapshot writes the snapshot of t, the table in service, for the
-// next start. It runs on the node's own goroutine (Run, the reload loop),
-// once the node serves.
+// startSnapshots runs the snapshot writer: it writes the snapshot of each
+// table offerSnapshot hands it (the latest only, when several came while it
+// wrote), off the request path and off the reload loop (100,000 properties
+// take most of a second to write and fsync). The returned function stops
+// it and waits; a table not written yet is dropped (the next start then
+// parses the files that changed).
+func (n *node) startSnapshots() (stop func()) {
+	n.snapshots = make(chan *property.Table, 1)
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-quit:
+				return
+			case t := <-n.snapshots:
+				n.writeSnapshot(t)
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		<-done
+	}
+}
+
+// offerSnapshot hands t, the table now in service, to the snapshot writer,
+// replacing one it has not started to write. Called by Run's goroutine
+// only (the start, the reload loop).
+func (n *node) offerSnapshot(t *property.Table) {
+	if n.snapshots == nil {
+		return
+	}
+	for {
+		select {
+		case n.snapshots <- t:
+			return
+		default:
+			select {
+			case <-n.snapshots: // an older table, not written yet
+			default:
+			}
+		}
+	}
+}
+
+// writeSnapshot writes the snapshot of t for the next start.
 func (n *node) writeSnapshot(t *property.Table) {
 	start := time.Now()
 	k, err := property.WriteSnapshot(SnapshotFile(n.cfg), n.snapshotID(), t)

@@ -128,6 +128,29 @@ func TestRestartTakesPropertiesFromSnapshot(t *testing.T) {
 	if warm := serve(addrs); warm != cold {
 		t.Errorf("restart serves\n%s\nfirst start served\n%s", warm, cold)
 	}
+	// A reload writes the snapshot again; the file it read right after
+	// its change is not in it (the 1 s rule), and is parsed at the next
+	// start.
+	edited := fmt.Sprintf("hostnames: [p5.example]\norigins: [{url: %s}]\nheaders: {response: {set: {X-P: p5b}}}\n", origin.URL)
+	if err := os.WriteFile(filepath.Join(dir, "props", "p05.yaml"), []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, "the snapshot written after the reload", func() bool {
+		return strings.Count(log2.String(), "property snapshot written") == 2
+	}, log2.String)
+	stop()
+	if !strings.Contains(log2.String(), fmt.Sprintf(`"properties":%d`, count-1)) {
+		t.Errorf("the snapshot after the reload should hold %d properties:\n%s", count-1, log2)
+	}
+	cold = strings.Replace(cold, `200 p5 "origin"`, `200 p5b "origin"`, 1)
+
+	addrs, log3, stop := runNodeIn(t, dir, "property snapshot written")
+	if want := fmt.Sprintf(`"from_snapshot":%d,"parsed":2`, count-1); !strings.Contains(log3.String(), want) {
+		t.Errorf("restart after the reload: want %s:\n%s", want, log3)
+	}
+	if warm := serve(addrs); warm != cold {
+		t.Errorf("restart after the reload serves\n%s\nwant\n%s", warm, cold)
+	}
 	stop()
 
 	snap := filepath.Join(dir, "data", "properties.snapshot")
@@ -139,13 +162,13 @@ func TestRestartTakesPropertiesFromSnapshot(t *testing.T) {
 	if err := os.WriteFile(snap, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addrs, log3, stop := runNodeIn(t, dir, "property snapshot written")
+	addrs, log4, stop := runNodeIn(t, dir, "property snapshot written")
 	defer stop()
-	if n := strings.Count(log3.String(), "property snapshot ignored"); n != 1 {
-		t.Errorf("%d warnings about the corrupt snapshot, want 1:\n%s", n, log3)
+	if n := strings.Count(log4.String(), "property snapshot ignored"); n != 1 {
+		t.Errorf("%d warnings about the corrupt snapshot, want 1:\n%s", n, log4)
 	}
-	if strings.Contains(log3.String(), "from_snapshot") {
-		t.Errorf("a corrupt snapshot was used:\n%s", log3)
+	if strings.Contains(log4.String(), "from_snapshot") {
+		t.Errorf("a corrupt snapshot was used:\n%s", log4)
 	}
 	if again := serve(addrs); again != cold {
 		t.Errorf("after a corrupt snapshot the node serves\n%s\nfirst start served\n%s", again, cold)
