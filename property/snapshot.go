@@ -164,19 +164,33 @@ func WriteSnapshot(path string, id SnapshotID, t *Table) (int, error) {
 	return n, nil
 }
 
-// snapshotable reports whether p may be written: read from its file well
-// after the file's last change, and depending on nothing but its bytes.
-func snapshotable(p *Property) bool {
-	s := p.stat
-	if s.readAt == 0 || s.readAt-max(s.mtime, s.ctime) <= int64(statSafety) {
-		return false
-	}
+// snapshotStat returns the stat p may be written with, and false when it
+// may not be written: p must depend on nothing but its file's bytes, and
+// have been read well after the file's last change. A version read too
+// soon after (a file written just before the start) is checked again now:
+// when the file's stat is still the one it was read with and its bytes
+// still those of p, read well after the change, that read stands.
+func snapshotStat(p *Property) (fileStat, bool) {
 	for _, o := range p.Origins {
 		if o.CAFile != "" || o.Dir != "" || o.URL == nil || o.URL.User != nil {
-			return false
+			return fileStat{}, false
 		}
 	}
-	return true
+	s := p.stat
+	if s.readAt == 0 {
+		return fileStat{}, false
+	}
+	if s.readAt-max(s.mtime, s.ctime) > int64(statSafety) {
+		return s, true
+	}
+	if time.Now().UnixNano()-max(s.mtime, s.ctime) <= int64(statSafety) {
+		return fileStat{}, false // still too soon
+	}
+	data, now, err := readFile(p.File, time.Now())
+	if err != nil || !now.sameFile(s) || now.readAt-max(now.mtime, now.ctime) <= int64(statSafety) || digestOf(data) != p.digest {
+		return fileStat{}, false
+	}
+	return now, true
 }
 
 func encodeSnapshot(id SnapshotID, t *Table) ([]byte, int) {
@@ -194,16 +208,20 @@ func encodeSnapshot(id SnapshotID, t *Table) ([]byte, int) {
 	var prop enc
 	n := 0
 	for _, p := range t.list {
-		if rejected[p.File] || t.byFile[p.File] != p || !snapshotable(p) {
+		if rejected[p.File] || t.byFile[p.File] != p {
+			continue
+		}
+		st, ok := snapshotStat(p)
+		if !ok {
 			continue
 		}
 		n++
 		e.str(p.File)
-		e.uint(uint64(p.stat.size))
-		e.int(p.stat.mtime)
-		e.int(p.stat.ctime)
-		e.uint(p.stat.ino)
-		e.int(p.stat.readAt)
+		e.uint(uint64(st.size))
+		e.int(st.mtime)
+		e.int(st.ctime)
+		e.uint(st.ino)
+		e.int(st.readAt)
 		prop.b = prop.b[:0]
 		prop.property(p)
 		e.bytes(prop.b)
