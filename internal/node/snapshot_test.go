@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -139,13 +141,18 @@ func TestRestartTakesPropertiesFromSnapshot(t *testing.T) {
 		return strings.Count(log2.String(), "property snapshot written") == 2
 	}, log2.String)
 	stop()
-	if !strings.Contains(log2.String(), fmt.Sprintf(`"properties":%d`, count-1)) {
-		t.Errorf("the snapshot after the reload should hold %d properties:\n%s", count-1, log2)
+	// The writer right after the reload finds the edited file too fresh
+	// (19 written); one delayed past the second by a loaded machine reads
+	// it again and writes it (20).
+	m := regexp.MustCompile(`"property snapshot written".*"properties":(\d+)`).FindAllStringSubmatch(log2.String(), -1)
+	kept, _ := strconv.Atoi(m[len(m)-1][1])
+	if kept != count-1 && kept != count {
+		t.Errorf("the snapshot after the reload holds %d properties, want %d or %d:\n%s", kept, count-1, count, log2)
 	}
 	cold = strings.Replace(cold, `200 p5 "origin"`, `200 p5b "origin"`, 1)
 
 	addrs, log3, stop := runNodeIn(t, dir, "property snapshot written")
-	if want := fmt.Sprintf(`"from_snapshot":%d,"parsed":2`, count-1); !strings.Contains(log3.String(), want) {
+	if want := fmt.Sprintf(`"from_snapshot":%d,"parsed":%d`, kept, count+1-kept); !strings.Contains(log3.String(), want) {
 		t.Errorf("restart after the reload: want %s:\n%s", want, log3)
 	}
 	if warm := serve(addrs); warm != cold {
