@@ -390,6 +390,11 @@ var snapshotLine atomic.Pointer[string]
 // restart on the same data_dir and files.
 func primeStart(args []string, httpsPort, n int) error {
 	fmt.Println("-restart: a first start, to write the property snapshot …")
+	// A version read within a second of its file's change is not trusted
+	// (nor written to the snapshot until read again later): files written
+	// just now would be parsed at the restart too. An operator's files
+	// are older than that.
+	time.Sleep(1100 * time.Millisecond)
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = os.Environ()
 	if edgeEnv != "" {
