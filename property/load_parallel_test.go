@@ -26,7 +26,7 @@ func TestLoadDirParallelKeepsFileOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := loadFiles(files, nil)
+	got := loadFiles(files, nil, nil)
 	if len(got) != n {
 		t.Fatalf("%d loaded of %d", len(got), n)
 	}

@@ -143,6 +143,8 @@ type Loaded struct {
 	File     string
 	Property *Property // nil when Errors is set
 	Errors   []error
+
+	fromSnapshot bool // taken from a Snapshot, not parsed
 }
 
 // Build merges parsed files into a Table. prev, the table in service (nil

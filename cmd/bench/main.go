@@ -71,6 +71,7 @@ func main() {
 	flag.StringVar(&startProfile, "startprofile", "", "with -properties: save a CPU profile of the edge's start (to readiness) to this file")
 	flag.StringVar(&memDump, "memdump", "", "save the edge's heap profile, runtime.MemStats, goroutines and /proc status to this folder, 3/4 into and at the end of each scenario's edge run")
 	flag.BoolVar(&memDumpGC, "memdump-gc", false, "with -memdump: also a heap profile after a forced collection (changes the runs that follow)")
+	flag.BoolVar(&restart, "restart", false, "with -properties: start the edge, let it write its property snapshot, stop it, and measure its second start on the same data_dir and files")
 	flag.Parse()
 	if err := run(*duration, *conns, *reps, strings.Split(*scenarios, ","), *useWrk); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -117,6 +118,7 @@ var (
 	propCount     int
 	heapFile      string
 	startProfile  string
+	restart       bool
 	fixtures      string
 	startAllCores bool
 	cacheMemory   string

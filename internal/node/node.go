@@ -75,6 +75,9 @@ type node struct {
 	// lastGoodSaved is set when the last save of the last good property
 	// versions succeeded: a reload then saves only its changes.
 	lastGoodSaved atomic.Bool
+	// snapshots hands the table in service to the snapshot writer
+	// (startSnapshots); nil before it runs.
+	snapshots chan *property.Table
 	// startCertificates are the certificate summaries read by the start's
 	// handshake index, for the first property load; nil after it.
 	startCertificates map[string]cert.Summary
@@ -180,6 +183,8 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	// Once serving, not before (cmd/bench -properties, 100,000 files on a
 	// first start: 4.7 s to store the files' last good versions).
 	n.saveLastGood(context.WithoutCancel(ctx), n.table.Load()) // even if told to stop already
+	defer n.startSnapshots()()
+	n.offerSnapshot(n.table.Load())
 	if ps := len(n.table.Load().Properties()); ps >= 1000 {
 		releaseStartGarbage(ps)
 		n.releaseStoreMapping()
