@@ -27,7 +27,8 @@ import (
 //   - 1 the request state (request: id and header value inside; a property
 //     without a cache hands it to the upstream as an argument, with no
 //     r.WithContext);
-//   - 2 context.AfterFunc, so a client leaving unblocks the exchange;
+//   - 2 context.AfterFunc, so a client leaving unblocks the exchange (on
+//     Edge's HTTP/1.x front its client-gone hook instead: none);
 //   - 3 the origin's response head (fastResponse: its string, the
 //     values, the header map; http.ReadResponse made 8);
 //   - about 1 of the client's Header map growing as the origin's fields
