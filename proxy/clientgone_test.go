@@ -14,7 +14,7 @@ import (
 
 // serveH1 serves the edge's handler on Edge's HTTP/1.x front and returns
 // its address.
-func serveH1(t *testing.T, h http.Handler) string {
+func serveH1(t testing.TB, h http.Handler) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
