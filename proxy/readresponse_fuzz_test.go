@@ -150,3 +150,33 @@ func TestFastResponseAllocs(t *testing.T) {
 		t.Errorf("%v allocations, want 4", allocs)
 	}
 }
+
+// BenchmarkResponseHead: an origin's plain response head parsed by
+// fastResponse and by http.ReadResponse.
+func BenchmarkResponseHead(b *testing.B) {
+	data := []byte("HTTP/1.1 200 OK\r\nCache-Control: max-age=3600\r\nContent-Length: 100\r\nContent-Type: text/plain; charset=utf-8\r\nDate: Mon, 07 Dec 2026 10:00:00 GMT\r\n\r\n")
+	req := &http.Request{Method: http.MethodGet}
+	for _, fast := range []bool{true, false} {
+		b.Run(map[bool]string{true: "fast", false: "ReadResponse"}[fast], func(b *testing.B) {
+			c := &upConn{}
+			rd := bytes.NewReader(data)
+			c.lim.R, c.lim.N = rd, 1<<62
+			c.br = bufio.NewReaderSize(&c.lim, 4<<10)
+			b.ReportAllocs()
+			for b.Loop() {
+				rd.Reset(data)
+				c.br.Reset(&c.lim)
+				c.br.Peek(1)
+				var err error
+				if fast {
+					_, ok := c.fastResponse(req)
+					if !ok {
+						b.Fatal("refused")
+					}
+				} else if _, err = http.ReadResponse(c.br, req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
