@@ -17,8 +17,8 @@ func newRejects(reg *prometheus.Registry) rejects {
 			Help: "Request header fields dropped before forwarding because their name holds an underscore, by property."},
 			[]string{"property"}),
 		server: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edge_http_server_rejected_total",
-			Help: "Requests answered or cut by Go's HTTP server itself, before the proxy saw them, by protocol and reason " +
-				"(an HTTP/1 status such as 400 or 431; \"unparsed\" for a TLS connection whose request was refused or abandoned; " +
+			Help: "Requests answered or cut by the HTTP server itself (Edge's HTTP/1.x front or Go's), before the proxy saw them, by protocol and reason " +
+				"(an HTTP/1 status such as 400 or 431; \"unparsed\" for a TLS connection whose request was refused or abandoned, with listen.http1_server: go; " +
 				"an HTTP/2 error type)."},
 			[]string{"proto", "reason"}),
 	}

@@ -14,9 +14,39 @@ import (
 )
 
 // maxIdlePerOrigin bounds the idle connections an origin keeps; beyond it
-// the longest idle one is closed. Each idle connection holds 8 KiB of
-// buffers, so 256 cost at most 2 MiB per origin.
-const maxIdlePerOrigin = 256
+// the longest idle one is closed. It is above the concurrency a node sees
+// (nginx's keepalive in cmd/bench/ is the same): a cap below it closes
+// connections a burst opened as soon as they come back, and the next
+// burst dials them again (issue 22: 256 made 500 concurrent HTTP/2
+// streams open 440–1016 origin connections per 10,000 requests). An idle
+// connection holds no buffers (idleBuffers), about 1 KiB of heap.
+const maxIdlePerOrigin = 1024
+
+// The buffers of an origin connection, lent while it carries an exchange
+// and taken back when it goes idle: a burst's connections then hold 8 KiB
+// each only while in use.
+var (
+	readBuffers  = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
+	writeBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
+)
+
+// takeBuffers gives a connection its buffers for an exchange.
+func (c *upConn) takeBuffers() {
+	c.br = readBuffers.Get().(*bufio.Reader)
+	c.br.Reset(&c.lim)
+	c.bw = writeBuffers.Get().(*bufio.Writer)
+	c.bw.Reset(c.nc)
+}
+
+// returnBuffers takes an idle connection's buffers back; the caller saw
+// them empty (nothing buffered from the origin, everything written).
+func (c *upConn) returnBuffers() {
+	c.br.Reset(nil)
+	readBuffers.Put(c.br)
+	c.bw.Reset(nil)
+	writeBuffers.Put(c.bw)
+	c.br, c.bw = nil, nil
+}
 
 // maxResponseHead bounds the bytes of an origin's response head (status
 // line and header fields); http.ReadResponse itself has no limit.
@@ -77,6 +107,7 @@ func (p *connPool) get(ctx context.Context) (*upConn, error) {
 		p.mu.Unlock()
 		if now.Sub(c.idleAt) < p.idleTTL && c.alive() {
 			c.reused = true
+			c.takeBuffers()
 			return c, nil
 		}
 		c.nc.Close()
@@ -117,6 +148,7 @@ func (p *connPool) getSettled(ctx context.Context, minIdle time.Duration) (*upCo
 		p.mu.Unlock()
 		if now.Sub(c.idleAt) < p.idleTTL && c.alive() {
 			c.reused = true
+			c.takeBuffers()
 			return c, nil
 		}
 		c.nc.Close()
@@ -181,14 +213,19 @@ func (p *connPool) dialConn(ctx context.Context) (*upConn, error) {
 		c.raw, _ = sc.SyscallConn()
 	}
 	c.lim.R, c.lim.N = nc, 1<<62
-	c.br = bufio.NewReaderSize(&c.lim, 4<<10)
-	c.bw = bufio.NewWriterSize(nc, 4<<10)
+	c.takeBuffers()
 	c.peekFn, c.inqFn, c.abortFn = c.peek, c.readInq, c.abort
 	return c, nil
 }
 
-// put returns a connection whose last exchange ended cleanly.
+// put returns a connection whose last exchange ended cleanly (its read
+// buffer empty: exchange.reusable).
 func (p *connPool) put(c *upConn) {
+	if c.br.Buffered() > 0 {
+		c.nc.Close() // bytes nobody asked for: never reused (alive)
+		return
+	}
+	c.returnBuffers()
 	c.idleAt = time.Now()
 	p.mu.Lock()
 	if p.closed {
@@ -244,11 +281,9 @@ func (p *connPool) close() {
 // alive reports whether an idle connection is still open and quiet: a
 // peer that closed it, or that sent bytes nobody asked for (the rest of a
 // response that lied about its length, a response splitting attempt),
-// makes it unusable. One non-blocking recv(MSG_PEEK) on the socket.
+// makes it unusable. One non-blocking recv(MSG_PEEK) on the socket. (Bytes
+// already buffered when it went idle closed it: put.)
 func (c *upConn) alive() bool {
-	if c.br.Buffered() > 0 {
-		return false
-	}
 	if c.raw == nil {
 		return true
 	}

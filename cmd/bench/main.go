@@ -69,6 +69,8 @@ func main() {
 	flag.BoolVar(&startAllCores, "start-all-cores", false, "with -properties: run the edge on every core (it parses property files on each) instead of pinned to core 1")
 	flag.StringVar(&fixtures, "fixtures", "", "with -properties: keep the generated certificate store in this directory and reuse it in later runs")
 	flag.StringVar(&startProfile, "startprofile", "", "with -properties: save a CPU profile of the edge's start (to readiness) to this file")
+	flag.StringVar(&memDump, "memdump", "", "save the edge's heap profile, runtime.MemStats, goroutines and /proc status to this folder, 3/4 into and at the end of each scenario's edge run")
+	flag.BoolVar(&memDumpGC, "memdump-gc", false, "with -memdump: also a heap profile after a forced collection (changes the runs that follow)")
 	flag.Parse()
 	if err := run(*duration, *conns, *reps, strings.Split(*scenarios, ","), *useWrk); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -441,6 +443,7 @@ func (r *rig) measure(l loader, sc scenario, rep int) (row, error) {
 		a := originConns(r.oHTTP)
 		time.Sleep(l.d / 2)
 		midConns <- originConns(r.oHTTP) - a - 1
+		dumpMemory(r.dir, r.eAdmin, r.edgePID, fmt.Sprintf("%s-%d-mid", sc.name, rep))
 	}()
 	rw.edge = l.load(sc.mode, edgeURL, sc.host)
 	if profDone != nil {
@@ -459,6 +462,7 @@ func (r *rig) measure(l loader, sc scenario, rep int) (row, error) {
 	rw.peakRSS = procStatus(r.edgePID, "VmHWM")
 	rw.edgePeakKB = rssKBKey(r.edgePID, "VmHWM")
 	rw.midConns = <-midConns
+	dumpMemory(r.dir, r.eAdmin, r.edgePID, fmt.Sprintf("%s-%d-end", sc.name, rep))
 	if r.ngx != nil && sc.mode != "h3" && rep%2 != 0 { // nginx 1.22 has no HTTP/3
 		if err := r.measureNginx(l, sc, &rw); err != nil {
 			return rw, err

@@ -225,3 +225,11 @@ func (b *body) closeAfterHandler() bool {
 	defer b.mu.Unlock()
 	return b.sawEOF && !b.failed && !b.earlyClose
 }
+
+// didEarlyClose: the body was closed with more than
+// maxPostHandlerReadBytes left unread.
+func (b *body) didEarlyClose() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.earlyClose
+}

@@ -314,6 +314,54 @@ func rows() []row {
 		{name: "HTTP/2 preface", req: "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", want: "421", closed: true, noOrigin: true},
 		{name: "cache hit", req: "GET /cached HTTP/1.1\r\nHost: c.example\r\n\r\nGET /cached HTTP/1.1\r\nHost: c.example\r\n\r\n", want: "200 200", wantHeader: []string{"Cache-Status: Edge; hit"}},
 		{name: "unknown property", req: "GET /x HTTP/1.1\r\nHost: nowhere.example\r\n\r\n", want: "421", noOrigin: true, sameBytes: true},
+		// reviewh1: attack classes (PortSwigger's desync list and more).
+		{name: "pipelined after an error", req: "GET /x HTTP/1.1\r\nHost: a.example\r\nX-A : b\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a.example\r\n\r\n", want: "400", closed: true, noOrigin: true, sameBytes: true},
+		{name: "request after Connection close", req: "GET /x HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a.example\r\n\r\n", want: "200", closed: true, notSeen: []string{"/smuggled"}, sameBytes: true},
+		{name: "CL.0 on GET", req: "GET /x HTTP/1.1\r\nHost: a.example\r\nContent-Length: 43\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a.example\r\n\r\n", want: "200", origin: []string{`body="GET /smuggled`}, notSeen: []string{"GET /smuggled host"}, sameBytes: true},
+		{name: "CL.0 unread by the handler", req: "GET /x HTTP/1.1\r\nHost: nowhere.example\r\nContent-Length: 43\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a.example\r\n\r\n", want: "421", noOrigin: true, sameBytes: true},
+		{name: "chunk size overflow", req: "POST /p HTTP/1.1\r\nHost: nowhere.example\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000005\r\nhello\r\n0\r\n\r\n", want: "421", closed: true, noOrigin: true},
+		{name: "chunk extension", req: "POST /p HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: chunked\r\n\r\n5;a=b;c=\"d\"\r\nhello\r\n0;z\r\n\r\n", want: "200", closed: true, origin: []string{`body="hello"`}},
+		{name: "oversized chunk line", req: "POST /p HTTP/1.1\r\nHost: nowhere.example\r\nTransfer-Encoding: chunked\r\n\r\n5;" + strings.Repeat("e", 5000) + "\r\nhello\r\n0\r\n\r\n", want: "421", closed: true, noOrigin: true},
+		{name: "bare LF after chunk data", req: "POST /p HTTP/1.1\r\nHost: nowhere.example\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\n0\r\n\r\n", want: "421", closed: true, noOrigin: true},
+		{name: "chunk data longer than its size", req: "POST /p HTTP/1.1\r\nHost: nowhere.example\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhello\r\n0\r\n\r\n", want: "421", closed: true, noOrigin: true},
+		{name: "trailer smuggles framing", req: "POST /p HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nTransfer-Encoding: chunked\r\nContent-Length: 50\r\n\r\n", want: "200", closed: true, origin: []string{`body="hello"`}},
+		{name: "bare CR ends no line", req: "GET /x HTTP/1.1\rHost: a.example\r\n\r\n", want: "400", closed: true, noOrigin: true, sameBytes: true},
+		{name: "bare CR in field name line", req: "GET /x HTTP/1.1\r\nHost: a.example\r\nX-A\r: b\r\n\r\n", want: "400", closed: true, noOrigin: true, sameBytes: true},
+		{name: "NUL in request line", req: "GET /x\x00y HTTP/1.1\r\nHost: a.example\r\n\r\n", want: "400", closed: true, noOrigin: true, sameBytes: true},
+		{name: "NUL in field name", req: "GET /x HTTP/1.1\r\nHost: a.example\r\nX-\x00A: b\r\n\r\n", want: "400", closed: true, noOrigin: true, sameBytes: true},
+		{name: "TE with vertical tab", req: "POST /p HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: \x0bchunked\r\n\r\n0\r\n\r\n", want: "400", closed: true, noOrigin: true, sameBytes: true},
+		{name: "TE obs-folded", req: "POST /p HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding:\r\n chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n", want: "200", closed: true, notSeen: []string{"Content-Length"}},
+		{name: "TE xchunked", req: "POST /p HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: xchunked\r\nContent-Length: 5\r\n\r\nhello", want: "501", closed: true, noOrigin: true, sameBytes: true},
+		{name: "TE chunked with trailing space", req: "POST /p HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: chunked \t\r\n\r\n5\r\nhello\r\n0\r\n\r\n", want: "200", closed: true, origin: []string{`body="hello"`}},
+		{name: "TE then CL in lower case", req: "POST /p HTTP/1.1\r\nhost: a.example\r\ntransfer-encoding: chunked\r\ncontent-length: 100\r\n\r\n5\r\nhello\r\n0\r\n\r\n", want: "200", closed: true, origin: []string{`body="hello"`}},
+		{name: "CL with leading zeros", req: "POST /p HTTP/1.1\r\nHost: a.example\r\nContent-Length: 005\r\n\r\nhello", want: "200", origin: []string{`body="hello"`}, sameBytes: true},
+		{name: "CL 19 digits", req: "POST /p HTTP/1.1\r\nHost: a.example\r\nContent-Length: 0000000000000000005\r\n\r\nhello", want: "200", origin: []string{`body="hello"`}, sameBytes: true},
+		{name: "CL with tab", req: "POST /p HTTP/1.1\r\nHost: a.example\r\nContent-Length:\t5\t\r\n\r\nhello", want: "200", origin: []string{`body="hello"`}, sameBytes: true},
+		{name: "many tiny fields", req: "GET /x HTTP/1.1\r\nHost: a.example\r\n" + strings.Repeat("a:\r\n", 3000) + "\r\n", want: "200"},
+		{name: "many distinct tiny fields", req: "GET /x HTTP/1.1\r\nHost: a.example\r\n" + manyFields(1500) + "\r\n", want: "200"},
+		{name: "unread body under 256 KiB kept", req: "POST /x HTTP/1.1\r\nHost: nowhere.example\r\nContent-Length: 200000\r\n\r\n" + strings.Repeat("b", 200000), want: "421", noOrigin: true, sameBytes: true},
+		{name: "unread body over 256 KiB closes", req: "POST /x HTTP/1.1\r\nHost: nowhere.example\r\nContent-Length: 300000\r\n\r\n" + strings.Repeat("b", 300000), want: "421", closed: true, noOrigin: true, sameBytes: true},
+		{name: "unread chunked body over 256 KiB closes", req: "POST /x HTTP/1.1\r\nHost: nowhere.example\r\nTransfer-Encoding: chunked\r\n\r\n" + strings.Repeat("8000\r\n"+strings.Repeat("c", 0x8000)+"\r\n", 9) + "0\r\n\r\n", want: "421", closed: true, noOrigin: true, sameBytes: true},
+		{name: "expect 100-continue on HTTP/1.0", req: "POST /p HTTP/1.0\r\nHost: a.example\r\nConnection: keep-alive\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello", want: "200", origin: []string{`body="hello"`}},
+		{name: "expect 100-continue without body", req: "GET /x HTTP/1.1\r\nHost: a.example\r\nExpect: 100-continue\r\n\r\n", want: "200", sameBytes: true},
+		{name: "expect twice, second unknown", req: "POST /p HTTP/1.1\r\nHost: a.example\r\nContent-Length: 5\r\nExpect: 100-continue\r\nExpect: teapot\r\n\r\nhello", want: "100 200", origin: []string{`body="hello"`}},
+		{name: "absolute-form with userinfo", req: "GET http://evil@a.example/abs HTTP/1.1\r\nHost: a.example\r\n\r\n", want: "200"},
+		{name: "CONNECT refused", req: "CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n", want: "405", noOrigin: true},
+		{name: "expect token after a space", req: "POST /p HTTP/1.1\r\nHost: a.example\r\nContent-Length: 5\r\nExpect: x 100-Continue\r\n\r\nhello", want: "100 200", origin: []string{`body="hello"`}},
+		{name: "expect token with parameter", req: "POST /p HTTP/1.1\r\nHost: a.example\r\nContent-Length: 5\r\nExpect: 100-continue;a=b\r\n\r\nhello", want: "417", closed: true, noOrigin: true, sameBytes: true},
+		{name: "target with { passes as on Go", req: "GET /a{b HTTP/1.1\r\nHost: a.example\r\n\r\n", want: "200", origin: []string{"GET /a"}, sameBytes: true},
+		{name: "target with \" passes as on Go", req: "GET /a\"b HTTP/1.1\r\nHost: a.example\r\n\r\n", want: "200", origin: []string{"GET /a"}, sameBytes: true},
+		{name: "target with < passes as on Go", req: "GET /a<b HTTP/1.1\r\nHost: a.example\r\n\r\n", want: "200", origin: []string{"GET /a"}, sameBytes: true},
+		{name: "target with \\ passes as on Go", req: "GET /a\\b HTTP/1.1\r\nHost: a.example\r\n\r\n", want: "200", origin: []string{"GET /a"}, sameBytes: true},
+		{name: "target with ^ passes as on Go", req: "GET /a^b HTTP/1.1\r\nHost: a.example\r\n\r\n", want: "200", origin: []string{"GET /a"}, sameBytes: true},
+		{name: "target with ` passes as on Go", req: "GET /a`b HTTP/1.1\r\nHost: a.example\r\n\r\n", want: "200", origin: []string{"GET /a"}, sameBytes: true},
+		{name: "target with | passes as on Go", req: "GET /a|b HTTP/1.1\r\nHost: a.example\r\n\r\n", want: "200", origin: []string{"GET /a"}, sameBytes: true},
+		{name: "Host twice in odd case", req: "GET /x HTTP/1.1\r\nHost: a.example\r\nhOST: b.example\r\n\r\n", want: "400", closed: true, noOrigin: true, sameBytes: true},
+		{name: "CL twice in odd case", req: "POST /p HTTP/1.1\r\nHost: a.example\r\nContent-Length: 5\r\ncONTENT-lENGTH: 6\r\n\r\nhello!", want: "400", closed: true, noOrigin: true, sameBytes: true},
+		{name: "TE twice in odd case", req: "POST /p HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: chunked\r\ntRANSFER-eNCODING: chunked\r\n\r\n0\r\n\r\n", want: "501", closed: true, noOrigin: true, sameBytes: true},
+		{name: "TE and CL in odd case", req: "POST /p HTTP/1.1\r\nHost: a.example\r\ncONTENT-lENGTH: 3\r\ntRANSFER-eNCODING: cHUNKED\r\n\r\n5\r\nhello\r\n0\r\n\r\n", want: "200", closed: true, origin: []string{`body="hello"`}, notSeen: []string{"Content-Length"}},
+		{name: "Trailer declared in odd case", req: "POST /p HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: chunked\r\ntRAILER: X-A\r\n\r\n5\r\nhello\r\n0\r\nX-A: 1\r\n\r\n", want: "200", closed: true, origin: []string{`body="hello"`}},
+		{name: "websocket upgrade with early bytes", req: "GET /ws HTTP/1.1\r\nHost: a.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\npong", want: "101", closed: true, afterWant: "PONG"},
 		{name: "websocket upgrade", req: "GET /ws HTTP/1.1\r\nHost: a.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", want: "101", after: "ping", afterWant: "PING"},
 	}
 }
@@ -590,4 +638,13 @@ func TestShutdownWaitsForActiveRequest(t *testing.T) {
 	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
 		t.Errorf("Serve: %v", err)
 	}
+}
+
+// manyFields is n distinct fields "F<i>: v".
+func manyFields(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "F%d: v\r\n", i)
+	}
+	return b.String()
 }

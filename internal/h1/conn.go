@@ -48,7 +48,13 @@ type conn struct {
 
 	lastMethod string
 	hijacked   bool
-	ctx        context.Context // the connection's (Server.ConnContext)
+	// body is the current request's body while its handler runs: closed
+	// by close() before the reader it reads goes back to the pool.
+	body *body
+	// panicked: the handler panicked; goroutines it started may still
+	// use its request and ResponseWriter, so the buffers are not pooled.
+	panicked bool
+	ctx      context.Context // the connection's (Server.ConnContext)
 
 	// The current request's cancellation and its client-gone hook
 	// (response.SetClientGone), guarded by hookMu. cancelFn is
@@ -263,9 +269,23 @@ func (c *conn) close() {
 	}
 	c.cr.abortPendingRead() // after a panic: the watching read ends first
 	c.rwc.Close()
+	if b := c.body; b != nil {
+		// After a panic the handler's body may live on in a goroutine:
+		// its reads must fail, never read the pooled reader (then another
+		// client's bytes). A read under way returns as rwc is closed.
+		b.mu.Lock()
+		b.closed = true
+		b.mu.Unlock()
+		c.body = nil
+	}
 	c.s.forget(c)
 	if h := c.s.ConnState; h != nil {
 		h(c.rwc, http.StateClosed)
+	}
+	if c.panicked {
+		// Left as they are: a late write goes to the closed connection
+		// (an error), never to another client's buffer, nor to nil.
+		return
 	}
 	if c.br != nil {
 		c.br.Reset(nil)
@@ -381,7 +401,7 @@ func (c *conn) serveRequest(r *http.Request, cancel context.CancelFunc) bool {
 		r.ContentLength = 0
 	}
 	if expect := r.Header["Expect"]; len(expect) > 0 {
-		if httpguts.HeaderValuesContainsToken(expect[:1], "100-continue") {
+		if hasToken(expect[0], "100-continue") { // Go's test
 			if r.ProtoAtLeast(1, 1) && w.body != nil {
 				w.body.expectContinue = true
 				w.canWriteContinue = true
@@ -397,6 +417,7 @@ func (c *conn) serveRequest(r *http.Request, cancel context.CancelFunc) bool {
 	if w.body == nil {
 		c.cr.startBackgroundRead(cancel)
 	}
+	c.body = w.body
 	c.serveHandler(w, r)
 	if c.hijacked {
 		cancel()
@@ -405,8 +426,11 @@ func (c *conn) serveRequest(r *http.Request, cancel context.CancelFunc) bool {
 	c.cr.abortPendingRead()
 	w.finish()
 	c.cr.abortPendingRead() // should the body's end have armed it
+	c.body = nil            // closed by finish
 	cancel()
-	if w.requestBodyLimitHit {
+	if w.requestBodyLimitHit || w.body != nil && w.body.didEarlyClose() {
+		// As Go: the client, still sending the body, reads the answer
+		// before the close resets the connection.
 		c.closeWriteAndWait()
 	}
 	return !w.closeAfterReply && !w.broken
@@ -425,6 +449,7 @@ func (c *conn) serveHandler(w *response, r *http.Request) {
 			}
 			// Nothing more is written: a response cut short is never
 			// taken for a whole one (the connection closes).
+			c.panicked = true
 			w.cancel()
 			panic(http.ErrAbortHandler) // to serve's recover: the connection closes
 		}

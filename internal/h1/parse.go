@@ -166,11 +166,15 @@ func (c *conn) fastParse(ctx context.Context) (*http.Request, bool) {
 	if minor == 0 {
 		r.Proto = "HTTP/1.0"
 	}
+	// Both sized for at most maxFieldsHint fields, as Go's parser caps
+	// its hint: a head of many tiny fields must not make the map and the
+	// values many times the head's size (vals grows in chunks past it).
+	hint := min(nf, maxFieldsHint)
 	var vals []string
-	if nf > 0 {
-		vals = make([]string, nf)
+	if hint > 0 {
+		vals = make([]string, hint)
 	}
-	h := make(http.Header, nf)
+	h := make(http.Header, hint)
 	rest := head[eol+1:]
 	for {
 		eol := bytes.IndexByte(rest, '\n')
@@ -216,6 +220,9 @@ func (c *conn) fastParse(ctx context.Context) (*http.Request, bool) {
 		if vv := h[key]; vv != nil {
 			h[key] = append(vv, value)
 			continue
+		}
+		if len(vals) == 0 {
+			vals = make([]string, maxFieldsHint)
 		}
 		vv := vals[:1:1]
 		vals = vals[1:]
@@ -263,6 +270,10 @@ func (c *conn) fastParse(ctx context.Context) (*http.Request, bool) {
 	r.ContentLength = n
 	return r, true
 }
+
+// maxFieldsHint caps the fields a head's map and values are sized for
+// up front (textproto's cap).
+const maxFieldsHint = 1000
 
 var chunkedTE = []string{"chunked"}[:1:1]
 

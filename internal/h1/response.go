@@ -101,7 +101,7 @@ func (w *response) WriteHeader(code int) {
 		w.c.wmu.Lock()
 		writeStatusLine(bw, w.req.ProtoAtLeast(1, 1), code)
 		for k, vv := range w.handlerHeader {
-			if k == "Content-Length" || k == "Transfer-Encoding" {
+			if k == "Content-Length" || k == "Transfer-Encoding" || framingSpelling(k) {
 				continue
 			}
 			writeField(bw, k, vv)
@@ -164,6 +164,9 @@ func (w *response) WriteHeader(code int) {
 		}
 		if strings.HasPrefix(k, http.TrailerPrefix) {
 			w.prefixTrailers = true
+			continue
+		}
+		if framingSpelling(k) {
 			continue
 		}
 		writeField(bw, k, vv)
@@ -244,7 +247,11 @@ func (w *response) commit(p []byte) {
 			w.closeAfterReply = true
 		} else {
 			w.chunking = true
-			keepTE = hasTE && te != "chunked"
+			// A handler's coding is kept before h1's chunked, but never
+			// one that names chunked itself ("gzip, chunked", or chunked
+			// in a second value): the body is chunked once, so such a
+			// field says twice (Go writes it).
+			keepTE = hasTE && te != "chunked" && !httpguts.HeaderValuesContainsToken(w.hTE, "chunked")
 		}
 	default:
 		w.closeAfterReply = true
@@ -253,15 +260,21 @@ func (w *response) commit(p []byte) {
 		w.hCL = nil
 	}
 	dropConn := w.closeAfterReply && (!keepAlives || !hasToken(connHdr, "close")) &&
-		!(w.status == http.StatusSwitchingProtocols && hasToken(w.handlerHeader.Get("Upgrade"), ""))
+		!(w.status == http.StatusSwitchingProtocols && w.handlerHeader.Get("Upgrade") != "" &&
+			httpguts.HeaderValuesContainsToken(w.hConn, "Upgrade"))
 	if dropConn {
 		w.hConn = nil
 		if w.req.ProtoAtLeast(1, 1) {
 			extraConn = "close"
 		}
 	}
-	if w.hCL != nil {
-		writeField(bw, "Content-Length", w.hCL)
+	if w.hCL != nil && w.contentLength >= 0 {
+		// Once, as the number the body is framed by: never a second,
+		// differing value nor a "+5" (Go's server writes the handler's
+		// values as they are).
+		bw.WriteString("Content-Length: ")
+		bw.Write(strconv.AppendInt(clBuf[:0], w.contentLength, 10))
+		bw.WriteString("\r\n")
 	}
 	if keepTE {
 		writeField(bw, "Transfer-Encoding", w.hTE)
@@ -499,15 +512,19 @@ func writeStatusLine(bw *bufio.Writer, is11 bool, code int) {
 	bw.WriteString("\r\n")
 }
 
+// unsafeInValue: each of these bytes in a field value becomes a space.
+var unsafeInValue = strings.NewReplacer("\n", " ", "\r", " ", "\x00", " ")
+
 // writeField writes a field as Go's Header.Write does: invalid names are
-// skipped, CR and LF in values become spaces, values are trimmed.
+// skipped, CR and LF in values become spaces (each one, as Go's), values
+// are trimmed. Stricter than Go: NUL becomes a space too (Go writes it).
 func writeField(bw *bufio.Writer, k string, vv []string) {
 	if !httpguts.ValidHeaderFieldName(k) {
 		return
 	}
 	for _, v := range vv {
-		if strings.ContainsAny(v, "\r\n") {
-			v = strings.NewReplacer("\r\n", " ", "\r", " ", "\n", " ").Replace(v)
+		if strings.ContainsAny(v, "\r\n\x00") {
+			v = unsafeInValue.Replace(v)
 		}
 		v = strings.Trim(v, " \t")
 		bw.WriteString(k)
@@ -517,12 +534,68 @@ func writeField(bw *bufio.Writer, k string, vv []string) {
 	}
 }
 
-func hasToken(v, token string) bool {
-	if token == "" {
-		return v != ""
+// framingSpelling reports whether k is a spelling other than the
+// canonical one of Content-Length or Transfer-Encoding (a handler's
+// h["content-length"]): such a field would frame the response beside the
+// one h1 writes, a response two recipients split differently. Go's server
+// writes it; h1 drops it.
+func framingSpelling(k string) bool {
+	switch len(k) {
+	case len("Content-Length"):
+		return k != "Content-Length" && strings.EqualFold(k, "Content-Length")
+	case len("Transfer-Encoding"):
+		return k != "Transfer-Encoding" && strings.EqualFold(k, "Transfer-Encoding")
 	}
-	return httpguts.HeaderValuesContainsToken([]string{v}, token)
+	return false
 }
+
+// hasToken is net/http's: token appears in v, case-insensitively,
+// between the start or end and a space, comma or tab ("x 100-continue"
+// holds 100-continue, "100-continue;a=b" does not).
+func hasToken(v, token string) bool {
+	if len(token) > len(v) || token == "" {
+		return false
+	}
+	if v == token {
+		return true
+	}
+	for sp := 0; sp <= len(v)-len(token); sp++ {
+		if b := v[sp]; b != token[0] && b|0x20 != token[0] {
+			continue
+		}
+		if sp > 0 && !isTokenBoundary(v[sp-1]) {
+			continue
+		}
+		if end := sp + len(token); end != len(v) && !isTokenBoundary(v[end]) {
+			continue
+		}
+		if asciiEqualFold(v[sp:sp+len(token)], token) {
+			return true
+		}
+	}
+	return false
+}
+
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+func isTokenBoundary(b byte) bool { return b == ' ' || b == ',' || b == '\t' }
 
 // foreachHeaderElement calls fn for each non-empty element of a list.
 func foreachHeaderElement(v string, fn func(string)) {

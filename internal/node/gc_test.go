@@ -34,7 +34,7 @@ func TestGovernMemory(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan struct{})
-		go func() { defer close(done); governMemory(ctx, size, func() int64 { return 0 }) }()
+		go func() { defer close(done); governMemory(ctx, true, size, func() int64 { return 0 }) }()
 		synctest.Wait() // the governor set the limit and waits for its ticker
 		got = debug.SetMemoryLimit(-1)
 		cancel()
@@ -42,5 +42,59 @@ func TestGovernMemory(t *testing.T) {
 	})
 	if got < size+autoHeadroom || got > size+1<<30 {
 		t.Errorf("limit %d, want %d plus the headroom", got, int64(size))
+	}
+}
+
+// TestAfterBurstReleasesOnce: the heap a burst left is released in the
+// first quiet interval after a collection under load, once; a node that
+// stays busy, or quiet, or whose mapped heap is its live heap, keeps it.
+func TestAfterBurstReleasesOnce(t *testing.T) {
+	const mib = 1 << 20
+	type tick struct {
+		allocs, cycles, live, retained uint64
+		want                           bool
+	}
+	for _, tc := range []struct {
+		name  string
+		ticks []tick
+	}{
+		{"burst then quiet", []tick{
+			{0, 0, 4 * mib, 10 * mib, false},
+			{200 * mib, 5, 14 * mib, 45 * mib, false}, // under load
+			{200*mib + 1000, 5, 14 * mib, 45 * mib, true},
+			{200*mib + 2000, 5, 4 * mib, 5 * mib, false}, // released: once
+			{200*mib + 3000, 5, 4 * mib, 5 * mib, false},
+		}},
+		{"busy without collecting", []tick{
+			{0, 0, 4 * mib, 10 * mib, false},
+			{200 * mib, 5, 14 * mib, 45 * mib, false},
+			{202 * mib, 5, 14 * mib, 45 * mib, false}, // still allocating
+			{202*mib + 1, 5, 14 * mib, 45 * mib, true},
+		}},
+		{"a quiet collection refreshed the goal", []tick{
+			{0, 0, 4 * mib, 10 * mib, false},
+			{200 * mib, 5, 14 * mib, 45 * mib, false},
+			{200*mib + 10, 6, 4 * mib, 40 * mib, false},
+			{200*mib + 20, 6, 4 * mib, 40 * mib, false},
+		}},
+		{"nothing to give back", []tick{
+			{0, 0, 4 * mib, 10 * mib, false},
+			{200 * mib, 5, 14 * mib, 20 * mib, false},
+			{200*mib + 10, 5, 14 * mib, 20 * mib, false},
+			{200*mib + 20, 5, 14 * mib, 45 * mib, false}, // once per burst, even so
+		}},
+		{"always quiet", []tick{
+			{0, 0, 4 * mib, 40 * mib, false},
+			{10, 0, 4 * mib, 40 * mib, false},
+			{20, 1, 4 * mib, 40 * mib, false},
+			{30, 1, 4 * mib, 40 * mib, false},
+		}},
+	} {
+		var b afterBurst
+		for i, tk := range tc.ticks {
+			if got := b.observe(tk.allocs, tk.cycles, tk.live, tk.retained); got != tk.want {
+				t.Errorf("%s: tick %d: release %v, want %v", tc.name, i, got, tk.want)
+			}
+		}
 	}
 }
