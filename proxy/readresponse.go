@@ -157,6 +157,14 @@ func (c *upConn) fastResponse(req *http.Request) (*http.Response, bool) {
 
 var crlfcrlf = []byte("\r\n\r\n")
 
+// dropResponse forgets the exchange's response once it is written: an
+// idle pooled connection must not keep the client's request (and its
+// request state, through Response.Request) or the header reachable.
+func (c *upConn) dropResponse() {
+	c.resp = http.Response{}
+	c.body = lengthBody{}
+}
+
 // responseClose is net/http's shouldClose for a response, which drops
 // the Connection field of an HTTP/1.1 response that says close.
 func responseClose(minor int, h http.Header) bool {

@@ -157,7 +157,9 @@ func (st *site) syncAttempt(w http.ResponseWriter, r *http.Request, req *request
 			// early, or was not the answer to this request: never stored.
 			stray = c.strayBytes()
 		}
-		if clean && !fired && !stray && x.reusable(resp) {
+		reuse := clean && !fired && !stray && x.reusable(resp)
+		c.dropResponse() // resp may be c's own: the pool must not keep it
+		if reuse {
 			o.pool.put(c)
 		} else {
 			c.nc.Close()
