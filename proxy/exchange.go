@@ -214,10 +214,9 @@ func (x *exchange) roundTrip(start time.Time) (*http.Response, error) {
 			return nil, &noResponse{err}
 		}
 		c.lim.N = maxResponseHead
-		// ReadResponse makes the Response, its Header map, each field's
-		// strings and the body reader: 8 allocations for a small response,
-		// the most of any step and net/http's own (issue 12 keeps it).
-		resp, err := http.ReadResponse(c.br, r)
+		// A plain head is parsed without net/http (4 allocations, not
+		// ReadResponse's 8); any other by http.ReadResponse (issue 12).
+		resp, err := c.readResponse(r)
 		c.lim.N = 1 << 62
 		if err != nil {
 			return nil, err
@@ -255,7 +254,7 @@ func (x *exchange) earlyResponse(writeErr error) (*http.Response, error) {
 			return nil, writeErr
 		}
 		c.lim.N = maxResponseHead
-		resp, err := http.ReadResponse(c.br, x.r)
+		resp, err := c.readResponse(x.r)
 		c.lim.N = 1 << 62
 		if err != nil {
 			return nil, writeErr

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"io"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -70,6 +71,9 @@ type upConn struct {
 	peekFn   func(fd uintptr) bool // c.peek, bound once at dial
 	inqFn    func(fd uintptr) bool // c.readInq, bound once at dial
 	abortFn  func()                // c.abort, bound once at dial
+
+	resp http.Response // the response of the exchange holding c (fastResponse)
+	body lengthBody    // its body
 }
 
 // connPool keeps an origin's idle keep-alive connections, most recently

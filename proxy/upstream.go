@@ -129,14 +129,13 @@ func (st *site) syncAttempt(w http.ResponseWriter, r *http.Request, req *request
 		o.pool.requests.Add(1)
 		x := exchange{st: st, o: o, c: c, w: w, r: r, req: req, upgrade: upgrade, hasBody: hasBody(r)}
 		start := time.Now()
-		// The client leaving unblocks the exchange at once. context.AfterFunc
-		// allocates its registration (justified: without it a stalled origin
-		// holds this goroutine until a timeout).
-		stop := context.AfterFunc(ctx, c.abortFn)
+		// The client leaving unblocks the exchange at once (without it a
+		// stalled origin holds this goroutine until a timeout).
+		watch := watchClient(ctx, w, c.abortFn)
 		resp, err := x.roundTrip(start)
 		elapsed := time.Since(start)
 		if err != nil {
-			stop()
+			watch.end()
 			c.nc.Close()
 			var nr *noResponse
 			if !fresh && c.reused && errors.As(err, &nr) && !isTimeout(err) && ctx.Err() == nil &&
@@ -146,19 +145,21 @@ func (st *site) syncAttempt(w http.ResponseWriter, r *http.Request, req *request
 			return elapsed, classify(err, &x)
 		}
 		if resp.StatusCode == http.StatusSwitchingProtocols {
-			stop()
+			watch.end()
 			err := st.switchProtocols(w, r, resp, upgrade, upConnRWC{c})
 			return elapsed, err
 		}
 		clean, berr := st.writeResponse(w, r, resp, c)
-		fired := !stop()
+		fired := !watch.end()
 		stray := false
 		if clean && !fired && fill {
 			// A fill's response followed by bytes nobody asked for ended
 			// early, or was not the answer to this request: never stored.
 			stray = c.strayBytes()
 		}
-		if clean && !fired && !stray && x.reusable(resp) {
+		reuse := clean && !fired && !stray && x.reusable(resp)
+		c.dropResponse() // resp may be c's own: the pool must not keep it
+		if reuse {
 			o.pool.put(c)
 		} else {
 			c.nc.Close()
@@ -171,6 +172,54 @@ func (st *site) syncAttempt(w http.ResponseWriter, r *http.Request, req *request
 		}
 		return elapsed, nil
 	}
+}
+
+// goneHooker is the client-gone hook of Edge's HTTP/1.x front (the
+// ResponseWriter of internal/h1): context.AfterFunc on the request's own
+// context, without allocating.
+type goneHooker interface {
+	SetClientGone(ctx context.Context, f func()) bool
+	ClearClientGone() (fired bool)
+}
+
+// clientWatch calls f when ctx ends during an exchange (the client left).
+type clientWatch struct {
+	hk   goneHooker
+	stop func() bool
+}
+
+// watchClient starts a watch: through the front's hook when w (or a
+// writer it wraps) offers one for ctx — the client request's own context,
+// or the request state over it — else with context.AfterFunc, which
+// allocates its registration (two allocations, and on Go's server a
+// children map and two locks).
+func watchClient(ctx context.Context, w http.ResponseWriter, f func()) clientWatch {
+	base := ctx
+	if rq, ok := ctx.(*request); ok {
+		base = rq.Context // its cancellation is its Context's
+	}
+	for w != nil {
+		if hk, ok := w.(goneHooker); ok {
+			if hk.SetClientGone(base, f) {
+				return clientWatch{hk: hk}
+			}
+			break
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			break
+		}
+		w = u.Unwrap()
+	}
+	return clientWatch{stop: context.AfterFunc(ctx, f)}
+}
+
+// end stops the watch; false: f was called (or is being called).
+func (cw clientWatch) end() bool {
+	if cw.hk != nil {
+		return !cw.hk.ClearClientGone()
+	}
+	return cw.stop()
 }
 
 // abort ends a response whose origin failed mid-body: logged once, then

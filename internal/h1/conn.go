@@ -55,6 +55,41 @@ type conn struct {
 	// use its request and ResponseWriter, so the buffers are not pooled.
 	panicked bool
 	ctx      context.Context // the connection's (Server.ConnContext)
+
+	// The current request's cancellation and its client-gone hook
+	// (response.SetClientGone), guarded by hookMu. cancelFn is
+	// c.cancelRequest, bound once: every cancellation of the request's
+	// context while it is served goes through it.
+	hookMu    sync.Mutex
+	reqCancel context.CancelFunc
+	cancelled bool   // the request's context was cancelled
+	hook      func() // to call when it is
+	hookFired bool   // hook was called (or is being called)
+	cancelFn  func()
+}
+
+// cancelRequest cancels the current request's context, then calls its
+// client-gone hook if one is set.
+func (c *conn) cancelRequest() {
+	c.hookMu.Lock()
+	cancel, f := c.reqCancel, c.hook
+	c.cancelled = true
+	c.hook = nil
+	if f != nil {
+		c.hookFired = true
+	}
+	c.hookMu.Unlock()
+	cancel()
+	if f != nil {
+		f()
+	}
+}
+
+// beginRequest makes cancel the current request's and clears the hook.
+func (c *conn) beginRequest(cancel context.CancelFunc) {
+	c.hookMu.Lock()
+	c.reqCancel, c.cancelled, c.hook, c.hookFired = cancel, false, nil, false
+	c.hookMu.Unlock()
 }
 
 const (
@@ -126,6 +161,7 @@ func (c *conn) serve() {
 		}
 	}
 	c.cr.c = c
+	c.cancelFn = c.cancelRequest
 	c.br = readers.Get().(*bufio.Reader)
 	c.br.Reset(&c.cr)
 	c.bw = writers.Get().(*bufio.Writer)
@@ -190,7 +226,8 @@ func (c *conn) serve() {
 			return
 		}
 		c.lastMethod = r.Method
-		if !c.serveRequest(r, cancel) {
+		c.beginRequest(cancel)
+		if !c.serveRequest(r, c.cancelFn) {
 			return
 		}
 		c.setState(http.StateIdle)

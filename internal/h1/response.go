@@ -2,6 +2,7 @@ package h1
 
 import (
 	"bufio"
+	"context"
 	"net"
 	"net/http"
 	"strconv"
@@ -622,4 +623,40 @@ func dateValue() []byte {
 		dateNow.Store(e)
 	}
 	return e.b
+}
+
+// SetClientGone arranges for f to be called once, from another goroutine,
+// when ctx — which must be this request's own context — is cancelled (the
+// client went, most often), as context.AfterFunc(ctx, f) does but without
+// allocating. It returns false, doing nothing, for any other context or a
+// connection context that can end (then use context.AfterFunc). If ctx is
+// cancelled already, f is called at once. The handler clears it with
+// ClearClientGone before it returns. One hook at a time: a second
+// replaces the first.
+func (w *response) SetClientGone(ctx context.Context, f func()) bool {
+	if ctx != w.req.Context() || w.c.ctx.Done() != nil || w.handlerDone {
+		return false
+	}
+	c := w.c
+	c.hookMu.Lock()
+	if c.cancelled {
+		c.hookFired = true
+		c.hookMu.Unlock()
+		f()
+		return true
+	}
+	c.hook, c.hookFired = f, false
+	c.hookMu.Unlock()
+	return true
+}
+
+// ClearClientGone removes the hook SetClientGone set. fired reports that
+// f was called (or is being called); otherwise it never will be.
+func (w *response) ClearClientGone() (fired bool) {
+	c := w.c
+	c.hookMu.Lock()
+	c.hook = nil
+	fired = c.hookFired
+	c.hookMu.Unlock()
+	return fired
 }
