@@ -66,7 +66,7 @@ func main() {
 	flag.IntVar(&propCount, "properties", 0, "instead of the scenarios, measure a start-up with this many properties, each with a certificate")
 	flag.Float64Var(&memoryScale, "memory-scale", 1, "cache-memory scenario: scale of its request counts and big object sizes (1: issue 17's)")
 	flag.StringVar(&heapFile, "heapprofile", "", "with -properties: save a heap profile of the settled edge to this file")
-	flag.BoolVar(&startAllCores, "start-all-cores", false, "with -properties: run the edge on every core (it parses property files on each) instead of pinned to core 1")
+	flag.BoolVar(&startAllCores, "start-all-cores", true, "with -properties: run the edge on every core of the machine, as a node runs (it parses property files on each); false pins it to core 1 as in the load tests")
 	flag.StringVar(&fixtures, "fixtures", "", "with -properties: keep the generated certificate store in this directory and reuse it in later runs")
 	flag.StringVar(&startProfile, "startprofile", "", "with -properties: save a CPU profile of the edge's start (to readiness) to this file")
 	flag.StringVar(&memDump, "memdump", "", "save the edge's heap profile, runtime.MemStats, goroutines and /proc status to this folder, 3/4 into and at the end of each scenario's edge run")

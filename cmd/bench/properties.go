@@ -50,6 +50,14 @@ renewal: {check_interval: 1h}
 	args := serverCPU(edgeBin, "serve", "--config", filepath.Join(dir, "edge.yaml"))
 	if startAllCores {
 		args = []string{edgeBin, "serve", "--config", filepath.Join(dir, "edge.yaml")}
+		// This process runs pinned to core 0 (see run): without an
+		// affinity of its own the edge would inherit that one core.
+		// (runtime.NumCPU here counts that one core: the machine's are
+		// read from sysfs.)
+		online, err := os.ReadFile("/sys/devices/system/cpu/online")
+		if taskset, lerr := exec.LookPath("taskset"); err == nil && lerr == nil {
+			args = append([]string{taskset, "-c", strings.TrimSpace(string(online))}, args...)
+		}
 	}
 	if restart {
 		if err := primeStart(args, eHTTPS, n); err != nil {
