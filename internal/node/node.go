@@ -245,6 +245,8 @@ func (n *node) start(ctx context.Context, lns *listeners) (stop func(), err erro
 	n.tls.OnHandshake = n.metrics.Handshake
 	n.tls.OnWarm = func(versions int) {
 		if versions >= 1000 {
+			// The warm-up's garbage too (decoded records), as the start's.
+			releaseStartGarbage(versions)
 			n.releaseStoreMapping()
 		}
 	}
