@@ -5,9 +5,8 @@ import (
 	"bytes"
 	"io"
 	"net/http"
-	"strings"
 
-	"golang.org/x/net/http/httpguts"
+	"github.com/edge-cdn/edge/internal/httpfield"
 )
 
 // readResponse reads a response head from c's buffer: the plain shapes by
@@ -94,7 +93,7 @@ func (c *upConn) fastResponse(req *http.Request) (*http.Response, bool) {
 		if colon <= 0 {
 			return nil, false
 		}
-		key, ok := canonicalFieldName(line[:colon], str)
+		key, ok := httpfield.Canonical(line[:colon], str)
 		if !ok {
 			return nil, false
 		}
@@ -130,7 +129,7 @@ func (c *upConn) fastResponse(req *http.Request) (*http.Response, bool) {
 	if !ok {
 		return nil, false // a body to the close, or none: Go's rules
 	}
-	n, ok := parseDigits(cl[0])
+	n, ok := httpfield.ParseLength(cl[0])
 	if !ok {
 		return nil, false
 	}
@@ -165,81 +164,15 @@ func (c *upConn) dropResponse() {
 	c.body = lengthBody{}
 }
 
-// responseClose is net/http's shouldClose for a response, which drops
-// the Connection field of an HTTP/1.1 response that says close.
+// responseClose is net/http's rule for a response's Close, which also
+// drops the Connection field of an HTTP/1.1 response that says close.
 func responseClose(minor int, h http.Header) bool {
-	conv := h["Connection"]
-	hasClose := httpguts.HeaderValuesContainsToken(conv, "close")
-	if minor == 0 {
-		return hasClose || !httpguts.HeaderValuesContainsToken(conv, "keep-alive")
-	}
-	if hasClose {
+	closes := httpfield.Close(minor, h["Connection"])
+	if closes && minor != 0 {
 		delete(h, "Connection")
 	}
-	return hasClose
+	return closes
 }
-
-// parseDigits parses a Content-Length of 1 to 18 digits.
-func parseDigits(v string) (int64, bool) {
-	if v == "" || len(v) > 18 {
-		return 0, false
-	}
-	var n int64
-	for i := 0; i < len(v); i++ {
-		b := v[i]
-		if b < '0' || b > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(b-'0')
-	}
-	return n, true
-}
-
-// canonicalFieldName returns the canonical form of a field name made of
-// letters, digits and '-' (a common one without allocating); false for
-// any other.
-func canonicalFieldName(name []byte, str func([]byte) string) (string, bool) {
-	upper, canon := true, true
-	for _, b := range name {
-		switch {
-		case 'a' <= b && b <= 'z':
-			if upper {
-				canon = false
-			}
-		case 'A' <= b && b <= 'Z':
-			if !upper {
-				canon = false
-			}
-		case '0' <= b && b <= '9':
-		case b == '-':
-		default:
-			return "", false
-		}
-		upper = b == '-'
-	}
-	if k, ok := commonResponseKeys[string(name)]; ok {
-		return k, true
-	}
-	if canon {
-		return str(name), true
-	}
-	return http.CanonicalHeaderKey(string(name)), true
-}
-
-// commonResponseKeys maps the usual spellings of common response field
-// names to their canonical form.
-var commonResponseKeys = func() map[string]string {
-	m := map[string]string{}
-	for _, k := range []string{"Accept-Ranges", "Age", "Cache-Control", "Connection", "Content-Encoding",
-		"Content-Language", "Content-Length", "Content-Range", "Content-Type", "Date", "Etag", "Expires",
-		"Keep-Alive", "Last-Modified", "Location", "Server", "Set-Cookie", "Vary", "Via", "X-Cache",
-		"X-Content-Type-Options", "X-Frame-Options", "Access-Control-Allow-Origin", "Strict-Transport-Security",
-		"Alt-Svc", "X-Request-Id", "Content-Disposition", "Link", "Transfer-Encoding", "Trailer", "Pragma"} {
-		m[k] = k
-		m[strings.ToLower(k)] = k
-	}
-	return m
-}()
 
 // lengthBody reads a body of n bytes from an origin connection's buffer,
 // as net/http's body over an io.LimitReader: io.EOF with its last bytes,

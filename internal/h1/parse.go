@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/edge-cdn/edge/internal/httpfield"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -195,7 +196,7 @@ func (c *conn) fastParse(ctx context.Context) (*http.Request, bool) {
 			return nil, false
 		}
 		name := line[:colon]
-		key, ok := canonicalKey(name, str)
+		key, ok := httpfield.Canonical(name, str)
 		if !ok {
 			return nil, false
 		}
@@ -252,11 +253,11 @@ func (c *conn) fastParse(ctx context.Context) (*http.Request, bool) {
 	if hv, ok := h["Host"]; ok {
 		r.Host = hv[0]
 	}
-	r.Close = shouldClose(minor, h)
+	r.Close = httpfield.Close(minor, h["Connection"])
 	var n int64
 	if cl, ok := h["Content-Length"]; ok {
 		// Checked even beside chunked (Go refuses a bad one either way).
-		if n, ok = parseLength(cl[0]); !ok {
+		if n, ok = httpfield.ParseLength(cl[0]); !ok {
 			return nil, false
 		}
 	}
@@ -293,81 +294,6 @@ func parseTarget(t string) (*url.URL, error) {
 	}
 	return &url.URL{Path: t}, nil
 }
-
-func parseLength(v string) (int64, bool) {
-	if v == "" || len(v) > 18 {
-		return 0, false
-	}
-	var n int64
-	for i := 0; i < len(v); i++ {
-		b := v[i]
-		if b < '0' || b > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(b-'0')
-	}
-	return n, true
-}
-
-// shouldClose is net/http's rule for a request's Close.
-func shouldClose(minor int, h http.Header) bool {
-	conv := h["Connection"]
-	if conv == nil {
-		return minor == 0
-	}
-	hasClose := httpguts.HeaderValuesContainsToken(conv, "close")
-	if minor == 0 {
-		return hasClose || !httpguts.HeaderValuesContainsToken(conv, "keep-alive")
-	}
-	return hasClose
-}
-
-// canonicalKey returns the canonical form of a field name made of
-// letters, digits and '-' (a common one interned); false for any other.
-func canonicalKey(name []byte, str func([]byte) string) (string, bool) {
-	upper, canon := true, true
-	for _, b := range name {
-		switch {
-		case 'a' <= b && b <= 'z':
-			if upper {
-				canon = false
-			}
-		case 'A' <= b && b <= 'Z':
-			if !upper {
-				canon = false
-			}
-		case '0' <= b && b <= '9':
-		case b == '-':
-		default:
-			return "", false
-		}
-		upper = b == '-'
-	}
-	if k, ok := commonKeys[string(name)]; ok {
-		return k, true
-	}
-	if canon {
-		return str(name), true
-	}
-	return http.CanonicalHeaderKey(string(name)), true
-}
-
-// commonKeys maps the usual spellings of common field names to their
-// canonical form (no allocation for them).
-var commonKeys = func() map[string]string {
-	m := map[string]string{}
-	for _, k := range []string{"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Accept-Ranges",
-		"Authorization", "Cache-Control", "Connection", "Content-Length", "Content-Type", "Cookie",
-		"Host", "If-Match", "If-Modified-Since", "If-None-Match", "If-Range", "If-Unmodified-Since",
-		"Origin", "Pragma", "Range", "Referer", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
-		"User-Agent", "Via", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Request-Id",
-		"Expect", "Content-Encoding", "Sec-Websocket-Key", "Sec-Websocket-Version", "Sec-Fetch-Mode",
-		"Sec-Fetch-Site", "Sec-Fetch-Dest", "Dnt", "Upgrade-Insecure-Requests", "Priority", "Keep-Alive"} {
-		m[k] = k
-		m[strings.ToLower(k)] = k
-	}
-	return m
-}()
 
 func commonMethod(m []byte, str func([]byte) string) string {
 	switch string(m) {
