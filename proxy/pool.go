@@ -105,14 +105,23 @@ func (p *connPool) get(ctx context.Context) (*upConn, error) {
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
 		p.mu.Unlock()
-		if now.Sub(c.idleAt) < p.idleTTL && c.alive() {
-			c.reused = true
-			c.takeBuffers()
+		if p.reuse(c, now) {
 			return c, nil
 		}
-		c.nc.Close()
 	}
 	return p.dialConn(ctx)
+}
+
+// reuse readies an idle connection taken from the pool for a request, or
+// closes it (gone stale, or the peer closed it or sent bytes) and says so.
+func (p *connPool) reuse(c *upConn, now time.Time) bool {
+	if now.Sub(c.idleAt) < p.idleTTL && c.alive() {
+		c.reused = true
+		c.takeBuffers()
+		return true
+	}
+	c.nc.Close()
+	return false
 }
 
 // fillMinIdle is how long a pooled connection must have been idle before a
@@ -146,12 +155,9 @@ func (p *connPool) getSettled(ctx context.Context, minIdle time.Duration) (*upCo
 		p.idle[len(p.idle)-1] = nil
 		p.idle = p.idle[:len(p.idle)-1]
 		p.mu.Unlock()
-		if now.Sub(c.idleAt) < p.idleTTL && c.alive() {
-			c.reused = true
-			c.takeBuffers()
+		if p.reuse(c, now) {
 			return c, nil
 		}
-		c.nc.Close()
 	}
 	return p.dialConn(ctx)
 }

@@ -135,7 +135,7 @@ renewal: {check_interval: 1h}
 	if startProfile != "" {
 		go func() {
 			defer close(profiled)
-			saveCPUProfile(dir, eAdmin, startProfile+".reload", 4)
+			saveProfile(dir, eAdmin, 4*time.Second, startProfile+".reload")
 		}()
 		time.Sleep(200 * time.Millisecond) // the profile is running
 	} else {
@@ -363,31 +363,6 @@ func (l *lastLines) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return strings.Join(l.lines, "\n")
-}
-
-// saveCPUProfile saves a CPU profile of the edge over seconds into file,
-// through the admin API.
-func saveCPUProfile(dir string, adminPort int, file string, seconds int) {
-	tok, err := os.ReadFile(filepath.Join(dir, "data", "admin.token"))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "profile:", err)
-		return
-	}
-	req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", adminPort, seconds), nil)
-	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "profile:", err)
-		return
-	}
-	defer resp.Body.Close()
-	f, err := os.Create(file)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "profile:", err)
-		return
-	}
-	defer f.Close()
-	io.Copy(f, resp.Body)
 }
 
 // snapshotLine is the measured start's "property snapshot read" line.
