@@ -54,7 +54,6 @@ type conn struct {
 	// panicked: the handler panicked; goroutines it started may still
 	// use its request and ResponseWriter, so the buffers are not pooled.
 	panicked bool
-	ctx      context.Context // the connection's (Server.ConnContext)
 
 	// The current request's cancellation and its client-gone hook
 	// (response.SetClientGone), guarded by hookMu. cancelFn is
@@ -154,12 +153,6 @@ func (c *conn) serve() {
 		st := tc.ConnectionState()
 		c.tls = &st
 	}
-	c.ctx = context.Background()
-	if cc := c.s.ConnContext; cc != nil {
-		if c.ctx = cc(c.ctx, c.rwc); c.ctx == nil {
-			panic("h1: ConnContext returned nil")
-		}
-	}
 	c.cr.c = c
 	c.cancelFn = c.cancelRequest
 	c.br = readers.Get().(*bufio.Reader)
@@ -210,7 +203,7 @@ func (c *conn) serve() {
 			return
 		}
 		c.rwc.SetReadDeadline(time.Time{})
-		ctx, cancel := context.WithCancel(c.ctx)
+		ctx, cancel := context.WithCancel(context.Background())
 		r, fast := c.fastParse(ctx)
 		if !fast {
 			if r, err = c.slowParse(); err == nil {

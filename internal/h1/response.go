@@ -628,13 +628,13 @@ func dateValue() []byte {
 // SetClientGone arranges for f to be called once, from another goroutine,
 // when ctx — which must be this request's own context — is cancelled (the
 // client went, most often), as context.AfterFunc(ctx, f) does but without
-// allocating. It returns false, doing nothing, for any other context or a
-// connection context that can end (then use context.AfterFunc). If ctx is
+// allocating. It returns false, doing nothing, for any other context
+// (then use context.AfterFunc). If ctx is
 // cancelled already, f is called at once. The handler clears it with
 // ClearClientGone before it returns. One hook at a time: a second
 // replaces the first.
 func (w *response) SetClientGone(ctx context.Context, f func()) bool {
-	if ctx != w.req.Context() || w.c.ctx.Done() != nil || w.handlerDone {
+	if ctx != w.req.Context() || w.handlerDone {
 		return false
 	}
 	c := w.c

@@ -21,9 +21,6 @@ type Server struct {
 	MaxHeaderBytes int
 	ErrorLog       *log.Logger                    // nil: none
 	ConnState      func(net.Conn, http.ConnState) // as http.Server's
-	// ConnContext, when set, makes the context of a connection's requests
-	// from the connection (as http.Server's).
-	ConnContext func(ctx context.Context, c net.Conn) context.Context
 
 	mu         sync.Mutex
 	listeners  map[*net.Listener]struct{}

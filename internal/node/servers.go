@@ -41,7 +41,8 @@ func (n *node) servers(token string) []server {
 	// enforces SETTINGS_MAX_HEADER_LIST_SIZE = limits.max_header_bytes
 	// (Go adds 320); HTTP/1.1 over TLS may then read a little more than the
 	// limit, and the proxy refuses such a head itself (431, proxy/headers.go).
-	httpsSrv := n.httpServer(n.metrics.ByProtocol(n.proxy.HTTPSHandler()), h2HeaderSlop)
+	httpsHandler := n.metrics.ByProtocol(n.proxy.HTTPSHandler())
+	httpsSrv := n.httpServer(httpsHandler, h2HeaderSlop)
 	httpsSrv.TLSConfig = n.tls.ServerConfig()
 	n.tickets.Apply(httpsSrv.TLSConfig)
 	httpsSrv.Protocols = new(http.Protocols)
@@ -69,7 +70,7 @@ func (n *node) servers(token string) []server {
 		n.drain.watch(srv)
 	}
 	if front != nil {
-		front.shareHooks() // HTTP/1.1 runs on the connection's goroutine: no stack to grow per request
+		front.shareHooks(httpsHandler) // HTTP/1.1 runs on the connection's goroutine: no stack to grow per request
 	}
 	httpsSrv.Handler = streamStack(httpsSrv.Handler) // outermost: grows the stack with the fewest frames on it
 	return servers

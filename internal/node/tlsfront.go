@@ -125,11 +125,13 @@ func (f *tlsFront) serveConn(c net.Conn) {
 	f.h1.ServeConn(tc)
 }
 
-// shareHooks gives h1 the handler and hooks set on h2 (call it once they
-// are all set).
-func (f *tlsFront) shareHooks() {
-	f.h1.Handler = f.h2.Handler
-	f.h1.ConnContext = f.h2.ConnContext
+// shareHooks gives h1 the handler h and the connection hooks set on h2
+// (call it once they are all set). h is the port's handler without the
+// rejects watcher's wrapper and connection context: those make up for
+// what Go's server does not report, and h1's refusals are counted through
+// its connection (wrap) instead.
+func (f *tlsFront) shareHooks(h http.Handler) {
+	f.h1.Handler = h
 	f.h1.ConnState = f.h2.ConnState
 }
 

@@ -43,7 +43,7 @@ func TestTLSFrontSplitsByALPN(t *testing.T) {
 	f := newTLSFront(h2, &h1.Server{ReadHeaderTimeout: 5 * time.Second})
 	d := newDrainer()
 	d.watch(f)
-	f.shareHooks()
+	f.shareHooks(h2.Handler)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +118,7 @@ func testTLSFront(t *testing.T, h http.Handler, readHeader time.Duration) (*node
 	h2.Protocols.SetHTTP2(true)
 	f := newTLSFront(h2, &h1.Server{ReadHeaderTimeout: readHeader})
 	n.drain.watch(f)
-	f.shareHooks()
+	f.shareHooks(h2.Handler)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
