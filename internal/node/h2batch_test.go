@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -143,40 +144,43 @@ func TestBatchConnCloseDeliversWhatWasWritten(t *testing.T) {
 // finds them waits, and Close still ends within drainTimeout, failing
 // that Write.
 func TestBatchConnSlowReadBounded(t *testing.T) {
-	sc, _ := tlsPair(t, true)
-	b := newBatchConn(sc)
-	chunk := make([]byte, 4<<10)
-	written := make(chan error, 1)
-	go func() {
-		for {
-			if _, err := b.Write(chunk); err != nil {
-				written <- err
-				return
+	// On fake time: drainTimeout passes at once, and exactly.
+	synctest.Test(t, func(t *testing.T) {
+		sc, _ := tlsPair(t, true)
+		b := newBatchConn(sc)
+		chunk := make([]byte, 4<<10)
+		written := make(chan error, 1)
+		go func() {
+			for {
+				if _, err := b.Write(chunk); err != nil {
+					written <- err
+					return
+				}
 			}
+		}()
+		// The writer's first write waits for the peer, which never reads;
+		// wait until the bytes waiting behind it reach the bound.
+		for {
+			b.mu.Lock()
+			full := b.pending != nil && len(*b.pending) >= batchLimit
+			b.mu.Unlock()
+			if full {
+				break
+			}
+			time.Sleep(time.Millisecond)
 		}
-	}()
-	// The writer's first write waits for the peer, which never reads;
-	// wait until the bytes waiting behind it reach the bound.
-	for {
 		b.mu.Lock()
-		full := b.pending != nil && len(*b.pending) >= batchLimit
-		b.mu.Unlock()
-		if full {
-			break
+		if n := len(*b.pending); n >= batchLimit+len(chunk) {
+			t.Errorf("%d bytes waiting, want under %d", n, batchLimit+len(chunk))
 		}
-		time.Sleep(time.Millisecond)
-	}
-	b.mu.Lock()
-	if n := len(*b.pending); n >= batchLimit+len(chunk) {
-		t.Errorf("%d bytes waiting, want under %d", n, batchLimit+len(chunk))
-	}
-	b.mu.Unlock()
-	start := time.Now()
-	b.Close()
-	if d := time.Since(start); d < drainTimeout || d > drainTimeout+5*time.Second {
-		t.Errorf("Close took %v, want about drainTimeout (%v)", d, drainTimeout)
-	}
-	if err := <-written; err == nil {
-		t.Error("the waiting Write succeeded")
-	}
+		b.mu.Unlock()
+		start := time.Now()
+		b.Close()
+		if d := time.Since(start); d < drainTimeout || d > drainTimeout+5*time.Second {
+			t.Errorf("Close took %v, want about drainTimeout (%v)", d, drainTimeout)
+		}
+		if err := <-written; err == nil {
+			t.Error("the waiting Write succeeded")
+		}
+	})
 }
