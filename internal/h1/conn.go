@@ -2,6 +2,7 @@ package h1
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -175,8 +176,10 @@ func (c *conn) serve() {
 				return
 			}
 		}
-		if d := c.s.ReadHeaderTimeout; d > 0 {
-			c.rwc.SetReadDeadline(time.Now().Add(d))
+		if d := c.s.ReadHeaderTimeout; d > 0 && (first || c.lastMethod == http.MethodPost || !c.headBuffered()) {
+			// (A head whole in the buffer is read without the
+			// connection: the idle wait's deadline, still set, is moot.)
+			c.cr.setDeadline(time.Now().Add(d))
 		}
 		if c.lastMethod == http.MethodPost {
 			// RFC 9112 2.2: a CRLF after a POST body is tolerated (Go too).
@@ -202,7 +205,11 @@ func (c *conn) serve() {
 			}
 			return
 		}
-		c.rwc.SetReadDeadline(time.Time{})
+		// The head's (or the idle wait's) deadline is cleared before the
+		// connection is read again, if it is (connReader.Read): a request
+		// whose handler reads nothing from the connection changes it once,
+		// for the wait for the next request, not three times.
+		c.cr.markStale()
 		ctx, cancel := context.WithCancel(context.Background())
 		r, fast := c.fastParse(ctx)
 		if !fast {
@@ -238,9 +245,9 @@ func (c *conn) waitNext() bool {
 		c.head = make([]byte, 0, 1024)
 	}
 	if d := c.s.IdleTimeout; d > 0 {
-		c.rwc.SetReadDeadline(time.Now().Add(d))
+		c.cr.setDeadline(time.Now().Add(d))
 	} else {
-		c.rwc.SetReadDeadline(time.Time{})
+		c.cr.clearStale()
 	}
 	if _, err := c.br.Peek(1); err != nil {
 		return false
@@ -253,6 +260,15 @@ func (c *conn) waitNext() bool {
 	}
 	return true
 }
+
+// headBuffered reports whether the reader holds a whole head (a blank
+// line ends one): readHead then reads nothing from the connection.
+func (c *conn) headBuffered() bool {
+	buf, _ := c.br.Peek(c.br.Buffered())
+	return bytes.Contains(buf, crlfBlank) || bytes.Contains(buf, lfBlank)
+}
+
+var crlfBlank, lfBlank = []byte("\n\r\n"), []byte("\n\n")
 
 func (c *conn) close() {
 	c.cr.stopTimer()
@@ -464,8 +480,13 @@ type connReader struct {
 	aborted bool
 	armed   bool        // a background read starts when timer fires
 	timer   *time.Timer // the connection's, reused
-	cancel  context.CancelFunc
-	cond    *sync.Cond
+	// stale: a read deadline serve set for a head or the idle wait is
+	// still on the connection, though the head has been read. The next
+	// read clears it (connReader.Read, fire); whoever sets a deadline of
+	// its own (serve, the handler, Hijack) clears stale.
+	stale  bool
+	cancel context.CancelFunc
+	cond   *sync.Cond
 }
 
 func (cr *connReader) lock() {
@@ -492,6 +513,10 @@ func (cr *connReader) Read(p []byte) (int, error) {
 		cr.hasByte = false
 		cr.unlock()
 		return 1, nil
+	}
+	if cr.stale {
+		cr.stale = false
+		cr.c.rwc.SetReadDeadline(time.Time{})
 	}
 	cr.inRead = true
 	cr.unlock()
@@ -548,6 +573,7 @@ func (cr *connReader) fire() {
 	cr.armed = false
 	cr.inRead = true
 	cr.aborted = false
+	cr.stale = false
 	cr.c.rwc.SetReadDeadline(time.Time{})
 	go cr.backgroundRead()
 }
@@ -602,3 +628,39 @@ func (cr *connReader) abortPendingRead() {
 }
 
 var aLongTimeAgo = time.Unix(1, 0)
+
+// setDeadline sets the read deadline of a head or of the idle wait.
+func (cr *connReader) setDeadline(t time.Time) {
+	cr.lock()
+	cr.stale = false
+	cr.unlock()
+	cr.c.rwc.SetReadDeadline(t)
+}
+
+// markStale: the head is read; its deadline no longer applies (see stale).
+func (cr *connReader) markStale() {
+	if cr.c.s.ReadHeaderTimeout <= 0 && cr.c.s.IdleTimeout <= 0 {
+		return // serve set none
+	}
+	cr.lock()
+	cr.stale = true
+	cr.unlock()
+}
+
+// clearStale clears a stale deadline now.
+func (cr *connReader) clearStale() {
+	cr.lock()
+	defer cr.unlock()
+	if cr.stale {
+		cr.stale = false
+		cr.c.rwc.SetReadDeadline(time.Time{})
+	}
+}
+
+// deadlineTaken: the handler set the connection's deadlines itself
+// (Hijack, http.ResponseController): a stale one is gone.
+func (cr *connReader) deadlineTaken() {
+	cr.lock()
+	cr.stale = false
+	cr.unlock()
+}
