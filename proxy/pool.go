@@ -63,7 +63,7 @@ type upConn struct {
 	// deadline: the read and write deadline an exchange left set on nc
 	// (its response was whole in br: exchange.roundTrip); zero: none.
 	deadline time.Time
-	reused bool      // it served a request before this one
+	reused   bool // it served a request before this one
 
 	peekBuf  [1]byte
 	numBuf   [20]byte // formats lengths without allocating
