@@ -184,6 +184,7 @@ func (x *exchange) roundTrip(start time.Time) (*http.Response, error) {
 	if err := c.nc.SetDeadline(start.Add(rh)); err != nil {
 		return nil, err
 	}
+	c.deadline = time.Time{} // this exchange's now, cleared or left at its end
 	x.writeHead()
 	expect := x.hasBody && hasToken(r.Header["Expect"], "100-continue")
 	if x.hasBody && !expect {
@@ -235,7 +236,15 @@ func (x *exchange) roundTrip(start time.Time) (*http.Response, error) {
 			forwardInfo(x.w, resp)
 			continue
 		}
-		_ = c.nc.SetDeadline(time.Time{})
+		if c.bodyBuffered(resp) {
+			// Nothing more is read from the connection for this response:
+			// the deadline is left (one timer change fewer per exchange)
+			// and cleared only should it pass before the connection is
+			// peeked at again (upConn.freshDeadline).
+			c.deadline = start.Add(rh)
+		} else {
+			_ = c.nc.SetDeadline(time.Time{})
+		}
 		return resp, nil
 	}
 }

@@ -60,7 +60,10 @@ type upConn struct {
 	br     *bufio.Reader // reads through lim
 	bw     *bufio.Writer
 	idleAt time.Time // when it went back to the pool
-	reused bool      // it served a request before this one
+	// deadline: the read and write deadline an exchange left set on nc
+	// (its response was whole in br: exchange.roundTrip); zero: none.
+	deadline time.Time
+	reused   bool // it served a request before this one
 
 	peekBuf  [1]byte
 	numBuf   [20]byte // formats lengths without allocating
@@ -115,7 +118,7 @@ func (p *connPool) get(ctx context.Context) (*upConn, error) {
 // reuse readies an idle connection taken from the pool for a request, or
 // closes it (gone stale, or the peer closed it or sent bytes) and says so.
 func (p *connPool) reuse(c *upConn, now time.Time) bool {
-	if now.Sub(c.idleAt) < p.idleTTL && c.alive() {
+	if now.Sub(c.idleAt) < p.idleTTL && c.freshDeadline(now) && c.alive() {
 		c.reused = true
 		c.takeBuffers()
 		return true
@@ -168,6 +171,7 @@ func (c *upConn) strayBytes() bool {
 	if c.br.Buffered() > 0 {
 		return true
 	}
+	c.freshDeadline(time.Now()) // a passed one fails the peek: no bytes seen
 	if c.raw == nil || c.isTLS {
 		// Under TLS, bytes on the socket may be a close_notify alert or a
 		// session ticket: only bytes already decrypted count.
@@ -282,6 +286,27 @@ func (p *connPool) close() {
 	for _, c := range idle {
 		c.nc.Close()
 	}
+}
+
+// freshDeadline clears the deadline an exchange left set once it is
+// near or past (a passed one fails every read and peek at once, and the
+// peeks then see nothing); a later one does not affect them. It reports
+// true, for reuse's chain.
+func (c *upConn) freshDeadline(now time.Time) bool {
+	if !c.deadline.IsZero() && !now.Before(c.deadline.Add(-time.Second)) {
+		_ = c.nc.SetDeadline(time.Time{})
+		c.deadline = time.Time{}
+	}
+	return true
+}
+
+// bodyBuffered reports whether resp, just read from c, is c's own (the
+// fast path's) with its body whole in c's buffer already.
+func (c *upConn) bodyBuffered(resp *http.Response) bool {
+	if resp != &c.resp {
+		return false
+	}
+	return resp.Body == http.NoBody || c.body.n <= int64(c.br.Buffered())
 }
 
 // alive reports whether an idle connection is still open and quiet: a

@@ -463,6 +463,7 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	c.hijacked = true
+	c.cr.deadlineTaken()
 	c.rwc.SetDeadline(time.Time{})
 	c.setState(http.StateHijacked)
 	rw := bufio.NewReadWriter(c.br, bufio.NewWriter(c.rwc))
@@ -472,7 +473,10 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 // The http.ResponseController methods.
 
-func (w *response) SetReadDeadline(t time.Time) error  { return w.c.rwc.SetReadDeadline(t) }
+func (w *response) SetReadDeadline(t time.Time) error {
+	w.c.cr.deadlineTaken() // not cleared by the next read
+	return w.c.rwc.SetReadDeadline(t)
+}
 func (w *response) SetWriteDeadline(t time.Time) error { return w.c.rwc.SetWriteDeadline(t) }
 func (w *response) EnableFullDuplex() error {
 	w.fullDuplex = true
