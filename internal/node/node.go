@@ -189,6 +189,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		releaseStartGarbage(ps)
 		n.releaseStoreMapping()
 	}
+	_ = releaseBinaryPages() // the start's code and tables: best effort
 	runErr := n.loop(ctx, serveErr, sigs)
 	upgraded := errors.Is(runErr, errUpgraded)
 	if upgraded {
