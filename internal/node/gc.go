@@ -61,7 +61,8 @@ func tuneGC(memoryLimit, cacheSize int64) (govern bool) {
 // the automatic soft limit to autoLimit (at once: the node has loaded its
 // properties); cached reports the bytes the cache's memory tier holds. It
 // always gives the memory of a burst back once the node is quiet
-// (afterBurst).
+// (afterBurst): the heap's free pages, and the binary's pages the burst
+// touched (releaseBinaryPages).
 func governMemory(ctx context.Context, govern bool, cacheSize int64, cached func() int64) {
 	sample := []metrics.Sample{
 		{Name: "/gc/heap/live:bytes"},
