@@ -4,10 +4,14 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // exeRss is the resident KiB of this process's mappings of its own
@@ -101,5 +105,74 @@ func TestReadOnlyPrivate(t *testing.T) {
 		if got := readOnlyPrivate(perms); got != want {
 			t.Errorf("readOnlyPrivate(%q) = %v, want %v", perms, got, want)
 		}
+	}
+}
+
+// TestReadOnlyFileSpansSkipsPrivateCopies: of a file's read-only private
+// mappings, one holding private copies of its pages (what a debugger's
+// breakpoint or a uprobe leaves in the code) is not released; a clean
+// one is, and releasing it keeps what it reads.
+func TestReadOnlyFileSpansSkipsPrivateCopies(t *testing.T) {
+	const size = 64 << 10
+	path := filepath.Join(t.TempDir(), "f")
+	content := make([]byte, size)
+	for i := range content {
+		content[i] = 'a'
+	}
+	if err := os.WriteFile(path, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	clean, err := unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ, unix.MAP_PRIVATE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(clean)
+	patched, err := unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(patched)
+	_ = clean[0]
+	patched[0] = 'B' // a private copy, as a breakpoint's
+	if err := unix.Mprotect(patched, unix.PROT_READ); err != nil {
+		t.Fatal(err)
+	}
+	smaps, err := os.Open("/proc/self/smaps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer smaps.Close()
+	spans, err := readOnlyFileSpans(smaps, unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cleanAt := uintptr(unsafe.Pointer(&clean[0]))
+	patchedAt := uintptr(unsafe.Pointer(&patched[0]))
+	var sawClean bool
+	for _, s := range spans {
+		switch s[0] {
+		case cleanAt:
+			sawClean = true
+		case patchedAt:
+			t.Errorf("the mapping with a private copy would be released")
+		}
+		if _, _, e := unix.Syscall(unix.SYS_MADVISE, s[0], s[1]-s[0], unix.MADV_DONTNEED); e != 0 {
+			t.Fatal(e)
+		}
+	}
+	if !sawClean {
+		t.Errorf("the clean mapping at %#x is not among %#x", cleanAt, spans)
+	}
+	if clean[0] != 'a' || patched[0] != 'B' {
+		t.Errorf("after the release: clean reads %q, patched %q", clean[0], patched[0])
 	}
 }
