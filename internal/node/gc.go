@@ -61,7 +61,8 @@ func tuneGC(memoryLimit, cacheSize int64) (govern bool) {
 // the automatic soft limit to autoLimit (at once: the node has loaded its
 // properties); cached reports the bytes the cache's memory tier holds. It
 // always gives the memory of a burst back once the node is quiet
-// (afterBurst).
+// (afterBurst): the heap's free pages, and the binary's pages the burst
+// touched (releaseBinaryPages).
 func governMemory(ctx context.Context, govern bool, cacheSize int64, cached func() int64) {
 	sample := []metrics.Sample{
 		{Name: "/gc/heap/live:bytes"},
@@ -88,12 +89,15 @@ func governMemory(ctx context.Context, govern bool, cacheSize int64, cached func
 			debug.SetMemoryLimit(autoLimit(cacheSize, int64(live), cached()))
 		}
 		retained := sample[3].Value.Uint64() + sample[4].Value.Uint64() + sample[5].Value.Uint64()
-		if burst.observe(sample[1].Value.Uint64(), sample[2].Value.Uint64(), live, retained) {
-			debug.FreeOSMemory()
-			// Its own collection is not one of the load's.
-			metrics.Read(sample)
-			burst.cycles = sample[2].Value.Uint64()
-			burst.allocs = sample[1].Value.Uint64()
+		if burst.observe(sample[1].Value.Uint64(), sample[2].Value.Uint64()) {
+			if retained >= live+minRelease {
+				debug.FreeOSMemory()
+				// Its own collection is not one of the load's.
+				metrics.Read(sample)
+				burst.cycles = sample[2].Value.Uint64()
+				burst.allocs = sample[1].Value.Uint64()
+			}
+			_ = releaseBinaryPages() // best effort: nothing to do if it cannot
 		}
 		select {
 		case <-ctx.Done():
@@ -113,17 +117,18 @@ func governMemory(ctx context.Context, govern bool, cacheSize int64, cached func
 // scenario's peak started from there: the node's RSS climbed from 35 to
 // 89 MiB over the table.
 //
-// afterBurst decides, once per interval, when to give it back: after an
+// afterBurst decides, once per interval, when a burst is over: after an
 // interval that ran a collection while allocating at least quietAllocs
 // (a collection under load), the first interval that allocates less and
-// runs none releases the heap (debug.FreeOSMemory: a collection and the
-// return of every free page) if at least minRelease more than the live
-// heap is mapped. Once per burst: its own collection, or one in a quiet
-// interval, leaves a goal made from the quiet heap, which the runtime's
-// scavenger follows.
+// runs none. Then governMemory releases the heap (debug.FreeOSMemory: a
+// collection and the return of every free page) if at least minRelease
+// more than the live heap is mapped, and the binary's pages
+// (releaseBinaryPages). Once per burst: its own collection, or one in a
+// quiet interval, leaves a goal made from the quiet heap, which the
+// runtime's scavenger follows.
 type afterBurst struct {
 	allocs, cycles uint64 // at the last observation
-	pending        bool   // a collection ran under load since the last release
+	pending        bool   // a collection ran under load since the burst's end was last reported
 	started        bool
 }
 
@@ -133,9 +138,9 @@ const (
 )
 
 // observe takes the runtime's counters at the end of an interval: bytes
-// allocated and collections completed since the start, the live heap and
-// the heap's mapped bytes. It reports whether to release now.
-func (b *afterBurst) observe(allocs, cycles, live, retained uint64) bool {
+// allocated and collections completed since the start. It reports whether
+// a burst just ended.
+func (b *afterBurst) observe(allocs, cycles uint64) bool {
 	if !b.started {
 		b.started = true
 		b.allocs, b.cycles = allocs, cycles
@@ -150,7 +155,7 @@ func (b *afterBurst) observe(allocs, cycles, live, retained uint64) bool {
 		return false
 	case quiet && b.pending:
 		b.pending = false
-		return retained >= live+minRelease
+		return true
 	}
 	return false
 }

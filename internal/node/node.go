@@ -189,6 +189,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		releaseStartGarbage(ps)
 		n.releaseStoreMapping()
 	}
+	_ = releaseBinaryPages() // the start's code and tables: best effort
 	runErr := n.loop(ctx, serveErr, sigs)
 	upgraded := errors.Is(runErr, errUpgraded)
 	if upgraded {
@@ -249,6 +250,8 @@ func (n *node) start(ctx context.Context, lns *listeners) (stop func(), err erro
 			releaseStartGarbage(versions)
 			n.releaseStoreMapping()
 		}
+		// It ends after readiness: the code it ran, once, as the start's.
+		_ = releaseBinaryPages()
 	}
 	// The one pass over the certificate records: the handshake index,
 	// and what the properties' load needs of them (certificatesByName).
