@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/net/http2"
+	http2 "github.com/edge-cdn/edge/internal/h2srv"
 )
 
 // HTTP/2 connections are served by golang.org/x/net/http2's server (the
