@@ -15,9 +15,9 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/edge-cdn/edge/internal/h2srv/internal/httpsfv"
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2/hpack"
-	"github.com/edge-cdn/edge/internal/h2srv/internal/httpsfv"
 )
 
 const frameHeaderLen = 9

@@ -2,7 +2,6 @@
 // Use of this source code is governed by a BSD-style
 // license that can be found in the LICENSE file.
 
-
 // TODO: turn off the serve goroutine when idle, so
 // an idle conn only has the readFrames goroutine active. (which could
 // also be optimized probably to pin less memory in crypto/tls). This
@@ -49,9 +48,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/edge-cdn/edge/internal/h2srv/internal/httpcommon"
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2/hpack"
-	"github.com/edge-cdn/edge/internal/h2srv/internal/httpcommon"
 )
 
 const (

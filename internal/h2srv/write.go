@@ -11,9 +11,9 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/edge-cdn/edge/internal/h2srv/internal/httpcommon"
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2/hpack"
-	"github.com/edge-cdn/edge/internal/h2srv/internal/httpcommon"
 )
 
 // writeFramer is implemented by any type that is used to write frames.
