@@ -413,3 +413,11 @@ func (s *sorter) SortStrings(ss []string) {
 // makes that struct also non-comparable, and generally doesn't add
 // any size (as long as it's first).
 type incomparable [0]func()
+
+// Buffered is the number of bytes waiting in the buffer (Edge).
+func (w *bufferedWriter) Buffered() int {
+	if w.bw == nil {
+		return 0
+	}
+	return w.bw.Buffered()
+}

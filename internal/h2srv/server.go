@@ -286,6 +286,10 @@ func (s *Server) serveConn(c net.Conn, opts *ServeConnOpts, newf func(*serverCon
 		pushEnabled:                 true,
 		sawClientPreface:            opts.SawClientPreface,
 	}
+	if r, ok := c.(writeRoomer); ok { // Edge
+		sc.room = r.WriteRoom
+	}
+	sc.inline = opts.Inline // Edge
 	if newf != nil {
 		newf(sc)
 	}
@@ -430,6 +434,8 @@ type serverConn struct {
 	remoteAddrStr    string
 	writeSched       WriteScheduler
 	countErrorFunc   func(errType string)
+	room             func() int    // Edge: see writeRoomer; nil if conn does not tell
+	inline           InlineHandler // Edge: see InlineHandler; may be nil
 
 	// Everything following is owned by the serve loop; use serveG.check():
 	serveG                      goroutineLock // used to verify funcs are on serve()
@@ -1182,7 +1188,7 @@ func (sc *serverConn) startFrameWrite(wr FrameWriteRequest) {
 		sc.hpackEncoder.SetMaxDynamicTableSize(sc.encoderTableSizeMin)
 		sc.hpackEncoder.SetMaxDynamicTableSize(sc.encoderTableSize)
 	}
-	if wr.write.staysWithinBuffer(sc.bw.Available()) {
+	if wr.write.staysWithinBuffer(sc.bw.Available()) || sc.writeWontBlock(wr.write) { // Edge: || writeWontBlock
 		sc.writingFrameAsync = false
 		err := wr.write.writeFrame(sc)
 		sc.wroteFrame(frameWriteResult{wr: wr, err: err})
@@ -1979,11 +1985,14 @@ func (sc *serverConn) processHeaders(f *MetaHeadersFrame) error {
 	st.declBodyBytes = req.ContentLength
 
 	handler := sc.handler.ServeHTTP
+	plain := true // Edge: the request goes to sc.handler
 	if f.Truncated {
 		// Their header list was too long. Send a 431 error.
 		handler = handleHeaderListTooLong
+		plain = false
 	} else if err := checkValidHTTP2RequestHeaders(req.Header); err != nil {
 		handler = new400Handler(err)
+		plain = false
 	}
 
 	// The net/http package sets the read deadline from the
@@ -1998,6 +2007,10 @@ func (sc *serverConn) processHeaders(f *MetaHeadersFrame) error {
 		st.readDeadline = time.AfterFunc(sc.hs.ReadTimeout, st.onReadTimeout)
 	}
 
+	// Edge: a request without a body may be answered right here.
+	if plain && sc.inline != nil && f.StreamEnded() && req.RequestURI != "*" && sc.serveInline(st, rw, req) {
+		return nil
+	}
 	return sc.scheduleHandler(st, rw, req, handler)
 }
 
@@ -2522,6 +2535,7 @@ type responseWriterState struct {
 	wroteHeader   bool        // WriteHeader called (explicitly or implicitly). Not necessarily sent to user yet.
 	sentHeader    bool        // have we sent the header frame?
 	handlerDone   bool        // handler has finished
+	inline        bool        // Edge: the handler runs on the serve goroutine (serveInline)
 
 	sentContentLen int64 // non-zero if handler set a Content-Length header
 	wroteBytes     int64
@@ -2631,7 +2645,7 @@ func (rws *responseWriterState) writeChunk(p []byte) (n int, err error) {
 		}
 
 		endStream := (rws.handlerDone && !rws.hasTrailers() && len(p) == 0) || isHeadResp
-		err = rws.conn.writeHeaders(rws.stream, &writeResHeaders{
+		err = rws.writeHeaders(&writeResHeaders{
 			streamID:      rws.stream.id,
 			httpResCode:   rws.status,
 			h:             rws.snapHeader,
@@ -2660,15 +2674,19 @@ func (rws *responseWriterState) writeChunk(p []byte) (n int, err error) {
 	endStream := rws.handlerDone && !hasNonemptyTrailers
 	if len(p) > 0 || endStream {
 		// only send a 0 byte DATA frame if we're ending the stream.
-		if err := rws.conn.writeDataFromHandler(rws.stream, p, endStream); err != nil {
+		if err := rws.writeData(p, endStream); err != nil {
 			return 0, err
 		}
 	}
 
 	if rws.handlerDone && hasNonemptyTrailers {
-		err = rws.conn.writeHeaders(rws.stream, &writeResHeaders{
+		h := rws.handlerHeader
+		if rws.inline {
+			h = cloneHeader(h) // Edge: written after the handler returned
+		}
+		err = rws.writeHeaders(&writeResHeaders{
 			streamID:  rws.stream.id,
-			h:         rws.handlerHeader,
+			h:         h,
 			trailers:  rws.trailers,
 			endStream: true,
 		})
@@ -2877,7 +2895,10 @@ func (rws *responseWriterState) writeHeader(code int) {
 			h.Del("Transfer-Encoding")
 		}
 
-		rws.conn.writeHeaders(rws.stream, &writeResHeaders{
+		if rws.inline {
+			h = cloneHeader(h) // Edge: written after the handler returned
+		}
+		rws.writeHeaders(&writeResHeaders{
 			streamID:    rws.stream.id,
 			httpResCode: code,
 			h:           h,
@@ -2933,6 +2954,9 @@ func (w *responseWriter) write(lenData int, dataB []byte, dataS string) (n int, 
 		return 0, http.ErrBodyNotAllowed
 	}
 	rws.wroteBytes += int64(len(dataB)) + int64(len(dataS)) // only one can be set
+	if rws.inline && rws.wroteBytes > InlineBodyMax {
+		return 0, errInlineTooBig // Edge: see InlineHandler
+	}
 	if rws.sentContentLen != 0 && rws.wroteBytes > rws.sentContentLen {
 		// TODO: send a RST_STREAM
 		return 0, errors.New("http2: handler wrote more than declared Content-Length")

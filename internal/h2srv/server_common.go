@@ -207,6 +207,11 @@ type ServeConnOpts struct {
 	// SawClientPreface is set if the HTTP/2 connection preface
 	// has already been read from the connection.
 	SawClientPreface bool
+
+	// Inline, if not nil, is offered each request without a body on
+	// the connection's serve goroutine before a handler goroutine is
+	// started for it (Edge: see InlineHandler).
+	Inline InlineHandler
 }
 
 // ServeConn serves HTTP/2 requests on the provided connection and

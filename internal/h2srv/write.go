@@ -197,6 +197,8 @@ type writeResHeaders struct {
 	date          string
 	contentType   string
 	contentLength string
+
+	encoded bool // Edge: the block is in the connection's header buffer
 }
 
 func encKV(enc *hpack.Encoder, k, v string) {
@@ -218,8 +220,24 @@ func (w *writeResHeaders) staysWithinBuffer(max int) bool {
 }
 
 func (w *writeResHeaders) writeFrame(ctx writeContext) error {
+	_, buf := ctx.HeaderEncoder()
+	if !w.encoded { // Edge: writeWontBlock may have encoded it
+		w.encode(ctx)
+	}
+	headerBlock := buf.Bytes()
+	if len(headerBlock) == 0 && w.trailers == nil {
+		panic("unexpected empty hpack")
+	}
+
+	return splitHeaderBlock(ctx, headerBlock, w.writeHeaderBlock)
+}
+
+// encode encodes the header block into ctx's header buffer (Edge: split
+// out of writeFrame).
+func (w *writeResHeaders) encode(ctx writeContext) {
 	enc, buf := ctx.HeaderEncoder()
 	buf.Reset()
+	w.encoded = true
 
 	if w.httpResCode != 0 {
 		encKV(enc, ":status", httpCodeString(w.httpResCode))
@@ -236,13 +254,6 @@ func (w *writeResHeaders) writeFrame(ctx writeContext) error {
 	if w.date != "" {
 		encKV(enc, "date", w.date)
 	}
-
-	headerBlock := buf.Bytes()
-	if len(headerBlock) == 0 && w.trailers == nil {
-		panic("unexpected empty hpack")
-	}
-
-	return splitHeaderBlock(ctx, headerBlock, w.writeHeaderBlock)
 }
 
 func (w *writeResHeaders) writeHeaderBlock(ctx writeContext, frag []byte, firstFrag, lastFrag bool) error {

@@ -1,0 +1,116 @@
+// Copyright 2026 The Go Authors. All rights reserved.
+// Use of this source code is governed by a BSD-style
+// license that can be found in the LICENSE file.
+
+// Edge's changes to x/net/http2's server (see NOTICE).
+
+package h2srv
+
+import (
+	"errors"
+	"net/http"
+	"runtime"
+	"sync/atomic"
+)
+
+var inlineAnswers atomic.Uint64
+
+// InlineAnswers is the number of requests answered inline since the
+// process started, by every Server (for tests).
+func InlineAnswers() uint64 { return inlineAnswers.Load() }
+
+// InlineHandler answers some requests on the connection's serve
+// goroutine, where x/net starts a goroutine per request and hands every
+// frame it writes to the serve goroutine over channels: for a small
+// answer from memory (a cache hit), that hand-over costs more than the
+// answer.
+//
+// The server calls ServeInline for a request whose HEADERS end the
+// stream (no body) and that the server itself does not refuse (431,
+// 400); w is the stream's ordinary ResponseWriter. ServeInline must not
+// block: no network, no disk, no waiting on another request. It returns
+// true when it answered (the server sends what it wrote once it
+// returns; w must not be used after that), or false, having written
+// nothing to w and kept no reference to it or to r, when the request
+// needs more: the server then runs the connection's Handler for it, on
+// a goroutine, as it does for every other request. Headers set on w
+// before declining are dropped.
+//
+// An inline answer's body is at most InlineBodyMax bytes: a Write past
+// it fails (and the stream is reset), as the frames of inline answers
+// wait in the connection's write queue for flow control, not in a
+// blocked handler.
+type InlineHandler interface {
+	ServeInline(w http.ResponseWriter, r *http.Request) bool
+}
+
+// InlineBodyMax bounds the body of an inline answer: the initial flow
+// control window of a stream (RFC 9113, 6.9.2), so that a peer that
+// does not change it gets an inline answer whole at once.
+const InlineBodyMax = 64<<10 - 1
+
+var errInlineTooBig = errors.New("h2srv: inline answer longer than InlineBodyMax")
+
+// serveInline offers the request to sc.inline on the serve goroutine and
+// reports whether it was answered; if not, rw is as it was.
+func (sc *serverConn) serveInline(st *stream, rw *responseWriter, req *http.Request) (answered bool) {
+	sc.serveG.check()
+	rws := rw.rws
+	rws.inline = true
+	defer func() {
+		if answered {
+			return
+		}
+		// As runHandler does for a handler that panics.
+		e := recover()
+		if e == nil {
+			return // declined
+		}
+		answered = true
+		st.cancelCtx()
+		sc.writeFrame(FrameWriteRequest{write: handlerPanicRST{st.id}, stream: st})
+		if e != http.ErrAbortHandler {
+			const size = 64 << 10
+			buf := make([]byte, size)
+			buf = buf[:runtime.Stack(buf, false)]
+			sc.logf("http2: panic serving %v: %v\n%s", sc.conn.RemoteAddr(), e, buf)
+		}
+	}()
+	if !sc.inline.ServeInline(rw, req) && !rws.wroteHeader {
+		rws.inline = false
+		rws.handlerHeader = nil
+		return false
+	}
+	// What runHandler does when the handler returns (the request has no
+	// body to close).
+	st.cancelCtx()
+	rw.handlerDone()
+	inlineAnswers.Add(1)
+	return true
+}
+
+// writeHeaders writes a HEADERS frame of the response: from the handler
+// goroutine through the serve goroutine, or, inline, into the
+// connection's write queue (h is the handler's no more).
+func (rws *responseWriterState) writeHeaders(h *writeResHeaders) error {
+	if !rws.inline {
+		return rws.conn.writeHeaders(rws.stream, h)
+	}
+	rws.conn.writeFrame(FrameWriteRequest{write: h, stream: rws.stream})
+	return nil
+}
+
+// writeData writes a DATA frame of the response, as writeHeaders does;
+// inline, p is copied (it is the handler's buffer).
+func (rws *responseWriterState) writeData(p []byte, endStream bool) error {
+	if !rws.inline {
+		return rws.conn.writeDataFromHandler(rws.stream, p, endStream)
+	}
+	st := rws.stream
+	if st.state == stateClosed {
+		return errStreamClosed
+	}
+	wd := &writeData{st.id, append([]byte(nil), p...), endStream}
+	rws.conn.writeFrame(FrameWriteRequest{write: wd, stream: st})
+	return nil
+}
