@@ -377,6 +377,14 @@ func (h handler) ServeInline(w http.ResponseWriter, r *http.Request) bool {
 	if !h.secure {
 		return false // HTTP/2 is the TLS port's; keeps the challenge path out
 	}
+	// Most declines are known from the property alone: decline those
+	// before the request's state is made (route decides the rest, and
+	// answers what it answers the same way whatever this says).
+	if host, code := requestHost(r.Host); code == 0 {
+		if p := h.s.routes.Load().table.Lookup(host); p != nil && !p.Cache.Enabled {
+			return false
+		}
+	}
 	return h.serve(w, r, true)
 }
 

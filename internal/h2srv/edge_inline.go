@@ -89,28 +89,95 @@ func (sc *serverConn) serveInline(st *stream, rw *responseWriter, req *http.Requ
 	return true
 }
 
+// handlerFinal is what a handler goroutine left to write when it
+// returned (at most a HEADERS frame, one DATA frame of the handler's
+// last buffer, and trailers), sent to the serve loop in one message that
+// also stands for handlerDoneMsg. x/net hands each frame over and waits
+// until it is written, then sends handlerDoneMsg: three round trips
+// between the two goroutines for a small answer. Nobody waits for these
+// frames: like an inline answer's, they wait for flow control in the
+// write queue, their stream open (so at most
+// SETTINGS_MAX_CONCURRENT_STREAMS answers' last 4 KiB wait).
+type handlerFinal struct {
+	frames []FrameWriteRequest
+}
+
 // writeHeaders writes a HEADERS frame of the response: from the handler
 // goroutine through the serve goroutine, or, inline, into the
-// connection's write queue (h is the handler's no more).
+// connection's write queue (h is the handler's no more), or, once the
+// handler returned, into its handlerFinal.
 func (rws *responseWriterState) writeHeaders(h *writeResHeaders) error {
-	if !rws.inline {
+	wr := FrameWriteRequest{write: h, stream: rws.stream}
+	switch {
+	case rws.inline:
+		rws.conn.writeFrame(wr)
+	case rws.final:
+		rws.finalFrames = append(rws.finalFrames, wr)
+	default:
 		return rws.conn.writeHeaders(rws.stream, h)
 	}
-	rws.conn.writeFrame(FrameWriteRequest{write: h, stream: rws.stream})
 	return nil
 }
 
 // writeData writes a DATA frame of the response, as writeHeaders does;
-// inline, p is copied (it is the handler's buffer).
+// inline or final, p is copied (it is the handler's buffer).
 func (rws *responseWriterState) writeData(p []byte, endStream bool) error {
-	if !rws.inline {
+	if !rws.inline && !rws.final {
 		return rws.conn.writeDataFromHandler(rws.stream, p, endStream)
 	}
 	st := rws.stream
+	wr := FrameWriteRequest{write: &writeData{st.id, append([]byte(nil), p...), endStream}, stream: st}
+	if rws.final {
+		rws.finalFrames = append(rws.finalFrames, wr)
+		return nil
+	}
 	if st.state == stateClosed {
 		return errStreamClosed
 	}
-	wd := &writeData{st.id, append([]byte(nil), p...), endStream}
-	rws.conn.writeFrame(FrameWriteRequest{write: wd, stream: st})
+	rws.conn.writeFrame(wr)
 	return nil
+}
+
+// handlerJob is a request for a handler goroutine.
+type handlerJob struct {
+	rw      *responseWriter
+	req     *http.Request
+	handler func(http.ResponseWriter, *http.Request)
+}
+
+// maxIdleWorkers bounds the handler goroutines a connection keeps
+// waiting for its next request.
+const maxIdleWorkers = 8
+
+// startHandler runs a handler on a goroutine of the connection that
+// finished its last one and waits for the next (x/net starts one per
+// request): such a goroutine keeps the stack the handlers grew, where a
+// new goroutine starts small and grows it again, copying it, in every
+// request (notes/h2hit.md). Up to maxIdleWorkers wait per connection,
+// until it ends; the others end with their handler.
+func (sc *serverConn) startHandler(rw *responseWriter, req *http.Request, handler func(http.ResponseWriter, *http.Request)) {
+	j := handlerJob{rw, req, handler}
+	select {
+	case sc.workCh <- j:
+	default:
+		go sc.handlerWorker(j)
+	}
+}
+
+func (sc *serverConn) handlerWorker(j handlerJob) {
+	for {
+		sc.runHandler(j.rw, j.req, j.handler)
+		j = handlerJob{}
+		if sc.idleWorkers.Add(1) > maxIdleWorkers {
+			sc.idleWorkers.Add(-1)
+			return
+		}
+		select {
+		case j = <-sc.workCh:
+			sc.idleWorkers.Add(-1)
+		case <-sc.doneServing:
+			sc.idleWorkers.Add(-1)
+			return
+		}
+	}
 }

@@ -46,6 +46,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/edge-cdn/edge/internal/h2srv/internal/httpcommon"
@@ -290,6 +291,7 @@ func (s *Server) serveConn(c net.Conn, opts *ServeConnOpts, newf func(*serverCon
 		sc.room = r.WriteRoom
 	}
 	sc.inline = opts.Inline // Edge
+	sc.workCh = make(chan handlerJob)
 	if newf != nil {
 		newf(sc)
 	}
@@ -434,8 +436,10 @@ type serverConn struct {
 	remoteAddrStr    string
 	writeSched       WriteScheduler
 	countErrorFunc   func(errType string)
-	room             func() int    // Edge: see writeRoomer; nil if conn does not tell
-	inline           InlineHandler // Edge: see InlineHandler; may be nil
+	room             func() int      // Edge: see writeRoomer; nil if conn does not tell
+	inline           InlineHandler   // Edge: see InlineHandler; may be nil
+	workCh           chan handlerJob // Edge: to an idle handler goroutine (startHandler)
+	idleWorkers      atomic.Int32    // Edge: handler goroutines waiting on workCh
 
 	// Everything following is owned by the serve loop; use serveG.check():
 	serveG                      goroutineLock // used to verify funcs are on serve()
@@ -892,6 +896,11 @@ func (sc *serverConn) serve(conf http2Config) {
 				}
 			case *startPushRequest:
 				sc.startPush(v)
+			case *handlerFinal: // Edge
+				for _, wr := range v.frames {
+					sc.writeFrame(wr)
+				}
+				sc.handlerDone()
 			case func(*serverConn):
 				v(sc)
 			default:
@@ -2275,7 +2284,7 @@ func (sc *serverConn) scheduleHandler(st *stream, rw *responseWriter, req *http.
 	maxHandlers := sc.advMaxStreams
 	if sc.curHandlers < maxHandlers {
 		sc.curHandlers++
-		go sc.runHandler(rw, req, handler)
+		sc.startHandler(rw, req, handler) // Edge: was go sc.runHandler
 		return nil
 	}
 	if len(sc.unstartedHandlers) > int(4*sc.advMaxStreams) {
@@ -2310,7 +2319,7 @@ func (sc *serverConn) handlerDone() {
 			break
 		}
 		sc.curHandlers++
-		go sc.runHandler(u.rw, u.req, u.handler)
+		sc.startHandler(u.rw, u.req, u.handler)      // Edge: was go sc.runHandler
 		sc.unstartedHandlers[i] = unstartedHandler{} // don't retain references
 	}
 	sc.unstartedHandlers = sc.unstartedHandlers[i:]
@@ -2321,7 +2330,12 @@ func (sc *serverConn) handlerDone() {
 
 // Run on its own goroutine.
 func (sc *serverConn) runHandler(rw *responseWriter, req *http.Request, handler func(http.ResponseWriter, *http.Request)) {
-	defer sc.sendServeMsg(handlerDoneMsg)
+	doneSent := false // Edge: the last frames' message told the serve loop (handlerFinal)
+	defer func() {
+		if !doneSent {
+			sc.sendServeMsg(handlerDoneMsg)
+		}
+	}()
 	didPanic := true
 	defer func() {
 		rw.rws.stream.cancelCtx()
@@ -2349,7 +2363,7 @@ func (sc *serverConn) runHandler(rw *responseWriter, req *http.Request, handler 
 			}
 			return
 		}
-		rw.handlerDone()
+		doneSent = rw.handlerDone()
 	}()
 	handler(rw, req)
 	didPanic = false
@@ -2536,6 +2550,8 @@ type responseWriterState struct {
 	sentHeader    bool        // have we sent the header frame?
 	handlerDone   bool        // handler has finished
 	inline        bool        // Edge: the handler runs on the serve goroutine (serveInline)
+	final         bool        // Edge: the handler returned; frames go to finalFrames
+	finalFrames   []FrameWriteRequest
 
 	sentContentLen int64 // non-zero if handler set a Content-Length header
 	wroteBytes     int64
@@ -2681,7 +2697,7 @@ func (rws *responseWriterState) writeChunk(p []byte) (n int, err error) {
 
 	if rws.handlerDone && hasNonemptyTrailers {
 		h := rws.handlerHeader
-		if rws.inline {
+		if rws.inline || rws.final {
 			h = cloneHeader(h) // Edge: written after the handler returned
 		}
 		err = rws.writeHeaders(&writeResHeaders{
@@ -2969,12 +2985,23 @@ func (w *responseWriter) write(lenData int, dataB []byte, dataS string) (n int, 
 	}
 }
 
-func (w *responseWriter) handlerDone() {
+// handlerDone writes what the handler left (Edge: from a handler
+// goroutine, in one message that also tells the serve loop the handler
+// is done, without waiting: see handlerFinal) and reports whether it
+// sent that message.
+func (w *responseWriter) handlerDone() (doneSent bool) {
 	rws := w.rws
 	rws.handlerDone = true
+	rws.final = !rws.inline
 	w.Flush()
+	if rws.final {
+		rws.conn.sendServeMsg(&handlerFinal{frames: rws.finalFrames})
+		rws.finalFrames = nil
+		doneSent = true
+	}
 	w.rws = nil
 	responseWriterStatePool.Put(rws)
+	return doneSent
 }
 
 var _ http.Pusher = (*responseWriter)(nil)

@@ -515,3 +515,82 @@ func TestH2InlineNoReaderBounded(t *testing.T) {
 	}
 	t.Error("no answer after the window opened")
 }
+
+// TestH2ProxiedNoReaderBounded: a client that never reads (a window of 0)
+// and asks a proxied property for more small answers than the stream
+// limit: the answers (at most the handler's last 4 KiB buffer: a larger
+// one's handler waits for flow control as in x/net) wait in the server's
+// queue with their streams open, no handler goroutine waiting for them,
+// so beyond
+// SETTINGS_MAX_CONCURRENT_STREAMS new streams are refused instead of
+// queued, and once the window opens every answer comes whole.
+func TestH2ProxiedNoReaderBounded(t *testing.T) {
+	var hits atomic.Int64
+	origin := inlineOrigin(t, &hits)
+	n := runTestNode(t, "", map[string]string{"p.yaml": fmt.Sprintf(
+		"hostnames: [p.example]\norigins: [{url: %s}]\ntls: {certificate: p}\n", origin.URL)})
+	h := dialH2(t, n.addrs.HTTPS, "p.example")
+	maxStreams := int(h.settings[http2.SettingMaxConcurrentStreams])
+	if err := h.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0}); err != nil {
+		t.Fatal(err)
+	}
+	requests := maxStreams + 100
+	ids := make([]uint32, requests)
+	for i := range ids {
+		ids[i] = h.send("p.example", "GET", "/small", nil)
+	}
+	// Every admitted request reaches the origin and its handler returns:
+	// the answers wait for the window, not in goroutines.
+	deadline := time.Now().Add(20 * time.Second)
+	for hits.Load() < int64(maxStreams) && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := hits.Load(); got != int64(maxStreams) {
+		t.Fatalf("origin requests: %d, want %d (the stream limit)", got, maxStreams)
+	}
+	for time.Now().Before(deadline) && runningHandlers() > 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := runningHandlers(); n > 0 {
+		t.Errorf("%d handler goroutines still running with %d answers waiting for the window", n, maxStreams)
+	}
+	h.c.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := h.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	h.fr.WriteWindowUpdate(0, 1<<30)
+	bodies := map[uint32]int{}
+	var refused, ended int
+	for refused+ended < requests {
+		f, err := h.fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("after %d answers and %d refusals: %v", ended, refused, err)
+		}
+		switch f := f.(type) {
+		case *http2.RSTStreamFrame:
+			refused++
+		case *http2.DataFrame:
+			bodies[f.StreamID] += len(f.Data())
+			if f.StreamEnded() {
+				ended++
+				if bodies[f.StreamID] != 100 {
+					t.Errorf("stream %d: %d bytes", f.StreamID, bodies[f.StreamID])
+				}
+			}
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				h.fr.WriteSettingsAck()
+			}
+		}
+	}
+	if ended != maxStreams || refused != requests-maxStreams {
+		t.Errorf("%d answers, %d refused; want %d and %d", ended, refused, maxStreams, requests-maxStreams)
+	}
+}
+
+// runningHandlers counts the goroutines running an HTTP/2 handler.
+func runningHandlers() int {
+	buf := make([]byte, 8<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	return bytes.Count(buf, []byte("h2srv.(*serverConn).runHandler("))
+}
