@@ -99,7 +99,24 @@ func (sc *serverConn) serveInline(st *stream, rw *responseWriter, req *http.Requ
 // write queue, their stream open (so at most
 // SETTINGS_MAX_CONCURRENT_STREAMS answers' last 4 KiB wait).
 type handlerFinal struct {
-	frames []FrameWriteRequest
+	frames [3]FrameWriteRequest // HEADERS, DATA, trailers: no allocation for those
+	n      int
+	more   []FrameWriteRequest // past frames (not seen: kept for safety)
+	data   writeData           // the first DATA frame's
+}
+
+// addFinal adds wr to rws's handlerFinal.
+func (rws *responseWriterState) addFinal(wr FrameWriteRequest) {
+	if rws.fin == nil {
+		rws.fin = new(handlerFinal)
+	}
+	f := rws.fin
+	if f.n == len(f.frames) {
+		f.more = append(f.more, wr)
+		return
+	}
+	f.frames[f.n] = wr
+	f.n++
 }
 
 // writeHeaders writes a HEADERS frame of the response: from the handler
@@ -112,7 +129,7 @@ func (rws *responseWriterState) writeHeaders(h *writeResHeaders) error {
 	case rws.inline:
 		rws.conn.writeFrame(wr)
 	case rws.final:
-		rws.finalFrames = append(rws.finalFrames, wr)
+		rws.addFinal(wr)
 	default:
 		return rws.conn.writeHeaders(rws.stream, h)
 	}
@@ -126,11 +143,19 @@ func (rws *responseWriterState) writeData(p []byte, endStream bool) error {
 		return rws.conn.writeDataFromHandler(rws.stream, p, endStream)
 	}
 	st := rws.stream
-	wr := FrameWriteRequest{write: &writeData{st.id, append([]byte(nil), p...), endStream}, stream: st}
 	if rws.final {
-		rws.finalFrames = append(rws.finalFrames, wr)
+		if rws.fin == nil {
+			rws.fin = new(handlerFinal)
+		}
+		d := &rws.fin.data
+		if d.streamID != 0 {
+			d = new(writeData) // a second one (not seen)
+		}
+		*d = writeData{st.id, append([]byte(nil), p...), endStream}
+		rws.addFinal(FrameWriteRequest{write: d, stream: st})
 		return nil
 	}
+	wr := FrameWriteRequest{write: &writeData{st.id, append([]byte(nil), p...), endStream}, stream: st}
 	if st.state == stateClosed {
 		return errStreamClosed
 	}

@@ -897,7 +897,10 @@ func (sc *serverConn) serve(conf http2Config) {
 			case *startPushRequest:
 				sc.startPush(v)
 			case *handlerFinal: // Edge
-				for _, wr := range v.frames {
+				for _, wr := range v.frames[:v.n] {
+					sc.writeFrame(wr)
+				}
+				for _, wr := range v.more {
 					sc.writeFrame(wr)
 				}
 				sc.handlerDone()
@@ -2542,16 +2545,16 @@ type responseWriterState struct {
 	bw *bufio.Writer // writing to a chunkWriter{this *responseWriterState}
 
 	// mutated by http.Handler goroutine:
-	handlerHeader http.Header // nil until called
-	snapHeader    http.Header // snapshot of handlerHeader at WriteHeader time
-	trailers      []string    // set in writeChunk
-	status        int         // status code passed to WriteHeader
-	wroteHeader   bool        // WriteHeader called (explicitly or implicitly). Not necessarily sent to user yet.
-	sentHeader    bool        // have we sent the header frame?
-	handlerDone   bool        // handler has finished
-	inline        bool        // Edge: the handler runs on the serve goroutine (serveInline)
-	final         bool        // Edge: the handler returned; frames go to finalFrames
-	finalFrames   []FrameWriteRequest
+	handlerHeader http.Header   // nil until called
+	snapHeader    http.Header   // snapshot of handlerHeader at WriteHeader time
+	trailers      []string      // set in writeChunk
+	status        int           // status code passed to WriteHeader
+	wroteHeader   bool          // WriteHeader called (explicitly or implicitly). Not necessarily sent to user yet.
+	sentHeader    bool          // have we sent the header frame?
+	handlerDone   bool          // handler has finished
+	inline        bool          // Edge: the handler runs on the serve goroutine (serveInline)
+	final         bool          // Edge: the handler returned; frames go to finalFrames
+	fin           *handlerFinal // Edge: what final writes go to
 
 	sentContentLen int64 // non-zero if handler set a Content-Length header
 	wroteBytes     int64
@@ -2995,8 +2998,12 @@ func (w *responseWriter) handlerDone() (doneSent bool) {
 	rws.final = !rws.inline
 	w.Flush()
 	if rws.final {
-		rws.conn.sendServeMsg(&handlerFinal{frames: rws.finalFrames})
-		rws.finalFrames = nil
+		fin := rws.fin
+		if fin == nil {
+			fin = new(handlerFinal) // nothing left to write: the message says the handler is done
+		}
+		rws.conn.sendServeMsg(fin)
+		rws.fin = nil
 		doneSent = true
 	}
 	w.rws = nil
