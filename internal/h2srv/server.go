@@ -2659,7 +2659,13 @@ func (rws *responseWriterState) writeChunk(p []byte) (n int, err error) {
 			v := rws.snapHeader.Get("Connection")
 			delete(rws.snapHeader, "Connection")
 			if v == "close" {
-				rws.conn.startGracefulShutdown()
+				if rws.inline {
+					// Edge: on the serve goroutine, which must not send
+					// itself a message (its channel may be full).
+					rws.conn.shutdownOnce.Do(rws.conn.startGracefulShutdownInternal)
+				} else {
+					rws.conn.startGracefulShutdown()
+				}
 			}
 		}
 
