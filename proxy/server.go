@@ -371,8 +371,10 @@ func (h handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.serve(w, 
 // or the cache (a refusal, 421, ...). It goes through the same routing,
 // screening, cache, metrics and access log as ServeHTTP. Otherwise it
 // returns false having written nothing to w (headers it set there are
-// dropped by the server) and logged or counted nothing, and the server
-// calls ServeHTTP on a goroutine of the request's own.
+// dropped by the server) and logged or counted nothing but the header
+// fields with an underscore that screening dropped from r (then gone:
+// counted once), and the server calls ServeHTTP on a goroutine of the
+// request's own. A declined request used up one request id.
 func (h handler) ServeInline(w http.ResponseWriter, r *http.Request) bool {
 	if !h.secure {
 		return false // HTTP/2 is the TLS port's; keeps the challenge path out
