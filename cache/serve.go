@@ -42,6 +42,19 @@ func (c *Cache) Serve(w http.ResponseWriter, r *http.Request, p *property.Proper
 // caller goes on with Serve. It lets a caller skip what only a miss needs (the proxy's
 // request state in r's context, an allocation per request) on a hit.
 func (c *Cache) ServeHit(w http.ResponseWriter, r *http.Request, p *property.Property) bool {
+	return c.serveHit(w, r, p, -1)
+}
+
+// ServeSmallHit is ServeHit for objects whose body has at most maxBody
+// bytes: it declines a larger one. An HTTP/2 server answers such hits on
+// the connection's goroutine (internal/h2srv's InlineHandler), where an
+// answer waits for the client's flow control in the connection's write
+// queue: the bound keeps that queue small.
+func (c *Cache) ServeSmallHit(w http.ResponseWriter, r *http.Request, p *property.Property, maxBody int) bool {
+	return c.serveHit(w, r, p, maxBody)
+}
+
+func (c *Cache) serveHit(w http.ResponseWriter, r *http.Request, p *property.Property, maxBody int) bool {
 	if !lookedUp(r, p) || c.closed.Load() {
 		return false
 	}
@@ -54,7 +67,7 @@ func (c *Cache) ServeHit(w http.ResponseWriter, r *http.Request, p *property.Pro
 	// memory) is the one the admission policy counts; a hit served here
 	// counts once, here.
 	obj, marker := c.lookup(key, r.Header, kb, true)
-	if obj == nil || !c.serveStored(w, r, p, nil, nil, obj, &rd, c.now(), key) {
+	if obj == nil || (maxBody >= 0 && len(obj.body) > maxBody) || !c.serveStored(w, r, p, nil, nil, obj, &rd, c.now(), key) {
 		return false
 	}
 	c.mem.touch(key)

@@ -24,18 +24,44 @@ func newProtocols(reg func(prometheus.Collector)) protocols {
 // ByProtocol wraps a proxy handler so that each request is counted by
 // its protocol before it is handled.
 func (m *Metrics) ByProtocol(h http.Handler) http.Handler {
-	p := &m.protocols
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case r.ProtoMajor == 3:
-			p.h3.Inc()
-		case r.ProtoMajor == 2:
-			p.h2.Inc()
-		case r.ProtoMinor == 0:
-			p.h10.Inc()
-		default:
-			p.h11.Inc()
-		}
-		h.ServeHTTP(w, r)
+	return byProtocol{h, &m.protocols}
+}
+
+type byProtocol struct {
+	h http.Handler
+	p *protocols
+}
+
+func (b byProtocol) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b.count(r)
+	b.h.ServeHTTP(w, r)
+}
+
+// ServeInline passes an HTTP/2 server's offer to answer r on the
+// connection's goroutine (internal/h2srv's InlineHandler) on to the
+// handler, and counts r when it was answered: declined, it comes back
+// through ServeHTTP.
+func (b byProtocol) ServeInline(w http.ResponseWriter, r *http.Request) bool {
+	ih, ok := b.h.(interface {
+		ServeInline(http.ResponseWriter, *http.Request) bool
 	})
+	if !ok || !ih.ServeInline(w, r) {
+		return false
+	}
+	b.count(r)
+	return true
+}
+
+func (b byProtocol) count(r *http.Request) {
+	p := b.p
+	switch {
+	case r.ProtoMajor == 3:
+		p.h3.Inc()
+	case r.ProtoMajor == 2:
+		p.h2.Inc()
+	case r.ProtoMinor == 0:
+		p.h10.Inc()
+	default:
+		p.h11.Inc()
+	}
 }

@@ -92,6 +92,19 @@ type HitCache interface {
 	ServeHit(w http.ResponseWriter, r *http.Request, p *property.Property) bool
 }
 
+// SmallHitCache, when the Cache implements it too, is HitCache for
+// objects of at most maxBody bytes: what the proxy answers inline (see
+// handler.ServeInline).
+type SmallHitCache interface {
+	ServeSmallHit(w http.ResponseWriter, r *http.Request, p *property.Property, maxBody int) bool
+}
+
+// inlineBodyMax bounds the body of an answer given inline: 250 streams
+// of a connection whose client does not read hold at most 4 MiB of them
+// (internal/h2srv queues them for flow control), about what as many
+// blocked handler goroutines would.
+const inlineBodyMax = 16 << 10
+
 // BackgroundCache, when the Cache implements it too, tells the requests of
 // the fills no client waits on (a stale-while-revalidate refresh): their
 // origin is not the client's.
@@ -350,12 +363,40 @@ type handler struct {
 
 const challengePrefix = "/.well-known/acme-challenge/"
 
-func (h handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.serve(w, r, false) }
+
+// ServeInline answers r if it can without blocking, on the HTTP/2
+// connection's goroutine (internal/h2srv's InlineHandler): a small hit
+// from the memory tier, or an answer the proxy gives without its origins
+// or the cache (a refusal, 421, ...). It goes through the same routing,
+// screening, cache, metrics and access log as ServeHTTP. Otherwise it
+// returns false having written nothing to w (headers it set there are
+// dropped by the server) and logged or counted nothing but the header
+// fields with an underscore that screening dropped from r (then gone:
+// counted once), and the server calls ServeHTTP on a goroutine of the
+// request's own. A declined request used up one request id.
+func (h handler) ServeInline(w http.ResponseWriter, r *http.Request) bool {
+	if !h.secure {
+		return false // HTTP/2 is the TLS port's; keeps the challenge path out
+	}
+	// Most declines are known from the property alone: decline those
+	// before the request's state is made (route decides the rest, and
+	// answers what it answers the same way whatever this says).
+	if host, code := requestHost(r.Host); code == 0 {
+		if p := h.s.routes.Load().table.Lookup(host); p != nil && !p.Cache.Enabled {
+			return false
+		}
+	}
+	return h.serve(w, r, true)
+}
+
+// serve answers r; inline: see ServeInline.
+func (h handler) serve(w http.ResponseWriter, r *http.Request, inline bool) bool {
 	s := h.s
 	rec := newRecorder(w)
 	// The request's state: one allocation, its id and the id's header
 	// value inside it.
-	req := &request{began: monoNow()}
+	req := &request{began: monoNow(), inline: inline}
 	s.ids.next(req)
 	if r.ProtoMajor == 2 {
 		// HPACK: Go's HTTP/2 server indexes every response field in the
@@ -378,8 +419,13 @@ func (h handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	s.route(rec, r, req, h.secure)
+	if req.declined {
+		rec.release()
+		return false
+	}
 	s.finish(rec, r, req)
 	rec.release()
+	return true
 }
 
 func (s *Server) finish(rec *recorder, r *http.Request, req *request) {
@@ -584,6 +630,10 @@ type request struct {
 	parent     *request // a fill's: the request it was made for
 	body       *trackedBody
 	err        error // an origin failure after the response began
+	// inline: the request is served on the HTTP/2 connection's goroutine
+	// and must not block (handler.ServeInline); declined: it would have
+	// to, nothing was written, and it is served again the ordinary way.
+	inline, declined bool
 }
 
 // monoBase is the origin of monoNow.

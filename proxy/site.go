@@ -68,6 +68,10 @@ func (st *site) keepOrigins(live map[string]*origin) {
 // through the upstream. Request paths with dot-segments are refused
 // before either (see hasDotSegment).
 func (st *site) serve(w *recorder, r *http.Request, req *request) {
+	if req.inline && st.files != nil {
+		req.declined = true // files are read from disk
+		return
+	}
 	if st.files != nil {
 		req.origin = st.files.name
 		applyHeaders(w.Header(), st.prop.Headers.Response)
@@ -84,6 +88,17 @@ func (st *site) serve(w *recorder, r *http.Request, req *request) {
 	}
 	if r.Method == http.MethodConnect {
 		plainError(w, http.StatusMethodNotAllowed, req.id)
+		return
+	}
+	if req.inline {
+		// Only a small hit from memory is answered on the connection's
+		// goroutine: anything else may wait on the origin or the disk.
+		c := st.s.cfg.Cache
+		if hc, ok := c.(SmallHitCache); ok && st.prop.Cache.Enabled && !hasBody(r) &&
+			hc.ServeSmallHit(w, r, st.prop, inlineBodyMax) {
+			return
+		}
+		req.declined = true
 		return
 	}
 	if isH2CUpgrade(r.Header) {

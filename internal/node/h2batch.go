@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/net/http2"
+	http2 "github.com/edge-cdn/edge/internal/h2srv"
 )
 
 // HTTP/2 connections are served by golang.org/x/net/http2's server (the
@@ -30,7 +30,10 @@ import (
 // HTTP/2, which cannot be handed a connection; from Go 1.27 on, x/net's
 // ServeConn passes the connection to net/http's server, so this keeps
 // working with the code net/http ships.
-func serveH2Batched(srv *http.Server) error {
+//
+// With inline, requests without a body are offered to the handler's
+// ServeInline (http2.InlineHandler) first, if it has one.
+func serveH2Batched(srv *http.Server, inline bool) error {
 	//lint:ignore SA1019 see above
 	h2 := &http2.Server{}
 	//lint:ignore SA1019 see above
@@ -44,10 +47,16 @@ func serveH2Batched(srv *http.Server) error {
 		if bc, ok := h.(interface{ BaseContext() context.Context }); ok {
 			ctx = bc.BaseContext()
 		}
+		// Requests without a body may be answered on the connection's
+		// goroutine (a small hit from memory: see http2.InlineHandler).
+		var ih http2.InlineHandler
+		if inline {
+			ih, _ = hs.Handler.(http2.InlineHandler)
+		}
 		bc := newBatchConn(c)
 		defer bc.Close() // drains what was written before net/http closes c
 		//lint:ignore SA1019 see serveH2Batched
-		h2.ServeConn(bc, &http2.ServeConnOpts{Context: ctx, Handler: h, BaseConfig: hs})
+		h2.ServeConn(bc, &http2.ServeConnOpts{Context: ctx, Handler: h, BaseConfig: hs, Inline: ih})
 	}
 	return nil
 }
@@ -114,6 +123,23 @@ func (b *batchConn) Write(p []byte) (int, error) {
 		}
 	}
 	return len(p), nil
+}
+
+// WriteRoom is how many bytes Writes may hand over in all without one of
+// them blocking: Write blocks only when batchLimit bytes wait as it
+// starts. The HTTP/2 server (internal/h2srv) writes frames on its serve
+// goroutine while they fit, and on a goroutine of their own when not.
+// Only the writer goroutine changes it otherwise, and only upwards.
+func (b *batchConn) WriteRoom() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.err != nil || b.closing {
+		return 0
+	}
+	if b.pending == nil {
+		return batchLimit
+	}
+	return batchLimit - len(*b.pending)
 }
 
 // writeLoop is the writer goroutine: Close stops it and waits for it.

@@ -49,6 +49,13 @@ func runTestNode(t *testing.T, extra string, props map[string]string) *testNode 
 // the loaded config (for values YAML cannot override, such as "").
 func runTestNodeReady(t testing.TB, extra string, props map[string]string, onReady func(Addrs), edits ...func(*config.Config)) *testNode {
 	t.Helper()
+	return runTestNodeOpts(t, extra, props, onReady, Options{}, edits...)
+}
+
+// runTestNodeOpts is runTestNodeReady with Options (Stderr and Version
+// are the harness's).
+func runTestNodeOpts(t testing.TB, extra string, props map[string]string, onReady func(Addrs), opts Options, edits ...func(*config.Config)) *testNode {
+	t.Helper()
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "props"), 0o755); err != nil {
 		t.Fatal(err)
@@ -77,7 +84,8 @@ func runTestNodeReady(t testing.TB, extra string, props map[string]string, onRea
 		ready <- a
 	}))
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, cfg, Options{Stderr: n.log, Version: "test"}) }()
+	opts.Stderr, opts.Version = n.log, "test"
+	go func() { done <- Run(ctx, cfg, opts) }()
 	select {
 	case n.addrs = <-ready:
 	case err := <-done:

@@ -34,6 +34,10 @@ type Options struct {
 	// Handover, when set, hands the listening sockets to a new binary on
 	// SIGUSR2 (see Handover); nil: SIGUSR2 is refused.
 	Handover *Handover
+
+	// h2NoInline: HTTP/2 answers every request on a goroutine of its
+	// own, as x/net does (tests compare the inline path with it).
+	h2NoInline bool
 }
 
 // node is one running edge: its store, certificates, properties and

@@ -147,13 +147,7 @@ type trackKey struct{}
 
 // watchTLS sets the hooks on the HTTPS server and wraps its handler.
 func (r *rejects) watchTLS(srv *http.Server) {
-	next := srv.Handler
-	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if t, ok := req.Context().Value(trackKey{}).(*connTrack); ok {
-			t.served.Store(true)
-		}
-		next.ServeHTTP(w, req)
-	})
+	srv.Handler = servedMark{srv.Handler}
 	srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
 		t := &connTrack{}
 		r.conns.Store(c, t)
@@ -195,5 +189,30 @@ func (r *rejects) state(c net.Conn, s http.ConnState) {
 		if t.active.Load() && !t.served.Load() {
 			r.record("https", "HTTP/1.1", "unparsed", c.RemoteAddr().String())
 		}
+	}
+}
+
+// servedMark marks the request's connection served (see rejects.state)
+// before its handler runs.
+type servedMark struct{ next http.Handler }
+
+func (m servedMark) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	markServed(req)
+	m.next.ServeHTTP(w, req)
+}
+
+// ServeInline: see internal/h2srv's InlineHandler (HTTP/2 only, so the
+// mark, which only HTTP/1.1 reads, is not needed; set it all the same).
+func (m servedMark) ServeInline(w http.ResponseWriter, req *http.Request) bool {
+	if !serveInline(m.next, w, req) {
+		return false
+	}
+	markServed(req)
+	return true
+}
+
+func markServed(req *http.Request) {
+	if t, ok := req.Context().Value(trackKey{}).(*connTrack); ok {
+		t.served.Store(true)
 	}
 }

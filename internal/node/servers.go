@@ -52,7 +52,7 @@ func (n *node) servers(token string) []server {
 	// frames stay small (h2spec 4.2/3; nginx and Caddy advertise the same).
 	httpsSrv.HTTP2 = &http.HTTP2Config{MaxReadFrameSize: 16 << 10}
 	n.rejects.watchTLS(httpsSrv)
-	if err := serveH2Batched(httpsSrv); err != nil {
+	if err := serveH2Batched(httpsSrv, !n.opts.h2NoInline); err != nil {
 		n.log.Warn("HTTP/2 with batched writes is off; net/http's own HTTP/2 server serves", zap.Error(err))
 	}
 	var https server = httpsSrv

@@ -1,6 +1,10 @@
 package node
 
-import "net/http"
+import (
+	"net/http"
+
+	http2 "github.com/edge-cdn/edge/internal/h2srv"
+)
 
 // streamStack gives the handler of an HTTP/2 or HTTP/3 request a stack
 // big enough for the whole request before it starts. Go's HTTP/2 server
@@ -12,13 +16,28 @@ import "net/http"
 // (notes/h2hit.md). Growing it here, with only a few frames on the
 // stack, costs less. HTTP/1.1 runs its requests on the connection's
 // goroutine, which keeps its grown stack, so it is left alone.
-func streamStack(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ProtoMajor >= 2 {
-			growStack()
-		}
-		next.ServeHTTP(w, r)
-	})
+func streamStack(next http.Handler) http.Handler { return stackGrower{next} }
+
+type stackGrower struct{ next http.Handler }
+
+func (g stackGrower) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor >= 2 {
+		growStack()
+	}
+	g.next.ServeHTTP(w, r)
+}
+
+// ServeInline runs on an HTTP/2 connection's serve goroutine, whose
+// stack, grown once, stays: nothing to grow per request.
+func (g stackGrower) ServeInline(w http.ResponseWriter, r *http.Request) bool {
+	return serveInline(g.next, w, r)
+}
+
+// serveInline offers r to h's ServeInline (internal/h2srv's
+// InlineHandler), if h has one.
+func serveInline(h http.Handler, w http.ResponseWriter, r *http.Request) bool {
+	ih, ok := h.(http2.InlineHandler)
+	return ok && ih.ServeInline(w, r)
 }
 
 // stackReserve is the stack a request's handler may use without the

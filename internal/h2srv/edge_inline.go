@@ -1,0 +1,208 @@
+// Copyright 2026 The Go Authors. All rights reserved.
+// Use of this source code is governed by a BSD-style
+// license that can be found in the LICENSE file.
+
+// Edge's changes to x/net/http2's server (see NOTICE).
+
+package h2srv
+
+import (
+	"errors"
+	"net/http"
+	"runtime"
+	"sync/atomic"
+)
+
+var inlineAnswers atomic.Uint64
+
+// InlineAnswers is the number of requests answered inline since the
+// process started, by every Server (for tests).
+func InlineAnswers() uint64 { return inlineAnswers.Load() }
+
+// InlineHandler answers some requests on the connection's serve
+// goroutine, where x/net starts a goroutine per request and hands every
+// frame it writes to the serve goroutine over channels: for a small
+// answer from memory (a cache hit), that hand-over costs more than the
+// answer.
+//
+// The server calls ServeInline for a request whose HEADERS end the
+// stream (no body) and that the server itself does not refuse (431,
+// 400); w is the stream's ordinary ResponseWriter. ServeInline must not
+// block: no network, no disk, no waiting on another request. It returns
+// true when it answered (the server sends what it wrote once it
+// returns; w must not be used after that), or false, having written
+// nothing to w and kept no reference to it or to r, when the request
+// needs more: the server then runs the connection's Handler for it, on
+// a goroutine, as it does for every other request. Headers set on w
+// before declining are dropped.
+//
+// An inline answer's body is at most InlineBodyMax bytes: a Write past
+// it fails (and the stream is reset), as the frames of inline answers
+// wait in the connection's write queue for flow control, not in a
+// blocked handler.
+type InlineHandler interface {
+	ServeInline(w http.ResponseWriter, r *http.Request) bool
+}
+
+// InlineBodyMax bounds the body of an inline answer: the initial flow
+// control window of a stream (RFC 9113, 6.9.2), so that a peer that
+// does not change it gets an inline answer whole at once.
+const InlineBodyMax = 64<<10 - 1
+
+var errInlineTooBig = errors.New("h2srv: inline answer longer than InlineBodyMax")
+
+// serveInline offers the request to sc.inline on the serve goroutine and
+// reports whether it was answered; if not, rw is as it was.
+func (sc *serverConn) serveInline(st *stream, rw *responseWriter, req *http.Request) (answered bool) {
+	sc.serveG.check()
+	rws := rw.rws
+	rws.inline = true
+	defer func() {
+		if answered {
+			return
+		}
+		// As runHandler does for a handler that panics.
+		e := recover()
+		if e == nil {
+			return // declined
+		}
+		answered = true
+		st.cancelCtx()
+		sc.writeFrame(FrameWriteRequest{write: handlerPanicRST{st.id}, stream: st})
+		if e != http.ErrAbortHandler {
+			const size = 64 << 10
+			buf := make([]byte, size)
+			buf = buf[:runtime.Stack(buf, false)]
+			sc.logf("http2: panic serving %v: %v\n%s", sc.conn.RemoteAddr(), e, buf)
+		}
+	}()
+	if !sc.inline.ServeInline(rw, req) && !rws.wroteHeader {
+		rws.inline = false
+		rws.handlerHeader = nil
+		return false
+	}
+	// What runHandler does when the handler returns (the request has no
+	// body to close).
+	st.cancelCtx()
+	rw.handlerDone()
+	inlineAnswers.Add(1)
+	return true
+}
+
+// handlerFinal is what a handler goroutine left to write when it
+// returned (at most a HEADERS frame, one DATA frame of the handler's
+// last buffer, and trailers), sent to the serve loop in one message that
+// also stands for handlerDoneMsg. x/net hands each frame over and waits
+// until it is written, then sends handlerDoneMsg: three round trips
+// between the two goroutines for a small answer. Nobody waits for these
+// frames: like an inline answer's, they wait for flow control in the
+// write queue, their stream open (so at most
+// SETTINGS_MAX_CONCURRENT_STREAMS answers' last 4 KiB wait).
+type handlerFinal struct {
+	frames [3]FrameWriteRequest // HEADERS, DATA, trailers: no allocation for those
+	n      int
+	more   []FrameWriteRequest // past frames (not seen: kept for safety)
+	data   writeData           // the first DATA frame's
+}
+
+// addFinal adds wr to rws's handlerFinal.
+func (rws *responseWriterState) addFinal(wr FrameWriteRequest) {
+	if rws.fin == nil {
+		rws.fin = new(handlerFinal)
+	}
+	f := rws.fin
+	if f.n == len(f.frames) {
+		f.more = append(f.more, wr)
+		return
+	}
+	f.frames[f.n] = wr
+	f.n++
+}
+
+// writeHeaders writes a HEADERS frame of the response: from the handler
+// goroutine through the serve goroutine, or, inline, into the
+// connection's write queue (h is the handler's no more), or, once the
+// handler returned, into its handlerFinal.
+func (rws *responseWriterState) writeHeaders(h *writeResHeaders) error {
+	wr := FrameWriteRequest{write: h, stream: rws.stream}
+	switch {
+	case rws.inline:
+		rws.conn.writeFrame(wr)
+	case rws.final:
+		rws.addFinal(wr)
+	default:
+		return rws.conn.writeHeaders(rws.stream, h)
+	}
+	return nil
+}
+
+// writeData writes a DATA frame of the response, as writeHeaders does;
+// inline or final, p is copied (it is the handler's buffer).
+func (rws *responseWriterState) writeData(p []byte, endStream bool) error {
+	if !rws.inline && !rws.final {
+		return rws.conn.writeDataFromHandler(rws.stream, p, endStream)
+	}
+	st := rws.stream
+	if rws.final {
+		if rws.fin == nil {
+			rws.fin = new(handlerFinal)
+		}
+		d := &rws.fin.data
+		if d.streamID != 0 {
+			d = new(writeData) // a second one (not seen)
+		}
+		*d = writeData{st.id, append([]byte(nil), p...), endStream}
+		rws.addFinal(FrameWriteRequest{write: d, stream: st})
+		return nil
+	}
+	wr := FrameWriteRequest{write: &writeData{st.id, append([]byte(nil), p...), endStream}, stream: st}
+	if st.state == stateClosed {
+		return errStreamClosed
+	}
+	rws.conn.writeFrame(wr)
+	return nil
+}
+
+// handlerJob is a request for a handler goroutine.
+type handlerJob struct {
+	rw      *responseWriter
+	req     *http.Request
+	handler func(http.ResponseWriter, *http.Request)
+}
+
+// maxIdleWorkers bounds the handler goroutines a connection keeps
+// waiting for its next request.
+const maxIdleWorkers = 8
+
+// startHandler runs a handler on a goroutine of the connection that
+// finished its last one and waits for the next (x/net starts one per
+// request): such a goroutine keeps the stack the handlers grew, where a
+// new goroutine starts small and grows it again, copying it, in every
+// request (notes/h2hit.md). Up to maxIdleWorkers wait per connection,
+// until it ends; the others end with their handler.
+func (sc *serverConn) startHandler(rw *responseWriter, req *http.Request, handler func(http.ResponseWriter, *http.Request)) {
+	j := handlerJob{rw, req, handler}
+	select {
+	case sc.workCh <- j:
+	default:
+		go sc.handlerWorker(j)
+	}
+}
+
+func (sc *serverConn) handlerWorker(j handlerJob) {
+	for {
+		sc.runHandler(j.rw, j.req, j.handler)
+		j = handlerJob{}
+		if sc.idleWorkers.Add(1) > maxIdleWorkers {
+			sc.idleWorkers.Add(-1)
+			return
+		}
+		select {
+		case j = <-sc.workCh:
+			sc.idleWorkers.Add(-1)
+		case <-sc.doneServing:
+			sc.idleWorkers.Add(-1)
+			return
+		}
+	}
+}
