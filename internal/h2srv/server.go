@@ -749,6 +749,14 @@ func (sc *serverConn) closeAllStreamsOnConnClose() {
 	for _, st := range sc.streams {
 		sc.closeStream(st, errClientDisconnected)
 	}
+	// Edge: closeStream re-arms the idle timer when the last stream
+	// closes, and serve's deferred idleTimer.Stop has already run by now:
+	// a connection closed with streams open stayed reachable from the
+	// timer (its TLS buffers, HPACK tables, the streams' writers) for
+	// IdleTimeout after it closed (120 s by default; notes of issue 22).
+	if sc.idleTimer != nil {
+		sc.idleTimer.Stop()
+	}
 }
 
 func (sc *serverConn) stopShutdownTimer() {
