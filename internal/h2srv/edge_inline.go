@@ -51,6 +51,11 @@ const InlineBodyMax = 64<<10 - 1
 
 var errInlineTooBig = errors.New("h2srv: inline answer longer than InlineBodyMax")
 
+// errInlineUnsupported is what the ResponseWriter's deadline setters and
+// Push return to an inline answer: each hands work to the serve loop and
+// some wait for it, and the serve loop is the goroutine calling them.
+var errInlineUnsupported = errors.New("h2srv: not available to an inline answer")
+
 // serveInline offers the request to sc.inline on the serve goroutine and
 // reports whether it was answered; if not, rw is as it was.
 func (sc *serverConn) serveInline(st *stream, rw *responseWriter, req *http.Request) (answered bool) {
@@ -76,10 +81,24 @@ func (sc *serverConn) serveInline(st *stream, rw *responseWriter, req *http.Requ
 			sc.logf("http2: panic serving %v: %v\n%s", sc.conn.RemoteAddr(), e, buf)
 		}
 	}()
+	if req.TLS == nil && sc.tlsState != nil {
+		// x/net leaves it nil for a request whose :scheme is not https;
+		// net/http's wrapper of the connection's Handler fills it in
+		// before a goroutine-path handler runs. Without it the proxy would
+		// skip the SNI check (421) and key the cache as plain HTTP.
+		req.TLS = sc.tlsState
+	}
 	if !sc.inline.ServeInline(rw, req) && !rws.wroteHeader {
 		rws.inline = false
 		rws.handlerHeader = nil
 		return false
+	}
+	if rws.inlineTooBig {
+		// The answer is not whole: reset the stream rather than end it
+		// as if it were (what a handler that panics gets).
+		st.cancelCtx()
+		sc.writeFrame(FrameWriteRequest{write: handlerPanicRST{st.id}, stream: st})
+		return true
 	}
 	// What runHandler does when the handler returns (the request has no
 	// body to close).

@@ -2561,6 +2561,7 @@ type responseWriterState struct {
 	sentHeader    bool          // have we sent the header frame?
 	handlerDone   bool          // handler has finished
 	inline        bool          // Edge: the handler runs on the serve goroutine (serveInline)
+	inlineTooBig  bool          // Edge: an inline Write went past InlineBodyMax: the stream is reset
 	final         bool          // Edge: the handler returned; frames go to finalFrames
 	fin           *handlerFinal // Edge: what final writes go to
 
@@ -2767,6 +2768,9 @@ func (rws *responseWriterState) promoteUndeclaredTrailers() {
 }
 
 func (w *responseWriter) SetReadDeadline(deadline time.Time) error {
+	if w.rws.inline {
+		return errInlineUnsupported // Edge: it would send to the serve loop, which is this goroutine
+	}
 	st := w.rws.stream
 	if !deadline.IsZero() && deadline.Before(time.Now()) {
 		// If we're setting a deadline in the past, reset the stream immediately
@@ -2793,6 +2797,9 @@ func (w *responseWriter) SetReadDeadline(deadline time.Time) error {
 }
 
 func (w *responseWriter) SetWriteDeadline(deadline time.Time) error {
+	if w.rws.inline {
+		return errInlineUnsupported // Edge: as SetReadDeadline
+	}
 	st := w.rws.stream
 	if !deadline.IsZero() && deadline.Before(time.Now()) {
 		// If we're setting a deadline in the past, reset the stream immediately
@@ -2988,6 +2995,7 @@ func (w *responseWriter) write(lenData int, dataB []byte, dataS string) (n int, 
 	}
 	rws.wroteBytes += int64(len(dataB)) + int64(len(dataS)) // only one can be set
 	if rws.inline && rws.wroteBytes > InlineBodyMax {
+		rws.inlineTooBig = true
 		return 0, errInlineTooBig // Edge: see InlineHandler
 	}
 	if rws.sentContentLen != 0 && rws.wroteBytes > rws.sentContentLen {
@@ -3028,6 +3036,9 @@ func (w *responseWriter) handlerDone() (doneSent bool) {
 var _ http.Pusher = (*responseWriter)(nil)
 
 func (w *responseWriter) Push(target string, opts *http.PushOptions) error {
+	if w.rws.inline {
+		return errInlineUnsupported // Edge: it waits for the serve loop, which is this goroutine
+	}
 	st := w.rws.stream
 	sc := st.sc
 	sc.serveG.checkNotOn()
