@@ -436,10 +436,12 @@ type serverConn struct {
 	remoteAddrStr    string
 	writeSched       WriteScheduler
 	countErrorFunc   func(errType string)
-	room             func() int      // Edge: see writeRoomer; nil if conn does not tell
-	inline           InlineHandler   // Edge: see InlineHandler; may be nil
-	workCh           chan handlerJob // Edge: to an idle handler goroutine (startHandler)
-	idleWorkers      atomic.Int32    // Edge: handler goroutines waiting on workCh
+	room             func() int                    // Edge: see writeRoomer; nil if conn does not tell
+	inline           InlineHandler                 // Edge: see InlineHandler; may be nil
+	workCh           chan handlerJob               // Edge: to an idle handler goroutine (startHandler)
+	idleWorkers      atomic.Int32                  // Edge: handler goroutines waiting on workCh
+	idleCh           atomic.Pointer[chan struct{}] // Edge: closed when the connection has no stream (retireIdleWorkers)
+	idleClosed       bool                          // Edge: *idleCh is closed; serve goroutine only
 
 	// Everything following is owned by the serve loop; use serveG.check():
 	serveG                      goroutineLock // used to verify funcs are on serve()
@@ -1624,6 +1626,7 @@ func (sc *serverConn) closeStream(st *stream, err error) {
 	delete(sc.streams, st.id)
 	if len(sc.streams) == 0 {
 		sc.setConnState(http.StateIdle)
+		sc.retireIdleWorkers() // Edge: an idle connection keeps no handler goroutines
 		if sc.srv.IdleTimeout > 0 && sc.idleTimer != nil {
 			sc.idleTimer.Reset(sc.srv.IdleTimeout)
 		}

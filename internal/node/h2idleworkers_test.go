@@ -1,0 +1,62 @@
+package node
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/edge-cdn/edge/internal/testutil"
+
+	"golang.org/x/net/http2"
+)
+
+// TestH2IdleConnectionsKeepNoHandlerGoroutines: the HTTP/2 server keeps
+// handler goroutines per connection for its next requests, but not once
+// the connection has no stream open: clients that once had 8 proxied
+// requests in flight on each of 20 connections, then keep them idle (up
+// to limits.idle_timeout), hold no handler goroutine and no stack.
+// (Found by review: before, 8 goroutines per idle connection stayed.)
+func TestH2IdleConnectionsKeepNoHandlerGoroutines(t *testing.T) {
+	const conns, streams = 20, 8
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(30 * time.Millisecond) // the origin's latency: the requests of one connection overlap
+		io.WriteString(w, "proxied")
+	}))
+	t.Cleanup(origin.Close)
+	n := runTestNode(t, "", map[string]string{"p.yaml": fmt.Sprintf(
+		"hostnames: [p.example]\norigins: [{url: %s}]\ntls: {certificate: p}\n", origin.URL)})
+	workers := func() int {
+		buf := make([]byte, 16<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		return bytes.Count(buf, []byte("h2srv.(*serverConn).handlerWorker("))
+	}
+	before := workers()
+	peak := 0
+	for range conns {
+		h := dialH2(t, n.addrs.HTTPS, "p.example")
+		for range streams {
+			h.send("p.example", "GET", "/x", nil)
+		}
+		peak = max(peak, workers()-before)
+		for left := streams; left > 0; {
+			f, err := h.fr.ReadFrame()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d, ok := f.(*http2.DataFrame); ok && d.StreamEnded() {
+				left--
+			}
+		}
+	}
+	if peak == 0 {
+		t.Fatal("no handler goroutine seen while requests were in flight: the test measures nothing")
+	}
+	testutil.WaitFor(t, "no handler goroutine on idle connections", func() bool { return workers() <= before },
+		func() string { return strconv.Itoa(workers()-before) + " left" })
+}
