@@ -193,6 +193,12 @@ func (x *exchange) roundTrip(start time.Time) (*http.Response, error) {
 		}
 	} else if err := x.flush(); err != nil {
 		return nil, err
+	} else if !x.hasBody {
+		// Nothing more is written in this exchange (an upgraded
+		// connection writes to nc): the write buffer goes back while the
+		// origin answers, which is most of an exchange's life (500
+		// proxied HTTP/2 streams held 2 MB of them).
+		c.releaseWriteBuffer()
 	}
 	waitContinue := expect
 	if waitContinue {

@@ -43,9 +43,19 @@ func (c *upConn) takeBuffers() {
 func (c *upConn) returnBuffers() {
 	c.br.Reset(nil)
 	readBuffers.Put(c.br)
+	c.br = nil
+	c.releaseWriteBuffer()
+}
+
+// releaseWriteBuffer takes the write buffer back before the exchange
+// ends, once everything in it is written; takeBuffers gives one again.
+func (c *upConn) releaseWriteBuffer() {
+	if c.bw == nil {
+		return
+	}
 	c.bw.Reset(nil)
 	writeBuffers.Put(c.bw)
-	c.br, c.bw = nil, nil
+	c.bw = nil
 }
 
 // maxResponseHead bounds the bytes of an origin's response head (status

@@ -75,10 +75,32 @@ var (
 
 var responseWriterStatePool = sync.Pool{
 	New: func() interface{} {
-		rws := &responseWriterState{}
-		rws.bw = bufio.NewWriterSize(chunkWriter{rws}, handlerChunkWriteSize)
-		return rws
+		return &responseWriterState{} // Edge: bw is taken on the first Write (takeBody)
 	},
+}
+
+// Edge: a response writer takes its 4 KiB body buffer when the handler
+// first writes a body and gives it back when the handler is done, not
+// for the whole stream: a proxied stream waiting for its origin holds
+// none (500 such streams held 2 MB).
+var handlerBufPool = sync.Pool{
+	New: func() interface{} { return bufio.NewWriterSize(nil, handlerChunkWriteSize) },
+}
+
+// takeBody gives rws its body buffer.
+func (rws *responseWriterState) takeBody() {
+	rws.bw = handlerBufPool.Get().(*bufio.Writer)
+	rws.bw.Reset(chunkWriter{rws})
+}
+
+// returnBody takes back rws's body buffer, flushed (nothing in it).
+func (rws *responseWriterState) returnBody() {
+	if rws.bw == nil {
+		return
+	}
+	rws.bw.Reset(nil)
+	handlerBufPool.Put(rws.bw)
+	rws.bw = nil
 }
 
 // Test hooks.
@@ -2273,11 +2295,8 @@ func (sc *serverConn) newWriterAndRequestNoBody(st *stream, rp httpcommon.Server
 
 func (sc *serverConn) newResponseWriter(st *stream, req *http.Request) *responseWriter {
 	rws := responseWriterStatePool.Get().(*responseWriterState)
-	bwSave := rws.bw
-	*rws = responseWriterState{} // zero all the fields
+	*rws = responseWriterState{} // zero all the fields (Edge: bw too: takeBody)
 	rws.conn = sc
-	rws.bw = bwSave
-	rws.bw.Reset(chunkWriter{rws})
 	rws.stream = st
 	rws.req = req
 	return &responseWriter{rws: rws}
@@ -2843,7 +2862,7 @@ func (w *responseWriter) FlushError() error {
 		panic("Header called after Handler finished")
 	}
 	var err error
-	if rws.bw.Buffered() > 0 {
+	if rws.bw != nil && rws.bw.Buffered() > 0 {
 		err = rws.bw.Flush()
 	} else {
 		// The bufio.Writer won't call chunkWriter.Write
@@ -3006,6 +3025,9 @@ func (w *responseWriter) write(lenData int, dataB []byte, dataS string) (n int, 
 		return 0, errors.New("http2: handler wrote more than declared Content-Length")
 	}
 
+	if rws.bw == nil {
+		rws.takeBody() // Edge
+	}
 	if dataB != nil {
 		return rws.bw.Write(dataB)
 	} else {
@@ -3031,6 +3053,7 @@ func (w *responseWriter) handlerDone() (doneSent bool) {
 		rws.fin = nil
 		doneSent = true
 	}
+	rws.returnBody() // Edge: Flush wrote it out (final and inline frames copy their data)
 	w.rws = nil
 	responseWriterStatePool.Put(rws)
 	return doneSent
