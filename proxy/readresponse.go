@@ -85,28 +85,9 @@ func (c *upConn) fastResponse(req *http.Request) (*http.Response, bool) {
 		eol := bytes.IndexByte(rest, '\n')
 		line := rest[:eol+1]
 		rest = rest[eol+1:]
-		if len(line) < 3 || line[len(line)-2] != '\r' {
-			return nil, false
-		}
-		line = line[:len(line)-2]
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 {
-			return nil, false
-		}
-		key, ok := httpfield.Canonical(line[:colon], str)
+		key, value, ok := httpfield.Line(line, str)
 		if !ok {
 			return nil, false
-		}
-		v := line[colon+1:]
-		for _, b := range v {
-			if b < ' ' && b != '\t' || b == 0x7f {
-				return nil, false
-			}
-		}
-		v = bytes.Trim(v, " \t")
-		value := ""
-		if len(v) > 0 {
-			value = str(v)
 		}
 		switch key {
 		case "Transfer-Encoding", "Trailer", "Pragma":

@@ -187,29 +187,9 @@ func (c *conn) fastParse(ctx context.Context) (*http.Request, bool) {
 		if len(line) == 2 && line[0] == '\r' {
 			break // the blank line
 		}
-		if len(line) < 3 || line[len(line)-2] != '\r' {
-			return nil, false
-		}
-		line = line[:len(line)-2]
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 {
-			return nil, false
-		}
-		name := line[:colon]
-		key, ok := httpfield.Canonical(name, str)
+		key, value, ok := httpfield.Line(line, str)
 		if !ok {
 			return nil, false
-		}
-		v := line[colon+1:]
-		for _, b := range v {
-			if b < ' ' && b != '\t' || b == 0x7f {
-				return nil, false
-			}
-		}
-		v = bytes.Trim(v, " \t")
-		value := ""
-		if len(v) > 0 {
-			value = str(v)
 		}
 		switch key {
 		case "Host", "Content-Length", "Transfer-Encoding", "Trailer", "Pragma":

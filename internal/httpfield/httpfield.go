@@ -5,11 +5,41 @@
 package httpfield
 
 import (
+	"bytes"
 	"net/http"
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
 )
+
+// Line reads one field line of a head, given with its line end: the
+// canonical name and the value without the blanks around it (through
+// str). False for what the fast parsers leave to net/http: a bare LF, no
+// colon or an empty name, a name Canonical does not take, a control byte
+// other than HTAB in the value.
+func Line(line []byte, str func([]byte) string) (key, value string, ok bool) {
+	if len(line) < 3 || line[len(line)-2] != '\r' {
+		return "", "", false
+	}
+	line = line[:len(line)-2]
+	colon := bytes.IndexByte(line, ':')
+	if colon <= 0 {
+		return "", "", false
+	}
+	if key, ok = Canonical(line[:colon], str); !ok {
+		return "", "", false
+	}
+	v := line[colon+1:]
+	for _, b := range v {
+		if b < ' ' && b != '\t' || b == 0x7f {
+			return "", "", false
+		}
+	}
+	if v = bytes.Trim(v, " \t"); len(v) > 0 {
+		value = str(v)
+	}
+	return key, value, true
+}
 
 // Canonical returns the canonical form of a field name made of letters,
 // digits and '-' (a common one without allocating, any other canonical

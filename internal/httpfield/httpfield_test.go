@@ -55,3 +55,28 @@ func TestClose(t *testing.T) {
 		}
 	}
 }
+
+// TestLine: what a field line gives both fast parsers, and what it leaves
+// to net/http.
+func TestLine(t *testing.T) {
+	str := func(b []byte) string { return string(b) }
+	for _, tc := range []struct {
+		in, key, value string
+		ok             bool
+	}{
+		{"content-length: 5\r\n", "Content-Length", "5", true},
+		{"X-A:\t a b \t\r\n", "X-A", "a b", true},
+		{"X-Empty:\r\n", "X-Empty", "", true},
+		{"X-A: 1\n", "", "", false},       // bare LF
+		{": 1\r\n", "", "", false},        // empty name
+		{"X A: 1\r\n", "", "", false},     // a name Canonical does not take
+		{"X-A: 1\x00\r\n", "", "", false}, // a control byte in the value
+		{"X-A: \x7f\r\n", "", "", false},
+		{"NoColon\r\n", "", "", false},
+	} {
+		key, value, ok := Line([]byte(tc.in), str)
+		if key != tc.key || value != tc.value || ok != tc.ok {
+			t.Errorf("Line(%q) = %q, %q, %v; want %q, %q, %v", tc.in, key, value, ok, tc.key, tc.value, tc.ok)
+		}
+	}
+}
