@@ -8,8 +8,8 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"strconv"
+	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/edge-cdn/edge/internal/testutil"
 
@@ -24,8 +24,12 @@ import (
 // (Found by review: before, 8 goroutines per idle connection stayed.)
 func TestH2IdleConnectionsKeepNoHandlerGoroutines(t *testing.T) {
 	const conns, streams = 20, 8
+	var arrived atomic.Int64
+	var release atomic.Pointer[chan struct{}] // the current connection's requests wait on it
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(30 * time.Millisecond) // the origin's latency: the requests of one connection overlap
+		ch := *release.Load()
+		arrived.Add(1)
+		<-ch // every request of a connection in flight at once
 		io.WriteString(w, "proxied")
 	}))
 	t.Cleanup(origin.Close)
@@ -37,13 +41,19 @@ func TestH2IdleConnectionsKeepNoHandlerGoroutines(t *testing.T) {
 		return bytes.Count(buf, []byte("h2srv.(*serverConn).handlerWorker("))
 	}
 	before := workers()
-	peak := 0
-	for range conns {
+	for i := range conns {
+		ch := make(chan struct{})
+		release.Store(&ch)
 		h := dialH2(t, n.addrs.HTTPS, "p.example")
 		for range streams {
 			h.send("p.example", "GET", "/x", nil)
 		}
-		peak = max(peak, workers()-before)
+		want := int64((i + 1) * streams)
+		testutil.WaitFor(t, "the connection's requests at the origin", func() bool { return arrived.Load() == want })
+		if got := workers() - before; got < streams {
+			t.Fatalf("%d requests in flight on %d handler goroutines: the test measures nothing", streams, got)
+		}
+		close(ch)
 		for left := streams; left > 0; {
 			f, err := h.fr.ReadFrame()
 			if err != nil {
@@ -53,9 +63,6 @@ func TestH2IdleConnectionsKeepNoHandlerGoroutines(t *testing.T) {
 				left--
 			}
 		}
-	}
-	if peak == 0 {
-		t.Fatal("no handler goroutine seen while requests were in flight: the test measures nothing")
 	}
 	testutil.WaitFor(t, "no handler goroutine on idle connections", func() bool { return workers() <= before },
 		func() string { return strconv.Itoa(workers()-before) + " left" })
