@@ -1,7 +1,6 @@
 package node
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,45 +9,14 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/edge-cdn/edge/internal/config"
-	"github.com/edge-cdn/edge/internal/testutil"
 )
 
 // startNodeIn runs a node on dir's edge.yaml (testConfig) and returns its
 // addresses and a stop that waits for it.
 func startNodeIn(t *testing.T, dir string) (Addrs, func()) {
 	t.Helper()
-	cfg, errs := config.Load(filepath.Join(dir, "edge.yaml"))
-	if len(errs) > 0 {
-		t.Fatalf("config: %v", errs)
-	}
-	log := &testutil.SyncBuffer{}
-	ready := make(chan Addrs, 1)
-	ctx, cancel := context.WithCancel(WithReady(context.Background(), func(a Addrs) { ready <- a }))
-	done := make(chan error, 1)
-	go func() { done <- Run(ctx, cfg, Options{Stderr: log, Version: "test"}) }()
-	stop := func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(40 * time.Second):
-			t.Errorf("node did not stop")
-		}
-	}
-	select {
-	case a := <-ready:
-		return a, stop
-	case err := <-done:
-		t.Fatalf("node exited at start: %v\n%s", err, log)
-	case <-time.After(20 * time.Second):
-		stop()
-		t.Fatalf("node not ready\n%s", log)
-	}
-	return Addrs{}, nil
+	addrs, _, stop := runNodeIn(t, dir, "")
+	return addrs, stop
 }
 
 func namedOrigin(t *testing.T, name string) string {
