@@ -72,7 +72,12 @@ func main() {
 	flag.StringVar(&memDump, "memdump", "", "save the edge's heap profile, runtime.MemStats, goroutines and /proc status to this folder, 3/4 into and at the end of each scenario's edge run")
 	flag.BoolVar(&memDumpGC, "memdump-gc", false, "with -memdump: also a heap profile after a forced collection (changes the runs that follow)")
 	flag.BoolVar(&restart, "restart", false, "with -properties: start the edge, let it write its property snapshot, stop it, and measure its second start on the same data_dir and files")
+	flag.StringVar(&cpuPart, "cpu-part", "all", "CPU time counted in every figure: all (user+system), user (user space only) or sys (the kernel's part only)")
 	flag.Parse()
+	if cpuPart != "all" && cpuPart != "user" && cpuPart != "sys" {
+		fmt.Fprintf(os.Stderr, "bench: -cpu-part %q: want all, user or sys\n", cpuPart)
+		os.Exit(2)
+	}
 	if err := run(*duration, *conns, *reps, strings.Split(*scenarios, ","), *useWrk); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -242,7 +247,11 @@ func run(d time.Duration, conns, reps int, scenarios []string, useWrk bool) erro
 		printStats(os.Stdout, st)
 	}
 	if r.ngx != nil || reps > 1 {
-		fmt.Printf("\nCPU time of the server process(es) per request, median of %d repetition(s), load average %s at the end:\n\n", reps, loadAvg())
+		part := ""
+		if cpuPart != "all" {
+			part = " (" + cpuPart + " time only)"
+		}
+		fmt.Printf("\nCPU time%s of the server process(es) per request, median of %d repetition(s), load average %s at the end:\n\n", part, reps, loadAvg())
 		printSummary(os.Stdout, st, l.h2describe())
 	}
 	for _, s := range scans {
@@ -610,7 +619,12 @@ func waitListening(addr string) error {
 	return fmt.Errorf("%s never listened", addr)
 }
 
-// procCPU returns the user+system CPU time of a process.
+// cpuPart is the part of the CPU time procCPU counts: "all" (user+system),
+// "user" or "sys" (-cpu-part).
+var cpuPart = "all"
+
+// procCPU returns the user+system CPU time of a process (or the part of it
+// cpuPart names).
 func procCPU(pid int) time.Duration {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
@@ -620,6 +634,12 @@ func procCPU(pid int) time.Duration {
 	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
 	utime, _ := strconv.ParseInt(fields[11], 10, 64)
 	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	switch cpuPart {
+	case "sys":
+		utime = 0
+	case "user":
+		stime = 0
+	}
 	return time.Duration(utime+stime) * (time.Second / 100) // CLK_TCK is 100 on Linux
 }
 
