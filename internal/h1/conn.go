@@ -51,7 +51,7 @@ type conn struct {
 
 	// raw is the plain TCP socket under rwc (nil: none reachable, or
 	// TLS): a keep-alive response's last bytes are then written and the
-	// next request waited for in one step (waitRaw). hw is what bw writes
+	// next request waited for in one step (sendAndWait). hw is what bw writes
 	// to then.
 	raw     syscall.RawConn
 	hw      holdWriter
