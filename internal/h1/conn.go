@@ -378,8 +378,10 @@ const rawWaitMax = 10 * time.Millisecond
 // last read and before the reset, may have had their wake-up taken by
 // the reset: the wait then ends at its deadline, and the read that
 // follows finds them. A write that is partial or would block is finished
-// by rwc.Write. The connection goes idle (ConnState) once the response is
-// written. false: the write failed; the connection ends.
+// by rwc.Write. The connection goes idle once the response is written
+// (Shutdown may close it from then); the ConnState hook hears so when the
+// wait ends, before the next request's "active". false: the write failed;
+// the connection ends.
 func (c *conn) sendAndWait() bool {
 	c.cr.lock()
 	pending := c.cr.hasByte || c.cr.inRead
@@ -391,6 +393,12 @@ func (c *conn) sendAndWait() bool {
 	}
 	c.rawErr, c.waiting = nil, false
 	_ = c.raw.Read(c.waitFn) // a failed wait is the Peek's to report
+	if c.waiting {
+		// Written: idle since (sendWait); the hook hears it now.
+		if h := c.s.ConnState; h != nil {
+			h(c.rwc, http.StateIdle)
+		}
+	}
 	if c.rawErr != nil {
 		c.hw.held = nil
 		return false

@@ -1,7 +1,6 @@
 package h1
 
 import (
-	"net/http"
 	"os"
 	"syscall"
 )
@@ -33,7 +32,10 @@ func (c *conn) sendWait(fd uintptr) bool {
 			return true // the rest by rwc.Write
 		}
 		c.hw.held = nil
-		c.setState(http.StateIdle)
+		// Idle for Shutdown from now; the ConnState hook is told after
+		// the wait (sendAndWait): a hook run here, under the socket's
+		// read lock, that closed the connection would never return.
+		c.state.Store(stateIdle)
 		c.waiting = true
 		return false
 	}
