@@ -191,6 +191,17 @@ func (x *exchange) roundTrip(start time.Time) (*http.Response, error) {
 		if err := x.writeBody(); err != nil {
 			return x.earlyResponse(err)
 		}
+	} else if !x.hasBody && c.canSendRaw() {
+		// Written and the answer waited for in one step (sendRaw).
+		wrote, err := c.sendRaw()
+		x.wroteAny = x.wroteAny || wrote
+		if err == errIdleClosed {
+			return nil, err // nothing sent (syncAttempt tries another connection)
+		}
+		if err != nil {
+			return nil, x.failWrite(err)
+		}
+		c.releaseWriteBuffer()
 	} else if err := x.flush(); err != nil {
 		return nil, err
 	} else if !x.hasBody {

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"os"
 	"syscall"
 	"unsafe"
 
@@ -24,4 +25,39 @@ func (c *upConn) readInq(fd uintptr) bool {
 		c.inq = n
 	}
 	return true // never wait for readiness
+}
+
+// rawSend: sendRaw may write to the socket itself.
+const rawSend = true
+
+// sendWait, sendRaw's function: on its first call it peeks at the
+// socket, and when it is open and quiet (peekOK) writes the held request
+// and asks the runtime to wait for readability (false); a later call,
+// after the wait, ends it. A socket that is not quiet, and a write that
+// is partial, would block or fails end it at once: sendRaw finishes or
+// reports it.
+func (c *upConn) sendWait(fd uintptr) bool {
+	if c.waiting {
+		return true // woken: the answer (or the peer's close) is there
+	}
+	c.peek(fd)
+	if !c.peekOK {
+		return true
+	}
+	for {
+		n, err := syscall.Write(int(fd), c.wr.held)
+		if err == syscall.EINTR {
+			continue
+		}
+		if n > 0 {
+			c.sentSome = true
+			c.wr.held = c.wr.held[n:]
+		}
+		if err != nil && err != syscall.EAGAIN {
+			c.sendErr = os.NewSyscallError("write", err)
+			return true
+		}
+		c.waiting = len(c.wr.held) == 0
+		return !c.waiting // all written: wait for the answer
+	}
 }

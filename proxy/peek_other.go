@@ -15,3 +15,9 @@ func (c *upConn) readInq(fd uintptr) bool {
 	c.inq = 0
 	return true
 }
+
+// rawSend: sendRaw is not used here (the socket's descriptor is not a
+// Unix one): requests are written by nc.Write.
+const rawSend = false
+
+func (c *upConn) sendWait(fd uintptr) bool { c.peekOK = true; return true }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -35,7 +36,7 @@ func (c *upConn) takeBuffers() {
 	c.br = readBuffers.Get().(*bufio.Reader)
 	c.br.Reset(&c.lim)
 	c.bw = writeBuffers.Get().(*bufio.Writer)
-	c.bw.Reset(c.nc)
+	c.bw.Reset(&c.wr)
 }
 
 // returnBuffers takes an idle connection's buffers back; the caller saw
@@ -85,6 +86,14 @@ type upConn struct {
 	inqFn    func(fd uintptr) bool // c.readInq, bound once at dial
 	abortFn  func()                // c.abort, bound once at dial
 
+	// wr is what bw writes to: nc, or, while sendWait flushes, a holder
+	// of the bytes for the raw write (sendFn).
+	wr       upWriter
+	sendFn   func(fd uintptr) bool // c.sendWait, bound once at dial
+	sendErr  error                 // the raw write's error (sendWait)
+	sentSome bool                  // the raw write wrote some bytes
+	waiting  bool                  // sendWait wrote the request and waits
+
 	resp http.Response // the response of the exchange holding c (fastResponse)
 	body lengthBody    // its body
 }
@@ -104,8 +113,11 @@ type connPool struct {
 	onOpen   func()        // told about each connection opened; may be nil
 }
 
-// get returns an idle connection that is still good, or dials one.
-func (p *connPool) get(ctx context.Context) (*upConn, error) {
+// get returns an idle connection that is still good, or dials one. With
+// rawNext (the request has no body: exchange.roundTrip sends it by
+// sendRaw), a connection that sendRaw can use is not peeked at here:
+// sendRaw peeks at it just before it writes.
+func (p *connPool) get(ctx context.Context, rawNext bool) (*upConn, error) {
 	now := time.Now()
 	for {
 		p.mu.Lock()
@@ -118,7 +130,7 @@ func (p *connPool) get(ctx context.Context) (*upConn, error) {
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
 		p.mu.Unlock()
-		if p.reuse(c, now) {
+		if p.reuse(c, now, rawNext) {
 			return c, nil
 		}
 	}
@@ -127,8 +139,9 @@ func (p *connPool) get(ctx context.Context) (*upConn, error) {
 
 // reuse readies an idle connection taken from the pool for a request, or
 // closes it (gone stale, or the peer closed it or sent bytes) and says so.
-func (p *connPool) reuse(c *upConn, now time.Time) bool {
-	if now.Sub(c.idleAt) < p.idleTTL && c.freshDeadline(now) && c.alive() {
+// With rawNext, a connection sendRaw can use is peeked at by sendRaw.
+func (p *connPool) reuse(c *upConn, now time.Time, rawNext bool) bool {
+	if now.Sub(c.idleAt) < p.idleTTL && c.freshDeadline(now) && (rawNext && c.rawCapable() || c.alive()) {
 		c.reused = true
 		c.takeBuffers()
 		return true
@@ -149,8 +162,9 @@ func (p *connPool) reuse(c *upConn, now time.Time) bool {
 var fillMinIdle = 2 * time.Second
 
 // getSettled returns an idle connection that has been idle at least
-// minIdle and is still good, or dials one (see fillMinIdle).
-func (p *connPool) getSettled(ctx context.Context, minIdle time.Duration) (*upConn, error) {
+// minIdle and is still good, or dials one (see fillMinIdle). rawNext is
+// get's.
+func (p *connPool) getSettled(ctx context.Context, minIdle time.Duration, rawNext bool) (*upConn, error) {
 	now := time.Now()
 	for {
 		p.mu.Lock()
@@ -168,7 +182,7 @@ func (p *connPool) getSettled(ctx context.Context, minIdle time.Duration) (*upCo
 		p.idle[len(p.idle)-1] = nil
 		p.idle = p.idle[:len(p.idle)-1]
 		p.mu.Unlock()
-		if p.reuse(c, now) {
+		if p.reuse(c, now, rawNext) {
 			return c, nil
 		}
 	}
@@ -224,6 +238,7 @@ func (p *connPool) dialConn(ctx context.Context) (*upConn, error) {
 		p.onOpen()
 	}
 	c := &upConn{nc: nc}
+	c.wr.nc = nc
 	tcp := nc
 	if tc, ok := nc.(*tls.Conn); ok {
 		tcp = tc.NetConn()
@@ -234,7 +249,7 @@ func (p *connPool) dialConn(ctx context.Context) (*upConn, error) {
 	}
 	c.lim.R, c.lim.N = nc, 1<<62
 	c.takeBuffers()
-	c.peekFn, c.inqFn, c.abortFn = c.peek, c.readInq, c.abort
+	c.peekFn, c.inqFn, c.abortFn, c.sendFn = c.peek, c.readInq, c.abort, c.sendWait
 	return c, nil
 }
 
@@ -339,3 +354,75 @@ func (c *upConn) alive() bool {
 func (c *upConn) abort() { _ = c.nc.SetDeadline(aLongTimeAgo) }
 
 var aLongTimeAgo = time.Unix(1, 0)
+
+// upWriter is the writer under an origin connection's bufio.Writer: it
+// writes to the connection, or, when hold is set, keeps the bytes of the
+// one Write a Flush makes (they stay in the bufio.Writer's buffer, which
+// nothing writes to until they are sent) for sendRaw.
+type upWriter struct {
+	nc   net.Conn
+	hold bool
+	held []byte
+}
+
+func (w *upWriter) Write(p []byte) (int, error) {
+	if w.hold {
+		w.held = p
+		return len(p), nil
+	}
+	return w.nc.Write(p)
+}
+
+// rawCapable reports whether sendRaw can send on c: a plain TCP
+// connection whose socket the runtime lets us reach.
+func (c *upConn) rawCapable() bool { return rawSend && c.raw != nil && !c.isTLS }
+
+// canSendRaw reports whether sendRaw may send this exchange's request:
+// rawCapable, with nothing buffered from the origin.
+func (c *upConn) canSendRaw() bool { return c.rawCapable() && c.br.Buffered() == 0 }
+
+// errIdleClosed: sendRaw found a reused connection closed by the origin
+// (or holding bytes nobody asked for) before it wrote anything.
+var errIdleClosed = errors.New("idle origin connection closed before the request was sent")
+
+// sendRaw writes what bw holds to the origin and waits until the socket
+// is readable, in one syscall.RawConn.Read: the runtime resets the
+// socket's readiness on entry to it, then sendWait peeks at the socket
+// (alive's check, for every connection), writes the request and asks to
+// wait. Bytes that came before the reset are seen by the peek; any that
+// come after it wake the wait; so no wake-up is lost. The read that
+// follows (br.Peek) then finds the answer there, instead of failing with
+// EAGAIN first and waiting after (issue 22: one read system call fewer
+// per proxied request). A write that is partial or would block is
+// finished by nc.Write, as any other, and the wait is the ordinary one of
+// the read. The read deadline set on nc bounds the wait; a failed wait is
+// left for the read to report.
+//
+// A reused connection that the peek finds closed, or holding bytes, is
+// reported as errIdleClosed with nothing written: the request may go on
+// another connection, whatever its method. On a new one, such bytes are
+// left for the ordinary path (written by nc.Write, read as the answer).
+func (c *upConn) sendRaw() (wrote bool, err error) {
+	c.wr.hold = true
+	err = c.bw.Flush() // into c.wr.held: no system call
+	c.wr.hold = false
+	if err != nil {
+		return false, err
+	}
+	c.sendErr, c.sentSome, c.waiting, c.peekOK = nil, false, false, false
+	_ = c.raw.Read(c.sendFn)
+	rest := c.wr.held
+	c.wr.held = nil
+	wrote = c.sentSome
+	if !c.peekOK && c.reused {
+		return false, errIdleClosed
+	}
+	if c.sendErr != nil {
+		return wrote, &net.OpError{Op: "write", Net: "tcp", Source: c.nc.LocalAddr(), Addr: c.nc.RemoteAddr(), Err: c.sendErr}
+	}
+	if len(rest) > 0 {
+		n, err := c.nc.Write(rest)
+		return wrote || n > 0, err
+	}
+	return true, nil
+}

@@ -112,16 +112,17 @@ var (
 // one once, when the request can go again (nothing of it consumed).
 func (st *site) syncAttempt(w http.ResponseWriter, r *http.Request, req *request, o *origin, upgrade string, fill bool) (time.Duration, error) {
 	ctx := r.Context()
-	for fresh := false; ; fresh = true {
+	fresh, idleClosed := false, 0
+	for {
 		var c *upConn
 		var err error
 		switch {
 		case fresh:
 			c, err = o.pool.dialConn(ctx)
 		case fill:
-			c, err = o.pool.getSettled(ctx, fillMinIdle)
+			c, err = o.pool.getSettled(ctx, fillMinIdle, !hasBody(r))
 		default:
-			c, err = o.pool.get(ctx)
+			c, err = o.pool.get(ctx, !hasBody(r))
 		}
 		if err != nil {
 			return 0, &attemptError{err: err, dial: true}
@@ -137,9 +138,17 @@ func (st *site) syncAttempt(w http.ResponseWriter, r *http.Request, req *request
 		if err != nil {
 			watch.end()
 			c.nc.Close()
+			if err == errIdleClosed && ctx.Err() == nil {
+				// Found closed before anything was sent: any request may
+				// go on another connection (a few idle ones, then a new one).
+				idleClosed++
+				fresh = idleClosed > maxIdleClosed
+				continue
+			}
 			var nr *noResponse
 			if !fresh && c.reused && errors.As(err, &nr) && !isTimeout(err) && ctx.Err() == nil &&
 				(!x.wroteAny || x.writeError || !x.hasBody) && idempotent(r.Method) && bodyUntouched(req) {
+				fresh = true
 				continue // the origin closed it while idle: once more, on a new connection
 			}
 			return elapsed, classify(err, &x)
@@ -173,6 +182,10 @@ func (st *site) syncAttempt(w http.ResponseWriter, r *http.Request, req *request
 		return elapsed, nil
 	}
 }
+
+// maxIdleClosed bounds the pooled connections one attempt takes and finds
+// closed before it dials a new one (the pool drops each it finds so).
+const maxIdleClosed = 4
 
 // goneHooker is the client-gone hook of Edge's HTTP/1.x front (the
 // ResponseWriter of internal/h1): context.AfterFunc on the request's own

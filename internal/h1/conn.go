@@ -10,10 +10,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
@@ -46,6 +48,16 @@ type conn struct {
 	// wmu orders a 100 Continue (written by whoever reads the body first)
 	// with the response's head.
 	wmu sync.Mutex
+
+	// raw is the plain TCP socket under rwc (nil: none reachable, or
+	// TLS): a keep-alive response's last bytes are then written and the
+	// next request waited for in one step (sendAndWait). hw is what bw writes
+	// to then.
+	raw     syscall.RawConn
+	hw      holdWriter
+	waitFn  func(fd uintptr) bool // c.sendWait, bound once
+	rawErr  error                 // sendWait's write error
+	waiting bool                  // sendWait wrote everything and waits
 
 	lastMethod string
 	hijacked   bool
@@ -160,6 +172,16 @@ func (c *conn) serve() {
 	c.br.Reset(&c.cr)
 	c.bw = writers.Get().(*bufio.Writer)
 	c.bw.Reset(c.rwc)
+	if c.tls == nil && rawWait {
+		if sc, ok := c.rwc.(syscall.Conn); ok {
+			if raw, err := sc.SyscallConn(); err == nil {
+				c.raw = raw
+				c.hw.w = c.rwc
+				c.waitFn = c.sendWait
+				c.bw.Reset(&c.hw)
+			}
+		}
+	}
 	hb := heads.Get().(*[]byte)
 	c.head = (*hb)[:0]
 	defer func() {
@@ -228,9 +250,12 @@ func (c *conn) serve() {
 		c.lastMethod = r.Method
 		c.beginRequest(cancel)
 		if !c.serveRequest(r, c.cancelFn) {
+			c.writeHeld()
 			return
 		}
-		c.setState(http.StateIdle)
+		if c.hw.held == nil {
+			c.setState(http.StateIdle)
+		} // else by waitNext, once the response is written
 	}
 }
 
@@ -239,24 +264,149 @@ func (c *conn) serve() {
 // Shutdown).
 func (c *conn) waitNext() bool {
 	if c.s.noKeep.Load() || c.s.inShutdown.Load() {
+		c.writeHeld()
 		return false
 	}
 	if cap(c.head) > headBufKeep {
 		c.head = make([]byte, 0, 1024)
 	}
-	if d := c.s.IdleTimeout; d > 0 {
+	var idleEnd time.Time // zero: no idle timeout
+	d := c.s.IdleTimeout
+	raw := c.hw.held != nil
+	switch {
+	case raw && (d <= 0 || d > rawWaitMax):
+		// The raw wait is bounded by rawWaitMax (see sendAndWait); the
+		// idle timeout's deadline replaces it should it pass.
+		now := time.Now()
+		if d > 0 {
+			idleEnd = now.Add(d)
+		}
+		c.cr.setDeadline(now.Add(rawWaitMax))
+	case d > 0:
 		c.cr.setDeadline(time.Now().Add(d))
-	} else {
+		raw = false // nothing to replace
+	default:
 		c.cr.clearStale()
 	}
-	if _, err := c.br.Peek(1); err != nil {
+	if c.hw.held != nil && !c.sendAndWait() {
 		return false
+	}
+	for {
+		_, err := c.br.Peek(1)
+		if err == nil {
+			break
+		}
+		if !raw || !errors.Is(err, os.ErrDeadlineExceeded) || !idleEnd.IsZero() && !time.Now().Before(idleEnd) {
+			return false
+		}
+		c.cr.setDeadline(idleEnd) // zero: none
+		raw = false
+	}
+	if raw && c.s.ReadHeaderTimeout <= 0 {
+		c.cr.setDeadline(idleEnd) // the rest of the head, as before: under the idle deadline
 	}
 	if !c.state.CompareAndSwap(stateIdle, stateActive) {
 		return false // closed by Shutdown meanwhile
 	}
 	if h := c.s.ConnState; h != nil {
 		h(c.rwc, http.StateActive)
+	}
+	return true
+}
+
+// holdWriter is what a conn's bufio.Writer writes to when the conn has
+// a raw socket: w (the connection), or, while hold is set (the response's
+// final flush, flushEnd), a holder of the flushed bytes, which stay in
+// the bufio.Writer's buffer untouched until they are written (waitNext,
+// writeHeld).
+type holdWriter struct {
+	w    io.Writer
+	hold bool
+	held []byte
+}
+
+func (h *holdWriter) Write(p []byte) (int, error) {
+	if h.hold {
+		h.held = p
+		return len(p), nil
+	}
+	return h.w.Write(p)
+}
+
+// flushEnd is a response's final flush (response.finish). On a plain TCP
+// connection the bytes are held, to be written by waitNext together with
+// the wait for the next request (or by writeHeld, should the connection
+// end first); their write error then ends the connection there.
+func (c *conn) flushEnd() error {
+	if c.raw == nil || c.bw.Buffered() == 0 {
+		return c.bw.Flush()
+	}
+	c.hw.hold = true
+	err := c.bw.Flush() // into c.hw.held: no system call
+	c.hw.hold = false
+	return err
+}
+
+// writeHeld writes the bytes flushEnd held, if any: the connection ends,
+// or the next request is there already.
+func (c *conn) writeHeld() bool {
+	p := c.hw.held
+	if p == nil {
+		return true
+	}
+	c.hw.held = nil
+	_, err := c.rwc.Write(p)
+	return err == nil
+}
+
+// rawWaitMax bounds sendAndWait's wait for the next request; then the
+// idle timeout's deadline replaces it, and the read that follows waits as
+// any other. It is the most a wake-up that came before the wait (below)
+// delays a request: rare, and only for a client that pipelines.
+const rawWaitMax = 10 * time.Millisecond
+
+// sendAndWait writes the held response and waits for the next request's
+// first byte in one syscall.RawConn.Read, under the read deadline waitNext
+// set (rawWaitMax): the runtime resets the socket's readiness on entry to
+// it, then sendWait writes the response and asks to wait, so a request
+// the client sends after reading the response always wakes the wait. The
+// read that follows (br.Peek) then finds it there, instead of failing
+// with EAGAIN first and waiting after (issue 22: one read system call
+// fewer per keep-alive request). Bytes of a next request that are already
+// here (pipelined, or read by the client-gone watch) are read without a
+// wait. Bytes (or a close) that came while the handler ran, after the
+// last read and before the reset, may have had their wake-up taken by
+// the reset: the wait then ends at its deadline, and the read that
+// follows finds them. A write that is partial or would block is finished
+// by rwc.Write. The connection goes idle once the response is written
+// (Shutdown may close it from then); the ConnState hook hears so when the
+// wait ends, before the next request's "active". false: the write failed;
+// the connection ends.
+func (c *conn) sendAndWait() bool {
+	c.cr.lock()
+	pending := c.cr.hasByte || c.cr.inRead
+	c.cr.unlock()
+	if pending || c.br.Buffered() > 0 {
+		ok := c.writeHeld()
+		c.setState(http.StateIdle)
+		return ok
+	}
+	c.rawErr, c.waiting = nil, false
+	_ = c.raw.Read(c.waitFn) // a failed wait is the Peek's to report
+	if c.waiting {
+		// Written: idle since (sendWait); the hook hears it now.
+		if h := c.s.ConnState; h != nil {
+			h(c.rwc, http.StateIdle)
+		}
+	}
+	if c.rawErr != nil {
+		c.hw.held = nil
+		return false
+	}
+	if c.hw.held != nil { // partial, or it would block
+		ok := c.writeHeld()
+		c.setState(http.StateIdle)
+		return ok
 	}
 	return true
 }
@@ -440,6 +590,7 @@ func (c *conn) serveRequest(r *http.Request, cancel context.CancelFunc) bool {
 	if w.requestBodyLimitHit || w.body != nil && w.body.didEarlyClose() {
 		// As Go: the client, still sending the body, reads the answer
 		// before the close resets the connection.
+		c.writeHeld()
 		c.closeWriteAndWait()
 	}
 	return !w.closeAfterReply && !w.broken

@@ -423,7 +423,7 @@ func (w *response) finish() {
 		w.writeTrailers()
 		bw.WriteString("\r\n")
 	}
-	if err := bw.Flush(); err != nil {
+	if err := w.c.flushEnd(); err != nil { // conn.go: may be held for waitNext
 		w.broken = true
 	}
 	if w.contentLength != -1 && bodyAllowedForStatus(w.status) && w.req.Method != http.MethodHead && w.written != w.contentLength {

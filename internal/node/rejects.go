@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"go.uber.org/zap"
 )
@@ -104,6 +106,20 @@ func (c *watchConn) Write(b []byte) (int, error) {
 
 // NetConn is the connection watched (the drainer follows it).
 func (c *watchConn) NetConn() net.Conn { return c.Conn }
+
+// SyscallConn is the watched connection's socket, when it has one:
+// internal/h1 writes the end of a keep-alive response on it and waits for
+// the next request in one step (issue 22). Those bytes skip Write, which
+// loses nothing: the answers Write counts all close the connection, and
+// internal/h1 writes those through Write.
+func (c *watchConn) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errNoSyscallConn
+}
+
+var errNoSyscallConn = errors.New("connection without a socket")
 
 // tlsConn watches an HTTPS connection served by Edge's HTTP/1.x front: it
 // writes its refusals (the same bytes as Go's) in plaintext through this
