@@ -273,6 +273,7 @@ func (c *conn) waitNext() bool {
 	var idleEnd time.Time // zero: no idle timeout
 	d := c.s.IdleTimeout
 	raw := c.hw.held != nil
+	bounded := false // the raw wait ended at rawWaitMax
 	switch {
 	case raw && (d <= 0 || d > rawWaitMax):
 		// The raw wait is bounded by rawWaitMax (see sendAndWait); the
@@ -301,6 +302,16 @@ func (c *conn) waitNext() bool {
 		}
 		c.cr.setDeadline(idleEnd) // zero: none
 		raw = false
+		bounded = true
+	}
+	if bounded {
+		// The bounded wait ended and a request came after all: either the
+		// client paused more than rawWaitMax, or it sent while the handler
+		// ran and the reset took the wake-up (a pipelining client that
+		// writes each request on its own). Such a client is not made to
+		// wait rawWaitMax again: this connection's answers are written the
+		// ordinary way from now on.
+		c.raw = nil
 	}
 	if raw && c.s.ReadHeaderTimeout <= 0 {
 		c.cr.setDeadline(idleEnd) // the rest of the head, as before: under the idle deadline
@@ -362,7 +373,8 @@ func (c *conn) writeHeld() bool {
 // rawWaitMax bounds sendAndWait's wait for the next request; then the
 // idle timeout's deadline replaces it, and the read that follows waits as
 // any other. It is the most a wake-up that came before the wait (below)
-// delays a request: rare, and only for a client that pipelines.
+// delays a request: rare, only for a client that pipelines, and once per
+// connection (waitNext then stops the raw wait on it).
 const rawWaitMax = 10 * time.Millisecond
 
 // sendAndWait writes the held response and waits for the next request's

@@ -255,3 +255,44 @@ func TestRawWaitClientCloses(t *testing.T) {
 		t.Errorf("closed %v after the client's close", d)
 	}
 }
+
+// TestRawWaitPipeliningClientDelayedOnce: a client that writes each
+// pipelined request on its own, while the handler of the one before still
+// runs (shorter than the client-gone watch's 2 ms), can have its wake-up
+// taken by the raw wait's readiness reset; that request is then read at
+// rawWaitMax. The connection stops the raw wait after the first such
+// delay: 20 rounds cost about one rawWaitMax, not 20.
+func TestRawWaitPipeliningClientDelayedOnce(t *testing.T) {
+	started := make(chan struct{}, 1)
+	release := make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/held" {
+			started <- struct{}{}
+			<-release
+		}
+		io.WriteString(w, r.URL.Path)
+	})
+	addr := serveRaw(t, h, 10*time.Second, nil)
+	c, br := dialRaw(t, addr)
+	const rounds = 20
+	start := time.Now()
+	for i := range rounds {
+		io.WriteString(c, "GET /held HTTP/1.1\r\nHost: a\r\n\r\n")
+		<-started
+		io.WriteString(c, "GET /next HTTP/1.1\r\nHost: a\r\n\r\n")
+		// The request reaches the server's socket and its readiness the
+		// runtime while the handler still runs (well under the 2 ms after
+		// which the client-gone watch would read it).
+		time.Sleep(300 * time.Microsecond)
+		release <- struct{}{}
+		for _, want := range []string{"/held", "/next"} {
+			if got := readAnswer(t, br); got != want {
+				t.Fatalf("round %d: answer %q, want %q", i, got, want)
+			}
+		}
+	}
+	t.Logf("%d rounds: %v", rounds, time.Since(start))
+	if d := time.Since(start); d > rounds*10*time.Millisecond/2 {
+		t.Errorf("%d rounds took %v: a client that sends during the handler waits the raw wait's bound (10 ms) again and again", rounds, d)
+	}
+}
