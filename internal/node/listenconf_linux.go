@@ -2,6 +2,7 @@ package node
 
 import (
 	"net"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -28,6 +29,9 @@ const (
 )
 
 func keepAliveOnListener(network, address string, c syscall.RawConn) error {
+	if !strings.HasPrefix(network, "tcp") {
+		return nil // the HTTP/3 port's UDP socket (tableflip's ListenPacket)
+	}
 	var serr error
 	err := c.Control(func(fd uintptr) {
 		for _, o := range []struct{ level, opt, v int }{

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"net"
 	"testing"
 
@@ -72,4 +73,15 @@ func TestAcceptedConnectionsKeepTCPKeepAlive(t *testing.T) {
 	if got := keepAliveOf(t, acceptOne(t, ln)); got != want {
 		t.Errorf("keep-alive of a connection accepted by the node: %v (on, idle s, interval s, probes); want Go's %v", got, want)
 	}
+}
+
+// TestListenConfigUDP: the node's listen configuration also makes the
+// HTTP/3 port's UDP socket (an upgrade's registry uses it for both): the
+// TCP options are not set on it.
+func TestListenConfigUDP(t *testing.T) {
+	pc, err := listenConfig().ListenPacket(context.Background(), "udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("a UDP socket from the node's listen configuration: %v", err)
+	}
+	pc.Close()
 }
