@@ -43,6 +43,10 @@ func (h *holdConn) Write(p []byte) (int, error) {
 	}
 	h.mu.Lock()
 	if h.holding.Load() && len(h.held)+len(p) <= holdMax {
+		if h.held == nil {
+			// Room for the alert too (24 bytes): one allocation.
+			h.held = make([]byte, 0, len(p)+64)
+		}
 		h.held = append(h.held, p...)
 		h.mu.Unlock()
 		return len(p), nil
