@@ -470,6 +470,15 @@ func (c *conn) close() {
 	}
 }
 
+// holdLastWrite tells a connection that can keep its last write until it
+// closes (the node's HTTPS front: the answer then leaves with TLS's
+// close_notify alert, in one write) that the coming flush is its last.
+func (c *conn) holdLastWrite() {
+	if h, ok := c.rwc.(interface{ HoldLastWrite() }); ok {
+		h.HoldLastWrite()
+	}
+}
+
 // closeWriteAndWait half-closes, so that a client still sending its
 // request reads the answer before the connection goes (Go does the same
 // after a 431).

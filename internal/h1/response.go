@@ -423,6 +423,9 @@ func (w *response) finish() {
 		w.writeTrailers()
 		bw.WriteString("\r\n")
 	}
+	if w.closeAfterReply {
+		w.c.holdLastWrite()
+	}
 	if err := w.c.flushEnd(); err != nil { // conn.go: may be held for waitNext
 		w.broken = true
 	}

@@ -68,7 +68,7 @@ func (d *drainer) watchTLS(srv *http.Server) {
 	srv.TLSConfig.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 		if slices.Contains(hello.SupportedProtos, "h2") {
 			d.mu.Lock()
-			if ci := d.conns[hello.Conn]; ci != nil {
+			if ci := d.conns[rawConn(hello.Conn)]; ci != nil {
 				ci.h2 = true
 			}
 			d.mu.Unlock()
@@ -80,13 +80,22 @@ func (d *drainer) watchTLS(srv *http.Server) {
 	}
 }
 
+// rawConn is the connection accepted under c's wrappers (TLS, the
+// rejects watcher's, the HTTPS front's holdConn).
+func rawConn(c net.Conn) net.Conn {
+	for {
+		nc, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			return c
+		}
+		c = nc.NetConn()
+	}
+}
+
 func (d *drainer) state(c net.Conn, s http.ConnState) {
 	// Under TLS, HTTP/2's batchConn or the rejects watcher's wrapper: the
 	// raw connection, the one accepted.
-	c = baseConn(c)
-	if nc, ok := c.(interface{ NetConn() net.Conn }); ok {
-		c = nc.NetConn()
-	}
+	c = rawConn(baseConn(c))
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	switch s {

@@ -140,6 +140,14 @@ func (c *watchTLSConn) ConnectionState() tls.ConnectionState { return c.tc.Conne
 // NetConn is the connection under TLS (the drainer follows it).
 func (c *watchTLSConn) NetConn() net.Conn { return c.tc.NetConn() }
 
+// HoldLastWrite: internal/h1 calls it before the flush of a connection's
+// last answer, which then leaves with TLS's close_notify (see holdConn).
+func (c *watchTLSConn) HoldLastWrite() {
+	if h, ok := c.tc.NetConn().(*holdConn); ok {
+		h.holdLast()
+	}
+}
+
 // ReadFrom keeps sendfile for file origins: Go's own answers are never
 // written through it.
 func (c *watchConn) ReadFrom(src io.Reader) (int64, error) { return io.Copy(c.Conn, src) }

@@ -147,7 +147,9 @@ func (f *tlsFront) serveConn(c net.Conn) {
 	if state != nil {
 		state(c, http.StateNew)
 	}
-	tc := tls.Server(c, f.conf)
+	// Under TLS, a holdConn: the last answer of an HTTP/1.x connection
+	// leaves with TLS's close_notify alert, in one write.
+	tc := tls.Server(&holdConn{Conn: c}, f.conf)
 	if d := f.h1.ReadHeaderTimeout; d > 0 {
 		c.SetDeadline(time.Now().Add(d))
 	}

@@ -109,6 +109,16 @@ func TestTLSFrontSplitsByALPN(t *testing.T) {
 // by a drainer, on a loopback listener.
 func testTLSFront(t *testing.T, h http.Handler, readHeader time.Duration, opts ...func(*tlsFront)) (*node, *tlsFront, net.Listener) {
 	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testTLSFrontOn(t, ln, h, readHeader, opts...)
+}
+
+// testTLSFrontOn is testTLSFront on ln.
+func testTLSFrontOn(t *testing.T, ln net.Listener, h http.Handler, readHeader time.Duration, opts ...func(*tlsFront)) (*node, *tlsFront, net.Listener) {
+	t.Helper()
 	ts := httptest.NewUnstartedServer(nil)
 	ts.StartTLS()
 	conf := ts.TLS.Clone()
@@ -126,10 +136,6 @@ func testTLSFront(t *testing.T, h http.Handler, readHeader time.Duration, opts .
 	}
 	n.drain.watch(f)
 	f.shareHooks(h2.Handler)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	served := make(chan struct{})
 	go func() { defer close(served); f.Serve(ln) }()
 	t.Cleanup(func() { f.Close(); <-served })

@@ -39,7 +39,7 @@ type Handover struct {
 // NewHandover takes the sockets a parent process handed over, if any.
 // Call it once per process, before Run.
 func NewHandover(cfg *config.Config) (*Handover, error) {
-	upg, err := tableflip.New(tableflip.Options{UpgradeTimeout: cfg.Limits.UpgradeTimeout.Std()})
+	upg, err := tableflip.New(tableflip.Options{UpgradeTimeout: cfg.Limits.UpgradeTimeout.Std(), ListenConfig: listenConfig()})
 	if err != nil {
 		return nil, fmt.Errorf("binary upgrades: %w", err)
 	}
@@ -56,7 +56,7 @@ func PIDFile(cfg *config.Config) string { return filepath.Join(cfg.DataDir, "edg
 // os.File.Fd, so the listener stays non-blocking) for the next upgrade.
 func (h *Handover) Listen(addr string) (net.Listener, error) {
 	if h == nil {
-		return net.Listen("tcp", addr)
+		return listenConfig().Listen(context.Background(), "tcp", addr)
 	}
 	return h.upg.Listen("tcp", addr)
 }
