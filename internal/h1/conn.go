@@ -40,6 +40,7 @@ type conn struct {
 	cr   connReader
 	br   *bufio.Reader
 	bw   *bufio.Writer
+	cw   connWriter // what bw writes to (response.go)
 	head []byte                     // the current request's raw head
 	pend [bufferBeforeChunking]byte // a response's body before its head is out
 
@@ -159,7 +160,8 @@ func (c *conn) serve() {
 	c.br = readers.Get().(*bufio.Reader)
 	c.br.Reset(&c.cr)
 	c.bw = writers.Get().(*bufio.Writer)
-	c.bw.Reset(c.rwc)
+	c.cw.init(c.rwc, c.tls == nil)
+	c.bw.Reset(&c.cw)
 	hb := heads.Get().(*[]byte)
 	c.head = (*hb)[:0]
 	defer func() {
