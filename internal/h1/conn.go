@@ -40,7 +40,7 @@ type conn struct {
 	cr   connReader
 	br   *bufio.Reader
 	bw   *bufio.Writer
-	cw   connWriter // what bw writes to (response.go)
+	cw   connWriter                 // what bw writes to (response.go)
 	head []byte                     // the current request's raw head
 	pend [bufferBeforeChunking]byte // a response's body before its head is out
 
