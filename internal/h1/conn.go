@@ -42,6 +42,7 @@ type conn struct {
 	cr   connReader
 	br   *bufio.Reader
 	bw   *bufio.Writer
+	cw   connWriter                 // what bw writes to (response.go)
 	head []byte                     // the current request's raw head
 	pend [bufferBeforeChunking]byte // a response's body before its head is out
 
@@ -171,12 +172,13 @@ func (c *conn) serve() {
 	c.br = readers.Get().(*bufio.Reader)
 	c.br.Reset(&c.cr)
 	c.bw = writers.Get().(*bufio.Writer)
-	c.bw.Reset(c.rwc)
+	c.cw.init(c.rwc, c.tls == nil)
+	c.bw.Reset(&c.cw)
 	if c.tls == nil && rawWait {
 		if sc, ok := c.rwc.(syscall.Conn); ok {
 			if raw, err := sc.SyscallConn(); err == nil {
 				c.raw = raw
-				c.hw.w = c.rwc
+				c.hw.w = &c.cw
 				c.waitFn = c.sendWait
 				c.bw.Reset(&c.hw)
 			}
@@ -326,7 +328,7 @@ func (c *conn) waitNext() bool {
 }
 
 // holdWriter is what a conn's bufio.Writer writes to when the conn has
-// a raw socket: w (the connection), or, while hold is set (the response's
+// a raw socket: w (the connection's connWriter), or, while hold is set (the response's
 // final flush, flushEnd), a holder of the flushed bytes, which stay in
 // the bufio.Writer's buffer untouched until they are written (waitNext,
 // writeHeld).

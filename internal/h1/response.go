@@ -3,6 +3,8 @@ package h1
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -374,7 +376,10 @@ func (w *response) writeBody(p []byte) error {
 		bw.Write(strconv.AppendInt(hex[:0], int64(len(p)), 16))
 		bw.WriteString("\r\n")
 	}
-	_, err := bw.Write(p)
+	done, err := w.c.cw.writeThrough(bw, p)
+	if !done {
+		_, err = bw.Write(p)
+	}
 	if w.chunking {
 		_, err = bw.WriteString("\r\n")
 	}
@@ -666,4 +671,73 @@ func (w *response) ClearClientGone() (fired bool) {
 	fired = c.hookFired
 	c.hookMu.Unlock()
 	return fired
+}
+
+// connWriter is what a connection's bufio.Writer writes to: the
+// connection, or — while writeBody hands it a body slice too large for the
+// buffer (tail) — the buffered bytes (the head, a chunk's size line) and
+// that slice together, in one writev on the TCP connection. Without it the
+// buffer is filled from the slice and flushed, then the rest is written:
+// two writes, two segments and a copy of up to the buffer's size, where a
+// 100 KiB cache hit needs one write of its head and body (issue 22).
+type connWriter struct {
+	rwc  net.Conn
+	tcp  *net.TCPConn // the connection under rwc for writev; nil: none (TLS)
+	tail []byte       // to write after what bufio flushes; nil: none
+	vec  [2][]byte
+	bufs net.Buffers
+}
+
+// init sets the connection; plain tells that rwc carries the bytes as they
+// are (no TLS), so that a *net.TCPConn under its wrappers (NetConn) may be
+// written directly.
+func (cw *connWriter) init(rwc net.Conn, plain bool) {
+	cw.rwc, cw.tcp, cw.tail = rwc, nil, nil
+	if !plain {
+		return
+	}
+	c := rwc
+	for range 4 {
+		switch t := c.(type) {
+		case *net.TCPConn:
+			cw.tcp = t
+			return
+		case interface{ ConnectionState() tls.ConnectionState }:
+			return // never around a TLS layer, whatever plain says
+		case interface{ NetConn() net.Conn }:
+			c = t.NetConn()
+		default:
+			return
+		}
+	}
+}
+
+func (cw *connWriter) Write(p []byte) (int, error) {
+	if cw.tail == nil {
+		return cw.rwc.Write(p)
+	}
+	cw.vec = [2][]byte{p, cw.tail}
+	cw.bufs = cw.vec[:]
+	n, err := cw.bufs.WriteTo(cw.tcp)
+	cw.vec = [2][]byte{}
+	cw.bufs = nil
+	if n < int64(len(p)) {
+		return int(n), err
+	}
+	if n < int64(len(p))+int64(len(cw.tail)) && err == nil {
+		err = io.ErrShortWrite
+	}
+	return len(p), err
+}
+
+// writeThrough writes what bw holds and p in one system call when p would
+// not fit in bw (false: bw.Write does it as ever).
+func (cw *connWriter) writeThrough(bw *bufio.Writer, p []byte) (ok bool, err error) {
+	if cw.tcp == nil || len(p) <= bw.Available() || bw.Buffered() == 0 {
+		return false, nil
+	}
+	cw.tail = p
+	err = bw.Flush()
+	cw.tail = nil
+	return true, err
 }
