@@ -15,6 +15,8 @@ import (
 // stops the idle timer before closing the streams, and closing the last
 // stream re-armed it: every such connection (its buffers, HPACK tables,
 // the streams' writers) stayed in memory for IdleTimeout after it closed.
+// Edge's timer retiring idle handler goroutines is stopped too, and the
+// goroutines are retired.
 func TestClosedWithOpenStreamsNotKeptByIdleTimer(t *testing.T) {
 	scs := make(chan *serverConn, 1)
 	testHookGetServerConn = func(sc *serverConn) { scs <- sc }
@@ -56,5 +58,18 @@ func TestClosedWithOpenStreamsNotKeptByIdleTimer(t *testing.T) {
 	sc := <-scs
 	if sc.idleTimer.Stop() {
 		t.Fatal("the idle timer is armed after the connection closed: it keeps the connection for IdleTimeout")
+	}
+	// The same for the timer that retires idle handler goroutines
+	// (noteNoStreams), armed when the last stream closed.
+	if sc.retireTimer == nil {
+		t.Fatal("closing the last stream armed no retire timer: the test measures nothing")
+	}
+	if sc.retireTimer.Stop() {
+		t.Fatal("the retire timer is armed after the connection closed: it keeps the connection for workerLinger")
+	}
+	// And the connection's handler goroutines were told to end with it,
+	// not left waiting for a request that cannot come.
+	if !sc.idleClosed {
+		t.Fatal("the connection ended without retiring its idle handler goroutines")
 	}
 }

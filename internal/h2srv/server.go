@@ -313,7 +313,6 @@ func (s *Server) serveConn(c net.Conn, opts *ServeConnOpts, newf func(*serverCon
 		sc.room = r.WriteRoom
 	}
 	sc.inline = opts.Inline // Edge
-	sc.workCh = make(chan handlerJob)
 	if newf != nil {
 		newf(sc)
 	}
@@ -458,12 +457,15 @@ type serverConn struct {
 	remoteAddrStr    string
 	writeSched       WriteScheduler
 	countErrorFunc   func(errType string)
-	room             func() int                    // Edge: see writeRoomer; nil if conn does not tell
-	inline           InlineHandler                 // Edge: see InlineHandler; may be nil
-	workCh           chan handlerJob               // Edge: to an idle handler goroutine (startHandler)
-	idleWorkers      atomic.Int32                  // Edge: handler goroutines waiting on workCh
-	idleCh           atomic.Pointer[chan struct{}] // Edge: closed when the connection has no stream (retireIdleWorkers)
-	idleClosed       bool                          // Edge: *idleCh is closed; serve goroutine only
+	room             func() int                      // Edge: see writeRoomer; nil if conn does not tell
+	inline           InlineHandler                   // Edge: see InlineHandler; may be nil
+	workCh           atomic.Pointer[chan handlerJob] // Edge: to an idle handler goroutine (startHandler); closed to retire them (retireIdleWorkers)
+	idleWorkers      atomic.Int32                    // Edge: handler goroutines waiting on workCh
+	idleClosed       bool                            // Edge: *workCh is closed; serve goroutine only
+	retireTimer      *time.Timer                     // Edge: retires idle handler goroutines (noteNoStreams); serve goroutine only
+	retireArmed      bool                            // Edge: retireTimer runs; serve goroutine only
+	idleGen          uint64                          // Edge: times the connection had no stream left; serve goroutine only
+	retireGen        uint64                          // Edge: idleGen when retireTimer was armed; serve goroutine only
 
 	// Everything following is owned by the serve loop; use serveG.check():
 	serveG                      goroutineLock // used to verify funcs are on serve()
@@ -781,6 +783,10 @@ func (sc *serverConn) closeAllStreamsOnConnClose() {
 	if sc.idleTimer != nil {
 		sc.idleTimer.Stop()
 	}
+	if sc.retireTimer != nil { // Edge: the same for noteNoStreams's timer
+		sc.retireTimer.Stop()
+	}
+	sc.retireIdleWorkers() // Edge: the connection is done
 }
 
 func (sc *serverConn) stopShutdownTimer() {
@@ -923,6 +929,8 @@ func (sc *serverConn) serve(conf http2Config) {
 					sc.startGracefulShutdownInternal()
 				case handlerDoneMsg:
 					sc.handlerDone()
+				case retireTimerMsg: // Edge
+					sc.onRetireTimerMsg()
 				default:
 					panic("unknown timer")
 				}
@@ -1001,6 +1009,7 @@ var (
 	shutdownTimerMsg    = new(serverMessage)
 	gracefulShutdownMsg = new(serverMessage)
 	handlerDoneMsg      = new(serverMessage)
+	retireTimerMsg      = new(serverMessage) // Edge
 )
 
 func (sc *serverConn) onSettingsTimer() { sc.sendServeMsg(settingsTimerMsg) }
@@ -1648,7 +1657,7 @@ func (sc *serverConn) closeStream(st *stream, err error) {
 	delete(sc.streams, st.id)
 	if len(sc.streams) == 0 {
 		sc.setConnState(http.StateIdle)
-		sc.retireIdleWorkers() // Edge: an idle connection keeps no handler goroutines
+		sc.noteNoStreams() // Edge: an idle connection keeps no handler goroutines for long
 		if sc.srv.IdleTimeout > 0 && sc.idleTimer != nil {
 			sc.idleTimer.Reset(sc.srv.IdleTimeout)
 		}

@@ -18,7 +18,8 @@ import (
 
 // TestH2IdleConnectionsKeepNoHandlerGoroutines: the HTTP/2 server keeps
 // handler goroutines per connection for its next requests, but not once
-// the connection has no stream open: clients that once had 8 proxied
+// the connection has had no stream open for a while (h2srv's
+// workerLinger, 1 s): clients that once had 8 proxied
 // requests in flight on each of 20 connections, then keep them idle (up
 // to limits.idle_timeout), hold no handler goroutine and no stack.
 // (Found by review: before, 8 goroutines per idle connection stayed.)
