@@ -378,8 +378,7 @@ func (w *response) writeBody(p []byte) error {
 	}
 	bw := w.c.bw
 	if w.chunking {
-		var hex [16]byte
-		bw.Write(strconv.AppendInt(hex[:0], int64(len(p)), 16))
+		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(len(p)), 16)) // as writeDigits
 		bw.WriteString("\r\n")
 	}
 	done, err := w.c.cw.writeThrough(bw, p)
@@ -518,14 +517,13 @@ func writeStatusLine(bw *bufio.Writer, is11 bool, code int) {
 	} else {
 		bw.WriteString("HTTP/1.0 ")
 	}
-	var b [3]byte
-	bw.Write(strconv.AppendInt(b[:0], int64(code), 10))
+	writeDigits(bw, int64(code))
 	if text := http.StatusText(code); text != "" {
 		bw.WriteByte(' ')
 		bw.WriteString(text)
 	} else {
 		bw.WriteString(" status code ")
-		bw.Write(strconv.AppendInt(b[:0], int64(code), 10))
+		writeDigits(bw, int64(code))
 	}
 	bw.WriteString("\r\n")
 }
