@@ -61,3 +61,45 @@ func TestContentLengthDigitsAtBufferEdge(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusDigitsAtBufferEdge: pipelined answers pack into the write
+// buffer, so their status lines (digits written into its free room)
+// start at every offset, across its edge too; each status, with and
+// without a reason phrase, comes out whole.
+func TestStatusDigitsAtBufferEdge(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		pad, _ := strconv.Atoi(r.URL.Query().Get("pad"))
+		code, _ := strconv.Atoi(r.URL.Query().Get("code"))
+		w.Header().Set("X-Pad", strings.Repeat("p", pad))
+		w.WriteHeader(code)
+		w.Write([]byte("x"))
+	})
+	addr := serveH1(t, h)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	codes := []int{200, 404, 599, 299}
+	const n = 400
+	var reqs strings.Builder
+	for i := range n {
+		reqs.WriteString("GET /?code=" + strconv.Itoa(codes[i%len(codes)]) + "&pad=" + strconv.Itoa(i*7%300) + " HTTP/1.1\r\nHost: a\r\n\r\n")
+	}
+	wrote := make(chan error, 1)
+	go func() { _, err := io.WriteString(c, reqs.String()); wrote <- err }() // read meanwhile
+	defer func() { c.Close(); <-wrote }()
+	br := bufio.NewReader(c)
+	for i := range n {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("answer %d: %v", i, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if want := codes[i%len(codes)]; err != nil || resp.StatusCode != want || string(b) != "x" {
+			t.Fatalf("answer %d: %q %q %v; want %d", i, resp.Status, b, err, want)
+		}
+	}
+}
