@@ -199,11 +199,10 @@ func (w *response) commit(p []byte) {
 	if len(w.hConn) > 0 {
 		connHdr = w.hConn[0]
 	}
-	var extraCL []byte
-	var clBuf [20]byte
+	extraCL := false // a Content-Length computed here, from p
 	if w.handlerDone && !w.prefixTrailers && !hasTE && allowed && w.contentLength == -1 && (!isHEAD || len(p) > 0) {
 		w.contentLength = int64(len(p))
-		extraCL = strconv.AppendInt(clBuf[:0], int64(len(p)), 10)
+		extraCL = true
 	}
 	hasCL := w.contentLength != -1
 	extraConn := ""
@@ -275,7 +274,7 @@ func (w *response) commit(p []byte) {
 		// differing value nor a "+5" (Go's server writes the handler's
 		// values as they are).
 		bw.WriteString("Content-Length: ")
-		bw.Write(strconv.AppendInt(clBuf[:0], w.contentLength, 10))
+		writeDigits(bw, w.contentLength)
 		bw.WriteString("\r\n")
 	}
 	if keepTE {
@@ -302,12 +301,19 @@ func (w *response) commit(p []byte) {
 		bw.Write(dateValue())
 		bw.WriteString("\r\n")
 	}
-	if extraCL != nil {
+	if extraCL {
 		bw.WriteString("Content-Length: ")
-		bw.Write(extraCL)
+		writeDigits(bw, w.contentLength)
 		bw.WriteString("\r\n")
 	}
 	bw.WriteString("\r\n")
+}
+
+// writeDigits writes n in decimal, in bw's free room when it has some:
+// a stack array handed to bw.Write escapes (bw may pass it on to its
+// io.Writer), one allocation per response head.
+func writeDigits(bw *bufio.Writer, n int64) {
+	bw.Write(strconv.AppendInt(bw.AvailableBuffer(), n, 10))
 }
 
 func (w *response) Write(p []byte) (int, error) {
@@ -372,8 +378,7 @@ func (w *response) writeBody(p []byte) error {
 	}
 	bw := w.c.bw
 	if w.chunking {
-		var hex [16]byte
-		bw.Write(strconv.AppendInt(hex[:0], int64(len(p)), 16))
+		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(len(p)), 16)) // as writeDigits
 		bw.WriteString("\r\n")
 	}
 	done, err := w.c.cw.writeThrough(bw, p)
@@ -512,14 +517,13 @@ func writeStatusLine(bw *bufio.Writer, is11 bool, code int) {
 	} else {
 		bw.WriteString("HTTP/1.0 ")
 	}
-	var b [3]byte
-	bw.Write(strconv.AppendInt(b[:0], int64(code), 10))
+	writeDigits(bw, int64(code))
 	if text := http.StatusText(code); text != "" {
 		bw.WriteByte(' ')
 		bw.WriteString(text)
 	} else {
 		bw.WriteString(" status code ")
-		bw.Write(strconv.AppendInt(b[:0], int64(code), 10))
+		writeDigits(bw, int64(code))
 	}
 	bw.WriteString("\r\n")
 }
