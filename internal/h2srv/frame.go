@@ -325,6 +325,11 @@ type Framer struct {
 	// MetaHeadersFrame instead.
 	ReadMetaHeaders *hpack.Decoder
 
+	// Edge: the frame readMetaFrame is decoding (nil between frames),
+	// and the emit func given to ReadMetaHeaders, made once.
+	metaRead *metaHeadersRead
+	metaEmit func(hpack.HeaderField)
+
 	// MaxHeaderListSize is the http2 MAX_HEADER_LIST_SIZE.
 	// It's used only if ReadMetaHeaders is set; 0 means a sane default
 	// (currently 16MB)
@@ -1789,9 +1794,17 @@ func (fr *Framer) readMetaFrame(hf *HeadersFrame) (Frame, error) {
 	m.hdec = hdec
 	hdec.SetEmitEnabled(true)
 	hdec.SetMaxStringLength(fr.maxHeaderStringLen())
-	hdec.SetEmitFunc(m.emit)
+	if fr.metaEmit == nil {
+		fr.metaEmit = func(hf hpack.HeaderField) {
+			if m := fr.metaRead; m != nil {
+				m.emit(hf)
+			}
+		}
+	}
+	fr.metaRead = m
+	hdec.SetEmitFunc(fr.metaEmit)
 	// Lose reference to MetaHeadersFrame:
-	defer hdec.SetEmitFunc(func(hf hpack.HeaderField) {})
+	defer func() { fr.metaRead = nil }()
 
 	var hc headersOrContinuation = hf
 	for {
