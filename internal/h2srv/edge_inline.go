@@ -123,12 +123,13 @@ type handlerFinal struct {
 	n      int
 	more   []FrameWriteRequest // past frames (not seen: kept for safety)
 	data   writeData           // the first DATA frame's
+	hdr    writeResHeaders     // the first HEADERS frame's (Edge: no allocation for it)
 }
 
 // addFinal adds wr to rws's handlerFinal.
 func (rws *responseWriterState) addFinal(wr FrameWriteRequest) {
 	if rws.fin == nil {
-		rws.fin = new(handlerFinal)
+		rws.fin = &rws.stream.finStore // one per stream: its handler's end
 	}
 	f := rws.fin
 	if f.n == len(f.frames) {
@@ -143,17 +144,30 @@ func (rws *responseWriterState) addFinal(wr FrameWriteRequest) {
 // goroutine through the serve goroutine, or, inline, into the
 // connection's write queue (h is the handler's no more), or, once the
 // handler returned, into its handlerFinal.
-func (rws *responseWriterState) writeHeaders(h *writeResHeaders) error {
-	wr := FrameWriteRequest{write: h, stream: rws.stream}
-	switch {
-	case rws.inline:
-		rws.conn.writeFrame(wr)
-	case rws.final:
-		rws.addFinal(wr)
-	default:
-		return rws.conn.writeHeaders(rws.stream, h)
+//
+// Edge: h is taken by value, so that a final HEADERS frame (the common
+// case: the handler returned before its answer was flushed) goes into
+// the handlerFinal, which comes with the stream, without an allocation.
+func (rws *responseWriterState) writeHeaders(h writeResHeaders) error {
+	if rws.final {
+		if rws.fin == nil {
+			rws.fin = &rws.stream.finStore
+		}
+		hp := &rws.fin.hdr
+		if hp.streamID != 0 {
+			hp = new(writeResHeaders) // a second one (trailers)
+		}
+		*hp = h
+		rws.addFinal(FrameWriteRequest{write: hp, stream: rws.stream})
+		return nil
 	}
-	return nil
+	hp := new(writeResHeaders)
+	*hp = h
+	if rws.inline {
+		rws.conn.writeFrame(FrameWriteRequest{write: hp, stream: rws.stream})
+		return nil
+	}
+	return rws.conn.writeHeaders(rws.stream, hp)
 }
 
 // writeData writes a DATA frame of the response, as writeHeaders does;
@@ -165,7 +179,7 @@ func (rws *responseWriterState) writeData(p []byte, endStream bool) error {
 	st := rws.stream
 	if rws.final {
 		if rws.fin == nil {
-			rws.fin = new(handlerFinal)
+			rws.fin = &rws.stream.finStore
 		}
 		d := &rws.fin.data
 		if d.streamID != 0 {

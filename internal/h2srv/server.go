@@ -357,6 +357,7 @@ func (s *Server) serveConn(c net.Conn, opts *ServeConnOpts, newf func(*serverCon
 	fr.MaxHeaderListSize = sc.maxHeaderListSize()
 	fr.SetMaxReadFrameSize(conf.MaxReadFrameSize)
 	sc.framer = fr
+	sc.serveHTTP = sc.handler.ServeHTTP // Edge
 
 	if tc, ok := c.(connectionStater); ok {
 		sc.tlsState = new(tls.ConnectionState)
@@ -443,6 +444,7 @@ type serverConn struct {
 	conn             net.Conn
 	bw               *bufferedWriter // writing to conn
 	handler          http.Handler
+	serveHTTP        func(http.ResponseWriter, *http.Request) // Edge: handler.ServeHTTP, made once
 	baseCtx          context.Context
 	framer           *Framer
 	doneServing      chan struct{}          // closed when serverConn.serve ends
@@ -577,6 +579,13 @@ type stream struct {
 
 	trailer    http.Header // accumulated trailers
 	reqTrailer http.Header // handler's Request.Trailer
+
+	// Edge: allocated with the stream, not each on its own (never
+	// reused: a stream is never recycled, so whoever keeps one of
+	// them past the handler's end only keeps this stream's memory).
+	reqBodyStore requestBody
+	rwStore      responseWriter
+	finStore     handlerFinal
 }
 
 func (sc *serverConn) Framer() *Framer  { return sc.framer }
@@ -2038,8 +2047,8 @@ func (sc *serverConn) processHeaders(f *MetaHeadersFrame) error {
 	st.body = st.reqBody.pipe // may be nil
 	st.declBodyBytes = req.ContentLength
 
-	handler := sc.handler.ServeHTTP
-	plain := true // Edge: the request goes to sc.handler
+	handler := sc.serveHTTP // Edge: was sc.handler.ServeHTTP, a method value made per stream
+	plain := true           // Edge: the request goes to sc.handler
 	if f.Truncated {
 		// Their header list was too long. Send a 431 error.
 		handler = handleHeaderListTooLong
@@ -2232,10 +2241,23 @@ func (sc *serverConn) newWriterAndRequest(st *stream, f *MetaHeadersFrame) (*res
 		return nil, nil, sc.countError("bad_path_method", streamError(f.StreamID, ErrCodeProtocol))
 	}
 
-	header := make(http.Header)
+	// Edge: the map sized for the fields and one array for their values
+	// (was: a map grown field by field, one []string per name). Each
+	// value is cut with its capacity limited, so an append to one (a
+	// repeated name here, or the handler's Add) never reaches the next.
+	regular := f.RegularFields()
+	header := make(http.Header, len(regular))
 	rp.Header = header
-	for _, hf := range f.RegularFields() {
-		header.Add(sc.canonicalHeader(hf.Name), hf.Value)
+	values := make([]string, len(regular))
+	for _, hf := range regular {
+		key := sc.canonicalHeader(hf.Name)
+		if vv, ok := header[key]; ok {
+			header[key] = append(vv, hf.Value)
+			continue
+		}
+		values[0] = hf.Value
+		header[key] = values[:1:1]
+		values = values[1:]
 	}
 	if rp.Authority == "" {
 		rp.Authority = header.Get("Host")
@@ -2279,11 +2301,12 @@ func (sc *serverConn) newWriterAndRequestNoBody(st *stream, rp httpcommon.Server
 		return nil, nil, sc.countError(res.InvalidReason, streamError(st.id, ErrCodeProtocol))
 	}
 
-	st.reqBody = &requestBody{
+	st.reqBodyStore = requestBody{
 		conn:          sc,
 		stream:        st,
 		needsContinue: res.NeedsContinue,
 	}
+	st.reqBody = &st.reqBodyStore // Edge: allocated with st
 	req := (&http.Request{
 		Method:     rp.Method,
 		URL:        res.URL,
@@ -2308,7 +2331,8 @@ func (sc *serverConn) newResponseWriter(st *stream, req *http.Request) *response
 	rws.conn = sc
 	rws.stream = st
 	rws.req = req
-	return &responseWriter{rws: rws}
+	st.rwStore = responseWriter{rws: rws}
+	return &st.rwStore // Edge: allocated with st
 }
 
 type unstartedHandler struct {
@@ -2710,7 +2734,7 @@ func (rws *responseWriterState) writeChunk(p []byte) (n int, err error) {
 		}
 
 		endStream := (rws.handlerDone && !rws.hasTrailers() && len(p) == 0) || isHeadResp
-		err = rws.writeHeaders(&writeResHeaders{
+		err = rws.writeHeaders(writeResHeaders{
 			streamID:      rws.stream.id,
 			httpResCode:   rws.status,
 			h:             rws.snapHeader,
@@ -2749,7 +2773,7 @@ func (rws *responseWriterState) writeChunk(p []byte) (n int, err error) {
 		if rws.inline || rws.final {
 			h = cloneHeader(h) // Edge: written after the handler returned
 		}
-		err = rws.writeHeaders(&writeResHeaders{
+		err = rws.writeHeaders(writeResHeaders{
 			streamID:  rws.stream.id,
 			h:         h,
 			trailers:  rws.trailers,
@@ -2969,7 +2993,7 @@ func (rws *responseWriterState) writeHeader(code int) {
 		if rws.inline {
 			h = cloneHeader(h) // Edge: written after the handler returned
 		}
-		rws.writeHeaders(&writeResHeaders{
+		rws.writeHeaders(writeResHeaders{
 			streamID:    rws.stream.id,
 			httpResCode: code,
 			h:           h,
@@ -2987,11 +3011,19 @@ func (rws *responseWriterState) writeHeader(code int) {
 }
 
 func cloneHeader(h http.Header) http.Header {
+	// Edge: two allocations (the map and one array for every value),
+	// not one per field: the values are cut from one []string with
+	// their capacity limited, so an append to one cannot reach the next.
+	nv := 0
+	for _, vv := range h {
+		nv += len(vv)
+	}
+	sv := make([]string, nv)
 	h2 := make(http.Header, len(h))
 	for k, vv := range h {
-		vv2 := make([]string, len(vv))
-		copy(vv2, vv)
-		h2[k] = vv2
+		n := copy(sv, vv)
+		h2[k] = sv[:n:n]
+		sv = sv[n:]
 	}
 	return h2
 }
@@ -3056,7 +3088,7 @@ func (w *responseWriter) handlerDone() (doneSent bool) {
 	if rws.final {
 		fin := rws.fin
 		if fin == nil {
-			fin = new(handlerFinal) // nothing left to write: the message says the handler is done
+			fin = &rws.stream.finStore // nothing left to write: the message says the handler is done
 		}
 		rws.conn.sendServeMsg(fin)
 		rws.fin = nil
