@@ -223,3 +223,41 @@ func TestOriginConnHoldsReadBufferOnlyForTheAnswer(t *testing.T) {
 		c.nc.Close()
 	}
 }
+
+// TestSendRawReturnsWriteBufferBeforeTheWait: sendRaw writes the request
+// and waits for the answer in one step; the write buffer that held the
+// request goes back once it is written, so the wait (most of an
+// exchange's life) holds neither buffer. The answer is then read whole.
+func TestSendRawReturnsWriteBufferBeforeTheWait(t *testing.T) {
+	o := sizedOrigin(t)
+	e := newEdge(t, Config{}, map[string]string{"a.yaml": prop("a.example", "{url: "+o.url()+"}")})
+	readBody(t, e.do("GET", "a.example", "/100/1", nil)) // the site is built on first use
+	pool := e.srv.builtSite("a").origins[0].pool
+	c, err := pool.dialConn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.nc.Close()
+	if !c.rawCapable() {
+		t.Skip("no raw send on this platform")
+	}
+	c.nc.SetDeadline(time.Now().Add(10 * time.Second))
+	c.bw.WriteString("GET /100/50 HTTP/1.1\r\nHost: a.example\r\n\r\n")
+	if wrote, err := c.sendRaw(); !wrote || err != nil {
+		t.Fatalf("sendRaw: wrote %v, %v", wrote, err)
+	}
+	if c.bw != nil {
+		t.Error("the write buffer is still held after the request was written")
+	}
+	c.takeReadBuffer()
+	if _, err := c.br.Peek(1); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.readResponse(&http.Request{Method: "GET"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(resp.Body); err != nil || !bytes.Equal(b, bodyBytes(0, 50)) {
+		t.Errorf("answer: %q %v", b, err)
+	}
+}
