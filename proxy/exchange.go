@@ -219,6 +219,8 @@ func (x *exchange) roundTrip(start time.Time) (*http.Response, error) {
 		// request without one is still under the deadline set above.
 		_ = c.nc.SetReadDeadline(time.Now().Add(rh))
 	}
+	// Lent only now: after sendRaw, the answer is waiting on the socket.
+	c.takeReadBuffer()
 	for {
 		if _, err := c.br.Peek(1); err != nil {
 			if waitContinue && isTimeout(err) {
@@ -275,6 +277,7 @@ func (x *exchange) earlyResponse(writeErr error) (*http.Response, error) {
 	}
 	c := x.c
 	_ = c.nc.SetReadDeadline(time.Now().Add(min(time.Second, x.st.prop.Timeouts.ResponseHeader)))
+	c.takeReadBuffer()
 	for {
 		if _, err := c.br.Peek(1); err != nil {
 			return nil, writeErr
@@ -304,7 +307,7 @@ func (x *exchange) sendBodyNow(rh time.Duration) error {
 // sent in full, nothing more from the origin than the response.
 func (x *exchange) reusable(resp *http.Response) bool {
 	return !resp.Close && resp.ProtoAtLeast(1, 1) && resp.StatusCode != http.StatusSwitchingProtocols &&
-		(!x.hasBody || x.bodySent) && x.c.br.Buffered() == 0
+		(!x.hasBody || x.bodySent) && x.c.buffered() == 0
 }
 
 var errBodyTooLong = errors.New("request body longer than its Content-Length")

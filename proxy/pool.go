@@ -25,26 +25,48 @@ const maxIdlePerOrigin = 1024
 
 // The buffers of an origin connection, lent while it carries an exchange
 // and taken back when it goes idle: a burst's connections then hold 8 KiB
-// each only while in use.
+// each only while in use. The read buffer is lent only once the answer is
+// awaited by a read (takeReadBuffer): after sendRaw's wait, the answer is
+// there already, so an exchange waiting on its origin holds none (500
+// proxied HTTP/2 streams held 1.6 MB of them, most of it while waiting).
 var (
 	readBuffers  = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
 	writeBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
 )
 
-// takeBuffers gives a connection its buffers for an exchange.
+// takeBuffers gives a connection its write buffer for an exchange; the
+// read buffer comes with takeReadBuffer.
 func (c *upConn) takeBuffers() {
-	c.br = readBuffers.Get().(*bufio.Reader)
-	c.br.Reset(&c.lim)
 	c.bw = writeBuffers.Get().(*bufio.Writer)
 	c.bw.Reset(&c.wr)
+}
+
+// takeReadBuffer gives the connection its read buffer, before the first
+// read of an exchange's answer; it has one already after such a read.
+func (c *upConn) takeReadBuffer() {
+	if c.br != nil {
+		return
+	}
+	c.br = readBuffers.Get().(*bufio.Reader)
+	c.br.Reset(&c.lim)
+}
+
+// buffered is how many bytes from the origin the read buffer holds.
+func (c *upConn) buffered() int {
+	if c.br == nil {
+		return 0
+	}
+	return c.br.Buffered()
 }
 
 // returnBuffers takes an idle connection's buffers back; the caller saw
 // them empty (nothing buffered from the origin, everything written).
 func (c *upConn) returnBuffers() {
-	c.br.Reset(nil)
-	readBuffers.Put(c.br)
-	c.br = nil
+	if c.br != nil {
+		c.br.Reset(nil)
+		readBuffers.Put(c.br)
+		c.br = nil
+	}
 	c.releaseWriteBuffer()
 }
 
@@ -68,7 +90,7 @@ type upConn struct {
 	nc     net.Conn        // the connection (a *tls.Conn for https)
 	raw    syscall.RawConn // of the TCP socket, for the liveness peek; nil: none
 	lim    io.LimitedReader
-	br     *bufio.Reader // reads through lim
+	br     *bufio.Reader // reads through lim; nil until takeReadBuffer
 	bw     *bufio.Writer
 	idleAt time.Time // when it went back to the pool
 	// deadline: the read and write deadline an exchange left set on nc
@@ -192,7 +214,7 @@ func (p *connPool) getSettled(ctx context.Context, minIdle time.Duration, rawNex
 // strayBytes reports whether bytes followed a response that has just been
 // read to its end: buffered, or waiting on the socket.
 func (c *upConn) strayBytes() bool {
-	if c.br.Buffered() > 0 {
+	if c.buffered() > 0 {
 		return true
 	}
 	c.freshDeadline(time.Now()) // a passed one fails the peek: no bytes seen
@@ -225,7 +247,7 @@ func (c *upConn) pending() bool {
 	if err := c.raw.Read(c.inqFn); err != nil {
 		return false
 	}
-	return c.br.Buffered()+c.inq >= pendingMin
+	return c.buffered()+c.inq >= pendingMin
 }
 
 func (p *connPool) dialConn(ctx context.Context) (*upConn, error) {
@@ -256,7 +278,7 @@ func (p *connPool) dialConn(ctx context.Context) (*upConn, error) {
 // put returns a connection whose last exchange ended cleanly (its read
 // buffer empty: exchange.reusable).
 func (p *connPool) put(c *upConn) {
-	if c.br.Buffered() > 0 {
+	if c.buffered() > 0 {
 		c.nc.Close() // bytes nobody asked for: never reused (alive)
 		return
 	}
@@ -331,7 +353,7 @@ func (c *upConn) bodyBuffered(resp *http.Response) bool {
 	if resp != &c.resp {
 		return false
 	}
-	return resp.Body == http.NoBody || c.body.n <= int64(c.br.Buffered())
+	return resp.Body == http.NoBody || c.body.n <= int64(c.buffered())
 }
 
 // alive reports whether an idle connection is still open and quiet: a
@@ -379,7 +401,7 @@ func (c *upConn) rawCapable() bool { return rawSend && c.raw != nil && !c.isTLS 
 
 // canSendRaw reports whether sendRaw may send this exchange's request:
 // rawCapable, with nothing buffered from the origin.
-func (c *upConn) canSendRaw() bool { return c.rawCapable() && c.br.Buffered() == 0 }
+func (c *upConn) canSendRaw() bool { return c.rawCapable() && c.buffered() == 0 }
 
 // errIdleClosed: sendRaw found a reused connection closed by the origin
 // (or holding bytes nobody asked for) before it wrote anything.
