@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"os"
 	"syscall"
 	"unsafe"
 
@@ -44,27 +43,19 @@ func (c *upConn) sendWait(fd uintptr) bool {
 	if !c.peekOK {
 		return true
 	}
-	for {
-		n, err := syscall.Write(int(fd), c.wr.held)
-		if err == syscall.EINTR {
-			continue
-		}
-		if n > 0 {
-			c.sentSome = true
-			c.wr.held = c.wr.held[n:]
-		}
-		if err != nil && err != syscall.EAGAIN {
-			c.sendErr = os.NewSyscallError("write", err)
-			return true
-		}
-		c.waiting = len(c.wr.held) == 0
-		if c.waiting {
-			// All written: the write buffer (which held the bytes) goes
-			// back before the wait for the answer, most of an exchange's
-			// life (issue 22: 500 proxied HTTP/2 streams held 2.5 MB).
-			c.wr.held = nil
-			c.releaseWriteBuffer()
-		}
-		return !c.waiting // all written: wait for the answer
+	wrote, err := c.wr.WriteHeld(fd)
+	c.sentSome = c.sentSome || wrote
+	if err != nil {
+		c.sendErr = err
+		return true
 	}
+	c.waiting = len(c.wr.Held) == 0
+	if c.waiting {
+		// All written: the write buffer (which held the bytes) goes back
+		// before the wait for the answer, most of an exchange's life
+		// (issue 22: 500 proxied HTTP/2 streams held 2.5 MB).
+		c.wr.Held = nil
+		c.releaseWriteBuffer()
+	}
+	return !c.waiting // all written: wait for the answer
 }

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/edge-cdn/edge/internal/rawsend"
 )
 
 // maxIdlePerOrigin bounds the idle connections an origin keeps; beyond it
@@ -110,7 +112,7 @@ type upConn struct {
 
 	// wr is what bw writes to: nc, or, while sendWait flushes, a holder
 	// of the bytes for the raw write (sendFn).
-	wr       upWriter
+	wr       rawsend.Holder
 	sendFn   func(fd uintptr) bool // c.sendWait, bound once at dial
 	sendErr  error                 // the raw write's error (sendWait)
 	sentSome bool                  // the raw write wrote some bytes
@@ -260,7 +262,7 @@ func (p *connPool) dialConn(ctx context.Context) (*upConn, error) {
 		p.onOpen()
 	}
 	c := &upConn{nc: nc}
-	c.wr.nc = nc
+	c.wr.W = nc
 	tcp := nc
 	if tc, ok := nc.(*tls.Conn); ok {
 		tcp = tc.NetConn()
@@ -377,24 +379,6 @@ func (c *upConn) abort() { _ = c.nc.SetDeadline(aLongTimeAgo) }
 
 var aLongTimeAgo = time.Unix(1, 0)
 
-// upWriter is the writer under an origin connection's bufio.Writer: it
-// writes to the connection, or, when hold is set, keeps the bytes of the
-// one Write a Flush makes (they stay in the bufio.Writer's buffer, which
-// nothing writes to until they are sent) for sendRaw.
-type upWriter struct {
-	nc   net.Conn
-	hold bool
-	held []byte
-}
-
-func (w *upWriter) Write(p []byte) (int, error) {
-	if w.hold {
-		w.held = p
-		return len(p), nil
-	}
-	return w.nc.Write(p)
-}
-
 // rawCapable reports whether sendRaw can send on c: a plain TCP
 // connection whose socket the runtime lets us reach.
 func (c *upConn) rawCapable() bool { return rawSend && c.raw != nil && !c.isTLS }
@@ -425,16 +409,13 @@ var errIdleClosed = errors.New("idle origin connection closed before the request
 // another connection, whatever its method. On a new one, such bytes are
 // left for the ordinary path (written by nc.Write, read as the answer).
 func (c *upConn) sendRaw() (wrote bool, err error) {
-	c.wr.hold = true
-	err = c.bw.Flush() // into c.wr.held: no system call
-	c.wr.hold = false
-	if err != nil {
+	if err = c.wr.HoldFlush(c.bw); err != nil { // into c.wr.Held: no system call
 		return false, err
 	}
 	c.sendErr, c.sentSome, c.waiting, c.peekOK = nil, false, false, false
 	_ = c.raw.Read(c.sendFn)
-	rest := c.wr.held
-	c.wr.held = nil
+	rest := c.wr.Held
+	c.wr.Held = nil
 	wrote = c.sentSome
 	if !c.peekOK && c.reused {
 		return false, errIdleClosed

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/edge-cdn/edge/internal/rawsend"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -55,7 +56,7 @@ type conn struct {
 	// next request waited for in one step (sendAndWait). hw is what bw writes
 	// to then.
 	raw     syscall.RawConn
-	hw      holdWriter
+	hw      rawsend.Holder
 	waitFn  func(fd uintptr) bool // c.sendWait, bound once
 	rawErr  error                 // sendWait's write error
 	waiting bool                  // sendWait wrote everything and waits
@@ -178,7 +179,7 @@ func (c *conn) serve() {
 		if sc, ok := c.rwc.(syscall.Conn); ok {
 			if raw, err := sc.SyscallConn(); err == nil {
 				c.raw = raw
-				c.hw.w = &c.cw
+				c.hw.W = &c.cw
 				c.waitFn = c.sendWait
 				c.bw.Reset(&c.hw)
 			}
@@ -255,7 +256,7 @@ func (c *conn) serve() {
 			c.writeHeld()
 			return
 		}
-		if c.hw.held == nil {
+		if c.hw.Held == nil {
 			c.setState(http.StateIdle)
 		} // else by waitNext, once the response is written
 	}
@@ -274,7 +275,7 @@ func (c *conn) waitNext() bool {
 	}
 	var idleEnd time.Time // zero: no idle timeout
 	d := c.s.IdleTimeout
-	raw := c.hw.held != nil
+	raw := c.hw.Held != nil
 	bounded := false // the raw wait ended at rawWaitMax
 	switch {
 	case raw && (d <= 0 || d > rawWaitMax):
@@ -291,7 +292,7 @@ func (c *conn) waitNext() bool {
 	default:
 		c.cr.clearStale()
 	}
-	if c.hw.held != nil && !c.sendAndWait() {
+	if c.hw.Held != nil && !c.sendAndWait() {
 		return false
 	}
 	for {
@@ -327,25 +328,6 @@ func (c *conn) waitNext() bool {
 	return true
 }
 
-// holdWriter is what a conn's bufio.Writer writes to when the conn has
-// a raw socket: w (the connection's connWriter), or, while hold is set (the response's
-// final flush, flushEnd), a holder of the flushed bytes, which stay in
-// the bufio.Writer's buffer untouched until they are written (waitNext,
-// writeHeld).
-type holdWriter struct {
-	w    io.Writer
-	hold bool
-	held []byte
-}
-
-func (h *holdWriter) Write(p []byte) (int, error) {
-	if h.hold {
-		h.held = p
-		return len(p), nil
-	}
-	return h.w.Write(p)
-}
-
 // flushEnd is a response's final flush (response.finish). On a plain TCP
 // connection the bytes are held, to be written by waitNext together with
 // the wait for the next request (or by writeHeld, should the connection
@@ -354,20 +336,17 @@ func (c *conn) flushEnd() error {
 	if c.raw == nil || c.bw.Buffered() == 0 {
 		return c.bw.Flush()
 	}
-	c.hw.hold = true
-	err := c.bw.Flush() // into c.hw.held: no system call
-	c.hw.hold = false
-	return err
+	return c.hw.HoldFlush(c.bw)
 }
 
 // writeHeld writes the bytes flushEnd held, if any: the connection ends,
 // or the next request is there already.
 func (c *conn) writeHeld() bool {
-	p := c.hw.held
+	p := c.hw.Held
 	if p == nil {
 		return true
 	}
-	c.hw.held = nil
+	c.hw.Held = nil
 	_, err := c.rwc.Write(p)
 	return err == nil
 }
@@ -414,10 +393,10 @@ func (c *conn) sendAndWait() bool {
 		}
 	}
 	if c.rawErr != nil {
-		c.hw.held = nil
+		c.hw.Held = nil
 		return false
 	}
-	if c.hw.held != nil { // partial, or it would block
+	if c.hw.Held != nil { // partial, or it would block
 		ok := c.writeHeld()
 		c.setState(http.StateIdle)
 		return ok

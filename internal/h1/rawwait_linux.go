@@ -1,10 +1,5 @@
 package h1
 
-import (
-	"os"
-	"syscall"
-)
-
 // rawWait: sendAndWait may write to the socket itself.
 const rawWait = true
 
@@ -16,27 +11,18 @@ func (c *conn) sendWait(fd uintptr) bool {
 	if c.waiting {
 		return true // woken: the next request (or the client's close) is there
 	}
-	for {
-		n, err := syscall.Write(int(fd), c.hw.held)
-		if err == syscall.EINTR {
-			continue
-		}
-		if n > 0 {
-			c.hw.held = c.hw.held[n:]
-		}
-		if err != nil && err != syscall.EAGAIN {
-			c.rawErr = os.NewSyscallError("write", err)
-			return true
-		}
-		if len(c.hw.held) > 0 {
-			return true // the rest by rwc.Write
-		}
-		c.hw.held = nil
-		// Idle for Shutdown from now; the ConnState hook is told after
-		// the wait (sendAndWait): a hook run here, under the socket's
-		// read lock, that closed the connection would never return.
-		c.state.Store(stateIdle)
-		c.waiting = true
-		return false
+	if _, err := c.hw.WriteHeld(fd); err != nil {
+		c.rawErr = err
+		return true
 	}
+	if len(c.hw.Held) > 0 {
+		return true // the rest by rwc.Write
+	}
+	c.hw.Held = nil
+	// Idle for Shutdown from now; the ConnState hook is told after the
+	// wait (sendAndWait): a hook run here, under the socket's read lock,
+	// that closed the connection would never return.
+	c.state.Store(stateIdle)
+	c.waiting = true
+	return false
 }
