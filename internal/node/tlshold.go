@@ -2,6 +2,7 @@ package node
 
 import (
 	"net"
+	"syscall"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +27,7 @@ type holdConn struct {
 	holding atomic.Bool // fast path: false once the held bytes are written
 	mu      sync.Mutex  // guards held; never held across I/O
 	held    []byte
+	raw     syscall.RawConn // set on the first cork, by the writing goroutine
 }
 
 // holdMax bounds the bytes a connection holds.

@@ -1,0 +1,101 @@
+//go:build linux
+
+package node
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+)
+
+// tcpKeep is a listener that keeps the *net.TCPConn of each connection it
+// accepts, unwrapped, so that a test can read the server socket's options.
+type tcpKeep struct {
+	net.Listener
+	conns chan *net.TCPConn
+}
+
+func (l *tcpKeep) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	tc := c.(*net.TCPConn)
+	select {
+	case l.conns <- tc:
+	default:
+	}
+	return tc, nil
+}
+
+func corked(t *testing.T, c *net.TCPConn) int {
+	t.Helper()
+	raw, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := -1
+	raw.Control(func(fd uintptr) { v, err = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_CORK) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// TestTLSFrontLargeAnswersWholeAndUncorked: answers of several TLS
+// records leave corked (their records in as few segments as the kernel
+// makes), and every one arrives whole, byte for byte, on a connection
+// that stays open; once written, the socket is uncorked again (left
+// corked, a keep-alive answer's last segment would wait for the kernel's
+// 200 ms timer, and every small answer after it too).
+func TestTLSFrontLargeAnswersWholeAndUncorked(t *testing.T) {
+	t.Parallel()
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kl := &tcpKeep{Listener: inner, conns: make(chan *net.TCPConn, 1)}
+	r := &rejects{log: zap.NewNop(), count: func(string, string) {}}
+	body := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte('a' + i*7%26)
+		}
+		return b
+	}
+	testTLSFrontOn(t, kl, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		w.Header().Set("Content-Length", strconv.Itoa(n))
+		w.Write(body(n))
+	}), 10*time.Second, func(f *tlsFront) { f.wrap = r.tlsConn })
+	c := holdDial(t, inner.Addr().String())
+	var server *net.TCPConn
+	select {
+	case server = <-kl.conns:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no connection accepted")
+	}
+	br := bufio.NewReader(c)
+	for _, n := range []int{16<<10 - 1, 16 << 10, 16<<10 + 1, 32<<10 + 1, 64<<10 + 3, 100 << 10, 1<<20 + 5, 10} {
+		io.WriteString(c, "GET /?n="+strconv.Itoa(n)+" HTTP/1.1\r\nHost: a.example\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%d: %v", n, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		if err != nil || !bytes.Equal(b, body(n)) {
+			t.Fatalf("%d: %d bytes, %v; want the %d sent", n, len(b), err, n)
+		}
+		if v := corked(t, server); v != 0 {
+			t.Fatalf("after the %d-byte answer the socket is left corked (TCP_CORK %d)", n, v)
+		}
+	}
+}
