@@ -2,9 +2,9 @@ package node
 
 import (
 	"net"
-	"syscall"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
