@@ -158,7 +158,7 @@ func (b *batchConn) writeLoop() {
 				}
 				break
 			}
-			_, err := b.Conn.Write(*buf)
+			_, err := corkedWrite(b.Conn, *buf) // a batch of many records: corked
 			putBatchBuf(buf)
 			if err != nil {
 				b.mu.Lock()

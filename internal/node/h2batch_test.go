@@ -93,6 +93,9 @@ func tlsPair(t *testing.T, pipe bool) (*tls.Conn, *tls.Conn) {
 			t.Fatal(err)
 		}
 	}
+	if !pipe {
+		a = &holdConn{Conn: a} // as the HTTPS front has it
+	}
 	sc := tls.Server(a, &tls.Config{Certificates: []tls.Certificate{cert}})
 	cc := tls.Client(b, &tls.Config{InsecureSkipVerify: true})
 	t.Cleanup(func() { sc.Close(); cc.Close() })

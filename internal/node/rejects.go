@@ -133,20 +133,13 @@ type watchTLSConn struct {
 	tc *tls.Conn
 }
 
-// Write: a write of more than one TLS record goes out corked, so that its
-// records leave in as few segments as the kernel can make.
+// Write: a write of more than one TLS record goes out corked (see
+// corkedWrite). Go's refusals, which Write watches for, are small.
 func (c *watchTLSConn) Write(b []byte) (int, error) {
-	if len(b) <= 16<<10 {
+	if len(b) <= corkAbove {
 		return c.watchConn.Write(b)
 	}
-	h, ok := c.tc.NetConn().(*holdConn)
-	if !ok {
-		return c.watchConn.Write(b)
-	}
-	h.cork(true)
-	n, err := c.tc.Write(b)
-	h.cork(false)
-	return n, err
+	return corkedWrite(c.tc, b)
 }
 
 // ConnectionState is the TLS state its requests carry (internal/h1 reads

@@ -99,3 +99,35 @@ func TestTLSFrontLargeAnswersWholeAndUncorked(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchConnLargeWritesWholeAndUncorked: the HTTP/2 writer's batches
+// of many records (large DATA frames) go out corked, arrive whole and in
+// order, and the socket is uncorked after each.
+func TestBatchConnLargeWritesWholeAndUncorked(t *testing.T) {
+	sc, cc := tlsPair(t, false)
+	server := sc.NetConn().(*holdConn).Conn.(*net.TCPConn)
+	b := newBatchConn(sc)
+	t.Cleanup(func() { b.Close() })
+	var want bytes.Buffer
+	for i, n := range []int{16<<10 + 1, 100 << 10, 10, 64<<10 + 7} {
+		p := bytes.Repeat([]byte{byte('a' + i)}, n)
+		want.Write(p)
+		if _, err := b.Write(p); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, n)
+		cc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.ReadFull(cc, got); err != nil || !bytes.Equal(got, p) {
+			t.Fatalf("write %d (%d bytes): read %v, equal %v", i, n, err, bytes.Equal(got, p))
+		}
+		// The reader has the whole batch: the writer's corkedWrite has
+		// returned from its last record; wait for it to uncork.
+		deadline := time.Now().Add(10 * time.Second)
+		for corked(t, server) != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("after write %d the socket stays corked", i)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
