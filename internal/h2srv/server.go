@@ -735,10 +735,6 @@ type readFrameResult struct {
 	readMore func()
 }
 
-// noReadMore is the readMore of a frame the reader does not wait for
-// (Edge: a MetaHeadersFrame).
-func noReadMore() {}
-
 // readFrames is the loop that reads incoming frames.
 // It takes care to only read one frame at a time, blocking until the
 // consumer is done with the frame.
@@ -748,21 +744,6 @@ func (sc *serverConn) readFrames() {
 	gateDone := func() { gate <- struct{}{} }
 	for {
 		f, err := sc.framer.ReadFrame()
-		// Edge: a request's HEADERS, read without error, is whole once
-		// read (its fields decoded into strings of their own; nothing the
-		// serve loop uses refers to the read buffer), so the next frame is
-		// read while the serve loop handles it, without waiting for its
-		// readMore: one hand-over (and goroutine switch) less per request.
-		// The framer must not invalidate it on its next read (lastFrame).
-		if _, ok := f.(*MetaHeadersFrame); ok && err == nil {
-			sc.framer.lastFrame = nil
-			select {
-			case sc.readFrameCh <- readFrameResult{f, err, noReadMore}:
-			case <-sc.doneServing:
-				return
-			}
-			continue
-		}
 		select {
 		case sc.readFrameCh <- readFrameResult{f, err, gateDone}:
 		case <-sc.doneServing:
