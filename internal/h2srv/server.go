@@ -888,61 +888,39 @@ func (sc *serverConn) serve(conf http2Config) {
 
 	lastFrameTime := time.Now()
 	loopNum := 0
-	fastMsgs := 0 // Edge: messages taken in a row without the select below
 	for {
 		loopNum++
-		// Edge: a message waiting already (a handler's final frames,
-		// most often) is taken without the select over the five
-		// channels, which locks each of them (~5 % of a proxied HTTP/2
-		// request's CPU); at most maxFastMsgs in a row, so that the
-		// other channels are never starved.
-		var msg interface{}
-		haveMsg := false
-		if fastMsgs < maxFastMsgs {
-			select {
-			case msg = <-sc.serveMsgCh:
-				haveMsg = true
-				fastMsgs++
-			default:
+		select {
+		case wr := <-sc.wantWriteFrameCh:
+			if se, ok := wr.write.(StreamError); ok {
+				sc.resetStream(se)
+				break
 			}
-		}
-		if !haveMsg {
-			fastMsgs = 0
-			select {
-			case wr := <-sc.wantWriteFrameCh:
-				if se, ok := wr.write.(StreamError); ok {
-					sc.resetStream(se)
-					break
+			sc.writeFrame(wr)
+		case res := <-sc.wroteFrameCh:
+			sc.wroteFrame(res)
+		case res := <-sc.readFrameCh:
+			lastFrameTime = time.Now()
+			// Process any written frames before reading new frames from the client since a
+			// written frame could have triggered a new stream to be started.
+			if sc.writingFrameAsync {
+				select {
+				case wroteRes := <-sc.wroteFrameCh:
+					sc.wroteFrame(wroteRes)
+				default:
 				}
-				sc.writeFrame(wr)
-			case res := <-sc.wroteFrameCh:
-				sc.wroteFrame(res)
-			case res := <-sc.readFrameCh:
-				lastFrameTime = time.Now()
-				// Process any written frames before reading new frames from the client since a
-				// written frame could have triggered a new stream to be started.
-				if sc.writingFrameAsync {
-					select {
-					case wroteRes := <-sc.wroteFrameCh:
-						sc.wroteFrame(wroteRes)
-					default:
-					}
-				}
-				if !sc.processFrameFromReader(res) {
-					return
-				}
-				res.readMore()
-				if settingsTimer != nil {
-					settingsTimer.Stop()
-					settingsTimer = nil
-				}
-			case m := <-sc.bodyReadCh:
-				sc.noteBodyRead(m.st, m.n)
-			case msg = <-sc.serveMsgCh:
-				haveMsg = true
 			}
-		}
-		if haveMsg {
+			if !sc.processFrameFromReader(res) {
+				return
+			}
+			res.readMore()
+			if settingsTimer != nil {
+				settingsTimer.Stop()
+				settingsTimer = nil
+			}
+		case m := <-sc.bodyReadCh:
+			sc.noteBodyRead(m.st, m.n)
+		case msg := <-sc.serveMsgCh:
 			switch v := msg.(type) {
 			case func(int):
 				v(loopNum) // for testing
@@ -1034,10 +1012,6 @@ func (sc *serverConn) handlePingTimer(lastFrameReadTime time.Time) {
 }
 
 type serverMessage int
-
-// maxFastMsgs bounds the serve loop's messages taken in a row without its
-// select (Edge).
-const maxFastMsgs = 8
 
 // Message values sent to serveMsgCh.
 var (
