@@ -1,4 +1,8 @@
-// Copyright 2026 The Edge Authors. New code for Edge (see NOTICE).
+// Copyright 2026 The Go Authors. All rights reserved.
+// Use of this source code is governed by a BSD-style
+// license that can be found in the LICENSE file.
+
+// Edge's changes to x/net/http2's server (see NOTICE).
 
 package h2srv
 
