@@ -73,7 +73,7 @@ func (sc *serverConn) serveInline(st *stream, rw *responseWriter, req *http.Requ
 			return // declined
 		}
 		answered = true
-		st.cancelCtx()
+		st.goneCancel() // Edge: and its client-gone hook (edge_gone.go)
 		sc.writeFrame(FrameWriteRequest{write: handlerPanicRST{st.id}, stream: st})
 		if e != http.ErrAbortHandler {
 			const size = 64 << 10
@@ -97,13 +97,13 @@ func (sc *serverConn) serveInline(st *stream, rw *responseWriter, req *http.Requ
 	if rws.inlineTooBig {
 		// The answer is not whole: reset the stream rather than end it
 		// as if it were (what a handler that panics gets).
-		st.cancelCtx()
+		st.goneCancel() // Edge: and its client-gone hook (edge_gone.go)
 		sc.writeFrame(FrameWriteRequest{write: handlerPanicRST{st.id}, stream: st})
 		return true
 	}
 	// What runHandler does when the handler returns (the request has no
 	// body to close).
-	st.cancelCtx()
+	st.goneCancel() // Edge: and its client-gone hook (edge_gone.go)
 	rw.handlerDone()
 	inlineAnswers.Add(1)
 	return true

@@ -586,6 +586,8 @@ type stream struct {
 	reqBodyStore requestBody
 	rwStore      responseWriter
 	finStore     handlerFinal
+
+	gone goneHook // Edge: the handler's client-gone hook (edge_gone.go)
 }
 
 func (sc *serverConn) Framer() *Framer  { return sc.framer }
@@ -827,6 +829,7 @@ func (sc *serverConn) serve(conf http2Config) {
 	defer sc.closeAllStreamsOnConnClose()
 	defer sc.stopShutdownTimer()
 	defer close(sc.doneServing) // unblocks handlers trying to send
+	defer sc.watchBase()()      // Edge: the streams' client-gone hooks (edge_gone.go)
 
 	if VerboseLogs {
 		sc.vlogf("http2: server connection from %v on %p", sc.conn.RemoteAddr(), sc.hs)
@@ -1640,7 +1643,7 @@ func (sc *serverConn) processResetStream(f *RSTStreamFrame) error {
 		return sc.countError("reset_idle_stream", ConnectionError(ErrCodeProtocol))
 	}
 	if st != nil {
-		st.cancelCtx()
+		st.goneCancel() // Edge: and its client-gone hook (edge_gone.go)
 		sc.closeStream(st, streamError(f.StreamID, f.ErrCode))
 	}
 	return nil
@@ -1685,8 +1688,8 @@ func (sc *serverConn) closeStream(st *stream, err error) {
 		}
 	}
 	st.closeErr = err
-	st.cancelCtx()
-	st.cw.Close() // signals Handler's CloseNotifier, unblocks writes, etc
+	st.goneCancel() // Edge: and its client-gone hook (edge_gone.go)
+	st.cw.Close()   // signals Handler's CloseNotifier, unblocks writes, etc
 	sc.writeSched.CloseStream(st.id)
 }
 
@@ -2404,7 +2407,7 @@ func (sc *serverConn) runHandler(rw *responseWriter, req *http.Request, handler 
 	}()
 	didPanic := true
 	defer func() {
-		rw.rws.stream.cancelCtx()
+		rw.rws.stream.goneCancel() // Edge: and its client-gone hook (edge_gone.go)
 		if b := rw.rws.stream.reqBody; b != nil {
 			// Closing the body refunds flow control credit for any unconsumed data.
 			// (reqBody is nil for Upgrade: h2c requests, but those do not use flow
