@@ -188,8 +188,8 @@ func (st *site) syncAttempt(w http.ResponseWriter, r *http.Request, req *request
 const maxIdleClosed = 4
 
 // goneHooker is the client-gone hook of Edge's HTTP/1.x front (the
-// ResponseWriter of internal/h1): context.AfterFunc on the request's own
-// context, without allocating.
+// ResponseWriter of internal/h1) and of its HTTP/2 server (internal/h2srv):
+// context.AfterFunc on the request's own context, without allocating.
 type goneHooker interface {
 	SetClientGone(ctx context.Context, f func()) bool
 	ClearClientGone() (fired bool)
