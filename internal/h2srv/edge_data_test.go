@@ -1,8 +1,8 @@
 package h2srv
 
-// The DATA path (h2big): DATA frames written without a copy into the
-// Framer's buffer (writeDataFrame), and big body Writes that take no
-// body buffer (writeBodyDirect). Bodies must arrive byte-exact at every
+// The DATA path (h2big): big body Writes that take no body buffer
+// (writeBodyDirect), and DATA frames on both of the serve goroutine's
+// write paths. Bodies must arrive byte-exact at every
 // size around a frame or buffer edge, however the handler writes them,
 // and no stream may see bytes a handler changed after its Write returned
 // (its buffer reused, as a pooled copy buffer is by the next stream).
@@ -25,7 +25,7 @@ import (
 
 // roomConn is a server connection that tells the server its writes never
 // block (a writeRoomer, as Edge's batchConn is): frames then go the
-// serve goroutine's synchronous way, the one writeDataFrame serves.
+// serve goroutine's synchronous way (writeWontBlock).
 type roomConn struct{ net.Conn }
 
 func (roomConn) WriteRoom() int { return 1 << 30 }
@@ -135,7 +135,7 @@ var writePatterns = map[string][]int{
 // edge, written in each pattern, arrives byte-exact through a real
 // HTTP/2 client, on a plain connection (x/net's write paths) and on one
 // that tells its write room (the serve goroutine writes DATA frames
-// itself, without the Framer's copy). Streams run concurrently on few
+// itself). Streams run concurrently on few
 // connections, so their frames interleave.
 func TestH2BodiesByteExactAroundEdges(t *testing.T) {
 	for _, kind := range []string{"plain", "room"} {
