@@ -2622,6 +2622,7 @@ type responseWriterState struct {
 	inlineTooBig  bool          // Edge: an inline Write went past InlineBodyMax: the stream is reset
 	final         bool          // Edge: the handler returned; frames go to finalFrames
 	fin           *handlerFinal // Edge: what final writes go to
+	bodyErr       error         // Edge: a body Write without the buffer failed (writeBodyDirect)
 
 	sentContentLen int64 // non-zero if handler set a Content-Length header
 	wroteBytes     int64
@@ -3069,7 +3070,13 @@ func (w *responseWriter) write(lenData int, dataB []byte, dataS string) (n int, 
 		return 0, errors.New("http2: handler wrote more than declared Content-Length")
 	}
 
+	if rws.bodyErr != nil {
+		return 0, rws.bodyErr // Edge: see writeBodyDirect
+	}
 	if rws.bw == nil {
+		if len(dataB) > handlerChunkWriteSize {
+			return rws.writeBodyDirect(dataB) // Edge: no buffer taken for it
+		}
 		rws.takeBody() // Edge
 	}
 	if dataB != nil {
