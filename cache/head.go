@@ -57,7 +57,11 @@ func (c *Cache) onHead(f *fill, reqT time.Time, code int, h http.Header) bool {
 	// request with credentials) is the initiator's alone: each waiter asks
 	// the origin. One that is shareable but not kept (too large, the fill
 	// budget full) still carries its waiters, at the slowest one's pace.
-	f.shared, f.storing = plan.d.Store, d.Store
+	// A credentialed answer stale at once is stored for revalidation only
+	// (OwnOnly): a waiter, or a request that joins the fill just before it
+	// ends, would get it unchecked (whatever its max-stale), so it does not
+	// follow either.
+	f.shared, f.storing = plan.d.Store && !plan.d.OwnOnly, d.Store
 	f.mu.Unlock()
 	f.mode = modeStream
 	if d.Store {
@@ -186,7 +190,7 @@ func (c *Cache) revalidated(f *fill, base *object, h http.Header, reqT, now time
 	} else if !requestMadeIt(d.Reason) {
 		c.remove(base.Key) // a credential of this request says nothing of the stored copy
 	}
-	return o, d.Store
+	return o, d.Store && !d.OwnOnly // see the OwnOnly note in the fill's head
 }
 
 // mergedWithCacheHeaders puts the cache-only fields of h back for the

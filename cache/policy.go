@@ -54,6 +54,10 @@ type Decision struct {
 	Revalidate, NoCache bool
 	// Strip lists header fields not to store (qualified no-cache/private).
 	Strip []string
+	// OwnOnly: stored for revalidation only (a credentialed answer stale
+	// at once): never handed as it is to a request other than the one it
+	// answered, not even one collapsed onto its fill.
+	OwnOnly bool
 }
 
 // responseDirectives picks what the cache obeys: CDN-Cache-Control when the
@@ -214,7 +218,7 @@ func (d *Decision) fresh(status int, h http.Header, cc directives, responseTime 
 		// A credentialed answer stale at once was never shareable without
 		// asking the origin: no client's max-stale or stale-if-error may
 		// have it unchecked.
-		d.Revalidate = true
+		d.Revalidate, d.OwnOnly = true, true
 	}
 	d.SWR, d.SIE = p.StaleWhileRevalidate, p.StaleIfError
 	if cc.swr >= 0 {

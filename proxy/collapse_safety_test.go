@@ -268,3 +268,77 @@ func TestEarlyHintsReachInitiatorOnly(t *testing.T) {
 		t.Errorf("hit: %+v, want no 103 (1xx is never stored)", a)
 	}
 }
+
+// TestCollapsedCredentialedStaleAnswerNotShared: the answer to a request
+// with a cookie that the origin made stale at once (max-age=0 with a
+// validator: stored for revalidation only) is not handed to the clients
+// that collapsed onto its fill, even those that accept any stale answer
+// (max-stale); each asks the origin and gets its own page. (Found as a
+// rare failure of TestCacheDeceptionMaxStale: a request that joined the
+// fill just before it ended got the victim's page.)
+func TestCollapsedCredentialedStaleAnswerNotShared(t *testing.T) {
+	var g *collapseRig
+	g = newCollapseRig(t, func(n int64, w http.ResponseWriter, r *http.Request) {
+		<-g.release
+		user := "anonymous"
+		if c, err := r.Cookie("sid"); err == nil {
+			user = c.Value
+		}
+		w.Header().Set("Cache-Control", "max-age=0")
+		w.Header().Set("Etag", `"`+user+`"`)
+		fmt.Fprintf(w, "page of %s", user)
+	})
+	first := make(chan answer, 1)
+	go func() { first <- g.get("/account", "Cookie", "sid=alice") }()
+	for g.c.Waiting() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	answers := g.collapse(4, 1, "/account", "Cache-Control", "max-stale")
+	if a := <-first; a.body != "page of alice" {
+		t.Errorf("alice got %q", a.body)
+	}
+	for i, a := range answers {
+		if a.body != "page of anonymous" {
+			t.Errorf("anonymous client %d (max-stale) got %q (Cache-Status %q)", i, a.body, a.header.Get("Cache-Status"))
+		}
+	}
+}
+
+// TestCollapsedCredentialedRevalidationNotShared: the same answer, stored
+// for revalidation only, refreshed by a 304 to its owner's revalidation:
+// the clients collapsed onto that revalidation (max-stale) do not get the
+// owner's page either.
+func TestCollapsedCredentialedRevalidationNotShared(t *testing.T) {
+	var g *collapseRig
+	g = newCollapseRig(t, func(n int64, w http.ResponseWriter, r *http.Request) {
+		user := "anonymous"
+		if c, err := r.Cookie("sid"); err == nil {
+			user = c.Value
+		}
+		w.Header().Set("Cache-Control", "max-age=0")
+		w.Header().Set("Etag", `"`+user+`"`)
+		if r.Header.Get("If-None-Match") == `"`+user+`"` {
+			<-g.release
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		fmt.Fprintf(w, "page of %s", user)
+	})
+	if a := g.get("/account", "Cookie", "sid=alice"); a.body != "page of alice" {
+		t.Fatalf("alice's first fetch: %q", a.body)
+	}
+	first := make(chan answer, 1)
+	go func() { first <- g.get("/account", "Cookie", "sid=alice") }()
+	for g.c.Waiting() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	answers := g.collapse(4, 1, "/account", "Cache-Control", "max-stale")
+	if a := <-first; a.body != "page of alice" {
+		t.Errorf("alice got %q", a.body)
+	}
+	for i, a := range answers {
+		if a.body != "page of anonymous" {
+			t.Errorf("anonymous client %d (max-stale) got %q (Cache-Status %q)", i, a.body, a.header.Get("Cache-Status"))
+		}
+	}
+}
