@@ -288,20 +288,7 @@ func TestCollapsedCredentialedStaleAnswerNotShared(t *testing.T) {
 		w.Header().Set("Etag", `"`+user+`"`)
 		fmt.Fprintf(w, "page of %s", user)
 	})
-	first := make(chan answer, 1)
-	go func() { first <- g.get("/account", "Cookie", "sid=alice") }()
-	for g.c.Waiting() == 0 {
-		time.Sleep(time.Millisecond)
-	}
-	answers := g.collapse(4, 1, "/account", "Cache-Control", "max-stale")
-	if a := <-first; a.body != "page of alice" {
-		t.Errorf("alice got %q", a.body)
-	}
-	for i, a := range answers {
-		if a.body != "page of anonymous" {
-			t.Errorf("anonymous client %d (max-stale) got %q (Cache-Status %q)", i, a.body, a.header.Get("Cache-Status"))
-		}
-	}
+	aliceThenAnonymousMaxStale(t, g)
 }
 
 // TestCollapsedCredentialedRevalidationNotShared: the same answer, stored
@@ -327,6 +314,15 @@ func TestCollapsedCredentialedRevalidationNotShared(t *testing.T) {
 	if a := g.get("/account", "Cookie", "sid=alice"); a.body != "page of alice" {
 		t.Fatalf("alice's first fetch: %q", a.body)
 	}
+	aliceThenAnonymousMaxStale(t, g)
+}
+
+// aliceThenAnonymousMaxStale sends alice's request for /account (with her
+// cookie), then four anonymous ones that accept any stale answer, which
+// collapse onto alice's fill; alice must get her page and each anonymous
+// client its own.
+func aliceThenAnonymousMaxStale(t *testing.T, g *collapseRig) {
+	t.Helper()
 	first := make(chan answer, 1)
 	go func() { first <- g.get("/account", "Cookie", "sid=alice") }()
 	for g.c.Waiting() == 0 {

@@ -38,13 +38,12 @@ func (st *site) writeResponse(w http.ResponseWriter, r *http.Request, resp *http
 		// each piece reaches the client as soon as it came.
 		flusher, _ = w.(http.Flusher)
 	}
-	var buf *[]byte
+	pool := &buffers
 	if r.ProtoMajor == 2 {
-		buf = getFrameBuffer() // see frameBuffers
-	} else {
-		buf = getBuffer()
+		pool = &frameBuffers
 	}
-	defer putBuffer(buf)
+	buf := pool.Get().(*[]byte)
+	defer pool.Put(buf)
 	var got int64 // body bytes from the origin, counted once at the end
 	defer func() { st.s.originBytes.Add(got) }()
 	for {
@@ -142,16 +141,8 @@ func (u upConnRWC) CloseWrite() error {
 // buffers lends 32 KiB copy buffers to body copies, both ways.
 var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
-func getBuffer() *[]byte { return buffers.Get().(*[]byte) }
-
-// putBuffer gives back a buffer of buffers or of frameBuffers.
-func putBuffer(b *[]byte) {
-	if len(*b) == frameBufferSize {
-		frameBuffers.Put(b)
-		return
-	}
-	buffers.Put(b)
-}
+func getBuffer() *[]byte  { return buffers.Get().(*[]byte) }
+func putBuffer(b *[]byte) { buffers.Put(b) }
 
 // frameBuffers lends the copy buffers of answers to HTTP/2 clients: 16 KiB,
 // one DATA frame at the size every peer takes (SETTINGS_MAX_FRAME_SIZE's
@@ -161,8 +152,4 @@ func putBuffer(b *[]byte) {
 // with 32 KiB, 500 concurrent proxied 100 KiB streams (bench h2-100k)
 // held up to 16 MB. The origin reads cost about as many system calls as
 // with 32 KiB: those reads returned 15.7 KiB on average.
-var frameBuffers = sync.Pool{New: func() any { b := make([]byte, frameBufferSize); return &b }}
-
-const frameBufferSize = 16 << 10
-
-func getFrameBuffer() *[]byte { return frameBuffers.Get().(*[]byte) }
+var frameBuffers = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
