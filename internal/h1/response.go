@@ -7,8 +7,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -690,13 +692,20 @@ type connWriter struct {
 	tail []byte       // to write after what bufio flushes; nil: none
 	vec  [2][]byte
 	bufs net.Buffers
+
+	// records: rwc is a TLS connection, whose every Write makes records of
+	// at most recordSize bytes, each with a write(2) of its own (see
+	// writeRecords). rec, while set, takes what bufio flushes (a copy).
+	records bool
+	rec     *[]byte
 }
 
 // init sets the connection; plain tells that rwc carries the bytes as they
 // are (no TLS), so that a *net.TCPConn under its wrappers (NetConn) may be
 // written directly.
 func (cw *connWriter) init(rwc net.Conn, plain bool) {
-	cw.rwc, cw.tcp, cw.tail = rwc, nil, nil
+	cw.rwc, cw.tcp, cw.tail, cw.rec = rwc, nil, nil, nil
+	cw.records = !plain && tlsRecords
 	if !plain {
 		return
 	}
@@ -717,6 +726,10 @@ func (cw *connWriter) init(rwc net.Conn, plain bool) {
 }
 
 func (cw *connWriter) Write(p []byte) (int, error) {
+	if cw.rec != nil {
+		*cw.rec = append(*cw.rec, p...)
+		return len(p), nil
+	}
 	if cw.tail == nil {
 		return cw.rwc.Write(p)
 	}
@@ -737,6 +750,9 @@ func (cw *connWriter) Write(p []byte) (int, error) {
 // writeThrough writes what bw holds and p in one system call when p would
 // not fit in bw (false: bw.Write does it as ever).
 func (cw *connWriter) writeThrough(bw *bufio.Writer, p []byte) (ok bool, err error) {
+	if cw.records && len(p) > bw.Available() {
+		return true, cw.writeRecords(bw, p)
+	}
 	if cw.tcp == nil || len(p) <= bw.Available() || bw.Buffered() == 0 {
 		return false, nil
 	}
@@ -744,4 +760,63 @@ func (cw *connWriter) writeThrough(bw *bufio.Writer, p []byte) (ok bool, err err
 	err = bw.Flush()
 	cw.tail = nil
 	return true, err
+}
+
+// recordSize is the plaintext of a full TLS record (crypto/tls's largest).
+const recordSize = 16 << 10
+
+// tlsRecords: TLS connections' large body writes go out in whole records
+// (writeRecords). A switch for measuring; see the notes.
+var tlsRecords = os.Getenv("XTB_REC") != "0"
+
+var corkPiece = os.Getenv("XTB_CORKPIECE") == "1"
+
+// recBufs lends writeRecords the first record's plaintext.
+var recBufs = sync.Pool{New: func() any { b := make([]byte, 0, recordSize); return &b }}
+
+// writeRecords writes what bw holds (a head, a chunk's size line) and p,
+// which does not fit in bw's free room, on a TLS connection, in records of
+// recordSize bytes but the last: the first record is bw's bytes and the
+// start of p (copied together; bufio would flush its 8 KiB buffer as a
+// record of its own), then the whole records of the rest in one Write,
+// and what is left after the last whole record (less than a record) stays
+// in bw, to leave with what follows, or is written when it does not fit.
+// A 32 KiB piece of a proxied answer was three records and three writes
+// (8 KiB, 16 KiB, 8 KiB); it is two full ones.
+func (cw *connWriter) writeRecords(bw *bufio.Writer, p []byte) error {
+	if corkPiece {
+		if c, ok := cw.rwc.(interface{ Cork(bool) }); ok && bw.Buffered()+len(p) > 2*recordSize {
+			c.Cork(true)
+			defer c.Cork(false)
+		}
+	}
+	if b := bw.Buffered(); b > 0 {
+		n := min(recordSize-b, len(p))
+		rp := recBufs.Get().(*[]byte)
+		cw.rec = rp
+		err := bw.Flush() // into *rp
+		cw.rec = nil
+		rec := append(*rp, p[:n]...)
+		if err == nil {
+			_, err = cw.rwc.Write(rec)
+		}
+		*rp = rec[:0]
+		recBufs.Put(rp)
+		if err != nil {
+			return err
+		}
+		p = p[n:]
+	}
+	if whole := len(p) &^ (recordSize - 1); whole > 0 {
+		if _, err := cw.rwc.Write(p[:whole]); err != nil {
+			return err
+		}
+		p = p[whole:]
+	}
+	if len(p) <= bw.Available() {
+		_, err := bw.Write(p)
+		return err
+	}
+	_, err := cw.rwc.Write(p)
+	return err
 }

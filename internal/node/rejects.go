@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -128,6 +129,8 @@ func (r *rejects) tlsConn(tc *tls.Conn) net.Conn {
 	return &watchTLSConn{watchConn{Conn: tc, r: r, port: "https"}, tc}
 }
 
+var noCork = os.Getenv("XTB_NOCORK") == "1"
+
 type watchTLSConn struct {
 	watchConn
 	tc *tls.Conn
@@ -136,10 +139,17 @@ type watchTLSConn struct {
 // Write: a write of more than one TLS record goes out corked (see
 // corkedWrite). Go's refusals, which Write watches for, are small.
 func (c *watchTLSConn) Write(b []byte) (int, error) {
-	if len(b) <= corkAbove {
+	if len(b) <= corkAbove || noCork {
 		return c.watchConn.Write(b)
 	}
 	return corkedWrite(c.tc, b)
+}
+
+// Cork corks or uncorks the socket under TLS (an experiment's switch).
+func (c *watchTLSConn) Cork(on bool) {
+	if h, ok := c.tc.NetConn().(*holdConn); ok {
+		h.cork(on)
+	}
 }
 
 // ConnectionState is the TLS state its requests carry (internal/h1 reads
