@@ -28,6 +28,9 @@ type holdConn struct {
 	mu      sync.Mutex  // guards held; never held across I/O
 	held    []byte
 	raw     syscall.RawConn // set on the first cork, by the writing goroutine
+	// keep, while set, takes the writes (internal/h1 writes them itself
+	// with its wait for the next request: see watchTLSConn.KeepWrites).
+	keep atomic.Pointer[[]byte]
 }
 
 // holdMax bounds the bytes a connection holds.
@@ -40,6 +43,10 @@ func (h *holdConn) holdLast() { h.holding.Store(true) }
 func (h *holdConn) NetConn() net.Conn { return h.Conn }
 
 func (h *holdConn) Write(p []byte) (int, error) {
+	if kb := h.keep.Load(); kb != nil {
+		*kb = append(*kb, p...)
+		return len(p), nil
+	}
 	if !h.holding.Load() {
 		return h.Conn.Write(p)
 	}
