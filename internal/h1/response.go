@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -705,7 +704,7 @@ type connWriter struct {
 // written directly.
 func (cw *connWriter) init(rwc net.Conn, plain bool) {
 	cw.rwc, cw.tcp, cw.tail, cw.rec = rwc, nil, nil, nil
-	cw.records = !plain && tlsRecords
+	cw.records = !plain
 	if !plain {
 		return
 	}
@@ -762,14 +761,14 @@ func (cw *connWriter) writeThrough(bw *bufio.Writer, p []byte) (ok bool, err err
 	return true, err
 }
 
+// corker is a TLS connection whose socket can be corked (the node's HTTPS
+// front, Linux: TCP_CORK): between Cork(true) and Cork(false) the records
+// written leave in as few segments as the kernel makes; nested calls
+// cork once.
+type corker interface{ Cork(on bool) }
+
 // recordSize is the plaintext of a full TLS record (crypto/tls's largest).
 const recordSize = 16 << 10
-
-// tlsRecords: TLS connections' large body writes go out in whole records
-// (writeRecords). A switch for measuring; see the notes.
-var tlsRecords = os.Getenv("XTB_REC") != "0"
-
-var corkPiece = os.Getenv("XTB_CORKPIECE") == "1"
 
 // recBufs lends writeRecords the first record's plaintext.
 var recBufs = sync.Pool{New: func() any { b := make([]byte, 0, recordSize); return &b }}
@@ -781,14 +780,14 @@ var recBufs = sync.Pool{New: func() any { b := make([]byte, 0, recordSize); retu
 // record of its own), then the whole records of the rest in one Write,
 // and what is left after the last whole record (less than a record) stays
 // in bw, to leave with what follows, or is written when it does not fit.
-// A 32 KiB piece of a proxied answer was three records and three writes
-// (8 KiB, 16 KiB, 8 KiB); it is two full ones.
+// When that makes more than one write, they are made corked (see corker),
+// so that their records leave together. A 32 KiB piece of a proxied
+// answer was three records, three writes and two segments (8 KiB, then
+// 16 + 8 KiB corked); it is two full records in one segment (issue 22).
 func (cw *connWriter) writeRecords(bw *bufio.Writer, p []byte) error {
-	if corkPiece {
-		if c, ok := cw.rwc.(interface{ Cork(bool) }); ok && bw.Buffered()+len(p) > 2*recordSize {
-			c.Cork(true)
-			defer c.Cork(false)
-		}
+	if c, ok := cw.rwc.(corker); ok && bw.Buffered()+len(p) > 2*recordSize {
+		c.Cork(true)
+		defer c.Cork(false)
 	}
 	if b := bw.Buffered(); b > 0 {
 		n := min(recordSize-b, len(p))

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -129,8 +128,6 @@ func (r *rejects) tlsConn(tc *tls.Conn) net.Conn {
 	return &watchTLSConn{watchConn{Conn: tc, r: r, port: "https"}, tc}
 }
 
-var noCork = os.Getenv("XTB_NOCORK") == "1"
-
 type watchTLSConn struct {
 	watchConn
 	tc *tls.Conn
@@ -139,13 +136,14 @@ type watchTLSConn struct {
 // Write: a write of more than one TLS record goes out corked (see
 // corkedWrite). Go's refusals, which Write watches for, are small.
 func (c *watchTLSConn) Write(b []byte) (int, error) {
-	if len(b) <= corkAbove || noCork {
+	if len(b) <= corkAbove {
 		return c.watchConn.Write(b)
 	}
 	return corkedWrite(c.tc, b)
 }
 
-// Cork corks or uncorks the socket under TLS (an experiment's switch).
+// Cork corks or uncorks the socket under TLS: internal/h1 corks the writes
+// of a body piece that make several TLS records (see corkedWrite).
 func (c *watchTLSConn) Cork(on bool) {
 	if h, ok := c.tc.NetConn().(*holdConn); ok {
 		h.cork(on)

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -137,5 +138,74 @@ func TestBatchConnLargeWritesWholeAndUncorked(t *testing.T) {
 			t.Fatalf("write %d (%d bytes): read %v, equal %v", i, n, err, bytes.Equal(got, p))
 		}
 		waitUncorked(t, server, fmt.Sprintf("write %d", i))
+	}
+}
+
+// TestTLSFrontStreamedPiecesWholeAndUncorked: answers written in pieces
+// whose records the front writes corked (a piece of more than two records
+// with the head or a chunk's size line before it) arrive whole, and the
+// socket is uncorked once each is written, also when a piece's whole
+// records make a corked write of their own inside the piece's cork.
+func TestTLSFrontStreamedPiecesWholeAndUncorked(t *testing.T) {
+	t.Parallel()
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kl := &tcpKeep{Listener: inner, conns: make(chan *net.TCPConn, 1)}
+	r := &rejects{log: zap.NewNop(), count: func(string, string) {}}
+	testTLSFrontOn(t, kl, http.HandlerFunc(piecesHandler), 10*time.Second, func(f *tlsFront) { f.wrap = r.tlsConn })
+	c := holdDial(t, inner.Addr().String())
+	var server *net.TCPConn
+	select {
+	case server = <-kl.conns:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no connection accepted")
+	}
+	br := bufio.NewReader(c)
+	for _, q := range []string{"32768,32768,32768,4096", "32768,32768,32768,4096&cl=1", "1,102400", "100,65536,7", "32769&flush=1", "10,1048576&cl=1", "5"} {
+		io.WriteString(c, "GET /?p="+q+" HTTP/1.1\r\nHost: a.example\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		want := 0
+		for _, s := range strings.Split(strings.Split(q, "&")[0], ",") {
+			n, _ := strconv.Atoi(s)
+			want += n
+		}
+		if err != nil || !bytes.Equal(b, recordBody(want)) {
+			t.Fatalf("%s: %d bytes, %v; want the %d sent", q, len(b), err, want)
+		}
+		waitUncorked(t, server, "the answer "+q)
+	}
+}
+
+// TestCorkNested: a cork inside a cork (a piece's whole records written
+// corked within the piece's cork) leaves the socket corked until the
+// outer one ends; an uncork without a cork does nothing.
+func TestCorkNested(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tc := c.(*net.TCPConn)
+	h := &holdConn{Conn: tc}
+	steps := []struct {
+		on   bool
+		want int
+	}{{false, 0}, {true, 1}, {true, 1}, {false, 1}, {false, 0}, {false, 0}, {true, 1}, {false, 0}}
+	for i, s := range steps {
+		h.cork(s.on)
+		if got := corked(t, tc); got != s.want {
+			t.Fatalf("step %d (cork %v): TCP_CORK %d; want %d", i, s.on, got, s.want)
+		}
 	}
 }
