@@ -55,8 +55,8 @@ type conn struct {
 	// TLS): a keep-alive response's last bytes are then written and the
 	// next request waited for in one step (sendAndWait). hw is what bw writes
 	// to then.
-	raw syscall.RawConn
-	hw  rawsend.Holder
+	raw     syscall.RawConn
+	hw      rawsend.Holder
 	// Under TLS (rk set): the records of a keep-alive answer's final
 	// flush are kept in *kept (a pooled buffer, lent from flushEnd until
 	// they are written) and written by sendAndWait on the socket under
@@ -68,8 +68,6 @@ type conn struct {
 	waitFn  func(fd uintptr) bool // c.sendWait, bound once
 	rawErr  error                 // sendWait's write error
 	waiting bool                  // sendWait wrote everything and waits
-	// waitEnded: sendAndWait's wait ended at its deadline.
-	waitEnded bool
 
 	lastMethod string
 	hijacked   bool
@@ -315,12 +313,8 @@ func (c *conn) waitNext() bool {
 	default:
 		c.cr.clearStale()
 	}
-	c.waitEnded = false
 	if c.hw.Held != nil && !c.sendAndWait() {
 		return false
-	}
-	if c.waitEnded && raw {
-		bounded = true
 	}
 	for {
 		_, err := c.br.Peek(1)
@@ -463,11 +457,7 @@ func (c *conn) sendAndWait() bool {
 		return ok
 	}
 	c.rawErr, c.waiting = nil, false
-	// A failed wait is the Peek's to report; one that reached its
-	// deadline tells waitNext so, whatever the Peek then finds (under
-	// TLS, the next request may be whole in TLS's buffer, read with the
-	// last: the socket has nothing to wake the wait).
-	c.waitEnded = errors.Is(c.raw.Read(c.waitFn), os.ErrDeadlineExceeded)
+	_ = c.raw.Read(c.waitFn) // a failed wait is the Peek's to report
 	if c.waiting {
 		// Written: idle since (sendWait); the hook hears it now.
 		if h := c.s.ConnState; h != nil {
