@@ -57,14 +57,6 @@ type conn struct {
 	// to then.
 	raw     syscall.RawConn
 	hw      rawsend.Holder
-	// Under TLS (rk set): the records of a keep-alive answer's final
-	// flush are kept in *kept (a pooled buffer, lent from flushEnd until
-	// they are written) and written by sendAndWait on the socket under
-	// TLS; heldOut is where writeHeld writes held bytes (rwc, or that
-	// socket).
-	rk      recordKeeper
-	kept    *[]byte
-	heldOut io.Writer
 	waitFn  func(fd uintptr) bool // c.sendWait, bound once
 	rawErr  error                 // sendWait's write error
 	waiting bool                  // sendWait wrote everything and waits
@@ -183,7 +175,6 @@ func (c *conn) serve() {
 	c.bw = writers.Get().(*bufio.Writer)
 	c.cw.init(c.rwc, c.tls == nil)
 	c.bw.Reset(&c.cw)
-	c.heldOut = c.rwc
 	if c.tls == nil && rawWait {
 		if sc, ok := c.rwc.(syscall.Conn); ok {
 			if raw, err := sc.SyscallConn(); err == nil {
@@ -191,18 +182,6 @@ func (c *conn) serve() {
 				c.hw.W = &c.cw
 				c.waitFn = c.sendWait
 				c.bw.Reset(&c.hw)
-			}
-		}
-	} else if c.tls != nil && rawWait && tlsWait {
-		if rk, ok := c.rwc.(recordKeeper); ok {
-			sock := rk.Socket()
-			if sc, ok := sock.(syscall.Conn); ok {
-				if raw, err := sc.SyscallConn(); err == nil {
-					c.raw = raw
-					c.rk = rk
-					c.heldOut = sock
-					c.waitFn = c.sendWait
-				}
 			}
 		}
 	}
@@ -353,63 +332,12 @@ func (c *conn) waitNext() bool {
 // connection the bytes are held, to be written by waitNext together with
 // the wait for the next request (or by writeHeld, should the connection
 // end first); their write error then ends the connection there.
-func (c *conn) flushEnd(last bool) error {
+func (c *conn) flushEnd() error {
 	if c.raw == nil || c.bw.Buffered() == 0 {
 		return c.bw.Flush()
 	}
-	if c.rk == nil {
-		return c.hw.HoldFlush(c.bw)
-	}
-	if last {
-		return c.bw.Flush() // held with the close_notify (HoldLastWrite)
-	}
-	kb := keptBufs.Get().(*[]byte)
-	*kb = (*kb)[:0]
-	c.rk.KeepWrites(kb)
-	err := c.bw.Flush()
-	c.rk.KeepWrites(nil)
-	if err != nil || len(*kb) == 0 {
-		keptBufs.Put(kb)
-		return err
-	}
-	c.kept = kb
-	c.hw.Held = *kb
-	return nil
+	return c.hw.HoldFlush(c.bw)
 }
-
-// dropHeld forgets the held bytes (written, or the connection failed) and
-// gives back the buffer of kept TLS records.
-func (c *conn) dropHeld() {
-	c.hw.Held = nil
-	if kb := c.kept; kb != nil {
-		c.kept = nil
-		if cap(*kb) <= keptBufKeep {
-			keptBufs.Put(kb)
-		}
-	}
-}
-
-// recordKeeper is a TLS connection (the node's HTTPS front) that lets h1
-// write the records of a keep-alive answer itself, with the wait for the
-// next request (sendAndWait): while KeepWrites has a buffer, the writes
-// TLS makes to the socket under it are appended to that buffer instead;
-// Socket is that socket.
-type recordKeeper interface {
-	KeepWrites(buf *[]byte)
-	Socket() net.Conn
-}
-
-// keptBufs lend flushEnd the buffers of kept records (an answer's last
-// flush: at most the write buffer's bytes, in records).
-var keptBufs = sync.Pool{New: func() any { b := make([]byte, 0, writeBufSize+256); return &b }}
-
-// keptBufKeep: a larger buffer (many small records, crypto/tls's first
-// 128 KiB on a connection) is not kept.
-const keptBufKeep = 2 * writeBufSize
-
-// tlsWait: HTTPS keep-alive answers are written with the wait for the next
-// request (a switch for measuring).
-var tlsWait = os.Getenv("XTB_TLSWAIT") == "1"
 
 // writeHeld writes the bytes flushEnd held, if any: the connection ends,
 // or the next request is there already.
@@ -418,8 +346,8 @@ func (c *conn) writeHeld() bool {
 	if p == nil {
 		return true
 	}
-	_, err := c.heldOut.Write(p)
-	c.dropHeld()
+	c.hw.Held = nil
+	_, err := c.rwc.Write(p)
 	return err == nil
 }
 
@@ -465,7 +393,7 @@ func (c *conn) sendAndWait() bool {
 		}
 	}
 	if c.rawErr != nil {
-		c.dropHeld()
+		c.hw.Held = nil
 		return false
 	}
 	if c.hw.Held != nil { // partial, or it would block

@@ -18,7 +18,7 @@ func (c *conn) sendWait(fd uintptr) bool {
 	if len(c.hw.Held) > 0 {
 		return true // the rest by rwc.Write
 	}
-	c.dropHeld()
+	c.hw.Held = nil
 	// Idle for Shutdown from now; the ConnState hook is told after the
 	// wait (sendAndWait): a hook run here, under the socket's read lock,
 	// that closed the connection would never return.

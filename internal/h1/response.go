@@ -437,7 +437,7 @@ func (w *response) finish() {
 	if w.closeAfterReply {
 		w.c.holdLastWrite()
 	}
-	if err := w.c.flushEnd(w.closeAfterReply); err != nil { // conn.go: may be held for waitNext
+	if err := w.c.flushEnd(); err != nil { // conn.go: may be held for waitNext
 		w.broken = true
 	}
 	if w.contentLength != -1 && bodyAllowedForStatus(w.status) && w.req.Method != http.MethodHead && w.written != w.contentLength {

@@ -150,25 +150,6 @@ func (c *watchTLSConn) Cork(on bool) {
 	}
 }
 
-// KeepWrites: while buf is set, the records TLS writes go to *buf, not to
-// the socket: internal/h1 writes a keep-alive answer's last records itself
-// on the socket (Socket), with the wait for the next request (issue 22).
-// Go's refusals, which Write watches for, are never kept: internal/h1
-// writes them with the connection's end.
-func (c *watchTLSConn) KeepWrites(buf *[]byte) {
-	if h, ok := c.tc.NetConn().(*holdConn); ok {
-		h.keep.Store(buf)
-	}
-}
-
-// Socket is the TCP connection under TLS, or nil.
-func (c *watchTLSConn) Socket() net.Conn {
-	if h, ok := c.tc.NetConn().(*holdConn); ok {
-		return h.Conn
-	}
-	return nil
-}
-
 // ConnectionState is the TLS state its requests carry (internal/h1 reads
 // it).
 func (c *watchTLSConn) ConnectionState() tls.ConnectionState { return c.tc.ConnectionState() }

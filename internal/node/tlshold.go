@@ -29,9 +29,6 @@ type holdConn struct {
 	held    []byte
 	raw     syscall.RawConn // set on the first cork, by the writing goroutine
 	corks   int             // cork's depth, the writing goroutine's
-	// keep, while set, takes the writes (internal/h1 writes them itself
-	// with its wait for the next request: see watchTLSConn.KeepWrites).
-	keep atomic.Pointer[[]byte]
 }
 
 // holdMax bounds the bytes a connection holds.
@@ -44,10 +41,6 @@ func (h *holdConn) holdLast() { h.holding.Store(true) }
 func (h *holdConn) NetConn() net.Conn { return h.Conn }
 
 func (h *holdConn) Write(p []byte) (int, error) {
-	if kb := h.keep.Load(); kb != nil {
-		*kb = append(*kb, p...)
-		return len(p), nil
-	}
 	if !h.holding.Load() {
 		return h.Conn.Write(p)
 	}
