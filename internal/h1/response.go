@@ -790,7 +790,7 @@ func (cw *connWriter) writeRecords(bw *bufio.Writer, p []byte) error {
 		defer c.Cork(false)
 	}
 	if b := bw.Buffered(); b > 0 {
-		n := min(recordSize-b, len(p))
+		n := min(max(recordSize-b, 0), len(p)) // b is at most the buffer's 8 KiB
 		rp := recBufs.Get().(*[]byte)
 		cw.rec = rp
 		err := bw.Flush() // into *rp
