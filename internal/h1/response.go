@@ -382,7 +382,10 @@ func (w *response) writeBody(p []byte) error {
 		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(len(p)), 16)) // as writeDigits
 		bw.WriteString("\r\n")
 	}
-	done, err := w.c.cw.writeThrough(bw, p)
+	// The body's last bytes (its declared length reached) on a connection
+	// that stays open: under TLS, nothing of it need wait in bw.
+	end := !w.chunking && w.contentLength >= 0 && w.written == w.contentLength && !w.closeAfterReply
+	done, err := w.c.cw.writeThrough(bw, p, end)
 	if !done {
 		_, err = bw.Write(p)
 	}
@@ -748,9 +751,9 @@ func (cw *connWriter) Write(p []byte) (int, error) {
 
 // writeThrough writes what bw holds and p in one system call when p would
 // not fit in bw (false: bw.Write does it as ever).
-func (cw *connWriter) writeThrough(bw *bufio.Writer, p []byte) (ok bool, err error) {
+func (cw *connWriter) writeThrough(bw *bufio.Writer, p []byte, end bool) (ok bool, err error) {
 	if cw.records && len(p) > bw.Available() {
-		return true, cw.writeRecords(bw, p)
+		return true, cw.writeRecords(bw, p, end)
 	}
 	if cw.tcp == nil || len(p) <= bw.Available() || bw.Buffered() == 0 {
 		return false, nil
@@ -780,12 +783,15 @@ var recBufs = sync.Pool{New: func() any { b := make([]byte, 0, recordSize); retu
 // record of its own), then the whole records of the rest in one Write,
 // and what is left after the last whole record (less than a record) stays
 // in bw, to leave with what follows, or is written when it does not fit.
-// When that makes more than one write, they are made corked (see corker),
-// so that their records leave together. A 32 KiB piece of a proxied
-// answer was three records, three writes and two segments (8 KiB, then
-// 16 + 8 KiB corked); it is two full records in one segment (issue 22).
-func (cw *connWriter) writeRecords(bw *bufio.Writer, p []byte) error {
-	if c, ok := cw.rwc.(corker); ok && bw.Buffered()+len(p) > 2*recordSize {
+// end: p ends the body (of a declared length) and the connection stays
+// open; what is left is then written too, not kept in bw for the final
+// flush (whose write came after the uncork: a segment of its own). When
+// that makes more than one write, they are made corked (see corker), so
+// that their records leave together. A 32 KiB piece of a proxied answer
+// was three records, three writes and two segments (8 KiB, then 16 + 8
+// KiB corked); it is two full records in one segment (issue 22).
+func (cw *connWriter) writeRecords(bw *bufio.Writer, p []byte, end bool) error {
+	if c, ok := cw.rwc.(corker); ok && (bw.Buffered()+len(p) > 2*recordSize || end && bw.Buffered()+len(p) > recordSize) {
 		c.Cork(true)
 		defer c.Cork(false)
 	}
@@ -812,7 +818,10 @@ func (cw *connWriter) writeRecords(bw *bufio.Writer, p []byte) error {
 		}
 		p = p[whole:]
 	}
-	if len(p) <= bw.Available() {
+	if len(p) == 0 {
+		return nil
+	}
+	if !end && len(p) <= bw.Available() {
 		_, err := bw.Write(p)
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -206,6 +207,86 @@ func TestCorkNested(t *testing.T) {
 		h.cork(s.on)
 		if got := corked(t, tc); got != s.want {
 			t.Fatalf("step %d (cork %v): TCP_CORK %d; want %d", i, s.on, got, s.want)
+		}
+	}
+}
+
+// corkLog is a listener whose connections note, for each write the server
+// makes, whether the socket was corked then; they offer their socket
+// (syscall.Conn) as a *net.TCPConn does, so that the front corks it.
+type corkLog struct {
+	net.Listener
+	mu     sync.Mutex
+	writes []corkedWriteNote
+}
+
+type corkedWriteNote struct {
+	n      int
+	corked bool
+}
+
+type corkLogConn struct {
+	*net.TCPConn
+	l *corkLog
+}
+
+func (l *corkLog) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return corkLogConn{c.(*net.TCPConn), l}, nil
+}
+
+func (c corkLogConn) Write(p []byte) (int, error) {
+	raw, err := c.TCPConn.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	v := -1
+	raw.Control(func(fd uintptr) { v, _ = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_CORK) })
+	c.l.mu.Lock()
+	c.l.writes = append(c.l.writes, corkedWriteNote{len(p), v == 1})
+	c.l.mu.Unlock()
+	return c.TCPConn.Write(p)
+}
+
+func (l *corkLog) since(i int) []corkedWriteNote {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]corkedWriteNote(nil), l.writes[i:]...)
+}
+
+// TestTLSFrontLargeAnswerEndsCorked: the records of a large answer of a
+// declared length, on a connection that stays open, are all written
+// while the socket is corked, its last bytes included (not kept in the
+// write buffer for a final flush after the uncork, a segment of its own);
+// the answer arrives whole and the socket is uncorked after it.
+func TestTLSFrontLargeAnswerEndsCorked(t *testing.T) {
+	t.Parallel()
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := &corkLog{Listener: inner}
+	r := &rejects{log: zap.NewNop(), count: func(string, string) {}}
+	testTLSFrontOn(t, cl, http.HandlerFunc(piecesHandler), 10*time.Second, func(f *tlsFront) { f.wrap = r.tlsConn })
+	c := holdDial(t, inner.Addr().String())
+	br := bufio.NewReader(c)
+	for _, q := range []string{"102400&cl=1", "50000,52400&cl=1", "1000,101400&cl=1"} {
+		before := len(cl.since(0))
+		io.WriteString(c, "GET /?p="+q+" HTTP/1.1\r\nHost: a.example\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		if b, err := io.ReadAll(resp.Body); err != nil || !bytes.Equal(b, recordBody(100<<10)) {
+			t.Fatalf("%s: %d bytes, %v", q, len(b), err)
+		}
+		for i, w := range cl.since(before) {
+			if !w.corked {
+				t.Fatalf("%s: write %d (%d bytes) of the answer was made uncorked: %v", q, i, w.n, cl.since(before))
+			}
 		}
 	}
 }
