@@ -3,22 +3,28 @@ package node
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // recordBody is byte i of a test answer's body: it depends on the offset,
 // with no period near a buffer's or a record's size, so that a piece
 // written twice, dropped or out of order shows.
-func recordBody(n int) []byte {
+func recordBody(n int) []byte { return seededBody(n, 0) }
+
+// seededBody is recordBody shifted by seed: each client its own bytes.
+func seededBody(n, seed int) []byte {
 	b := make([]byte, n)
 	for i := range b {
-		b[i] = byte('a' + (i+i/251)%26)
+		b[i] = byte('a' + (i+i/251+seed)%26)
 	}
 	return b
 }
@@ -36,7 +42,8 @@ func piecesHandler(w http.ResponseWriter, r *http.Request) {
 		sizes = append(sizes, n)
 		total += n
 	}
-	body := recordBody(total)
+	seed, _ := strconv.Atoi(q.Get("s"))
+	body := seededBody(total, seed)
 	if q.Get("cl") == "1" {
 		w.Header().Set("Content-Length", strconv.Itoa(total))
 	}
@@ -156,5 +163,54 @@ func TestTLSFrontProxiedAnswerInFullRecords(t *testing.T) {
 		if len(ls) != 7 {
 			t.Errorf("answer%s: %d records %v; want 7", cl, len(ls), ls)
 		}
+	}
+}
+
+// TestTLSRecordBufferNotSharedAcrossConnections: the buffer a body piece's
+// first record is assembled in is lent per write from a pool shared by
+// every HTTPS connection; clients streaming large answers at once each
+// get their own bytes (a buffer given back before TLS took its bytes, or
+// kept past it, would hand one client's body to another).
+func TestTLSRecordBufferNotSharedAcrossConnections(t *testing.T) {
+	t.Parallel()
+	_, addr := holdFront(t, http.HandlerFunc(piecesHandler))
+	const clients = 8
+	errs := make(chan error, clients)
+	var wg sync.WaitGroup
+	for seed := 1; seed <= clients; seed++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(20 * time.Second))
+			br := bufio.NewReader(c)
+			for i := 0; i < 20; i++ {
+				q := "/?p=32768,32768,32768,4096&s=" + strconv.Itoa(seed)
+				if i%2 == 1 {
+					q = "/?p=7,102400&cl=1&s=" + strconv.Itoa(seed)
+				}
+				io.WriteString(c, "GET "+q+" HTTP/1.1\r\nHost: a.example\r\n\r\n")
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					errs <- err
+					return
+				}
+				b, err := io.ReadAll(resp.Body)
+				if want := seededBody(len(b), seed); err != nil || len(b) < 100<<10 || !bytes.Equal(b, want) {
+					errs <- fmt.Errorf("client %d, answer %d: %d bytes, %v, first difference at %d", seed, i, len(b), err, firstDiff(b, want))
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
