@@ -39,10 +39,14 @@ func (st *site) writeResponse(w http.ResponseWriter, r *http.Request, resp *http
 		flusher, _ = w.(http.Flusher)
 	}
 	var buf *[]byte
-	if r.ProtoMajor == 2 {
+	switch {
+	case r.ProtoMajor == 2 && resp.ContentLength >= 0 && resp.ContentLength <= smallBodyMax:
+		buf = smallBuffers.Get().(*[]byte)
+		defer smallBuffers.Put(buf)
+	case r.ProtoMajor == 2:
 		buf = frameBuffers.get()
 		defer frameBuffers.put(buf)
-	} else {
+	default:
 		buf = getBuffer()
 		defer putBuffer(buf)
 	}
@@ -162,6 +166,16 @@ func putBuffer(b *[]byte) { buffers.Put(b) }
 // times over at GOGC 200 (bench h2-100k: peak RSS 65-68 MiB with the pool,
 // 59-61 with a buffer made per answer).
 var frameBuffers = bufferList{size: 16 << 10, keep: frameBuffersKept}
+
+// smallBuffers lends the copy buffers of answers to HTTP/2 clients whose
+// body is declared at most smallBodyMax bytes long: one read's worth, as
+// long as the body buffer of the HTTP/2 server that copies it (a small
+// answer's handler is done as soon as it was copied), where a 16 KiB
+// buffer from frameBuffers would be made for most of them under load
+// (bench h2-small: 500 concurrent streams of 100 B).
+var smallBuffers = sync.Pool{New: func() any { b := make([]byte, smallBodyMax); return &b }}
+
+const smallBodyMax = 4 << 10
 
 // frameBuffersKept is how many free HTTP/2 copy buffers stay for the next
 // answers (512 KiB): those beyond are made when needed and left to the
