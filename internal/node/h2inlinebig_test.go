@@ -95,3 +95,44 @@ func TestH2InlineBigHitEvictedWhileQueued(t *testing.T) {
 		t.Errorf("queued answer: reset=%v, %d of %d bytes, first difference at %d", a.reset, len(a.body), size, diff)
 	}
 }
+
+// TestH2ProxiedBigAnswerHeadersAsBefore: a proxied HTTP/2 answer past
+// 4 KiB has its HEADERS frame sent before the copy buffer is taken
+// (proxy.writeResponse), except when the server would sniff its
+// Content-Type from the first body bytes: an origin's answer without one
+// still gets the sniffed type, one with it keeps it, and both bodies
+// arrive whole.
+func TestH2ProxiedBigAnswerHeadersAsBefore(t *testing.T) {
+	page := "<!DOCTYPE html><html><body>" + strings.Repeat("x", 40<<10) + "</body></html>"
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/typed" {
+			w.Header().Set("Content-Type", "application/x-typed")
+		} else {
+			w.Header()["Content-Type"] = nil // net/http sniffs none
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(len(page)))
+		io.WriteString(w, page)
+	}))
+	t.Cleanup(origin.Close)
+	n := runTestNode(t, "", map[string]string{"t.yaml": fmt.Sprintf(
+		"hostnames: [t.example]\norigins: [{url: %s}]\ntls: {certificate: t}\n", origin.URL)})
+	tr := &http.Transport{TLSClientConfig: &tls.Config{ServerName: "t.example", InsecureSkipVerify: true}, ForceAttemptHTTP2: true}
+	t.Cleanup(tr.CloseIdleConnections)
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	for path, want := range map[string]string{"/typed": "application/x-typed", "/untyped": "text/html; charset=utf-8"} {
+		req, _ := http.NewRequest("GET", "https://"+n.addrs.HTTPS+path, nil)
+		req.Host = "t.example"
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.ProtoMajor != 2 || string(b) != page {
+			t.Errorf("%s: %s %v, %d of %d bytes", path, resp.Proto, err, len(b), len(page))
+		}
+		if got := resp.Header.Get("Content-Type"); got != want {
+			t.Errorf("%s: Content-Type %q, want %q", path, got, want)
+		}
+	}
+}
