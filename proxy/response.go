@@ -44,17 +44,6 @@ func (st *site) writeResponse(w http.ResponseWriter, r *http.Request, resp *http
 		buf = smallBuffers.Get().(*[]byte)
 		defer smallBuffers.Put(buf)
 	case r.ProtoMajor == 2:
-		if resp.ContentLength > 0 && (len(h["Content-Type"]) > 0 || len(h["Content-Encoding"]) > 0) {
-			// The HEADERS frame first, before the copy buffer is taken:
-			// the stream waits for its turn to send it (its first Write
-			// would wait there too, holding the buffer full: 168 of 500
-			// streams in bench h2-100k). Only when the server would not
-			// sniff a Content-Type from the first bytes, and a body is
-			// declared (an empty one ends with the HEADERS frame).
-			if f, ok := w.(http.Flusher); ok {
-				f.Flush()
-			}
-		}
 		buf = frameBuffers.get()
 		defer frameBuffers.put(buf)
 	default:
