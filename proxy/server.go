@@ -99,11 +99,17 @@ type SmallHitCache interface {
 	ServeSmallHit(w http.ResponseWriter, r *http.Request, p *property.Property, maxBody int) bool
 }
 
-// inlineBodyMax bounds the body of an answer given inline: 250 streams
-// of a connection whose client does not read hold at most 4 MiB of them
-// (internal/h2srv queues them for flow control), about what as many
-// blocked handler goroutines would.
-const inlineBodyMax = 16 << 10
+// inlineBodyMax bounds the body of a hit given inline (-1: none). The
+// HTTP/2 server queues a stored body of more than 4 KiB as it is, without
+// a copy (internal/h2srv's InlineHandler: a stored body never changes),
+// and copies a smaller one: the frames of a client that does not read
+// hold the objects they answer with, as a blocked handler goroutine
+// writing them would, and 4 KiB per stream of copies. With 16 KiB (inline
+// answers were copied), every hit past it took a handler goroutine that
+// waited for its frames: bench cache-h2-100k (50 connections x 10
+// streams, 100 KiB) kept ~500 of them, 6 MB of stacks, which the
+// collector's goal counts too.
+const inlineBodyMax = -1
 
 // BackgroundCache, when the Cache implements it too, tells the requests of
 // the fills no client waits on (a stale-while-revalidate refresh): their

@@ -12,8 +12,13 @@ package h2srv
 // 4 KiB buffer for its handler's lifetime (bench cache-h2-100k: 500
 // streams, each writing its answer in one Write, held 2 MB of them).
 // An error sticks, as it does in bufio.Writer: later Writes return it.
+//
+// An inline answer's p is queued as it is, not copied (see
+// InlineHandler): the handler promised that its bytes do not change.
 func (rws *responseWriterState) writeBodyDirect(p []byte) (int, error) {
+	rws.shared = rws.inline
 	n, err := chunkWriter{rws}.Write(p)
+	rws.shared = false
 	if err != nil {
 		rws.bodyErr = err
 	}

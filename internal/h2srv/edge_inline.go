@@ -37,17 +37,24 @@ func InlineAnswers() uint64 { return inlineAnswers.Load() }
 // a goroutine, as it does for every other request. Headers set on w
 // before declining are dropped.
 //
-// An inline answer's body is at most InlineBodyMax bytes: a Write past
-// it fails (and the stream is reset), as the frames of inline answers
-// wait in the connection's write queue for flow control, not in a
-// blocked handler.
+// The frames of inline answers wait in the connection's write queue
+// for flow control, not in a blocked handler. A Write of more than
+// 4 KiB (the body buffer's size) made while the answer's body buffer
+// holds nothing (its first Write, in practice) is queued as it is, not
+// copied: its bytes must not change, ever (a cache's stored body, never
+// a buffer that is reused), as the connection reads them until the
+// stream's frames are written or the stream ends, after ServeInline
+// returned. The rest of an inline answer's body is copied, at most
+// InlineBodyMax bytes of it: a Write past that fails (and the stream is
+// reset).
 type InlineHandler interface {
 	ServeInline(w http.ResponseWriter, r *http.Request) bool
 }
 
-// InlineBodyMax bounds the body of an inline answer: the initial flow
-// control window of a stream (RFC 9113, 6.9.2), so that a peer that
-// does not change it gets an inline answer whole at once.
+// InlineBodyMax bounds the bytes of an inline answer's body that the
+// server copies (see InlineHandler): the initial flow control window of
+// a stream (RFC 9113, 6.9.2), so that a peer that does not change it
+// gets such an answer whole at once.
 const InlineBodyMax = 64<<10 - 1
 
 var errInlineTooBig = errors.New("h2srv: inline answer longer than InlineBodyMax")
@@ -171,7 +178,8 @@ func (rws *responseWriterState) writeHeaders(h writeResHeaders) error {
 }
 
 // writeData writes a DATA frame of the response, as writeHeaders does;
-// inline or final, p is copied (it is the handler's buffer).
+// inline or final, p is copied (it is the handler's buffer), except an
+// inline answer's direct Write (rws.shared: see InlineHandler).
 func (rws *responseWriterState) writeData(p []byte, endStream bool) error {
 	if !rws.inline && !rws.final {
 		return rws.conn.writeDataFromHandler(rws.stream, p, endStream)
@@ -189,7 +197,10 @@ func (rws *responseWriterState) writeData(p []byte, endStream bool) error {
 		rws.addFinal(FrameWriteRequest{write: d, stream: st})
 		return nil
 	}
-	wr := FrameWriteRequest{write: &writeData{st.id, append([]byte(nil), p...), endStream}, stream: st}
+	if !rws.shared {
+		p = append([]byte(nil), p...)
+	}
+	wr := FrameWriteRequest{write: &writeData{st.id, p, endStream}, stream: st}
 	if st.state == stateClosed {
 		return errStreamClosed
 	}

@@ -2623,6 +2623,8 @@ type responseWriterState struct {
 	final         bool          // Edge: the handler returned; frames go to finalFrames
 	fin           *handlerFinal // Edge: what final writes go to
 	bodyErr       error         // Edge: a body Write without the buffer failed (writeBodyDirect)
+	shared        bool          // Edge: the inline Write being written is queued as it is (writeBodyDirect)
+	inlineCopied  int64         // Edge: body bytes of an inline answer copied into its frames
 
 	sentContentLen int64 // non-zero if handler set a Content-Length header
 	wroteBytes     int64
@@ -3061,9 +3063,15 @@ func (w *responseWriter) write(lenData int, dataB []byte, dataS string) (n int, 
 		return 0, http.ErrBodyNotAllowed
 	}
 	rws.wroteBytes += int64(len(dataB)) + int64(len(dataS)) // only one can be set
-	if rws.inline && rws.wroteBytes > InlineBodyMax {
-		rws.inlineTooBig = true
-		return 0, errInlineTooBig // Edge: see InlineHandler
+	direct := rws.bw == nil && len(dataB) > handlerChunkWriteSize
+	if rws.inline && !direct {
+		// Edge: see InlineHandler: what an inline answer has copied is
+		// bounded; a direct Write is queued as it is (writeBodyDirect).
+		rws.inlineCopied += int64(len(dataB)) + int64(len(dataS))
+		if rws.inlineCopied > InlineBodyMax {
+			rws.inlineTooBig = true
+			return 0, errInlineTooBig
+		}
 	}
 	if rws.sentContentLen != 0 && rws.wroteBytes > rws.sentContentLen {
 		// TODO: send a RST_STREAM
@@ -3074,7 +3082,7 @@ func (w *responseWriter) write(lenData int, dataB []byte, dataS string) (n int, 
 		return 0, rws.bodyErr // Edge: see writeBodyDirect
 	}
 	if rws.bw == nil {
-		if len(dataB) > handlerChunkWriteSize {
+		if direct {
 			return rws.writeBodyDirect(dataB) // Edge: no buffer taken for it
 		}
 		rws.takeBody() // Edge

@@ -461,7 +461,7 @@ func TestH2InlineNoReaderBounded(t *testing.T) {
 	origin := inlineOrigin(t, &hits)
 	n := inlineNode(t, origin.URL, Options{})
 	h := dialH2(t, n.addrs.HTTPS, "i.example")
-	h.getAnswer("i.example", "/big") // stored: 12 KiB, inside the inline bound (16 KiB)
+	h.getAnswer("i.example", "/big") // stored: 12 KiB, answered inline
 	maxStreams := int(h.settings[http2.SettingMaxConcurrentStreams])
 	if maxStreams == 0 || maxStreams > 1000 {
 		t.Fatalf("SETTINGS_MAX_CONCURRENT_STREAMS %d", maxStreams)
