@@ -384,7 +384,7 @@ func TestServerSentEventsStream(t *testing.T) {
 // alone does not count); the last piece is flushed.
 func TestStreamStallAfterAFullPiece(t *testing.T) {
 	release := make(chan struct{})
-	piece := strings.Repeat("p", 3*32<<10) // three copy buffers
+	piece := strings.Repeat("p", 3*64<<10) // three copy buffers (answerBuffers)
 	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, piece)
 		w.(http.Flusher).Flush()

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -381,7 +382,10 @@ func (w *response) writeBody(p []byte) error {
 		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(len(p)), 16)) // as writeDigits
 		bw.WriteString("\r\n")
 	}
-	done, err := w.c.cw.writeThrough(bw, p)
+	// The body's last bytes (its declared length reached) on a connection
+	// that stays open: under TLS, nothing of it need wait in bw.
+	end := !w.chunking && w.contentLength >= 0 && w.written == w.contentLength && !w.closeAfterReply
+	done, err := w.c.cw.writeThrough(bw, p, end)
 	if !done {
 		_, err = bw.Write(p)
 	}
@@ -690,13 +694,20 @@ type connWriter struct {
 	tail []byte       // to write after what bufio flushes; nil: none
 	vec  [2][]byte
 	bufs net.Buffers
+
+	// records: rwc is a TLS connection, whose every Write makes records of
+	// at most recordSize bytes, each with a write(2) of its own (see
+	// writeRecords). rec, while set, takes what bufio flushes (a copy).
+	records bool
+	rec     *[]byte
 }
 
 // init sets the connection; plain tells that rwc carries the bytes as they
 // are (no TLS), so that a *net.TCPConn under its wrappers (NetConn) may be
 // written directly.
 func (cw *connWriter) init(rwc net.Conn, plain bool) {
-	cw.rwc, cw.tcp, cw.tail = rwc, nil, nil
+	cw.rwc, cw.tcp, cw.tail, cw.rec = rwc, nil, nil, nil
+	cw.records = !plain
 	if !plain {
 		return
 	}
@@ -717,6 +728,10 @@ func (cw *connWriter) init(rwc net.Conn, plain bool) {
 }
 
 func (cw *connWriter) Write(p []byte) (int, error) {
+	if cw.rec != nil {
+		*cw.rec = append(*cw.rec, p...)
+		return len(p), nil
+	}
 	if cw.tail == nil {
 		return cw.rwc.Write(p)
 	}
@@ -736,7 +751,10 @@ func (cw *connWriter) Write(p []byte) (int, error) {
 
 // writeThrough writes what bw holds and p in one system call when p would
 // not fit in bw (false: bw.Write does it as ever).
-func (cw *connWriter) writeThrough(bw *bufio.Writer, p []byte) (ok bool, err error) {
+func (cw *connWriter) writeThrough(bw *bufio.Writer, p []byte, end bool) (ok bool, err error) {
+	if cw.records && len(p) > bw.Available() {
+		return true, cw.writeRecords(bw, p, end)
+	}
 	if cw.tcp == nil || len(p) <= bw.Available() || bw.Buffered() == 0 {
 		return false, nil
 	}
@@ -744,4 +762,69 @@ func (cw *connWriter) writeThrough(bw *bufio.Writer, p []byte) (ok bool, err err
 	err = bw.Flush()
 	cw.tail = nil
 	return true, err
+}
+
+// corker is a TLS connection whose socket can be corked (the node's HTTPS
+// front, Linux: TCP_CORK): between Cork(true) and Cork(false) the records
+// written leave in as few segments as the kernel makes; nested calls
+// cork once.
+type corker interface{ Cork(on bool) }
+
+// recordSize is the plaintext of a full TLS record (crypto/tls's largest).
+const recordSize = 16 << 10
+
+// recBufs lends writeRecords the first record's plaintext.
+var recBufs = sync.Pool{New: func() any { b := make([]byte, 0, recordSize); return &b }}
+
+// writeRecords writes what bw holds (a head, a chunk's size line) and p,
+// which does not fit in bw's free room, on a TLS connection, in records of
+// recordSize bytes but the last: the first record is bw's bytes and the
+// start of p (copied together; bufio would flush its 8 KiB buffer as a
+// record of its own), then the whole records of the rest in one Write,
+// and what is left after the last whole record (less than a record) stays
+// in bw, to leave with what follows, or is written when it does not fit.
+// end: p ends the body (of a declared length) and the connection stays
+// open; what is left is then written too, not kept in bw for the final
+// flush (whose write came after the uncork: a segment of its own). When
+// that makes more than one write, they are made corked (see corker), so
+// that their records leave together. A 32 KiB piece of a proxied answer
+// was three records, three writes and two segments (8 KiB, then 16 + 8
+// KiB corked); it is two full records in one segment (issue 22).
+func (cw *connWriter) writeRecords(bw *bufio.Writer, p []byte, end bool) error {
+	if c, ok := cw.rwc.(corker); ok && (bw.Buffered()+len(p) > 2*recordSize || end && bw.Buffered()+len(p) > recordSize) {
+		c.Cork(true)
+		defer c.Cork(false)
+	}
+	if b := bw.Buffered(); b > 0 {
+		n := min(max(recordSize-b, 0), len(p)) // b is at most the buffer's 8 KiB
+		rp := recBufs.Get().(*[]byte)
+		cw.rec = rp
+		err := bw.Flush() // into *rp
+		cw.rec = nil
+		rec := append(*rp, p[:n]...)
+		if err == nil {
+			_, err = cw.rwc.Write(rec)
+		}
+		*rp = rec[:0]
+		recBufs.Put(rp)
+		if err != nil {
+			return err
+		}
+		p = p[n:]
+	}
+	if whole := len(p) &^ (recordSize - 1); whole > 0 {
+		if _, err := cw.rwc.Write(p[:whole]); err != nil {
+			return err
+		}
+		p = p[whole:]
+	}
+	if len(p) == 0 {
+		return nil
+	}
+	if !end && len(p) <= bw.Available() {
+		_, err := bw.Write(p)
+		return err
+	}
+	_, err := cw.rwc.Write(p)
+	return err
 }

@@ -142,6 +142,14 @@ func (c *watchTLSConn) Write(b []byte) (int, error) {
 	return corkedWrite(c.tc, b)
 }
 
+// Cork corks or uncorks the socket under TLS: internal/h1 corks the writes
+// of a body piece that make several TLS records (see corkedWrite).
+func (c *watchTLSConn) Cork(on bool) {
+	if h, ok := c.tc.NetConn().(*holdConn); ok {
+		h.cork(on)
+	}
+}
+
 // ConnectionState is the TLS state its requests carry (internal/h1 reads
 // it).
 func (c *watchTLSConn) ConnectionState() tls.ConnectionState { return c.tc.ConnectionState() }

@@ -28,6 +28,7 @@ type holdConn struct {
 	mu      sync.Mutex  // guards held; never held across I/O
 	held    []byte
 	raw     syscall.RawConn // set on the first cork, by the writing goroutine
+	corks   int             // cork's depth, the writing goroutine's
 }
 
 // holdMax bounds the bytes a connection holds.

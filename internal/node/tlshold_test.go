@@ -84,7 +84,7 @@ func tlsRecords(b []byte) int {
 
 // holdFront is a tlsFront as the node runs it (the rejects watcher wraps
 // its HTTP/1.1 connections) on a listener that logs the server's writes.
-func holdFront(t *testing.T, h http.Handler) (*writeLog, string) {
+func holdFront(t *testing.T, h http.Handler, opts ...func(*tlsFront)) (*writeLog, string) {
 	t.Helper()
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -92,7 +92,7 @@ func holdFront(t *testing.T, h http.Handler) (*writeLog, string) {
 	}
 	wl := &writeLog{Listener: inner}
 	r := &rejects{log: zap.NewNop(), count: func(string, string) {}}
-	testTLSFrontOn(t, wl, h, 10*time.Second, func(f *tlsFront) { f.wrap = r.tlsConn })
+	testTLSFrontOn(t, wl, h, 10*time.Second, append(opts, func(f *tlsFront) { f.wrap = r.tlsConn })...)
 	return wl, inner.Addr().String()
 }
 
