@@ -70,6 +70,28 @@ func waitUncorked(t *testing.T, server *net.TCPConn, what string) {
 	}
 }
 
+// corkFront serves h on the node's TLS front (wrapped as the HTTPS port
+// wraps its connections, so that its writes cork) and returns a client
+// connection to it and the server's side of that connection.
+func corkFront(t *testing.T, h http.Handler) (net.Conn, *net.TCPConn) {
+	t.Helper()
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kl := &tcpKeep{Listener: inner, conns: make(chan *net.TCPConn, 1)}
+	r := &rejects{log: zap.NewNop(), count: func(string, string) {}}
+	testTLSFrontOn(t, kl, h, 10*time.Second, func(f *tlsFront) { f.wrap = r.tlsConn })
+	c := holdDial(t, inner.Addr().String())
+	select {
+	case server := <-kl.conns:
+		return c, server
+	case <-time.After(10 * time.Second):
+		t.Fatal("no connection accepted")
+		return nil, nil
+	}
+}
+
 // TestTLSFrontLargeAnswersWholeAndUncorked: answers of several TLS
 // records leave corked (their records in as few segments as the kernel
 // makes), and every one arrives whole, byte for byte, on a connection
@@ -78,12 +100,6 @@ func waitUncorked(t *testing.T, server *net.TCPConn, what string) {
 // 200 ms timer, and every small answer after it too).
 func TestTLSFrontLargeAnswersWholeAndUncorked(t *testing.T) {
 	t.Parallel()
-	inner, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	kl := &tcpKeep{Listener: inner, conns: make(chan *net.TCPConn, 1)}
-	r := &rejects{log: zap.NewNop(), count: func(string, string) {}}
 	body := func(n int) []byte {
 		b := make([]byte, n)
 		for i := range b {
@@ -91,18 +107,11 @@ func TestTLSFrontLargeAnswersWholeAndUncorked(t *testing.T) {
 		}
 		return b
 	}
-	testTLSFrontOn(t, kl, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	c, server := corkFront(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
 		w.Header().Set("Content-Length", strconv.Itoa(n))
 		w.Write(body(n))
-	}), 10*time.Second, func(f *tlsFront) { f.wrap = r.tlsConn })
-	c := holdDial(t, inner.Addr().String())
-	var server *net.TCPConn
-	select {
-	case server = <-kl.conns:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no connection accepted")
-	}
+	}))
 	br := bufio.NewReader(c)
 	for _, n := range []int{16<<10 - 1, 16 << 10, 16<<10 + 1, 32<<10 + 1, 64<<10 + 3, 100 << 10, 1<<20 + 5, 10} {
 		io.WriteString(c, "GET /?n="+strconv.Itoa(n)+" HTTP/1.1\r\nHost: a.example\r\n\r\n")
@@ -149,20 +158,7 @@ func TestBatchConnLargeWritesWholeAndUncorked(t *testing.T) {
 // records make a corked write of their own inside the piece's cork.
 func TestTLSFrontStreamedPiecesWholeAndUncorked(t *testing.T) {
 	t.Parallel()
-	inner, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	kl := &tcpKeep{Listener: inner, conns: make(chan *net.TCPConn, 1)}
-	r := &rejects{log: zap.NewNop(), count: func(string, string) {}}
-	testTLSFrontOn(t, kl, http.HandlerFunc(piecesHandler), 10*time.Second, func(f *tlsFront) { f.wrap = r.tlsConn })
-	c := holdDial(t, inner.Addr().String())
-	var server *net.TCPConn
-	select {
-	case server = <-kl.conns:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no connection accepted")
-	}
+	c, server := corkFront(t, http.HandlerFunc(piecesHandler))
 	br := bufio.NewReader(c)
 	for _, q := range []string{"32768,32768,32768,4096", "32768,32768,32768,4096&cl=1", "1,102400", "100,65536,7", "32769&flush=1", "10,1048576&cl=1", "5"} {
 		io.WriteString(c, "GET /?p="+q+" HTTP/1.1\r\nHost: a.example\r\n\r\n")
