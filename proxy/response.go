@@ -180,7 +180,7 @@ var answerBuffers = sync.Pool{New: func() any { b := make([]byte, 64<<10); retur
 // so a burst's peak of streams copying at once stayed in the heap, three
 // times over at GOGC 200 (bench h2-100k: peak RSS 65-68 MiB with the pool,
 // 59-61 with a buffer made per answer).
-var frameBuffers = bufferList{size: 16 << 10, keep: frameBuffersKept}
+var frameBuffers = bufferList{size: 16 << 10, free: make(chan *[]byte, frameBuffersKept)}
 
 // smallBuffers lends the copy buffers of answers to HTTP/2 clients whose
 // body is declared at most smallBodyMax bytes long: one read's worth, as
@@ -197,32 +197,28 @@ const smallBodyMax = 4 << 10
 // collector.
 const frameBuffersKept = 32
 
-// bufferList lends buffers of size bytes and keeps up to keep free ones.
+// bufferList lends buffers of size bytes and keeps as many free ones as
+// free holds (a leaky free list: a buffer given back to a full list is
+// left to the collector).
 type bufferList struct {
-	mu         sync.Mutex
-	free       []*[]byte
-	size, keep int
+	free chan *[]byte
+	size int
 }
 
 func (l *bufferList) get() *[]byte {
-	l.mu.Lock()
-	if n := len(l.free); n > 0 {
-		b := l.free[n-1]
-		l.free[n-1] = nil
-		l.free = l.free[:n-1]
-		l.mu.Unlock()
+	select {
+	case b := <-l.free:
 		return b
+	default:
+		b := make([]byte, l.size)
+		return &b
 	}
-	l.mu.Unlock()
-	b := make([]byte, l.size)
-	return &b
 }
 
 // put takes b back; its holder no longer uses it.
 func (l *bufferList) put(b *[]byte) {
-	l.mu.Lock()
-	if len(l.free) < l.keep {
-		l.free = append(l.free, b)
+	select {
+	case l.free <- b:
+	default:
 	}
-	l.mu.Unlock()
 }

@@ -166,15 +166,8 @@ func TestH2BodiesByteExactAroundEdges(t *testing.T) {
 							defer wg.Done()
 							defer func() { <-sem }()
 							url := fmt.Sprintf("%s/?n=%d&p=%s&cl=%s&seed=%d", base, n, p, cl, seed)
-							res, err := client.Get(url)
-							if err != nil {
-								t.Errorf("%s: %v", url, err)
-								return
-							}
-							got, err := io.ReadAll(res.Body)
-							res.Body.Close()
-							if err != nil {
-								t.Errorf("%s: body: %v", url, err)
+							got, ok := getBody(t, client, url)
+							if !ok {
 								return
 							}
 							if want := pattern(seed, n); string(got) != string(want) {
@@ -249,15 +242,8 @@ func TestH2BodyBufferNotSharedAcrossStreams(t *testing.T) {
 					defer wg.Done()
 					defer func() { <-sem }()
 					url := fmt.Sprintf("%s/?n=%d&piece=%d&seed=%d", base, n, piece, 1000+i)
-					res, err := client.Get(url)
-					if err != nil {
-						t.Errorf("%s: %v", url, err)
-						return
-					}
-					got, err := io.ReadAll(res.Body)
-					res.Body.Close()
-					if err != nil {
-						t.Errorf("%s: body: %v", url, err)
+					got, ok := getBody(t, client, url)
+					if !ok {
 						return
 					}
 					if want := pattern(int64(1000+i), n); string(got) != string(want) {
@@ -332,4 +318,23 @@ func TestH2BigWriteTakesNoBodyBuffer(t *testing.T) {
 	if e[1] != e[0] {
 		t.Errorf("the error did not stick: %v, then %v", e[0], e[1])
 	}
+}
+
+// getBody GETs url and reads its body whole; it reports an error (as
+// Errorf: callers run on goroutines of their own) and false when either
+// fails.
+func getBody(t *testing.T, client *http.Client, url string) ([]byte, bool) {
+	t.Helper()
+	res, err := client.Get(url)
+	if err != nil {
+		t.Errorf("%s: %v", url, err)
+		return nil, false
+	}
+	got, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil {
+		t.Errorf("%s: body: %v", url, err)
+		return nil, false
+	}
+	return got, true
 }
