@@ -163,6 +163,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	n.releaseStoreMapping() // the start read every certificate record
 	defer n.startMemoryGovernor(ctx, govern)()
+	defer startGCPacer()() // after the start: a large start-up keeps GOGC 200 (issue 22)
 	defer n.startDashboard(ctx)()
 	servers := n.servers(token)
 	h3, err := n.http3Server(lns)
