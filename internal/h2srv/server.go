@@ -311,6 +311,7 @@ func (s *Server) serveConn(c net.Conn, opts *ServeConnOpts, newf func(*serverCon
 	}
 	if r, ok := c.(writeRoomer); ok { // Edge
 		sc.room = r.WriteRoom
+		sc.notifyRoom = r.NotifyRoom
 	}
 	sc.inline = opts.Inline // Edge
 	if newf != nil {
@@ -460,6 +461,7 @@ type serverConn struct {
 	writeSched       WriteScheduler
 	countErrorFunc   func(errType string)
 	room             func() int                      // Edge: see writeRoomer; nil if conn does not tell
+	notifyRoom       func(func())                    // Edge: see writeRoomer; nil if conn does not tell
 	inline           InlineHandler                   // Edge: see InlineHandler; may be nil
 	workCh           atomic.Pointer[chan handlerJob] // Edge: to an idle handler goroutine (startHandler); closed to retire them (retireIdleWorkers)
 	idleWorkers      atomic.Int32                    // Edge: handler goroutines waiting on workCh
@@ -1258,6 +1260,10 @@ func (sc *serverConn) startFrameWrite(wr FrameWriteRequest) {
 		err := wr.write.writeFrame(sc)
 		sc.wroteFrame(frameWriteResult{wr: wr, err: err})
 	} else if wd, ok := wr.write.(*writeData); ok {
+		if sc.notifyRoom != nil { // Edge: wait for the connection's room (edge_write.go)
+			sc.waitRoom(wr)
+			return
+		}
 		// Encode the frame in the serve goroutine, to ensure we don't have
 		// any lingering asynchronous references to data passed to Write.
 		// See https://go.dev/issue/58446.
@@ -1279,6 +1285,10 @@ var errHandlerPanicked = errors.New("http2: handler panicked")
 // whatever happened on writeFrameAsync.
 func (sc *serverConn) wroteFrame(res frameWriteResult) {
 	sc.serveG.check()
+	if res.err == errRoomFree { // Edge: not written yet (waitRoom)
+		sc.writeAfterRoom(res.wr)
+		return
+	}
 	if !sc.writingFrame {
 		panic("internal error: expected to be already writing a frame")
 	}

@@ -77,6 +77,7 @@ type batchConn struct {
 	err     error      // the writer's; it stopped
 	closing bool
 	kick    chan struct{} // cap 1: pending has bytes, or closing
+	roomFn  func()        // NotifyRoom's, until the writer takes pending or stops
 	done    chan struct{} // the writer stopped
 	once    sync.Once
 	cerr    error
@@ -142,6 +143,29 @@ func (b *batchConn) WriteRoom() int {
 	return batchLimit - len(*b.pending)
 }
 
+// NotifyRoom calls f once the writer has taken what waits (a Write then
+// hands over all of its bytes without blocking) or stopped, on the
+// writer's goroutine; at once, on the caller's, if nothing waits. Only
+// the HTTP/2 serve goroutine calls it, for one frame at a time.
+func (b *batchConn) NotifyRoom(f func()) {
+	b.mu.Lock()
+	if b.pending != nil && b.err == nil && !b.closing {
+		b.roomFn = f
+		f = nil
+	}
+	b.mu.Unlock()
+	if f != nil {
+		f()
+	}
+}
+
+// takeRoomFn returns NotifyRoom's function, if one waits; b.mu is held.
+func (b *batchConn) takeRoomFn() func() {
+	f := b.roomFn
+	b.roomFn = nil
+	return f
+}
+
 // writeLoop is the writer goroutine: Close stops it and waits for it.
 func (b *batchConn) writeLoop() {
 	defer close(b.done)
@@ -151,7 +175,11 @@ func (b *batchConn) writeLoop() {
 			buf, closing := b.pending, b.closing
 			b.pending = nil
 			b.room.Broadcast()
+			roomFn := b.takeRoomFn()
 			b.mu.Unlock()
+			if roomFn != nil {
+				roomFn()
+			}
 			if buf == nil {
 				if closing {
 					return
@@ -164,7 +192,11 @@ func (b *batchConn) writeLoop() {
 				b.mu.Lock()
 				b.err = err
 				b.room.Broadcast()
+				roomFn := b.takeRoomFn()
 				b.mu.Unlock()
+				if roomFn != nil {
+					roomFn()
+				}
 				return
 			}
 		}
@@ -179,7 +211,11 @@ func (b *batchConn) Close() error {
 		b.mu.Lock()
 		b.closing = true
 		b.room.Broadcast()
+		roomFn := b.takeRoomFn()
 		b.mu.Unlock()
+		if roomFn != nil {
+			roomFn()
+		}
 		select {
 		case b.kick <- struct{}{}:
 		default:
