@@ -30,6 +30,11 @@ type roomConn struct{ net.Conn }
 
 func (roomConn) WriteRoom() int { return 1 << 30 }
 
+// NotifyRoom: there is always room.
+func (roomConn) NotifyRoom(f func()) { f() }
+
+var _ writeRoomer = roomConn{} // else the server would not see it as one, silently
+
 // serveH2C serves h on a loopback listener, each connection wrapped by
 // wrap, and returns a real HTTP/2 client (x/net's Transport, h2c prior
 // knowledge) for it and the base URL.
