@@ -107,6 +107,9 @@ func (w *writeData) String() string {
 }
 
 func (w *writeData) writeFrame(ctx writeContext) error {
+	if sc, ok := ctx.(*serverConn); ok {
+		return sc.writeDataFrame(w.streamID, w.endStream, w.p) // Edge: no copy into the Framer's buffer
+	}
 	return ctx.Framer().WriteData(w.streamID, w.endStream, w.p)
 }
 

@@ -98,7 +98,17 @@ func newBatchConn(c *tls.Conn) *batchConn {
 	return b
 }
 
-func (b *batchConn) Write(p []byte) (int, error) {
+// WritePair writes a, then b, as two Writes would, in one call (an
+// HTTP/2 DATA frame's header and payload: internal/h2srv).
+func (b *batchConn) WritePair(a, p []byte) error {
+	_, err := b.write(a, p)
+	return err
+}
+
+func (b *batchConn) Write(p []byte) (int, error) { return b.write(p, nil) }
+
+// write appends p, then q, to what waits for the writer.
+func (b *batchConn) write(p, q []byte) (int, error) {
 	b.mu.Lock()
 	for b.err == nil && !b.closing && b.pending != nil && len(*b.pending) >= batchLimit {
 		b.room.Wait()
@@ -116,6 +126,7 @@ func (b *batchConn) Write(p []byte) (int, error) {
 		b.pending = batchBufs.Get().(*[]byte)
 	}
 	*b.pending = append(*b.pending, p...)
+	*b.pending = append(*b.pending, q...)
 	b.mu.Unlock()
 	if wake {
 		select {
