@@ -93,10 +93,22 @@ func (c *conn) cancelRequest() {
 		c.hookFired = true
 	}
 	c.hookMu.Unlock()
-	cancel.cancel()
+	if cancel != nil {
+		cancel.cancel()
+	}
 	if f != nil {
 		f()
 	}
+}
+
+// endRequest forgets the request's context, cancelled by now: a connection
+// waiting for its next request keeps nothing of the last (the context is
+// in the request's reqState, with its ResponseWriter and, through it, the
+// Request).
+func (c *conn) endRequest() {
+	c.hookMu.Lock()
+	c.reqCancel = nil
+	c.hookMu.Unlock()
 }
 
 // beginRequest makes cancel the current request's and clears the hook.
@@ -251,7 +263,9 @@ func (c *conn) serve() {
 		}
 		c.lastMethod = r.Method
 		c.beginRequest(&st.ctx)
-		if !c.serveRequest(st, r, c.cancelFn) {
+		keep := c.serveRequest(st, r, c.cancelFn)
+		c.endRequest()
+		if !keep {
 			c.writeHeld()
 			return
 		}

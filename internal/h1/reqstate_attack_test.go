@@ -6,9 +6,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+	"weak"
 )
 
 // TestRequestStateNotCarriedToNextRequest: two requests on one keep-alive
@@ -107,5 +109,41 @@ func TestRequestStateNotCarriedToNextRequest(t *testing.T) {
 				t.Errorf("%s pipelined=%v: %s", f.name, pipelined, <-problems)
 			}
 		}
+	}
+}
+
+// TestIdleConnectionKeepsNoRequest: a keep-alive connection waiting for
+// its next request holds nothing of the last one (its Request, header,
+// ResponseWriter and context live in per-request state the connection
+// must let go of): a client that sends one large head and then idles
+// must not pin it for the idle timeout.
+func TestIdleConnectionKeepsNoRequest(t *testing.T) {
+	got := make(chan weak.Pointer[http.Request], 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- weak.Make(r)
+		io.WriteString(w, "ok")
+	})
+	addr := serveH1(t, h)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "GET /x HTTP/1.1\r\nHost: a.example\r\nX-Big: "+strings.Repeat("b", 4000)+"\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadAll(resp.Body)
+	wp := <-got
+	for i := 0; wp.Value() != nil; i++ {
+		if i == 50 {
+			t.Fatal("the idle connection keeps its last request")
+		}
+		// The answer is read before the connection forgets the request
+		// (endRequest follows the final write): collect until it has.
+		runtime.GC()
+		time.Sleep(time.Millisecond)
 	}
 }
