@@ -119,6 +119,7 @@ type upConn struct {
 	waiting  bool                  // sendWait wrote the request and waits
 
 	resp http.Response // the response of the exchange holding c (fastResponse)
+	hdr  http.Header   // resp's header map, emptied by dropResponse and kept
 	body lengthBody    // its body
 }
 

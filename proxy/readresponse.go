@@ -26,9 +26,12 @@ func (c *upConn) readResponse(req *http.Request) (*http.Response, error) {
 // 200–599 but 204 and 304, CRLF line ends, fields of letter, digit and
 // '-' names with valid values, exactly one Content-Length of digits, no
 // Transfer-Encoding, Trailer or Pragma, and a request other than HEAD.
-// Anything else returns false, having consumed nothing. The Response and
-// its body reader are c's own (used only while the exchange holds c); the
-// header's strings share one copy of the head, its values one slice.
+// Anything else returns false, having consumed nothing. The Response, its
+// header map and its body reader are c's own (used only while the exchange
+// holds c: the proxy copies the fields into the client's header, and
+// dropResponse empties the map before c goes back to the pool); the
+// header's strings share one copy of the head, its values one slice, both
+// new for each response (the client's header, and the cache, keep them).
 func (c *upConn) fastResponse(req *http.Request) (*http.Response, bool) {
 	if req == nil || req.Method == http.MethodHead {
 		return nil, false
@@ -79,7 +82,13 @@ func (c *upConn) fastResponse(req *http.Request) (*http.Response, bool) {
 	if nf > 0 {
 		vals = make([]string, nf)
 	}
-	h := make(http.Header, nf)
+	h := c.hdr
+	if h == nil {
+		h = make(http.Header, nf)
+		c.hdr = h
+	} else {
+		clear(h) // a head refused half-way left fields in it
+	}
 	rest := head[eol+1:]
 	for len(rest) > 0 {
 		eol := bytes.IndexByte(rest, '\n')
@@ -143,7 +152,17 @@ var crlfcrlf = []byte("\r\n\r\n")
 func (c *upConn) dropResponse() {
 	c.resp = http.Response{}
 	c.body = lengthBody{}
+	if len(c.hdr) > maxKeptFields {
+		c.hdr = nil // grown for a large head: not kept while idle
+	} else {
+		clear(c.hdr)
+	}
 }
+
+// maxKeptFields bounds the header map a connection keeps for its next
+// response (issue 22: a map and its table per proxied response were two of
+// its allocations, ~400 bytes).
+const maxKeptFields = 16
 
 // responseClose is net/http's rule for a response's Close, which also
 // drops the Connection field of an HTTP/1.1 response that says close.

@@ -75,7 +75,7 @@ type conn struct {
 	// c.cancelRequest, bound once: every cancellation of the request's
 	// context while it is served goes through it.
 	hookMu    sync.Mutex
-	reqCancel context.CancelFunc
+	reqCancel *reqCtx
 	cancelled bool   // the request's context was cancelled
 	hook      func() // to call when it is
 	hookFired bool   // hook was called (or is being called)
@@ -93,14 +93,26 @@ func (c *conn) cancelRequest() {
 		c.hookFired = true
 	}
 	c.hookMu.Unlock()
-	cancel()
+	if cancel != nil {
+		cancel.cancel()
+	}
 	if f != nil {
 		f()
 	}
 }
 
+// endRequest forgets the request's context, cancelled by now: a connection
+// waiting for its next request keeps nothing of the last (the context is
+// in the request's reqState, with its ResponseWriter and, through it, the
+// Request).
+func (c *conn) endRequest() {
+	c.hookMu.Lock()
+	c.reqCancel = nil
+	c.hookMu.Unlock()
+}
+
 // beginRequest makes cancel the current request's and clears the hook.
-func (c *conn) beginRequest(cancel context.CancelFunc) {
+func (c *conn) beginRequest(cancel *reqCtx) {
 	c.hookMu.Lock()
 	c.reqCancel, c.cancelled, c.hook, c.hookFired = cancel, false, nil, false
 	c.hookMu.Unlock()
@@ -235,24 +247,25 @@ func (c *conn) serve() {
 		// whose handler reads nothing from the connection changes it once,
 		// for the wait for the next request, not three times.
 		c.cr.markStale()
-		ctx, cancel := context.WithCancel(context.Background())
-		r, fast := c.fastParse(ctx)
+		st := new(reqState)
+		r, fast := c.fastParse(st)
 		if !fast {
 			if r, err = c.slowParse(); err == nil {
-				r = r.WithContext(ctx)
+				r = r.WithContext(&st.ctx)
 			}
 		}
 		if err == nil {
 			err = c.check(r, fast)
 		}
 		if err != nil {
-			cancel()
 			c.writeParseError(err)
 			return
 		}
 		c.lastMethod = r.Method
-		c.beginRequest(cancel)
-		if !c.serveRequest(r, c.cancelFn) {
+		c.beginRequest(&st.ctx)
+		keep := c.serveRequest(st, r, c.cancelFn)
+		c.endRequest()
+		if !keep {
 			c.writeHeld()
 			return
 		}
@@ -544,10 +557,11 @@ func (c *conn) check(r *http.Request, fast bool) error {
 
 // serveRequest runs the handler for r and finishes its response; false:
 // the connection ends after it.
-func (c *conn) serveRequest(r *http.Request, cancel context.CancelFunc) bool {
+func (c *conn) serveRequest(st *reqState, r *http.Request, cancel context.CancelFunc) bool {
 	r.RemoteAddr = c.remote
 	r.TLS = c.tls
-	w := &response{c: c, req: r, handlerHeader: make(http.Header), contentLength: -1, cancel: cancel}
+	w := &st.w
+	*w = response{c: c, req: r, handlerHeader: make(http.Header), contentLength: -1, cancel: cancel}
 	w.wants10KeepAlive = r.ProtoMinor == 0 && !r.Close
 	w.wantsClose = r.Close
 	switch {

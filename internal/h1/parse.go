@@ -3,7 +3,6 @@ package h1
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"net/http"
 	"net/textproto"
@@ -141,7 +140,7 @@ func (c *conn) slowParse() (*http.Request, error) {
 // values, at most one Host, Content-Length as digits once, and
 // Transfer-Encoding only as exactly one "chunked" on HTTP/1.1. Anything
 // else returns false. The request's strings share one copy of the head.
-func (c *conn) fastParse(ctx context.Context) (*http.Request, bool) {
+func (c *conn) fastParse(st *reqState) (*http.Request, bool) {
 	head := c.head
 	eol := bytes.IndexByte(head, '\n')
 	method, target, minor, ok := splitRequestLine(head[:eol+1])
@@ -157,8 +156,9 @@ func (c *conn) fastParse(ctx context.Context) (*http.Request, bool) {
 	off := func(b []byte) int { return cap(head) - cap(b) }
 	str := func(b []byte) string { o := off(b); return s[o : o+len(b)] }
 
-	// WithContext of a request that does not escape: the one allocation.
-	r := (&http.Request{}).WithContext(ctx)
+	// WithContext of a request that does not escape: the Request's one
+	// allocation (its context field can be set no other way).
+	r := (&http.Request{}).WithContext(&st.ctx)
 	r.Method = commonMethod(method, str)
 	r.RequestURI = str(target)
 	r.Proto = "HTTP/1.1"
@@ -172,7 +172,9 @@ func (c *conn) fastParse(ctx context.Context) (*http.Request, bool) {
 	// values many times the head's size (vals grows in chunks past it).
 	hint := min(nf, maxFieldsHint)
 	var vals []string
-	if hint > 0 {
+	if hint <= len(st.vals) {
+		vals = st.vals[:hint]
+	} else {
 		vals = make([]string, hint)
 	}
 	h := make(http.Header, hint)
@@ -224,9 +226,13 @@ func (c *conn) fastParse(ctx context.Context) (*http.Request, bool) {
 			return nil, false // Go's fixTrailer
 		}
 	}
-	u, err := parseTarget(r.RequestURI)
+	u, err := parseTarget(r.RequestURI) // nil: a plain path
 	if err != nil {
 		return nil, false
+	}
+	if u == nil {
+		st.u = url.URL{Path: r.RequestURI}
+		u = &st.u
 	}
 	r.URL = u
 	r.Header = h
@@ -259,7 +265,8 @@ const maxFieldsHint = 1000
 var chunkedTE = []string{"chunked"}[:1:1]
 
 // parseTarget parses an origin-form target as url.ParseRequestURI does;
-// a plain path (no '%', '?' or ';'...) needs no parser.
+// a plain path (no '%', '?' or ';'...) needs no parser: it returns nil,
+// nil then, and the URL is &url.URL{Path: t} (in the request's reqState).
 func parseTarget(t string) (*url.URL, error) {
 	for i := 0; i < len(t); i++ {
 		switch b := t[i]; {
@@ -272,7 +279,7 @@ func parseTarget(t string) (*url.URL, error) {
 	if strings.HasPrefix(t, "//") {
 		return url.ParseRequestURI(t)
 	}
-	return &url.URL{Path: t}, nil
+	return nil, nil
 }
 
 func commonMethod(m []byte, str func([]byte) string) string {

@@ -3,7 +3,6 @@ package h1
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"net/http"
 	"reflect"
@@ -19,7 +18,7 @@ func parseOne(data []byte, max int) (fast bool, r *http.Request, err error) {
 	if _, err := c.readHead(max); err != nil {
 		return false, nil, err
 	}
-	r, fast = c.fastParse(context.Background())
+	r, fast = c.fastParse(new(reqState))
 	if !fast {
 		r, err = c.slowParse()
 	}
