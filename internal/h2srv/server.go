@@ -951,13 +951,7 @@ func (sc *serverConn) serve(conf http2Config) {
 			case *startPushRequest:
 				sc.startPush(v)
 			case *handlerFinal: // Edge
-				for _, wr := range v.frames[:v.n] {
-					sc.writeFrame(wr)
-				}
-				for _, wr := range v.more {
-					sc.writeFrame(wr)
-				}
-				sc.handlerDone()
+				sc.writeFinal(v)
 			case func(*serverConn):
 				v(sc)
 			default:
