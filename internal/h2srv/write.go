@@ -198,7 +198,7 @@ type writeResHeaders struct {
 	contentType   string
 	contentLength string
 
-	encoded bool // Edge: the block is in the connection's header buffer
+	encoded bool       // Edge: the block is in the connection's header buffer
 	skip    skipFields // Edge: fields of h not written (h is the handler's: WriteHeaderKept)
 }
 
