@@ -45,6 +45,23 @@ func (r *recorder) WriteHeader(code int) {
 	r.w.WriteHeader(code)
 }
 
+// writeHeaderKept is WriteHeader from a handler that changes the header
+// map no more until it returns (trailers included), passed on to a
+// writer that can use it: Edge's HTTP/2 server then writes the answer's
+// fields from the map instead of a copy (internal/h2srv
+// WriteHeaderKept).
+func (r *recorder) writeHeaderKept(code int) {
+	kw, ok := r.w.(interface{ WriteHeaderKept(int) })
+	if !ok {
+		r.WriteHeader(code)
+		return
+	}
+	if !r.wroteHeader && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		r.wroteHeader, r.status = true, code
+	}
+	kw.WriteHeaderKept(code)
+}
+
 func (r *recorder) Write(b []byte) (int, error) {
 	if !r.wroteHeader {
 		r.wroteHeader, r.status = true, http.StatusOK

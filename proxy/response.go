@@ -28,7 +28,14 @@ func (st *site) writeResponse(w http.ResponseWriter, r *http.Request, resp *http
 		}
 		h["Trailer"] = []string{strings.Join(keys, ", ")}
 	}
-	w.WriteHeader(resp.StatusCode)
+	if rec, ok := w.(*recorder); ok && r.ProtoMajor == 2 && resp.ProtoMajor == 1 && resp.ContentLength >= 0 && announced == 0 && resp.StatusCode >= 200 {
+		// An HTTP/1.x answer of a known length has no trailers, and
+		// nothing below or after this handler changes h: the HTTP/2
+		// server may write h itself instead of a copy.
+		rec.writeHeaderKept(resp.StatusCode)
+	} else {
+		w.WriteHeader(resp.StatusCode)
+	}
 	if resp.Body == nil || resp.Body == http.NoBody {
 		return true, nil
 	}

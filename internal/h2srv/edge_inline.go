@@ -133,6 +133,27 @@ type handlerFinal struct {
 	hdr    writeResHeaders     // the first HEADERS frame's (Edge: no allocation for it)
 }
 
+// writeFinal queues the frames a handler left when it returned (its
+// handlerFinal), then writes them: written one by one as they were
+// queued, the first (a small answer's HEADERS) went out alone and
+// started the flush, whose goroutine then held back the second (its
+// DATA) until the flush was done, and the DATA took a flush of its own:
+// two flushes (two goroutines, two hand-overs to the connection's
+// writer) per answer where one does.
+func (sc *serverConn) writeFinal(v *handlerFinal) {
+	sc.serveG.check()
+	sc.inFrameScheduleLoop = true // writeFrame only queues
+	for _, wr := range v.frames[:v.n] {
+		sc.writeFrame(wr)
+	}
+	for _, wr := range v.more {
+		sc.writeFrame(wr)
+	}
+	sc.inFrameScheduleLoop = false
+	sc.handlerDone()
+	sc.scheduleFrameWrite()
+}
+
 // addFinal adds wr to rws's handlerFinal.
 func (rws *responseWriterState) addFinal(wr FrameWriteRequest) {
 	if rws.fin == nil {

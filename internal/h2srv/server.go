@@ -588,6 +588,7 @@ type stream struct {
 	reqBodyStore requestBody
 	rwStore      responseWriter
 	finStore     handlerFinal
+	reqStore     http.Request
 
 	gone goneHook // Edge: the handler's client-gone hook (edge_gone.go)
 }
@@ -951,13 +952,7 @@ func (sc *serverConn) serve(conf http2Config) {
 			case *startPushRequest:
 				sc.startPush(v)
 			case *handlerFinal: // Edge
-				for _, wr := range v.frames[:v.n] {
-					sc.writeFrame(wr)
-				}
-				for _, wr := range v.more {
-					sc.writeFrame(wr)
-				}
-				sc.handlerDone()
+				sc.writeFinal(v)
 			case func(*serverConn):
 				v(sc)
 			default:
@@ -2320,7 +2315,10 @@ func (sc *serverConn) newWriterAndRequestNoBody(st *stream, rp httpcommon.Server
 		needsContinue: res.NeedsContinue,
 	}
 	st.reqBody = &st.reqBodyStore // Edge: allocated with st
-	req := (&http.Request{
+	// Edge: the request is allocated with the stream: WithContext,
+	// inlined, copies a request on the stack into it (was two
+	// allocations, the request and WithContext's copy).
+	tmpl := http.Request{
 		Method:     rp.Method,
 		URL:        res.URL,
 		RemoteAddr: sc.remoteAddrStr,
@@ -2333,7 +2331,9 @@ func (sc *serverConn) newWriterAndRequestNoBody(st *stream, rp httpcommon.Server
 		Host:       rp.Authority,
 		Body:       st.reqBody,
 		Trailer:    res.Trailer,
-	}).WithContext(st.ctx)
+	}
+	st.reqStore = *tmpl.WithContext(st.ctx)
+	req := &st.reqStore
 	rw := sc.newResponseWriter(st, req)
 	return rw, req, nil
 }
@@ -2635,6 +2635,7 @@ type responseWriterState struct {
 	bodyErr       error         // Edge: a body Write without the buffer failed (writeBodyDirect)
 	shared        bool          // Edge: the inline Write being written is queued as it is (writeBodyDirect)
 	inlineCopied  int64         // Edge: body bytes of an inline answer copied into its frames
+	keptHeader    bool          // Edge: WriteHeaderKept: snapHeader is handlerHeader
 
 	sentContentLen int64 // non-zero if handler set a Content-Length header
 	wroteBytes     int64
@@ -2700,8 +2701,13 @@ func (rws *responseWriterState) writeChunk(p []byte) (n int, err error) {
 	if !rws.sentHeader {
 		rws.sentHeader = true
 		var ctype, clen string
+		var skip skipFields // Edge: what the map keeps that is not to be written (WriteHeaderKept)
 		if clen = rws.snapHeader.Get("Content-Length"); clen != "" {
-			rws.snapHeader.Del("Content-Length")
+			if rws.keptHeader {
+				skip |= skipContentLength
+			} else {
+				rws.snapHeader.Del("Content-Length")
+			}
 			if cl, err := strconv.ParseUint(clen, 10, 63); err == nil {
 				rws.sentContentLen = int64(cl)
 			} else {
@@ -2709,6 +2715,7 @@ func (rws *responseWriterState) writeChunk(p []byte) (n int, err error) {
 			}
 		}
 		_, hasContentLength := rws.snapHeader["Content-Length"]
+		hasContentLength = hasContentLength && skip&skipContentLength == 0
 		if !hasContentLength && clen == "" && rws.handlerDone && bodyAllowedForStatus(rws.status) && (len(p) > 0 || !isHeadResp) {
 			clen = strconv.Itoa(len(p))
 		}
@@ -2737,7 +2744,11 @@ func (rws *responseWriterState) writeChunk(p []byte) (n int, err error) {
 		// to "Connection".
 		if _, ok := rws.snapHeader["Connection"]; ok {
 			v := rws.snapHeader.Get("Connection")
-			delete(rws.snapHeader, "Connection")
+			if rws.keptHeader {
+				skip |= skipConnection
+			} else {
+				delete(rws.snapHeader, "Connection")
+			}
 			if v == "close" {
 				if rws.inline {
 					// Edge: on the serve goroutine, which must not send
@@ -2754,6 +2765,7 @@ func (rws *responseWriterState) writeChunk(p []byte) (n int, err error) {
 			streamID:      rws.stream.id,
 			httpResCode:   rws.status,
 			h:             rws.snapHeader,
+			skip:          skip,
 			endStream:     endStream,
 			contentType:   ctype,
 			contentLength: clen,
@@ -3022,7 +3034,11 @@ func (rws *responseWriterState) writeHeader(code int) {
 	rws.wroteHeader = true
 	rws.status = code
 	if len(rws.handlerHeader) > 0 {
-		rws.snapHeader = cloneHeader(rws.handlerHeader)
+		if rws.keptHeader {
+			rws.snapHeader = rws.handlerHeader // Edge: see WriteHeaderKept
+		} else {
+			rws.snapHeader = cloneHeader(rws.handlerHeader)
+		}
 	}
 }
 

@@ -201,7 +201,8 @@ type writeResHeaders struct {
 	contentType   string
 	contentLength string
 
-	encoded bool // Edge: the block is in the connection's header buffer
+	encoded bool       // Edge: the block is in the connection's header buffer
+	skip    skipFields // Edge: fields of h not written (h is the handler's: WriteHeaderKept)
 }
 
 func encKV(enc *hpack.Encoder, k, v string) {
@@ -246,7 +247,7 @@ func (w *writeResHeaders) encode(ctx writeContext) {
 		encKV(enc, ":status", httpCodeString(w.httpResCode))
 	}
 
-	encodeHeaders(enc, w.h, w.trailers)
+	encodeHeaders(enc, w.h, w.trailers, w.skip)
 
 	if w.contentType != "" {
 		encKV(enc, "content-type", w.contentType)
@@ -298,7 +299,7 @@ func (w *writePushPromise) writeFrame(ctx writeContext) error {
 	encKV(enc, ":scheme", w.url.Scheme)
 	encKV(enc, ":authority", w.url.Host)
 	encKV(enc, ":path", w.url.RequestURI())
-	encodeHeaders(enc, w.h, nil)
+	encodeHeaders(enc, w.h, nil, 0)
 
 	headerBlock := buf.Bytes()
 	if len(headerBlock) == 0 {
@@ -355,7 +356,7 @@ func (wu writeWindowUpdate) writeFrame(ctx writeContext) error {
 
 // encodeHeaders encodes an http.Header. If keys is not nil, then (k, h[k])
 // is encoded only if k is in keys.
-func encodeHeaders(enc *hpack.Encoder, h http.Header, keys []string) {
+func encodeHeaders(enc *hpack.Encoder, h http.Header, keys []string, skip skipFields) {
 	if keys == nil {
 		sorter := sorterPool.Get().(*sorter)
 		// Using defer here, since the returned keys from the
@@ -365,6 +366,9 @@ func encodeHeaders(enc *hpack.Encoder, h http.Header, keys []string) {
 		keys = sorter.Keys(h)
 	}
 	for _, k := range keys {
+		if skip != 0 && skip.skips(k) {
+			continue // Edge: see skipFields
+		}
 		vv := h[k]
 		k, ascii := httpcommon.LowerHeader(k)
 		if !ascii {
