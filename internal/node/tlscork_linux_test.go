@@ -161,17 +161,7 @@ func TestTLSFrontStreamedPiecesWholeAndUncorked(t *testing.T) {
 	c, server := corkFront(t, http.HandlerFunc(piecesHandler))
 	br := bufio.NewReader(c)
 	for _, q := range []string{"32768,32768,32768,4096", "32768,32768,32768,4096&cl=1", "1,102400", "100,65536,7", "32769&flush=1", "10,1048576&cl=1", "5"} {
-		io.WriteString(c, "GET /?p="+q+" HTTP/1.1\r\nHost: a.example\r\n\r\n")
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-		b, err := io.ReadAll(resp.Body)
-		want := 0
-		for _, s := range strings.Split(strings.Split(q, "&")[0], ",") {
-			n, _ := strconv.Atoi(s)
-			want += n
-		}
+		_, b, want, err := getPieces(t, c, br, "/?p="+q, strings.Split(q, "&")[0])
 		if err != nil || !bytes.Equal(b, recordBody(want)) {
 			t.Fatalf("%s: %d bytes, %v; want the %d sent", q, len(b), err, want)
 		}

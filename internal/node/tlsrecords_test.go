@@ -79,17 +79,7 @@ func TestTLSFrontStreamedAnswersWhole(t *testing.T) {
 	for _, p := range pieces {
 		for _, mode := range []string{"", "&cl=1", "&flush=1", "&cl=1&flush=1"} {
 			target := "/?p=" + p + mode
-			io.WriteString(c, "GET "+target+" HTTP/1.1\r\nHost: a.example\r\n\r\n")
-			resp, err := http.ReadResponse(br, nil)
-			if err != nil {
-				t.Fatalf("%s: %v", target, err)
-			}
-			b, err := io.ReadAll(resp.Body)
-			want := 0
-			for _, s := range strings.Split(p, ",") {
-				n, _ := strconv.Atoi(s)
-				want += n
-			}
+			resp, b, want, err := getPieces(t, c, br, target, p)
 			if err != nil || !bytes.Equal(b, recordBody(want)) {
 				t.Fatalf("%s: %d bytes, %v; want the %d sent (first difference at %d)", target, len(b), err, want, firstDiff(b, recordBody(want)))
 			}
@@ -98,6 +88,25 @@ func TestTLSFrontStreamedAnswersWhole(t *testing.T) {
 			}
 		}
 	}
+}
+
+// getPieces asks piecesHandler for target on c, whose answers br reads,
+// and returns the answer, its body, the length the comma-separated pieces
+// add up to, and the body's read error.
+func getPieces(t *testing.T, c io.Writer, br *bufio.Reader, target, pieces string) (*http.Response, []byte, int, error) {
+	t.Helper()
+	io.WriteString(c, "GET "+target+" HTTP/1.1\r\nHost: a.example\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("%s: %v", target, err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	want := 0
+	for _, s := range strings.Split(pieces, ",") {
+		n, _ := strconv.Atoi(s)
+		want += n
+	}
+	return resp, b, want, err
 }
 
 func firstDiff(a, b []byte) int {
