@@ -6,10 +6,7 @@
 
 package h2srv
 
-import (
-	"errors"
-	"sync/atomic"
-)
+import "errors"
 
 // writeRoomer is a connection that tells how many bytes it takes at once
 // without blocking: Edge's batchConn, whose Write only copies into the
@@ -48,7 +45,6 @@ var errRoomFree = errors.New("http2: the connection's writer has room")
 // of 500 proxied 100 KiB answers took that goroutine, and each of the 50
 // connections kept a Framer buffer of 16 KiB.
 func (sc *serverConn) waitRoom(wr FrameWriteRequest) {
-	roomWaits.Add(1)
 	sc.writingFrameAsync = true // no other frame starts meanwhile
 	ch := sc.wroteFrameCh       // buffered: one message, this one
 	sc.notifyRoom(func() { ch <- frameWriteResult{wr: wr, err: errRoomFree} })
@@ -104,9 +100,3 @@ func (sc *serverConn) writeWontBlock(w writeFramer) bool {
 	}
 	return w.staysWithinBuffer(room)
 }
-
-var roomWaits atomic.Uint64
-
-// RoomWaits is the number of frames that waited for their connection's
-// room (waitRoom) since the process started, on every Server (for tests).
-func RoomWaits() uint64 { return roomWaits.Load() }

@@ -55,13 +55,12 @@ func TestH2ResetWhileWaitingForRoomSendsNoReusedBuffer(t *testing.T) {
 	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "b.example"}, {":path", "/"}} {
 		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
 	}
-	waits := http2.RoomWaits()
 	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
 		t.Fatal(err)
 	}
 	// The writer's first write waits for this client; behind it the batch
-	// fills, and then a frame waits for room.
-	for deadline := time.Now().Add(10 * time.Second); http2.RoomWaits() == waits; {
+	// fills, and then a frame waits for room (NotifyRoom's function set).
+	for deadline := time.Now().Add(10 * time.Second); !bc.waitsForRoom(); {
 		if time.Now().After(deadline) {
 			t.Fatal("no frame waited for the connection's room")
 		}
@@ -99,4 +98,11 @@ func TestH2ResetWhileWaitingForRoomSendsNoReusedBuffer(t *testing.T) {
 			}
 		}
 	}
+}
+
+// waitsForRoom reports whether the serve goroutine waits for b's room.
+func (b *batchConn) waitsForRoom() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.roomFn != nil
 }
