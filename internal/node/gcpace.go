@@ -27,17 +27,17 @@ import (
 // (limits.memory_limit) usually decides first anyway. GOGC in the
 // environment wins: then there is no pacer.
 const (
-	gcGarbageMax     = 12 << 20
-	gcPercentMin     = 100
-	gcPercentDefault = gcPercent
+	gcGarbageMax = 12 << 20
+	gcPercentMin = 100
 )
 
-// gcPercentFor is the GOGC for a collector that scanned base bytes.
-func gcPercentFor(base uint64) int {
+// gcPercentFor is the GOGC for a collector that scanned base bytes and
+// lets garbageMax bytes of garbage grow.
+func gcPercentFor(base, garbageMax uint64) int {
 	if base == 0 {
-		return gcPercentDefault
+		return gcPercent
 	}
-	return int(min(max(gcGarbageMax*100/base, gcPercentMin), gcPercentDefault))
+	return int(min(max(garbageMax*100/base, gcPercentMin), gcPercent))
 }
 
 // gcPacer runs after each collection (a cleanup of an object dropped at
@@ -45,6 +45,8 @@ func gcPercentFor(base uint64) int {
 // own. The collector's settings are the process's, so there is one pacer,
 // shared by the nodes of a process (tests run several).
 type gcPacer struct {
+	garbageMax uint64 // gcGarbageMax (a test's may differ)
+
 	mu      sync.Mutex // never held across I/O
 	users   int        // nodes running; the chain of cleanups ends at 0
 	armed   bool       // a cleanup waits for the next collection
@@ -52,11 +54,15 @@ type gcPacer struct {
 	sample  []metrics.Sample
 }
 
-var pacer = &gcPacer{sample: []metrics.Sample{
-	{Name: "/gc/heap/live:bytes"},
-	{Name: "/gc/scan/stack:bytes"},
-	{Name: "/gc/scan/globals:bytes"},
-}}
+var pacer = newGCPacer(gcGarbageMax)
+
+func newGCPacer(garbageMax uint64) *gcPacer {
+	return &gcPacer{garbageMax: garbageMax, sample: []metrics.Sample{
+		{Name: "/gc/heap/live:bytes"},
+		{Name: "/gc/scan/stack:bytes"},
+		{Name: "/gc/scan/globals:bytes"},
+	}}
+}
 
 // startGCPacer starts pacing the collector, unless GOGC is set in the
 // environment; the returned function stops it (the next collection's
@@ -73,7 +79,7 @@ func (p *gcPacer) start() (stop func()) {
 	p.mu.Lock()
 	p.users++
 	if p.percent == 0 {
-		p.percent = gcPercentDefault
+		p.percent = gcPercent
 	}
 	if !p.armed {
 		p.arm()
@@ -83,9 +89,9 @@ func (p *gcPacer) start() (stop func()) {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		p.users--
-		if p.users == 0 && p.percent != gcPercentDefault {
-			p.percent = gcPercentDefault
-			debug.SetGCPercent(gcPercentDefault)
+		if p.users == 0 && p.percent != gcPercent {
+			p.percent = gcPercent
+			debug.SetGCPercent(gcPercent)
 		}
 	})
 }
@@ -118,7 +124,7 @@ func (p *gcPacer) onCycle() {
 		}
 		base += s.Value.Uint64()
 	}
-	if want := gcPercentFor(base); want != p.percent {
+	if want := gcPercentFor(base, p.garbageMax); want != p.percent {
 		p.percent = want
 		debug.SetGCPercent(want)
 	}
